@@ -1,0 +1,60 @@
+"""``guard-proxy check-config``: validate the configuration, optionally print it redacted."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from guard_proxy.cli import add_config_argument
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "check-config",
+        help="validate the configuration and exit 0 when it is valid",
+        description="Validate the configuration (YAML + environment). Exit 0 and print a "
+        "one-line summary when valid; otherwise print one line per problem and exit 1.",
+    )
+    add_config_argument(parser)
+    parser.add_argument(
+        "--print",
+        dest="print_config",
+        action="store_true",
+        help="also print the effective configuration as YAML, secrets redacted",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from guard_proxy.config import load_settings, redacted
+    from guard_proxy.exceptions import ConfigError, ScannerLoadError
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        for line in exc.lines():
+            print(f"error: {line}", file=sys.stderr)
+        return 1
+    try:
+        from guard_proxy.guard import Guard
+
+        Guard.from_settings(settings.guard)
+    except ScannerLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.print_config:
+        sys.stdout.write(yaml.safe_dump(redacted(settings), sort_keys=False))
+    cache = settings.cache
+    backend = cache.backend if cache.enabled else "disabled"
+    if cache.enabled and cache.backend != "memory" and settings.redis.enabled:
+        backend += f" (redis {settings.redis.host}:{settings.redis.port}/{settings.redis.db})"
+    print(
+        f"configuration OK: listen {settings.server.host}:{settings.server.port}, "
+        f"upstream {settings.ollama.url}, guard "
+        f"{'on' if settings.guard.enabled else 'OFF'} (fail_mode {settings.guard.fail_mode}), "
+        f"cache {backend}"
+    )
+    return 0

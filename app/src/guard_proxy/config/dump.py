@@ -1,0 +1,26 @@
+"""Render settings as plain data with every secret masked."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+REDACTED = "<redacted>"
+
+
+def redacted(obj: Any) -> Any:
+    """Return ``obj`` (a settings dataclass) as dicts/lists, non-empty secrets replaced."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.metadata.get("secret") and value:
+                out[f.name] = REDACTED
+            else:
+                out[f.name] = redacted(value)
+        return out
+    if isinstance(obj, tuple | list):
+        return [redacted(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: redacted(v) for k, v in obj.items()}
+    return obj

@@ -1,0 +1,238 @@
+"""Settings value objects: one frozen dataclass per YAML section.
+
+Field metadata drives the loader: ``env`` names the environment variable that overrides the
+field, ``secret`` masks it in every dump, ``choices``/``min``/``max`` bound it, and
+``duration`` lets it be written as ``"200ms"`` or ``"0.2s"`` as well as a number of seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _f(default: Any, **meta: Any) -> Any:
+    return field(default=default, metadata=meta)
+
+
+# --------------------------------------------------------------------------- server / ollama
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerSettings:
+    """Where the proxy listens and how it treats request bodies and logs."""
+
+    host: str = _f("127.0.0.1", env="PROXY_HOST")
+    port: int = _f(8080, env="PROXY_PORT", min=1, max=65535)
+    log_level: str = _f("info", env="LOG_LEVEL", choices=("debug", "info", "warning", "error"))
+    max_body_bytes: int = _f(10 * 1024 * 1024, env="PROXY_MAX_BODY_BYTES", min=1)
+    access_log: bool = _f(True, env="PROXY_ACCESS_LOG")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OllamaSettings:
+    """The upstream Ollama server. Streams have no read timeout; other calls use ``timeout``."""
+
+    url: str = _f("http://127.0.0.1:11434", env="OLLAMA_URL", url=True)
+    connect_timeout: float = _f(2.0, env="OLLAMA_CONNECT_TIMEOUT", duration=True)
+    timeout: float = _f(600.0, env="OLLAMA_TIMEOUT", duration=True)
+
+
+# --------------------------------------------------------------------------- guard
+
+
+@dataclass(frozen=True, kw_only=True)
+class BannedSubstringsSettings:
+    """Case-insensitive (unless ``case_sensitive``) substrings that block a text."""
+
+    enabled: bool = True
+    patterns: tuple[str, ...] = ()
+    case_sensitive: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegexSettings:
+    """A deny-list of regular expressions; ``max_match_length`` bounds a match for streaming."""
+
+    enabled: bool = True
+    patterns: tuple[str, ...] = ()
+    max_match_length: int = _f(256, min=1, max=65536)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecretsSettings:
+    """Private keys, cloud and VCS tokens, JWTs and password assignments."""
+
+    enabled: bool = True
+    kinds: tuple[str, ...] = _f(
+        (
+            "private_key",
+            "aws_access_key",
+            "github_token",
+            "gitlab_token",
+            "slack_token",
+            "google_api_key",
+            "openai_api_key",
+            "jwt",
+            "password_assignment",
+        ),
+        choices=(
+            "private_key",
+            "aws_access_key",
+            "github_token",
+            "gitlab_token",
+            "slack_token",
+            "google_api_key",
+            "openai_api_key",
+            "jwt",
+            "password_assignment",
+        ),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PiiSettings:
+    """Personal data: e-mail addresses, card numbers (Luhn-checked), phone numbers, IBANs."""
+
+    enabled: bool = True
+    kinds: tuple[str, ...] = _f(
+        ("email", "credit_card", "iban"), choices=("email", "credit_card", "phone", "iban")
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromptInjectionSettings:
+    """Known prompt-injection phrases; ``phrases`` adds to the built-in list."""
+
+    enabled: bool = True
+    use_builtin: bool = True
+    phrases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class InvisibleTextSettings:
+    """Zero-width, bidi-control and Unicode tag characters."""
+
+    enabled: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class SizeSettings:
+    """An upper bound on the scanned text, in characters."""
+
+    enabled: bool = True
+    max_chars: int = _f(200_000, min=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScannerSetSettings:
+    """The built-in scanners of one direction (``guard.input`` or ``guard.output``)."""
+
+    banned_substrings: BannedSubstringsSettings = BannedSubstringsSettings()
+    regex: RegexSettings = RegexSettings()
+    secrets: SecretsSettings = SecretsSettings()
+    pii: PiiSettings = PiiSettings()
+    prompt_injection: PromptInjectionSettings = PromptInjectionSettings()
+    invisible_text: InvisibleTextSettings = InvisibleTextSettings()
+    size: SizeSettings = SizeSettings()
+
+
+DEFAULT_INPUT_SCANNERS = ScannerSetSettings()
+DEFAULT_OUTPUT_SCANNERS = ScannerSetSettings(
+    prompt_injection=PromptInjectionSettings(enabled=False),
+    size=SizeSettings(max_chars=1_000_000),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PluginSettings:
+    """An external scanner: ``path`` is ``package.module:factory`` returning a scanner."""
+
+    name: str = _f("", required=True)
+    path: str = _f("", required=True)
+    directions: tuple[str, ...] = _f(("input",), choices=("input", "output"))
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GuardSettings:
+    """What is scanned and what happens when a scanner fails (``closed`` blocks with 503)."""
+
+    enabled: bool = _f(True, env="GUARD_ENABLED")
+    fail_mode: str = _f("closed", env="GUARD_FAIL_MODE", choices=("closed", "open"))
+    input: ScannerSetSettings = DEFAULT_INPUT_SCANNERS
+    output: ScannerSetSettings = DEFAULT_OUTPUT_SCANNERS
+    plugins: tuple[PluginSettings, ...] = ()
+
+
+# --------------------------------------------------------------------------- access
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccessSettings:
+    """Who may talk to the proxy, which proxies are trusted, and the admin token."""
+
+    allow: tuple[str, ...] = _f(("0.0.0.0/0", "::/0"), env="ACCESS_ALLOW", cidr=True)
+    trusted_proxies: tuple[str, ...] = _f((), env="ACCESS_TRUSTED_PROXIES", cidr=True)
+    admin_token: str = _f("", env="GUARD_PROXY_ADMIN_TOKEN", secret=True)
+    admin_token_file: str = _f("", env="GUARD_PROXY_ADMIN_TOKEN_FILE", secret_file="admin_token")
+
+
+# --------------------------------------------------------------------------- cache / redis
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheSettings:
+    """The verdict cache. ``backend``: ``auto`` and ``redis`` try Redis, ``memory`` never does."""
+
+    enabled: bool = _f(True, env="CACHE_ENABLED")
+    backend: str = _f("auto", env="CACHE_BACKEND", choices=("auto", "redis", "memory"))
+    ttl: int = _f(3600, env="CACHE_TTL", min=1)
+    max_size: int = _f(1000, env="CACHE_MAX_SIZE", min=1)
+    prefix: str = _f("guard:", env="CACHE_PREFIX", nonempty=True)
+    sweep_interval: float = _f(30.0, env="CACHE_SWEEP_INTERVAL", duration=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedisSettings:
+    """Connection to Redis. Timeouts are short on purpose: a cache must never stall a request."""
+
+    enabled: bool = _f(True, env="REDIS_ENABLED")
+    host: str = _f("localhost", env="REDIS_HOST", nonempty=True)
+    port: int = _f(6379, env="REDIS_PORT", min=1, max=65535)
+    db: int = _f(0, env="REDIS_DB", min=0, max=15)
+    username: str = _f("", env="REDIS_USERNAME")
+    password: str = _f("", env="REDIS_PASSWORD", secret=True)
+    password_file: str = _f("", env="REDIS_PASSWORD_FILE", secret_file="password")
+    max_connections: int = _f(50, env="REDIS_MAX_CONNECTIONS", min=1)
+    socket_connect_timeout: float = _f(0.2, env="REDIS_SOCKET_CONNECT_TIMEOUT", duration=True)
+    socket_timeout: float = _f(0.1, env="REDIS_SOCKET_TIMEOUT", duration=True)
+    tls: bool = _f(False, env="REDIS_TLS")
+    tls_ca_file: str = _f("", env="REDIS_TLS_CA_FILE")
+    tls_cert_file: str = _f("", env="REDIS_TLS_CERT_FILE")
+    tls_key_file: str = _f("", env="REDIS_TLS_KEY_FILE")
+    tls_verify: bool = _f(True, env="REDIS_TLS_VERIFY")
+    breaker_threshold: int = _f(1, env="REDIS_BREAKER_THRESHOLD", min=1)
+    probe_interval: float = _f(1.0, env="REDIS_PROBE_INTERVAL", duration=True)
+    sentinels: tuple[str, ...] = _f((), env="REDIS_SENTINELS", hostport=True)
+    sentinel_service: str = _f("mymaster", env="REDIS_SENTINEL_SERVICE", nonempty=True)
+    sentinel_username: str = _f("", env="REDIS_SENTINEL_USERNAME")
+    sentinel_password: str = _f("", env="REDIS_SENTINEL_PASSWORD", secret=True)
+
+
+# --------------------------------------------------------------------------- root
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """The whole configuration. Build it with :func:`guard_proxy.config.load_settings`."""
+
+    server: ServerSettings = ServerSettings()
+    ollama: OllamaSettings = OllamaSettings()
+    guard: GuardSettings = GuardSettings()
+    access: AccessSettings = AccessSettings()
+    cache: CacheSettings = CacheSettings()
+    redis: RedisSettings = RedisSettings()
+
+
+DEFAULT_SETTINGS = Settings()
