@@ -118,8 +118,12 @@ def _build(
         if env_name and env_name in env:
             value = _cast_env(env[env_name], typ, f, f"{key} (from {env_name})", problems)
         if value is not _INVALID:
-            _validate(value, f, key if not (env_name and env_name in env) else
-                      f"{key} (from {env_name})", problems)
+            _validate(
+                value,
+                f,
+                key if not (env_name and env_name in env) else f"{key} (from {env_name})",
+                problems,
+            )
             changes[name] = value
     try:
         return dataclasses.replace(base, **changes)
@@ -144,7 +148,11 @@ def _type_name(typ: Any) -> str:
 
 
 def _cast_yaml(
-    raw: Any, typ: Any, f: dataclasses.Field[Any], key: str, env: Mapping[str, str],
+    raw: Any,
+    typ: Any,
+    f: dataclasses.Field[Any],
+    key: str,
+    env: Mapping[str, str],
     problems: _Problems,
 ) -> Any:
     origin = typing.get_origin(typ)
