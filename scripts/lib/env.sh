@@ -1,0 +1,89 @@
+# shellcheck shell=bash
+# Common environment for the test-host scripts. Source it; it defines no side
+# effects beyond exporting variables and writing podman settings under .work/.
+#
+# Contract:
+#   GP_ROOT      repository root (absolute)
+#   GP_WORK      $GP_ROOT/.work (gitignored): podman storage, results
+#   GP_TOOLS     pinned tool venv (molecule, ansible, testinfra, linters)
+#   GP_IMAGE     the locally built systemd base image
+#   CONTAINERS_CONF / CONTAINERS_STORAGE_CONF point at files of our own:
+#   nothing is written to /etc.
+
+GP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+GP_WORK="${GP_WORK:-$GP_ROOT/.work}"
+GP_TOOLS="${GP_TOOLS:-$GP_ROOT/.venv-tools}"
+GP_IMAGE="${GP_IMAGE:-localhost/debian-systemd:bookworm}"
+GP_PODMAN_DIR="$GP_WORK/podman"
+export GP_ROOT GP_WORK GP_TOOLS GP_IMAGE GP_PODMAN_DIR
+
+gp_log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# Runtime state belongs on tmpfs (/run) so a reboot never leaves stale state
+# beside persistent storage; a short hash of the checkout keeps clones apart.
+gp_runroot() {
+  local tag
+  tag="$(printf '%s' "$GP_ROOT" | sha256sum | cut -c1-10)"
+  printf '/run/gp-podman-%s' "$tag"
+}
+
+# podman's default ulimits (1048576) exceed what root may set here (no
+# CAP_SYS_RESOURCE): use the hard limits this shell actually has.
+gp_ulimits() {
+  local nofile nproc pidmax
+  nofile="$(ulimit -Hn)"
+  nproc="$(ulimit -Hu)"
+  pidmax="$(cat /proc/sys/kernel/pid_max)"
+  [[ "$nofile" == unlimited ]] && nofile=1048576
+  if [[ "$nproc" == unlimited ]] || (( pidmax < nproc )); then nproc="$pidmax"; fi
+  printf '"nofile=%s:%s", "nproc=%s:%s"' "$nofile" "$nofile" "$nproc" "$nproc"
+}
+
+gp_write_podman_conf() {
+  local runroot
+  runroot="$(gp_runroot)"
+  mkdir -p "$GP_PODMAN_DIR/storage" "$GP_PODMAN_DIR/networks" "$runroot"
+  # crun fails on this hybrid cgroup layout; runc works. cgroupfs because
+  # PID 1 on these machines is not systemd.
+  cat > "$GP_PODMAN_DIR/containers.conf.tmp" <<EOF
+# Written by scripts/lib/env.sh at run time; do not edit.
+[containers]
+default_ulimits = [$(gp_ulimits)]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$GP_PODMAN_DIR/events.log"
+tmp_dir = "$runroot/libpod"
+
+[network]
+network_config_dir = "$GP_PODMAN_DIR/networks"
+EOF
+  cat > "$GP_PODMAN_DIR/storage.conf.tmp" <<EOF
+# Written by scripts/lib/env.sh at run time; do not edit.
+[storage]
+driver = "overlay"
+graphroot = "$GP_PODMAN_DIR/storage"
+runroot = "$runroot/storage"
+EOF
+  mv "$GP_PODMAN_DIR/containers.conf.tmp" "$GP_PODMAN_DIR/containers.conf"
+  mv "$GP_PODMAN_DIR/storage.conf.tmp" "$GP_PODMAN_DIR/storage.conf"
+}
+
+gp_podman_env() {
+  gp_write_podman_conf
+  export CONTAINERS_CONF="$GP_PODMAN_DIR/containers.conf"
+  export CONTAINERS_STORAGE_CONF="$GP_PODMAN_DIR/storage.conf"
+}
+
+# Tools on PATH, podman configured, colours off so logs parse cleanly.
+gp_tools_env() {
+  gp_podman_env
+  export PATH="$GP_TOOLS/bin:$PATH"
+  export ANSIBLE_FORCE_COLOR="${ANSIBLE_FORCE_COLOR:-0}"
+  export PY_COLORS="${PY_COLORS:-0}"
+  export ANSIBLE_NOCOLOR="${ANSIBLE_NOCOLOR:-1}"
+  export MOLECULE_NO_COLOR="${MOLECULE_NO_COLOR:-1}"
+  export NO_COLOR="${NO_COLOR:-1}"
+}

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Prepare this machine for local systemd test hosts (Molecule + podman).
+#
+# Idempotent; every step is skipped when already done:
+#   1. Debian packages: podman, runc, debootstrap, python3-venv.
+#   2. podman settings under .work/podman (CONTAINERS_CONF, nothing in /etc).
+#   3. vm.overcommit_memory=1 on this machine (Redis's start-up warning is
+#      about the host kernel's value, which containers cannot change).
+#   4. Base image localhost/debian-systemd:bookworm, built with debootstrap
+#      from the mirror this machine's apt already uses (never pulled).
+#   5. The pinned tool venv (.venv-tools) from requirements/tools.txt.
+#
+# Usage: scripts/setup-test-hosts.sh [--no-image] [--no-tools]
+set -euo pipefail
+
+# shellcheck source=lib/env.sh
+. "$(dirname "$0")/lib/env.sh"
+
+want_image=1
+want_tools=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-image) want_image=0 ;;
+    --no-tools) want_tools=0 ;;
+    *) echo "unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
+
+APT_PACKAGES=(podman runc debootstrap python3-venv)
+
+apt_install() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
+      || missing+=("$pkg")
+  done
+  ((${#missing[@]})) || return 0
+  gp_log "apt: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The Debian mirror this machine uses, read from its own apt sources.
+# Prints "MAIN_URI SECURITY_URI".
+host_mirrors() {
+  local uris=() u main="" sec=""
+  if [[ -r /etc/apt/sources.list.d/debian.sources ]]; then
+    mapfile -t uris < <(awk 'tolower($1)=="uris:" {for(i=2;i<=NF;i++) print $i}' \
+      /etc/apt/sources.list.d/debian.sources)
+  fi
+  if ((${#uris[@]} == 0)) && [[ -r /etc/apt/sources.list ]]; then
+    mapfile -t uris < <(awk '$1=="deb" {for(i=2;i<=NF;i++) if ($i ~ /^https?:/) {print $i; break}}' \
+      /etc/apt/sources.list)
+  fi
+  for u in "${uris[@]}"; do
+    u="${u%/}"
+    if [[ "$u" == *-security ]]; then
+      [[ -n "$sec" ]] || sec="$u"
+    else
+      [[ -n "$main" ]] || main="$u"
+    fi
+  done
+  [[ -n "$main" ]] || { echo "no Debian mirror found in the host's apt sources" >&2; return 1; }
+  [[ -n "$sec" ]] || sec="${main}-security"
+  printf '%s %s\n' "$main" "$sec"
+}
+
+build_image() {
+  if podman image exists "$GP_IMAGE"; then
+    gp_log "image $GP_IMAGE present"
+    return 0
+  fi
+  local main sec rootfs t0
+  read -r main sec < <(host_mirrors)
+  rootfs="$GP_WORK/rootfs-build"
+  rm -rf "$rootfs"
+  mkdir -p "$rootfs"
+  t0=$SECONDS
+  gp_log "debootstrap bookworm (minbase) into $rootfs"
+  # python3-packaging/python3-venv: what Ansible's pip module and the proxy
+  # role need; pre-installed only to save time, the roles still install them.
+  debootstrap --variant=minbase \
+    --include=systemd,systemd-sysv,dbus,python3,python3-apt,iproute2,procps,ca-certificates,python3-venv,python3-packaging \
+    bookworm "$rootfs" "$main" >"$GP_WORK/debootstrap.log" 2>&1 \
+    || { tail -20 "$GP_WORK/debootstrap.log" >&2; return 1; }
+
+  rm -f "$rootfs/etc/apt/sources.list"
+  cat > "$rootfs/etc/apt/sources.list.d/debian.sources" <<EOF
+Types: deb
+URIs: $main
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: $sec
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+  : > "$rootfs/etc/machine-id"
+  rm -f "$rootfs/var/lib/dbus/machine-id" "$rootfs/etc/hostname"
+  # Units that race converge for the dpkg lock or make no sense in a container.
+  local unit
+  for unit in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer \
+              fstrim.timer e2scrub_reap.service getty@tty1.service console-getty.service \
+              systemd-pstore.service systemd-logind.service; do
+    ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
+  done
+  rm -rf "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
+         "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  find "$rootfs/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name 'locale.alias' -exec rm -rf {} +
+
+  gp_log "podman import -> $GP_IMAGE"
+  tar -C "$rootfs" -c . | podman import -q \
+    --change 'CMD ["/sbin/init"]' \
+    --change 'ENV container=podman' \
+    --change 'STOPSIGNAL SIGRTMIN+3' \
+    - "$GP_IMAGE" >/dev/null
+  rm -rf "$rootfs"
+  gp_log "image built in $((SECONDS - t0)) s"
+}
+
+setup_tools() {
+  local req="$GP_ROOT/requirements/tools.txt" stamp want have py
+  stamp="$GP_TOOLS/.requirements.sha256"
+  want="$(sha256sum "$req" | cut -d' ' -f1)"
+  # Python 3.11: ansible-core 2.19 is the newest line that supports it.
+  py="$(command -v python3.11 || true)"
+  [[ -x /usr/bin/python3.11 ]] && py=/usr/bin/python3.11
+  [[ -n "$py" ]] || { echo "python3.11 not found" >&2; return 1; }
+  if [[ -x "$GP_TOOLS/bin/python" ]] && ! "$GP_TOOLS/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    gp_log "tools venv is not Python 3.11: recreating"
+    rm -rf "$GP_TOOLS"
+  fi
+  have="$(cat "$stamp" 2>/dev/null || true)"
+  if [[ "$have" == "$want" ]]; then
+    gp_log "tools venv up to date"
+    return 0
+  fi
+  [[ -x "$GP_TOOLS/bin/python" ]] || "$py" -m venv "$GP_TOOLS"
+  gp_log "tools venv: installing requirements/tools.txt"
+  "$GP_TOOLS/bin/python" -m pip install -q --disable-pip-version-check -r "$req" \
+    >"$GP_WORK/pip-tools.log" 2>&1 \
+    || { grep -v '^WARNING: Location' "$GP_WORK/pip-tools.log" | tail -20 >&2; return 1; }
+  "$GP_TOOLS/bin/python" -m pip check >/dev/null
+  "$GP_TOOLS/bin/python" - "$req" <<'PY'
+import sys
+from importlib.metadata import version
+bad = []
+for line in open(sys.argv[1]):
+    line = line.split("#")[0].strip()
+    if not line:
+        continue
+    name, pin = line.split("==")
+    name = name.split("[")[0]
+    if version(name) != pin:
+        bad.append(f"{name} {version(name)} != {pin}")
+if bad:
+    sys.exit("tools venv does not match requirements/tools.txt: " + "; ".join(bad))
+PY
+  printf '%s\n' "$want" > "$stamp"
+}
+
+main() {
+  local t0=$SECONDS
+  apt_install "${APT_PACKAGES[@]}"
+  gp_podman_env
+  if [[ "$(cat /proc/sys/vm/overcommit_memory)" != 1 ]]; then
+    sysctl -q -w vm.overcommit_memory=1 || gp_log "could not set vm.overcommit_memory=1 (Redis will warn)"
+  fi
+  ((want_tools)) && setup_tools
+  ((want_image)) && build_image
+  gp_log "test hosts ready in $((SECONDS - t0)) s"
+}
+
+main
