@@ -272,7 +272,11 @@ async def _auth_and_ping(client: Any, redis: RedisSettings, report: _Report) -> 
     try:
         await client.execute_command("PING")
     except AuthenticationError as exc:
-        report.line(FAIL, "AUTH", _auth_problem(str(exc), who))
+        problem = _auth_problem(str(exc), who)
+        if problem is None:
+            report.line(FAIL, "AUTH", exc)
+        else:
+            report.line(FAIL, f"AUTH: {problem}")
         return False
     except RedisTimeoutError:
         report.line(
@@ -313,7 +317,8 @@ async def _auth_and_ping(client: Any, redis: RedisSettings, report: _Report) -> 
     return True
 
 
-def _auth_problem(text: str, who: str) -> str:
+def _auth_problem(text: str, who: str) -> str | None:
+    """A fixed explanation of a known AUTH error (never echoing the server text), or None."""
     if "Authentication required" in text:
         return (
             "NOAUTH: the server requires a password and none is configured "
@@ -329,7 +334,7 @@ def _auth_problem(text: str, who: str) -> str:
             "a password is configured but the server has none for the default user "
             "(clear redis.password, or set requirepass / an ACL user on the server)"
         )
-    return text
+    return None
 
 
 async def _server_info(client: Any, report: _Report) -> None:
