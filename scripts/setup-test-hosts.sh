@@ -28,19 +28,6 @@ done
 
 APT_PACKAGES=(podman runc debootstrap python3-venv)
 
-apt_install() {
-  local missing=() pkg
-  for pkg in "$@"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
-      || missing+=("$pkg")
-  done
-  ((${#missing[@]})) || return 0
-  gp_log "apt: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
 # The Debian mirror this machine uses, read from its own apt sources.
 # Prints "MAIN_URI SECURITY_URI".
 host_mirrors() {
@@ -127,9 +114,7 @@ setup_tools() {
   stamp="$GP_TOOLS/.requirements.sha256"
   want="$(sha256sum "$req" | cut -d' ' -f1)"
   # Python 3.11: ansible-core 2.19 is the newest line that supports it.
-  py="$(command -v python3.11 || true)"
-  [[ -x /usr/bin/python3.11 ]] && py=/usr/bin/python3.11
-  [[ -n "$py" ]] || { echo "python3.11 not found" >&2; return 1; }
+  py="$(gp_python311)"
   if [[ -x "$GP_TOOLS/bin/python" ]] && ! "$GP_TOOLS/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
     gp_log "tools venv is not Python 3.11: recreating"
     rm -rf "$GP_TOOLS"
@@ -165,7 +150,7 @@ PY
 
 main() {
   local t0=$SECONDS
-  apt_install "${APT_PACKAGES[@]}"
+  gp_apt_install "${APT_PACKAGES[@]}"
   gp_podman_env
   if [[ "$(cat /proc/sys/vm/overcommit_memory)" != 1 ]]; then
     sysctl -q -w vm.overcommit_memory=1 || gp_log "could not set vm.overcommit_memory=1 (Redis will warn)"

@@ -87,3 +87,23 @@ gp_tools_env() {
   export MOLECULE_NO_COLOR="${MOLECULE_NO_COLOR:-1}"
   export NO_COLOR="${NO_COLOR:-1}"
 }
+
+# Install Debian packages that are missing; apt is touched only when needed.
+gp_apt_install() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
+      || missing+=("$pkg")
+  done
+  ((${#missing[@]})) || return 0
+  gp_log "apt: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The Python 3.11 to build venvs from: Debian's own when present.
+gp_python311() {
+  if [[ -x /usr/bin/python3.11 ]]; then echo /usr/bin/python3.11; return; fi
+  command -v python3.11 || { echo "python3.11 not found" >&2; return 1; }
+}
