@@ -1,0 +1,544 @@
+"""``guard-proxy status``: one screen on a running instance, and an exit code for monitoring.
+
+Asks the instance itself over HTTP (``/health``, ``/cache/health``, ``/cache/stats``,
+``/metrics``): the running process is the truth about which backend serves. Exit codes:
+0 healthy (on Redis, or on memory when memory is what is configured), 1 serving but degraded
+(fell back to memory although Redis is configured, or the upstream is unreachable), 2 the
+instance does not answer (or its address cannot be worked out).
+
+Also home of the small HTTP helpers shared with ``guard-proxy cache``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from guard_proxy.cli import add_config_argument
+
+if TYPE_CHECKING:
+    from guard_proxy.config import Settings
+
+EXIT_HEALTHY, EXIT_DEGRADED, EXIT_DOWN = 0, 1, 2
+DEFAULT_TIMEOUT = 3.0
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "status",
+        help="show the state of a running instance (exit 0 healthy, 1 degraded, 2 down)",
+        description="Show version, uptime, upstream, cache backend, Redis, hit rate, "
+        "failovers and blocks of a running guard-proxy. Exit 0 when healthy, 1 when serving "
+        "but degraded (memory fallback or upstream down), 2 when the instance does not answer.",
+    )
+    add_url_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead")
+    parser.set_defaults(handler=run)
+
+
+def add_url_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--url``, ``--config`` and ``--timeout``: how the CLI finds and waits for an instance."""
+    parser.add_argument(
+        "--url",
+        metavar="URL",
+        default=None,
+        help="base URL of the instance (default: http://<server.host>:<server.port> from config)",
+    )
+    add_config_argument(parser)
+    parser.add_argument(
+        "--timeout",
+        metavar="S",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds to wait for each HTTP answer (default {DEFAULT_TIMEOUT:g})",
+    )
+
+
+# --------------------------------------------------------------------------- HTTP helpers
+
+
+class Unreachable(Exception):
+    """The instance did not answer: refused, timed out, reset, or not HTTP."""
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    content_type: str = ""
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+def base_url(host: str, port: int) -> str:
+    """``http://host:port`` for a listen address; wildcard binds map to loopback."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host in ("::", "[::]"):
+        host = "::1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def resolve(args: argparse.Namespace) -> tuple[str, Settings | None]:
+    """The instance URL and the settings (``None`` when --url is given and config is invalid).
+
+    Raises :class:`guard_proxy.exceptions.ConfigError` when the URL has to come from an invalid
+    configuration.
+    """
+    from guard_proxy.config import load_settings
+    from guard_proxy.exceptions import ConfigError
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError:
+        if args.url is None:
+            raise
+        return args.url.rstrip("/"), None
+    if args.url is not None:
+        return args.url.rstrip("/"), settings
+    return base_url(settings.server.host, settings.server.port), settings
+
+
+def request(
+    url: str,
+    *,
+    method: str = "GET",
+    timeout: float = DEFAULT_TIMEOUT,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """One HTTP call without environment proxies; any HTTP status is a :class:`Reply`."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    data = b"" if method == "POST" else None
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with opener.open(req, timeout=timeout) as resp:
+            return Reply(resp.status, resp.read(), resp.headers.get("content-type", ""))
+    except urllib.error.HTTPError as exc:
+        body = exc.read() if exc.fp is not None else b""
+        return Reply(exc.code, body, exc.headers.get("content-type", "") if exc.headers else "")
+    except urllib.error.URLError as exc:
+        raise Unreachable(_reason(exc.reason)) from exc
+    except TimeoutError as exc:
+        raise Unreachable(f"no answer within {timeout:g} s") from exc
+    except (http.client.HTTPException, ConnectionError, OSError) as exc:
+        raise Unreachable(_reason(exc)) from exc
+
+
+def _reason(reason: object) -> str:
+    import socket
+
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, TimeoutError):
+        return "timed out"
+    if isinstance(reason, socket.gaierror):
+        return f"cannot resolve host ({reason.strerror})"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror.lower()
+    return str(reason) or type(reason).__name__
+
+
+def get_json(url: str, timeout: float) -> tuple[Any, str | None]:
+    """``(document, None)`` or ``(None, why not)`` for an endpoint that may be missing."""
+    try:
+        reply = request(url, timeout=timeout)
+    except Unreachable as exc:
+        return None, str(exc)
+    if reply.status != 200:
+        return None, f"HTTP {reply.status}"
+    try:
+        return reply.json(), None
+    except ValueError:
+        return None, "not JSON"
+
+
+# --------------------------------------------------------------------------- gathering
+
+
+@dataclass
+class Snapshot:
+    """Everything ``status`` learned about one instance."""
+
+    url: str
+    answered: bool = False
+    error: str | None = None
+    health: dict[str, Any] = field(default_factory=dict)
+    cache_health: dict[str, Any] = field(default_factory=dict)
+    cache_stats: dict[str, Any] = field(default_factory=dict)
+    blocks: dict[str, float] | None = None
+    missing: dict[str, str] = field(default_factory=dict)
+    redis_address: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    exit_code: int = EXIT_DOWN
+
+    @property
+    def state(self) -> str:
+        return {EXIT_HEALTHY: "healthy", EXIT_DEGRADED: "degraded"}.get(self.exit_code, "down")
+
+
+def gather(url: str, timeout: float, settings: Settings | None) -> Snapshot:
+    snap = Snapshot(url=url)
+    health, why = get_json(f"{url}/health", timeout)
+    if not isinstance(health, dict):
+        snap.error = why if health is None else "unexpected /health answer"
+        snap.reasons.append(f"instance not answering: {snap.error}")
+        return snap
+    snap.answered = True
+    snap.health = health
+    for name, path in (("cache_health", "/cache/health"), ("cache_stats", "/cache/stats")):
+        doc, why = get_json(f"{url}{path}", timeout)
+        if isinstance(doc, dict):
+            setattr(snap, name, doc)
+        else:
+            snap.missing[path] = why or "unexpected answer"
+    snap.blocks = _blocks(url, timeout, snap)
+    snap.redis_address = _redis_address(snap, settings)
+    snap.exit_code, snap.reasons = judge(snap, settings)
+    return snap
+
+
+def _blocks(url: str, timeout: float, snap: Snapshot) -> dict[str, float] | None:
+    try:
+        reply = request(f"{url}/metrics", timeout=timeout)
+    except Unreachable as exc:
+        snap.missing["/metrics"] = str(exc)
+        return None
+    if reply.status != 200:
+        snap.missing["/metrics"] = f"HTTP {reply.status}"
+        return None
+    return blocks_by_scanner(parse(reply.body.decode("utf-8", "replace")))
+
+
+def _redis_address(snap: Snapshot, settings: Settings | None) -> str | None:
+    for doc in (snap.cache_health, snap.cache_stats):
+        for key in ("redis_address", "redis"):
+            value = doc.get(key)
+            if isinstance(value, str) and value:
+                return value
+            if isinstance(value, dict) and value.get("host"):
+                addr = f"{value['host']}:{value.get('port', '?')}"
+                if "db" in value:
+                    addr += f" db {value['db']}"
+                return addr
+    if settings is not None:
+        r = settings.redis
+        host = f"[{r.host}]" if ":" in r.host else r.host
+        return f"{host}:{r.port} db {r.db} (from config)"
+    return None
+
+
+def _first(*values: Any) -> Any:
+    for value in values:
+        if value is not None:
+            return value
+    return None
+
+
+def configured_backend(snap: Snapshot, settings: Settings | None) -> str | None:
+    return _first(
+        snap.cache_health.get("configured_backend"),
+        snap.cache_stats.get("configured_backend"),
+        (snap.health.get("cache") or {}).get("configured_backend"),
+        settings.cache.backend if settings is not None else None,
+    )
+
+
+def active_backend(snap: Snapshot) -> str | None:
+    return _first(
+        snap.cache_health.get("active_backend"),
+        (snap.health.get("cache") or {}).get("active_backend"),
+        snap.cache_stats.get("active_backend"),
+    )
+
+
+def redis_wanted(snap: Snapshot, settings: Settings | None) -> bool:
+    """True when the instance should be serving from Redis."""
+    cache = snap.health.get("cache") or {}
+    if cache.get("enabled") is False or active_backend(snap) == "none":
+        return False
+    for doc in (snap.cache_health, snap.cache_stats, cache):
+        if doc.get("redis_enabled") is False:
+            return False
+    if settings is not None and not settings.redis.enabled:
+        return False
+    return configured_backend(snap, settings) in ("auto", "redis")
+
+
+def judge(snap: Snapshot, settings: Settings | None) -> tuple[int, list[str]]:
+    """Exit code and reasons: 0 healthy, 1 degraded (serving), 2 down."""
+    if not snap.answered:
+        return EXIT_DOWN, snap.reasons
+    reasons: list[str] = []
+    upstream = snap.health.get("upstream") or {}
+    if upstream.get("reachable") is False:
+        reasons.append(f"upstream {upstream.get('url', 'Ollama')} unreachable")
+    active = active_backend(snap)
+    if redis_wanted(snap, settings) and active != "redis":
+        reasons.append(
+            f"cache on {active or 'unknown'} although {configured_backend(snap, settings)} "
+            "(Redis) is configured"
+        )
+    if snap.health.get("status") not in (None, "ok"):
+        reasons.append(f"instance reports status {snap.health.get('status')!r}")
+    return (EXIT_DEGRADED if reasons else EXIT_HEALTHY), reasons
+
+
+# --------------------------------------------------------------------------- /metrics
+
+Sample = tuple[str, dict[str, str], float]
+
+
+def parse(text: str) -> list[Sample]:
+    """Samples of a Prometheus text exposition: ``(name, labels, value)``; comments skipped."""
+    import re
+
+    label = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
+    samples: list[Sample] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        labels: dict[str, str] = {}
+        if "{" in line:
+            name, _, rest = line.partition("{")
+            body, _, tail = rest.rpartition("}")
+            for m in label.finditer(body):
+                labels[m.group(1)] = (
+                    m.group(2).replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
+                )
+        else:
+            name, _, tail = line.partition(" ")
+        fields = tail.split()
+        if not fields:
+            continue
+        try:
+            value = float(fields[0])
+        except ValueError:
+            continue
+        samples.append((name.strip(), labels, value))
+    return samples
+
+
+def blocks_by_scanner(samples: list[Sample]) -> dict[str, float]:
+    """Blocks since start keyed ``"<direction> <scanner>"``, from counters named like *block*."""
+    counts: dict[str, float] = {}
+    for name, labels, value in samples:
+        if "block" not in name or "scanner" not in labels or name.endswith("_created"):
+            continue
+        direction = labels.get("direction", "")
+        key = f"{direction} {labels['scanner']}".strip()
+        counts[key] = counts.get(key, 0.0) + value
+    return {k: v for k, v in counts.items() if v}
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def human_bytes(value: Any) -> str:
+    try:
+        n = float(value)
+    except (TypeError, ValueError):
+        return "unknown"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"  # pragma: no cover - unreachable
+
+
+def human_duration(seconds: Any) -> str:
+    try:
+        total = int(float(seconds))
+    except (TypeError, ValueError):
+        return "unknown"
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h {minutes}m"
+    if hours:
+        return f"{hours}h {minutes}m {secs}s"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def _when(value: Any) -> str | None:
+    """A timestamp (epoch seconds or ISO text) as ``ISO (N ago)``; ``None`` when absent."""
+    import time
+    from datetime import UTC, datetime
+
+    if value in (None, "", 0):
+        return None
+    try:
+        if isinstance(value, int | float):
+            moment = datetime.fromtimestamp(float(value), UTC)
+        else:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        return str(value)
+    ago = human_duration(max(0.0, time.time() - moment.timestamp()))
+    return f"{moment.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC ({ago} ago)"
+
+
+def _yes_no(value: Any, yes: str, no: str, unknown: str = "unknown") -> str:
+    return yes if value is True else no if value is False else unknown
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "unknown"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def render(snap: Snapshot, settings: Settings | None) -> list[str]:
+    title = {0: "HEALTHY", 1: "DEGRADED", 2: "DOWN"}[snap.exit_code]
+    lines = [f"guard-proxy at {snap.url}: {title}"]
+    lines += [f"  ! {reason}" for reason in snap.reasons]
+    if not snap.answered:
+        return lines
+    h, ch, st = snap.health, snap.cache_health, snap.cache_stats
+    rows: list[tuple[str, str]] = []
+    version = h.get("version") or "unknown"
+    uptime = h.get("uptime_s")
+    started = _when(h.get("started_at"))
+    up = f"up {human_duration(uptime)}" if uptime is not None else "uptime unknown"
+    rows.append(("version", f"{version}, {up}" + (f", started {started}" if started else "")))
+    upstream = h.get("upstream") or {}
+    reach = _yes_no(upstream.get("reachable"), "reachable", "UNREACHABLE")
+    rows.append(("upstream", f"{upstream.get('url', 'unknown')} {reach}"))
+    cache = h.get("cache") or {}
+    active = active_backend(snap) or "unknown"
+    if cache.get("enabled") is False or active == "none":
+        rows.append(("cache", "disabled"))
+    else:
+        configured = configured_backend(snap, settings) or "unknown"
+        rows.append(("cache", f"configured {configured}, active {active}"))
+        rows.extend(_redis_rows(snap, settings))
+        rows.append(("hit rate", _hit_rate(st)))
+        rows.append(("failovers", _failovers(st, ch)))
+    rows.append(("blocks", _blocks_text(snap.blocks)))
+    for path, why in snap.missing.items():
+        rows.append(("note", f"{path} not available ({why})"))
+    width = max(len(name) for name, _ in rows)
+    lines += [f"  {name:<{width}}  {text}" for name, text in rows]
+    return lines
+
+
+def _redis_rows(snap: Snapshot, settings: Settings | None) -> list[tuple[str, str]]:
+    ch, st = snap.cache_health, snap.cache_stats
+    if not redis_wanted(snap, settings) and active_backend(snap) != "redis":
+        return [("redis", "not used")]
+    connected = _first(ch.get("redis_connected"), st.get("redis_connected"))
+    state = _yes_no(connected, "connected", "NOT CONNECTED", "state unknown")
+    latency = _first(ch.get("latency_ms"), ch.get("redis_latency_ms"), st.get("latency_ms"))
+    ping = f", PING {float(latency):.2f} ms" if isinstance(latency, int | float) else ""
+    rows = [("redis", f"{snap.redis_address or 'unknown address'}, {state}{ping}")]
+    keys = _first(st.get("redis_keys"), st.get("keys"), st.get("key_count"), ch.get("redis_keys"))
+    prefix = _first(st.get("prefix"), ch.get("prefix"))
+    if prefix is None and settings is not None:
+        prefix = settings.cache.prefix
+    where = f" under {prefix!r}" if prefix else " under the prefix"
+    rows.append(("redis keys", f"{_num(keys)}{where}"))
+    used = _first(st.get("used_memory"), st.get("redis_used_memory"))
+    maxmem = _first(st.get("maxmemory"), st.get("redis_maxmemory"))
+    limit = "none" if maxmem in (0, "0") else human_bytes(maxmem)
+    policy = _first(st.get("maxmemory_policy"), st.get("redis_maxmemory_policy"))
+    memory = f"{human_bytes(used)} used, maxmemory {limit}"
+    rows.append(("redis memory", memory + (f" ({policy})" if policy else "")))
+    return rows
+
+
+def _hit_rate(st: dict[str, Any]) -> str:
+    if not st:
+        return "unknown"
+    rate = st.get("hit_rate")
+    text = f"{float(rate) * 100:.1f} %" if isinstance(rate, int | float) else "unknown"
+    parts = [f"{_num(st.get(k))} {k}" for k in ("hits", "misses", "sets", "errors") if k in st]
+    if "memory_entries" in st:
+        parts.append(f"{_num(st['memory_entries'])} memory entries")
+    return text + (f" ({', '.join(parts)})" if parts else "")
+
+
+def _failovers(st: dict[str, Any], ch: dict[str, Any]) -> str:
+    if "failovers" not in st and "recoveries" not in st:
+        return "unknown"
+    text = f"{_num(st.get('failovers'))} failover(s), {_num(st.get('recoveries'))} recovery(ies)"
+    events = []
+    for kind, keys in (
+        ("failover", ("last_failover_at", "last_failover")),
+        ("recovery", ("last_recovery_at", "last_recovery")),
+    ):
+        value = _first(*(st.get(k) for k in keys), *(ch.get(k) for k in keys))
+        when = _when(value)
+        if when:
+            events.append(f"last {kind} {when}")
+    if events:
+        text += "; " + "; ".join(events)
+    return text
+
+
+def _blocks_text(blocks: dict[str, float] | None) -> str:
+    if blocks is None:
+        return "unknown"
+    if not blocks:
+        return "none since start"
+    total = sum(blocks.values())
+    ordered = sorted(blocks.items(), key=lambda item: (-item[1], item[0]))
+    return f"{_num(total)} since start: " + ", ".join(f"{k} {_num(v)}" for k, v in ordered)
+
+
+def as_json(snap: Snapshot, settings: Settings | None) -> dict[str, Any]:
+    return {
+        "url": snap.url,
+        "state": snap.state,
+        "exit_code": snap.exit_code,
+        "reasons": snap.reasons,
+        "error": snap.error,
+        "configured_backend": configured_backend(snap, settings) if snap.answered else None,
+        "active_backend": active_backend(snap) if snap.answered else None,
+        "redis_address": snap.redis_address,
+        "health": snap.health,
+        "cache_health": snap.cache_health,
+        "cache_stats": snap.cache_stats,
+        "blocks": snap.blocks,
+        "unavailable": snap.missing,
+    }
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from guard_proxy.exceptions import ConfigError
+
+    try:
+        url, settings = resolve(args)
+    except ConfigError as exc:
+        for line in exc.lines():
+            print(f"error: {line}", file=sys.stderr)
+        print("error: cannot work out the instance URL; pass --url", file=sys.stderr)
+        return EXIT_DOWN
+    snap = gather(url, args.timeout, settings)
+    if args.json:
+        print(json.dumps(as_json(snap, settings), indent=2, sort_keys=False, default=str))
+    else:
+        print("\n".join(render(snap, settings)))
+    return snap.exit_code
