@@ -1,0 +1,176 @@
+"""``guard-proxy cache stats|clear``: inspect or empty a running instance's verdict cache.
+
+``stats`` reads ``GET /cache/stats``; ``clear`` sends ``POST /cache/clear`` with the admin
+token (``access.admin_token``, ``GUARD_PROXY_ADMIN_TOKEN`` or ``GUARD_PROXY_ADMIN_TOKEN_FILE``)
+as a Bearer token; the instance deletes only keys under its prefix. Exit 0 on success,
+1 on a refusal or error, 2 when the instance does not answer. The token is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from guard_proxy.cli.status import EXIT_DOWN, add_url_arguments
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "cache",
+        help="show or clear a running instance's verdict cache",
+        description="Show statistics of, or clear, the verdict cache of a running instance.",
+    )
+    actions = parser.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    stats = actions.add_parser(
+        "stats",
+        help="show hits, misses, hit rate, backend, failovers and Redis memory",
+        description="Print GET /cache/stats of a running instance.",
+    )
+    add_url_arguments(stats)
+    stats.add_argument("--json", action="store_true", help="print the JSON document as is")
+    stats.set_defaults(handler=run_stats)
+    clear = actions.add_parser(
+        "clear",
+        help="delete every cached verdict (keys under the prefix, and memory entries)",
+        description="POST /cache/clear with the admin token (access.admin_token, "
+        "GUARD_PROXY_ADMIN_TOKEN or GUARD_PROXY_ADMIN_TOKEN_FILE).",
+    )
+    add_url_arguments(clear)
+    clear.add_argument("--json", action="store_true", help="print the JSON answer as is")
+    clear.set_defaults(handler=run_clear)
+
+
+def _resolve(args: argparse.Namespace) -> tuple[str, Any] | None:
+    from guard_proxy.cli.status import resolve
+    from guard_proxy.exceptions import ConfigError
+
+    try:
+        return resolve(args)
+    except ConfigError as exc:
+        for line in exc.lines():
+            print(f"error: {line}", file=sys.stderr)
+        print("error: cannot work out the instance URL; pass --url", file=sys.stderr)
+        return None
+
+
+def _error_text(body: bytes) -> str:
+    import json
+
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace").strip()[:200]
+    if isinstance(doc, dict):
+        err = doc.get("error", doc.get("detail", doc))
+        if isinstance(err, dict):
+            err = err.get("message", err)
+        return str(err)
+    return str(doc)
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    import json
+
+    from guard_proxy.cli.status import Unreachable, human_bytes, request
+
+    resolved = _resolve(args)
+    if resolved is None:
+        return EXIT_DOWN
+    url, _ = resolved
+    try:
+        reply = request(f"{url}/cache/stats", timeout=args.timeout)
+    except Unreachable as exc:
+        print(f"error: guard-proxy at {url} is not answering: {exc}", file=sys.stderr)
+        return EXIT_DOWN
+    if reply.status != 200:
+        print(
+            f"error: GET {url}/cache/stats answered HTTP {reply.status}: {_error_text(reply.body)}",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        stats = reply.json()
+    except ValueError:
+        print(f"error: GET {url}/cache/stats did not answer JSON", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return 0
+    print(f"cache stats of {url}")
+    if not isinstance(stats, dict):
+        print(f"  {stats}")
+        return 0
+    width = max((len(str(k)) for k in stats), default=0)
+    for key, value in stats.items():
+        shown = value
+        if key in ("used_memory", "maxmemory", "redis_used_memory", "redis_maxmemory"):
+            shown = f"{value} ({human_bytes(value)})" if value is not None else value
+        elif key == "hit_rate" and isinstance(value, int | float):
+            shown = f"{value:.4f} ({value * 100:.1f} %)"
+        elif isinstance(value, dict | list):
+            shown = json.dumps(value)
+        print(f"  {key:<{width}}  {shown}")
+    return 0
+
+
+def run_clear(args: argparse.Namespace) -> int:
+    import json
+
+    from guard_proxy.cli.status import Unreachable, request
+
+    resolved = _resolve(args)
+    if resolved is None:
+        return EXIT_DOWN
+    url, settings = resolved
+    token = settings.access.admin_token if settings is not None else ""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        reply = request(f"{url}/cache/clear", method="POST", timeout=args.timeout, headers=headers)
+    except Unreachable as exc:
+        print(f"error: guard-proxy at {url} is not answering: {exc}", file=sys.stderr)
+        return EXIT_DOWN
+    if reply.status in (401, 403):
+        if token:
+            why = "the instance refused the configured admin token"
+        else:
+            why = "no admin token is configured here"
+        print(
+            f"error: cache clear not allowed (HTTP {reply.status}): {why}. Set "
+            "access.admin_token, GUARD_PROXY_ADMIN_TOKEN or GUARD_PROXY_ADMIN_TOKEN_FILE to "
+            "the instance's admin token.",
+            file=sys.stderr,
+        )
+        return 1
+    if reply.status >= 300:
+        print(
+            f"error: POST {url}/cache/clear answered HTTP {reply.status}: "
+            f"{_error_text(reply.body)}",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        answer = reply.json()
+    except ValueError:
+        answer = None
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return 0
+    print(f"cache cleared on {url}" + _summary(answer))
+    return 0
+
+
+def _summary(answer: Any) -> str:
+    if not isinstance(answer, dict):
+        return ""
+    parts: list[str] = []
+    for key, label in (
+        ("deleted", "Redis keys deleted"),
+        ("redis_deleted", "Redis keys deleted"),
+        ("redis_keys_deleted", "Redis keys deleted"),
+        ("memory_cleared", "memory entries cleared"),
+        ("memory_entries", "memory entries cleared"),
+    ):
+        if key in answer and label not in " ".join(parts):
+            parts.append(f"{answer[key]} {label}")
+    return f": {', '.join(parts)}" if parts else ""
