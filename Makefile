@@ -1,0 +1,48 @@
+# Entry points. Every target installs what it needs on a fresh Debian 12
+# machine (apt packages, venvs, the podman base image) before it runs.
+#   make deploy-local   hardened stack on local systemd hosts (podman)
+#   make test           everything CI runs; ends with "N passed, N failed"
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+SCENARIO ?=
+
+.PHONY: help deploy-local destroy-local test test-app lint syntax molecule setup bench
+
+help:
+	@echo "make deploy-local   deploy redis + guard-proxy onto local systemd hosts (podman)"
+	@echo "make destroy-local  remove the local hosts created by deploy-local"
+	@echo "make test           run every suite (app, lint, syntax, molecule) like CI"
+	@echo "make test-app       app unit and integration tests"
+	@echo "make lint           yamllint + ansible-lint --profile production"
+	@echo "make syntax         ansible-playbook --syntax-check for every inventory"
+	@echo "make molecule       all Molecule scenarios (SCENARIO=default for one)"
+	@echo "make bench          proxy overhead benchmark (bench/)"
+
+deploy-local:
+	scripts/deploy-local.sh
+
+destroy-local:
+	scripts/deploy-local.sh --destroy
+
+test:
+	scripts/test-all.sh
+
+test-app:
+	scripts/test-all.sh app
+
+lint:
+	scripts/test-all.sh lint
+
+syntax:
+	scripts/test-all.sh syntax
+
+molecule:
+	scripts/test-all.sh molecule$(if $(SCENARIO),=$(SCENARIO))
+
+setup:
+	scripts/setup-app-venv.sh
+	scripts/setup-test-hosts.sh
+
+bench:
+	scripts/setup-app-venv.sh
+	@if [ -f bench/Makefile ]; then $(MAKE) -C bench; else .venv/bin/python bench/run.py; fi
