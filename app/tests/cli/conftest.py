@@ -65,7 +65,7 @@ def secrets() -> list[str]:
 
 @pytest.fixture
 def run_cli(secrets: list[str]) -> Iterator[RunCli]:
-    """``run_cli(*args, env={...}, timeout=60)``: run ``python -m guard_proxy``; a :class:`Result`."""
+    """``run_cli(*args, env={...})`` runs ``python -m guard_proxy``; returns a :class:`Result`."""
     results: list[Result] = []
 
     def run(*args: str, env: Mapping[str, str] | None = None, timeout: float = 60) -> Result:
