@@ -168,6 +168,8 @@ async def _discover_master(redis: RedisSettings, report: _Report) -> tuple[str, 
         sentinel_kwargs["username"] = redis.sentinel_username
     if redis.sentinel_password:
         sentinel_kwargs["password"] = redis.sentinel_password
+    if redis.tls:  # the cache talks TLS to the Sentinels too
+        sentinel_kwargs.update(_tls_kwargs(redis), ssl=True)
     sentinel = Sentinel(addresses, sentinel_kwargs=sentinel_kwargs)
     try:
         host, port = await sentinel.discover_master(redis.sentinel_service)
@@ -237,14 +239,7 @@ def _client(redis: RedisSettings, host: str, port: int) -> Any:
 
     kwargs: dict[str, Any] = {}
     if redis.tls:
-        kwargs.update(
-            ssl=True,
-            ssl_ca_certs=redis.tls_ca_file or None,
-            ssl_certfile=redis.tls_cert_file or None,
-            ssl_keyfile=redis.tls_key_file or None,
-            ssl_cert_reqs="required" if redis.tls_verify else "none",
-            ssl_check_hostname=redis.tls_verify,
-        )
+        kwargs.update(_tls_kwargs(redis), ssl=True)
     return aioredis.Redis(
         host=host,
         port=port,
@@ -257,8 +252,19 @@ def _client(redis: RedisSettings, host: str, port: int) -> Any:
         retry_on_timeout=False,
         protocol=2,
         single_connection_client=True,
+        driver_info=None,  # no CLIENT SETINFO on connect, like the cache
         **kwargs,
     )
+
+
+def _tls_kwargs(redis: RedisSettings) -> dict[str, Any]:
+    return {
+        "ssl_ca_certs": redis.tls_ca_file or None,
+        "ssl_certfile": redis.tls_cert_file or None,
+        "ssl_keyfile": redis.tls_key_file or None,
+        "ssl_cert_reqs": "required" if redis.tls_verify else "none",
+        "ssl_check_hostname": redis.tls_verify,
+    }
 
 
 async def _auth_and_ping(client: Any, redis: RedisSettings, report: _Report) -> bool:
