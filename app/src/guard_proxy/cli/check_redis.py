@@ -278,6 +278,8 @@ async def _auth_and_ping(client: Any, redis: RedisSettings, report: _Report) -> 
     try:
         await client.execute_command("PING")
     except AuthenticationError as exc:
+        if redis.tls:
+            report.line(OK, "TLS handshake")
         problem = _auth_problem(str(exc), who)
         if problem is None:
             report.line(FAIL, "AUTH", exc)
@@ -285,10 +287,11 @@ async def _auth_and_ping(client: Any, redis: RedisSettings, report: _Report) -> 
             report.line(FAIL, f"AUTH: {problem}")
         return False
     except RedisTimeoutError:
+        hint = "frozen, overloaded or not Redis"
+        if redis.tls:
+            hint = "is this a TLS port? " + hint
         report.line(
-            FAIL,
-            "PING: timed out (the server accepts connections but does not "
-            "answer: frozen, overloaded or not Redis)",
+            FAIL, f"PING: timed out (the server accepts connections but does not answer: {hint})"
         )
         return False
     except ResponseError as exc:
@@ -311,12 +314,12 @@ async def _auth_and_ping(client: Any, redis: RedisSettings, report: _Report) -> 
         report.line(FAIL, "PING", exc)
         return False
     elapsed = time.perf_counter() - start
+    if redis.tls:
+        report.line(OK, "TLS handshake")
     if redis.password:
         report.line(OK, f"AUTH as {who}")
     else:
         report.line(OK, "AUTH not needed (no password configured, the server asks for none)")
-    if redis.tls:
-        report.line(OK, "TLS handshake")
     if redis.db:
         report.line(OK, f"SELECT {redis.db}")
     report.line(OK, f"PING ({_ms(elapsed)})")
