@@ -1,0 +1,1 @@
+"""Cache backends: the contract (:mod:`.base`), in-process memory, and Redis."""

@@ -1,0 +1,264 @@
+"""The Redis backend: ``redis.asyncio`` with hiredis, a bounded pool, no retries.
+
+Contract on top of :class:`CacheBackend`:
+
+* Every call is bounded: pool wait <= ``socket_timeout``, connect <= ``socket_connect_timeout``,
+  each read <= ``socket_timeout``, and an outer deadline covers the whole call. redis-py's
+  retries are off (``Retry(NoBackoff(), 0)``): a retry against a dead server only multiplies
+  the stall (field notes §2); the facade's breaker is the retry policy.
+* Errors are translated here, once, to the classes in :mod:`.base`; nothing from ``redis``
+  leaks out. Pool exhaustion raises :class:`PoolTimeout`, so it never trips the breaker.
+* The server is found either statically (``host``/``port``) or through Sentinel
+  (``sentinels`` + ``sentinel_service``): then every new connection asks the Sentinels for
+  the current primary, and :meth:`RedisBackend.reset` drops old connections so that the next
+  call follows a promotion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+import redis.exceptions as rex
+from redis.asyncio.connection import Connection, ConnectionPool, SSLConnection
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.backoff import NoBackoff
+
+from guard_proxy.cache.backends.base import (
+    AuthFailed,
+    CacheBackend,
+    CacheBackendError,
+    CommandRejected,
+    PoolTimeout,
+)
+from guard_proxy.cache.keys import glob_escape
+from guard_proxy.config.settings import RedisSettings
+
+__all__ = ["RedisBackend"]
+
+T = TypeVar("T")
+
+SCAN_BATCH = 500
+"""Keys per SCAN step and per UNLINK in :meth:`RedisBackend.clear`."""
+COUNT_BUDGET = 200
+"""SCAN steps :meth:`RedisBackend.count_keys` may take (bounded cost on a large keyspace)."""
+
+
+def _no_retry() -> Retry:
+    return Retry(NoBackoff(), 0)
+
+
+def _parse_hostport(item: str) -> tuple[str, int]:
+    host, _, port = item.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class RedisBackend(CacheBackend):
+    """Verdicts in Redis. Build it with settings, then ``await ping()`` to see if it answers."""
+
+    name = "redis"
+
+    def __init__(self, settings: RedisSettings) -> None:
+        self.settings = settings
+        self.sentinel: Sentinel | None = None
+        self.pool: ConnectionPool = self._build_pool(settings)
+        self.client = aioredis.Redis(connection_pool=self.pool)
+        self._slots = asyncio.Semaphore(settings.max_connections)
+        self._pool_wait = settings.socket_timeout
+        # Outer bound of one call: connect, AUTH/SELECT on a new connection, the command.
+        self._deadline = settings.socket_connect_timeout + 3 * settings.socket_timeout + 0.05
+        self.pool_timeouts = 0
+
+    # ------------------------------------------------------------------ construction
+
+    @staticmethod
+    def _connection_kwargs(settings: RedisSettings) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "db": settings.db,
+            "username": settings.username or None,
+            "password": settings.password or None,
+            "socket_timeout": settings.socket_timeout,
+            "socket_connect_timeout": settings.socket_connect_timeout,
+            "socket_keepalive": True,
+            "retry": _no_retry(),
+            "retry_on_error": [],
+            "health_check_interval": 0,
+            "driver_info": None,  # no CLIENT SETINFO round trips on connect
+        }
+        if settings.tls:
+            kwargs.update(_tls_kwargs(settings))
+        return kwargs
+
+    def _build_pool(self, settings: RedisSettings) -> ConnectionPool:
+        kwargs = self._connection_kwargs(settings)
+        # The semaphore in front of the pool bounds connections; the pool itself never has to
+        # refuse (MaxConnectionsError would look like a server failure).
+        if settings.sentinels:
+            sentinel_kwargs: dict[str, Any] = {
+                "username": settings.sentinel_username or None,
+                "password": settings.sentinel_password or None,
+                "socket_timeout": settings.socket_timeout,
+                "socket_connect_timeout": settings.socket_connect_timeout,
+                "retry": _no_retry(),
+                "driver_info": None,
+            }
+            if settings.tls:  # one TLS setting for the Sentinels and the servers they name
+                sentinel_kwargs.update(_tls_kwargs(settings), ssl=True)
+            self.sentinel = Sentinel(  # type: ignore[no-untyped-call]
+                [_parse_hostport(item) for item in settings.sentinels],
+                sentinel_kwargs=sentinel_kwargs,
+            )
+            if settings.tls:
+                kwargs["ssl"] = True  # SentinelConnectionPool picks its SSL connection class
+            return SentinelConnectionPool(  # type: ignore[no-untyped-call]
+                settings.sentinel_service,
+                self.sentinel,
+                max_connections=settings.max_connections + 1,
+                **kwargs,
+            )
+        kwargs["connection_class"] = SSLConnection if settings.tls else Connection
+        return ConnectionPool(
+            host=settings.host,
+            port=settings.port,
+            max_connections=settings.max_connections + 1,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------ description
+
+    @property
+    def address(self) -> str:
+        """``host:port/db`` of the server in use (Sentinel: the last primary it named)."""
+        db = self.settings.db
+        if isinstance(self.pool, SentinelConnectionPool):
+            master = self.pool.master_address
+            where = f"{master[0]}:{master[1]}" if master else "?"
+            return f"{where}/{db} (sentinel {self.settings.sentinel_service})"
+        return f"{self.settings.host}:{self.settings.port}/{db}"
+
+    # ------------------------------------------------------------------ the call wrapper
+
+    async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
+        """Run one bounded call; translate every failure to a :mod:`.base` error."""
+        try:
+            async with asyncio.timeout(self._pool_wait):
+                await self._slots.acquire()
+        except TimeoutError:
+            self.pool_timeouts += 1
+            raise PoolTimeout("no free Redis connection within the pool wait") from None
+        try:
+            async with asyncio.timeout(self._deadline):
+                return await op()
+        except TimeoutError as exc:
+            raise CacheBackendError(
+                f"TimeoutError: no answer within {self._deadline:.3f}s"
+            ) from exc
+        except rex.AuthenticationError as exc:
+            raise AuthFailed(_describe(exc)) from exc
+        except rex.ReadOnlyError as exc:  # a demoted primary: look for the new one
+            raise CacheBackendError(_describe(exc)) from exc
+        except rex.ResponseError as exc:
+            message = str(exc)
+            if message.startswith(("WRONGPASS", "NOAUTH", "invalid password")):
+                raise AuthFailed(_describe(exc)) from exc
+            raise CommandRejected(_describe(exc)) from exc
+        except (rex.RedisError, OSError) as exc:
+            raise CacheBackendError(_describe(exc)) from exc
+        finally:
+            self._slots.release()
+
+    # ------------------------------------------------------------------ CacheBackend
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._call(lambda: self.client.get(key))
+        return value.encode() if isinstance(value, str) else value
+
+    async def set(self, key: str, value: bytes, ttl: int) -> None:
+        await self._call(lambda: self.client.set(key, value, ex=ttl))
+
+    async def delete(self, key: str) -> bool:
+        count: int = await self._call(lambda: self.client.unlink(key))
+        return count > 0
+
+    async def exists(self, key: str) -> bool:
+        count: int = await self._call(lambda: self.client.exists(key))
+        return count > 0
+
+    async def clear(self, prefix: str) -> int:
+        """SCAN MATCH ``prefix*`` and UNLINK in batches; never FLUSHDB, never a foreign key."""
+        match = glob_escape(prefix) + "*"
+        removed = 0
+        cursor: int = 0
+        while True:
+            cursor, keys = await self._call(
+                lambda c=cursor: self.client.scan(c, match=match, count=SCAN_BATCH)  # type: ignore[misc]
+            )
+            if keys:
+                removed += await self._call(lambda k=keys: self.client.unlink(*k))  # type: ignore[misc]
+            if cursor == 0:
+                return removed
+
+    async def ping(self) -> float:
+        started = time.perf_counter()
+        await self._call(self.client.ping)
+        return time.perf_counter() - started
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        await self.pool.aclose()
+        if self.sentinel is not None:
+            await self.sentinel.aclose()
+
+    # ------------------------------------------------------------------ beyond the contract
+
+    async def reset(self) -> None:
+        """Drop every pooled connection: the next call connects afresh (and asks Sentinel)."""
+        await self.pool.disconnect(inuse_connections=True)
+        if isinstance(self.pool, SentinelConnectionPool):
+            self.pool.master_address = None
+
+    async def info(self) -> dict[str, Any]:
+        """``used_memory``, ``maxmemory``, ``maxmemory_policy`` from INFO memory."""
+        raw: dict[str, Any] = await self._call(lambda: self.client.info("memory"))
+        return {
+            "used_memory": raw.get("used_memory"),
+            "maxmemory": raw.get("maxmemory"),
+            "maxmemory_policy": raw.get("maxmemory_policy"),
+        }
+
+    async def count_keys(self, prefix: str) -> tuple[int, bool]:
+        """Keys under ``prefix`` by SCAN, at most :data:`COUNT_BUDGET` steps: ``(n, complete)``."""
+        match = glob_escape(prefix) + "*"
+        cursor: int = 0
+        total = 0
+        for _ in range(COUNT_BUDGET):
+            cursor, keys = await self._call(
+                lambda c=cursor: self.client.scan(c, match=match, count=SCAN_BATCH * 2)  # type: ignore[misc]
+            )
+            total += len(keys)
+            if cursor == 0:
+                return total, True
+        return total, False
+
+
+def _tls_kwargs(settings: RedisSettings) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "ssl_ca_certs": settings.tls_ca_file or None,
+        "ssl_certfile": settings.tls_cert_file or None,
+        "ssl_keyfile": settings.tls_key_file or None,
+        "ssl_cert_reqs": ssl.CERT_REQUIRED if settings.tls_verify else ssl.CERT_NONE,
+        "ssl_check_hostname": settings.tls_verify,
+    }
+    return kwargs
+
+
+def _describe(exc: BaseException) -> str:
+    """``ClassName: first line`` of an error, short. Server error texts carry no secrets."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = text[:160]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
