@@ -1,0 +1,94 @@
+"""The :class:`Guard`: the scanners of both directions, built once from settings."""
+
+from __future__ import annotations
+
+from guard_proxy.config.settings import GuardSettings
+from guard_proxy.exceptions import ScannerLoadError
+from guard_proxy.guard.hashing import config_hash
+from guard_proxy.guard.plugins import PluginScanner, load_plugin
+from guard_proxy.guard.scanners import BUILTIN, build_scanners
+from guard_proxy.guard.stream import StreamGuard, call_scanner
+from guard_proxy.guard.types import ALLOWED, Direction, Finding, Scanner, Verdict
+
+
+class Guard:
+    """Scans texts of one direction with every scanner that is on for it.
+
+    Build it with :meth:`from_settings`, which raises :class:`ScannerLoadError` for anything
+    that cannot be loaded. ``scan`` and ``stream`` are safe to call concurrently.
+    """
+
+    __slots__ = ("_hashes", "_scanners", "enabled", "fail_mode")
+
+    def __init__(
+        self,
+        *,
+        enabled: bool,
+        fail_mode: str,
+        scanners: dict[Direction, tuple[Scanner, ...]],
+        hashes: dict[Direction, str],
+    ) -> None:
+        self.enabled = enabled
+        self.fail_mode = fail_mode
+        self._scanners = scanners
+        self._hashes = hashes
+
+    @classmethod
+    def from_settings(cls, settings: GuardSettings) -> Guard:
+        """Build every scanner of both directions and load every plug-in."""
+        plugins: list[PluginScanner] = []
+        seen: set[str] = set(BUILTIN)
+        for i, plugin_settings in enumerate(settings.plugins):
+            plugin = load_plugin(i, plugin_settings)
+            if plugin.name in seen:
+                raise ScannerLoadError(
+                    f"guard.plugins[{i}] ({plugin.name}): the name is already taken"
+                )
+            seen.add(plugin.name)
+            plugins.append(plugin)
+        scanners: dict[Direction, tuple[Scanner, ...]] = {}
+        hashes: dict[Direction, str] = {}
+        for direction in Direction:
+            mine = [
+                (p, ps)
+                for p, ps in zip(plugins, settings.plugins, strict=True)
+                if direction.value in ps.directions
+            ]
+            built = build_scanners(direction.value, getattr(settings, direction.value))
+            scanners[direction] = (*built, *(p for p, _ in mine))
+            described = [(p.name, p.path, ps.options, p.version) for p, ps in mine]
+            hashes[direction] = config_hash(settings, direction.value, described)
+        return cls(
+            enabled=settings.enabled,
+            fail_mode=settings.fail_mode,
+            scanners=scanners,
+            hashes=hashes,
+        )
+
+    def config_hash(self, direction: Direction | str) -> str:
+        """A stable hex digest of everything that decides this direction's verdicts."""
+        return self._hashes[Direction(direction)]
+
+    def scanners(self, direction: Direction | str) -> tuple[Scanner, ...]:
+        """The scanners that run in ``direction`` (none when the guard is off)."""
+        return self._scanners[Direction(direction)] if self.enabled else ()
+
+    def active(self, direction: Direction | str) -> bool:
+        """Whether any scanner runs in ``direction``."""
+        return bool(self.scanners(direction))
+
+    def scan(self, direction: Direction | str, text: str) -> Verdict:
+        """Run every scanner on ``text`` and collect all findings.
+
+        A scanner that raises becomes :class:`ScannerError` (its name, no text).
+        """
+        findings: list[Finding] = []
+        for s in self.scanners(direction):
+            f = call_scanner(s, s.scan, text)
+            if f is not None:
+                findings.append(f)
+        return Verdict(False, tuple(findings)) if findings else ALLOWED
+
+    def stream(self, direction: Direction | str) -> StreamGuard:
+        """A new :class:`StreamGuard` for one streamed text of ``direction``."""
+        return StreamGuard(self.scanners(direction))

@@ -1,0 +1,93 @@
+"""External scanners loaded by dotted path: ``package.module:factory``.
+
+``factory(options: dict)`` returns a :class:`~guard_proxy.guard.types.Scanner`. The loaded
+scanner is wrapped so that its findings carry the configured name and a misbehaving plug-in
+is reported as a :class:`ScannerError`, never with the scanned text.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import re
+from typing import Any
+
+from guard_proxy.config.settings import PluginSettings
+from guard_proxy.exceptions import ScannerError, ScannerLoadError
+from guard_proxy.guard.types import Finding
+
+_PATH = re.compile(r"^[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*$")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class PluginScanner:
+    """A loaded plug-in under its configured name."""
+
+    __slots__ = ("_inner", "name", "path", "version", "window")
+
+    def __init__(self, name: str, path: str, inner: Any, window: int, version: str) -> None:
+        self.name = name
+        self.path = path
+        self.window = window
+        self.version = version
+        self._inner = inner
+
+    def scan(self, text: str) -> Finding | None:
+        result = self._inner.scan(text)
+        if result is None:
+            return None
+        if not isinstance(result, Finding):
+            raise ScannerError(self.name, f"returned {type(result).__name__}, not Finding or None")
+        return Finding(self.name, result.reason)
+
+
+def _version(module_name: str, inner: Any) -> str:
+    """The plug-in's version: its own ``version``, its module's, or its distribution's."""
+    for value in (getattr(inner, "version", None), getattr(inner, "__version__", None)):
+        if isinstance(value, str) and value:
+            return value
+    module = importlib.import_module(module_name)
+    value = getattr(module, "__version__", None)
+    if isinstance(value, str) and value:
+        return value
+    top = module_name.split(".")[0]
+    for dist in importlib.metadata.packages_distributions().get(top, []):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:  # pragma: no cover
+            continue
+    return ""
+
+
+def load_plugin(index: int, settings: PluginSettings) -> PluginScanner:
+    """Import, build and check one plug-in; any failure is a :class:`ScannerLoadError`."""
+    where = f"guard.plugins[{index}] ({settings.name or 'unnamed'}, {settings.path or 'no path'})"
+    if not _NAME.match(settings.name):
+        raise ScannerLoadError(f"{where}: name must be 1-64 letters, digits, '_', '.' or '-'")
+    if not _PATH.match(settings.path):
+        raise ScannerLoadError(f"{where}: path must look like 'package.module:factory'")
+    module_name, _, attr = settings.path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ScannerLoadError(
+            f"{where}: cannot import module {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from exc
+    factory: Any = module
+    try:
+        for part in attr.split("."):
+            factory = getattr(factory, part)
+    except AttributeError as exc:
+        raise ScannerLoadError(f"{where}: module {module_name!r} has no {attr!r}") from exc
+    if not callable(factory):
+        raise ScannerLoadError(f"{where}: {attr!r} is not callable")
+    try:
+        inner = factory(dict(settings.options))
+    except Exception as exc:
+        raise ScannerLoadError(f"{where}: the factory failed: {type(exc).__name__}: {exc}") from exc
+    if not callable(getattr(inner, "scan", None)):
+        raise ScannerLoadError(f"{where}: the factory returned {type(inner).__name__}, no scan()")
+    window = getattr(inner, "window", 0)
+    if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+        raise ScannerLoadError(f"{where}: window must be an integer >= 0")
+    return PluginScanner(settings.name, settings.path, inner, window, _version(module_name, inner))

@@ -1,0 +1,105 @@
+"""``pii``: e-mail addresses, card numbers (Luhn), phone numbers (international) and IBANs.
+
+Candidates are found by narrow patterns and then checked (Luhn, IBAN mod 97, digit counts),
+so a random run of digits is not a card number.
+"""
+
+from __future__ import annotations
+
+import re
+
+from guard_proxy.config.settings import PiiSettings
+from guard_proxy.guard.scanners._base import MultiPatternScanner, PatternScanner, max_width
+
+NAME = "pii"
+
+# Only the tail of the local part is needed to know an address is there.
+_EMAIL = r"(?<=[A-Za-z0-9._%+-])@[A-Za-z0-9][A-Za-z0-9-]{0,62}\.[A-Za-z]{2}"
+# 13-19 digits, single spaces or dashes between them; not inside a longer run of digits.
+_CARD = r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])"
+# E.164-ish: a leading +, then 8-15 digits with light punctuation between them.
+_PHONE = r"(?<![\w+])\+[1-9](?:[ .()-]{0,2}[0-9]){7,14}(?![0-9])"
+# Country, check digits, then up to 30 letters/digits, optionally grouped by single spaces.
+_IBAN = r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}"
+
+# Registered IBAN lengths by country (ISO 13616 registry).
+IBAN_LENGTHS: dict[str, int] = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27,
+    "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27,
+    "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22,
+    "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32,
+    "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
+    "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23, "PK": 24,
+    "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31,
+    "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28, "TL": 23,
+    "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+}  # fmt: skip
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn checksum of a string of digits."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def iban_valid(iban: str) -> bool:
+    """ISO 13616 mod-97 check of a compact, upper-case IBAN of its country's length."""
+    if IBAN_LENGTHS.get(iban[:2]) != len(iban):
+        return False
+    rearranged = iban[4:] + iban[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+def _card(m: re.Match[str]) -> str | None:
+    # Try every run of whole groups of 13-19 digits: "ref 12 4111 1111 1111 1111" holds a card.
+    groups = re.split("[ -]", m.group())
+    for i in range(len(groups)):
+        digits = ""
+        for group in groups[i:]:
+            digits += group
+            if len(digits) > 19:
+                break
+            if len(digits) >= 13 and digits.strip("0") and luhn_valid(digits):
+                return "card number"
+    return None
+
+
+def _phone(m: re.Match[str]) -> str | None:
+    count = sum(ch.isdigit() for ch in m.group())
+    return "phone number" if 8 <= count <= 15 else None
+
+
+def _iban(m: re.Match[str]) -> str | None:
+    compact = m.group().replace(" ", "")
+    length = IBAN_LENGTHS.get(compact[:2])
+    if length is None or len(compact) < length:
+        return None
+    return "IBAN" if iban_valid(compact[:length]) else None
+
+
+# kind -> (pattern, judge, looks one character past its match)
+_KINDS = {
+    "email": (_EMAIL, lambda m: "e-mail address", False),
+    "credit_card": (_CARD, _card, True),
+    "phone": (_PHONE, _phone, True),
+    "iban": (_IBAN, _iban, False),
+}
+
+
+def build(direction: str, settings: PiiSettings) -> MultiPatternScanner | None:
+    """The scanner, or ``None`` when it is off or has no kinds."""
+    if not settings.enabled or not settings.kinds:
+        return None
+    parts = []
+    for kind in dict.fromkeys(settings.kinds):
+        source, judge, lookahead = _KINDS[kind]
+        longest = max_width(source)
+        assert longest is not None, kind
+        parts.append(PatternScanner(NAME, re.compile(source), longest, judge, lookahead=lookahead))
+    return MultiPatternScanner(NAME, parts)
