@@ -330,11 +330,14 @@ def parse(text: str) -> list[Sample]:
     return samples
 
 
+BLOCKS_METRIC = "guard_proxy_blocks_total"
+
+
 def blocks_by_scanner(samples: list[Sample]) -> dict[str, float]:
-    """Blocks since start keyed ``"<direction> <scanner>"``, from counters named like *block*."""
+    """Blocks since start keyed ``"<direction> <scanner>"``, from :data:`BLOCKS_METRIC`."""
     counts: dict[str, float] = {}
     for name, labels, value in samples:
-        if "block" not in name or "scanner" not in labels or name.endswith("_created"):
+        if name != BLOCKS_METRIC or "scanner" not in labels:
             continue
         direction = labels.get("direction", "")
         key = f"{direction} {labels['scanner']}".strip()
