@@ -72,7 +72,7 @@ def _error_text(body: bytes) -> str:
 def run_stats(args: argparse.Namespace) -> int:
     import json
 
-    from guard_proxy.cli.status import Unreachable, human_bytes, request
+    from guard_proxy.cli.status import Unreachable, request
 
     resolved = _resolve(args)
     if resolved is None:
@@ -101,17 +101,38 @@ def run_stats(args: argparse.Namespace) -> int:
     if not isinstance(stats, dict):
         print(f"  {stats}")
         return 0
-    width = max((len(str(k)) for k in stats), default=0)
-    for key, value in stats.items():
-        shown = value
-        if key in ("used_memory", "maxmemory", "redis_used_memory", "redis_maxmemory"):
-            shown = f"{value} ({human_bytes(value)})" if value is not None else value
-        elif key == "hit_rate" and isinstance(value, int | float):
-            shown = f"{value:.4f} ({value * 100:.1f} %)"
-        elif isinstance(value, dict | list):
-            shown = json.dumps(value)
-        print(f"  {key:<{width}}  {shown}")
+    rows = list(_flatten(stats))
+    width = max((len(key) for key, _ in rows), default=0)
+    for key, value in rows:
+        print(f"  {key:<{width}}  {_show(key, value)}")
     return 0
+
+
+def _flatten(doc: dict[str, Any], prefix: str = "") -> Any:
+    for key, value in doc.items():
+        if isinstance(value, dict) and value:
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _show(key: str, value: Any) -> str:
+    import json
+
+    from guard_proxy.cli.status import human_bytes, when
+
+    name = key.rsplit(".", 1)[-1]
+    if value is None:
+        return "-"
+    if name in ("used_memory", "maxmemory"):
+        return f"{value} ({human_bytes(value)})"
+    if name == "hit_rate" and isinstance(value, int | float):
+        return f"{value:.4f} ({value * 100:.1f} %)"
+    if name.endswith("_at"):
+        return when(value) or "-"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
 
 
 def run_clear(args: argparse.Namespace) -> int:

@@ -221,21 +221,21 @@ def _blocks(url: str, timeout: float, snap: Snapshot) -> dict[str, float] | None
 
 
 def _redis_address(snap: Snapshot, settings: Settings | None) -> str | None:
-    for doc in (snap.cache_health, snap.cache_stats):
-        for key in ("redis_address", "redis"):
-            value = doc.get(key)
-            if isinstance(value, str) and value:
-                return value
-            if isinstance(value, dict) and value.get("host"):
-                addr = f"{value['host']}:{value.get('port', '?')}"
-                if "db" in value:
-                    addr += f" db {value['db']}"
-                return addr
-    if settings is not None:
+    """``host:port/db`` as the instance reports it (never credentials); else from config."""
+    for value in (snap.cache_health.get("redis_address"), _redis_doc(snap).get("address")):
+        if isinstance(value, str) and value:
+            return value
+    if settings is not None and not snap.cache_health:
         r = settings.redis
         host = f"[{r.host}]" if ":" in r.host else r.host
-        return f"{host}:{r.port} db {r.db} (from config)"
+        return f"{host}:{r.port}/{r.db} (from config)"
     return None
+
+
+def _redis_doc(snap: Snapshot) -> dict[str, Any]:
+    """The ``redis`` section of ``/cache/stats`` (memory, keys; only while connected)."""
+    doc = snap.cache_stats.get("redis")
+    return doc if isinstance(doc, dict) else {}
 
 
 def _first(*values: Any) -> Any:
@@ -263,13 +263,16 @@ def active_backend(snap: Snapshot) -> str | None:
 
 
 def redis_wanted(snap: Snapshot, settings: Settings | None) -> bool:
-    """True when the instance should be serving from Redis."""
+    """True when the instance should be serving from Redis.
+
+    ``/cache/health`` names a Redis address exactly when the instance wants Redis (backend
+    ``auto``/``redis`` with ``redis.enabled``); without that answer, the local config decides.
+    """
     cache = snap.health.get("cache") or {}
     if cache.get("enabled") is False or active_backend(snap) == "none":
         return False
-    for doc in (snap.cache_health, snap.cache_stats, cache):
-        if doc.get("redis_enabled") is False:
-            return False
+    if "redis_address" in snap.cache_health:
+        return snap.cache_health["redis_address"] is not None
     if settings is not None and not settings.redis.enabled:
         return False
     return configured_backend(snap, settings) in ("auto", "redis")
@@ -286,9 +289,11 @@ def judge(snap: Snapshot, settings: Settings | None) -> tuple[int, list[str]]:
     active = active_backend(snap)
     if redis_wanted(snap, settings) and active != "redis":
         reasons.append(
-            f"cache on {active or 'unknown'} although {configured_backend(snap, settings)} "
-            "(Redis) is configured"
+            f"cache fell back to {active or 'unknown'}: Redis is configured "
+            f"(backend {configured_backend(snap, settings)}) but not serving"
         )
+    elif snap.cache_health.get("healthy") is False:
+        reasons.append("cache reports itself unhealthy")
     if snap.health.get("status") not in (None, "ok"):
         reasons.append(f"instance reports status {snap.health.get('status')!r}")
     return (EXIT_DEGRADED if reasons else EXIT_HEALTHY), reasons
@@ -377,7 +382,7 @@ def human_duration(seconds: Any) -> str:
     return f"{secs}s"
 
 
-def _when(value: Any) -> str | None:
+def when(value: Any) -> str | None:
     """A timestamp (epoch seconds or ISO text) as ``ISO (N ago)``; ``None`` when absent."""
     import time
     from datetime import UTC, datetime
@@ -419,7 +424,7 @@ def render(snap: Snapshot, settings: Settings | None) -> list[str]:
     rows: list[tuple[str, str]] = []
     version = h.get("version") or "unknown"
     uptime = h.get("uptime_s")
-    started = _when(h.get("started_at"))
+    started = when(h.get("started_at"))
     up = f"up {human_duration(uptime)}" if uptime is not None else "uptime unknown"
     rows.append(("version", f"{version}, {up}" + (f", started {started}" if started else "")))
     upstream = h.get("upstream") or {}
@@ -452,18 +457,21 @@ def _redis_rows(snap: Snapshot, settings: Settings | None) -> list[tuple[str, st
     latency = _first(ch.get("latency_ms"), ch.get("redis_latency_ms"), st.get("latency_ms"))
     ping = f", PING {float(latency):.2f} ms" if isinstance(latency, int | float) else ""
     rows = [("redis", f"{snap.redis_address or 'unknown address'}, {state}{ping}")]
-    keys = _first(st.get("redis_keys"), st.get("keys"), st.get("key_count"), ch.get("redis_keys"))
+    rd = _redis_doc(snap)
+    if not rd:
+        rows.append(("redis keys", "unknown (Redis not serving)"))
+        return rows
     prefix = _first(st.get("prefix"), ch.get("prefix"))
     if prefix is None and settings is not None:
         prefix = settings.cache.prefix
     where = f" under {prefix!r}" if prefix else " under the prefix"
-    rows.append(("redis keys", f"{_num(keys)}{where}"))
-    used = _first(st.get("used_memory"), st.get("redis_used_memory"))
-    maxmem = _first(st.get("maxmemory"), st.get("redis_maxmemory"))
+    more = "" if rd.get("keys_complete", True) else " (at least; count stopped early)"
+    rows.append(("redis keys", f"{_num(rd.get('keys'))}{where}{more}"))
+    maxmem = rd.get("maxmemory")
     limit = "none" if maxmem in (0, "0") else human_bytes(maxmem)
-    policy = _first(st.get("maxmemory_policy"), st.get("redis_maxmemory_policy"))
-    memory = f"{human_bytes(used)} used, maxmemory {limit}"
-    rows.append(("redis memory", memory + (f" ({policy})" if policy else "")))
+    policy = rd.get("maxmemory_policy")
+    memory = f"{human_bytes(rd.get('used_memory'))} used, maxmemory {limit}"
+    rows.append(("redis memory", memory + (f", policy {policy}" if policy else "")))
     return rows
 
 
@@ -488,7 +496,7 @@ def _failovers(st: dict[str, Any], ch: dict[str, Any]) -> str:
         ("recovery", ("last_recovery_at", "last_recovery")),
     ):
         value = _first(*(st.get(k) for k in keys), *(ch.get(k) for k in keys))
-        when = _when(value)
+        when = when(value)
         if when:
             events.append(f"last {kind} {when}")
     if events:
