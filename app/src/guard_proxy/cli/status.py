@@ -496,9 +496,9 @@ def _failovers(st: dict[str, Any], ch: dict[str, Any]) -> str:
         ("recovery", ("last_recovery_at", "last_recovery")),
     ):
         value = _first(*(st.get(k) for k in keys), *(ch.get(k) for k in keys))
-        when = when(value)
-        if when:
-            events.append(f"last {kind} {when}")
+        moment = when(value)
+        if moment:
+            events.append(f"last {kind} {moment}")
     if events:
         text += "; " + "; ".join(events)
     return text
