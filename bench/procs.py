@@ -1,0 +1,287 @@
+"""The processes a benchmark run owns: fake upstream, redis-server, proxies and the load generator.
+
+Every process is started by this module, tracked, and stopped by its own PID (SIGTERM, then
+SIGKILL after a bounded wait). Everything listens on 127.0.0.1 on a free port. Secrets go
+through 0600 files, never argv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RUN_DIR = BENCH / ".run"
+PY = sys.executable
+REDIS_SERVER = "/usr/bin/redis-server"
+
+_started: list[Proc] = []
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def secret_file(name: str) -> tuple[str, Path]:
+    """A fresh random secret written to a 0600 file under the run directory."""
+    value = secrets.token_urlsafe(24)
+    path = RUN_DIR / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    return value, path
+
+
+def http_get(url: str, timeout: float = 1.0, headers: dict[str, str] | None = None) -> Any:
+    """GET a loopback URL and decode JSON (None for non-JSON bodies)."""
+    req = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        raw = resp.read()
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def http_post(url: str, headers: dict[str, str], timeout: float = 5.0) -> int:
+    req = urllib.request.Request(url, data=b"", headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def wait_http(url: str, proc: Proc, deadline_s: float = 20.0) -> None:
+    """Poll ``url`` until it answers 200 (bounded); fail with the process log otherwise."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < deadline_s:
+        if proc.popen.poll() is not None:
+            raise RuntimeError(f"{proc.name} exited early:\n{proc.tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{proc.name} not ready at {url} after {deadline_s}s:\n{proc.tail()}")
+
+
+class Proc:
+    """A started child process with its log file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.log = RUN_DIR / f"{name}.log"
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        with open(self.log, "wb") as log:
+            self.popen = subprocess.Popen(
+                argv, env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                start_new_session=True,
+            )
+        self.pid = self.popen.pid
+        _started.append(self)
+
+    def tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def signal(self, sig: int) -> None:
+        if self.popen.poll() is None:
+            os.kill(self.pid, sig)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGCONT (in case it is frozen), SIGTERM, then SIGKILL after ``timeout``."""
+        if self.popen.poll() is not None:
+            return
+        try:
+            os.kill(self.pid, signal.SIGCONT)
+            os.kill(self.pid, signal.SIGTERM)
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.pid, signal.SIGKILL)
+            self.popen.wait(timeout)
+        except ProcessLookupError:
+            pass
+
+    def processes(self) -> list[psutil.Process]:
+        p = psutil.Process(self.pid)
+        return [p, *p.children(recursive=True)]
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process and its children so far."""
+        total = 0.0
+        for p in self.processes():
+            t = p.cpu_times()
+            total += t.user + t.system
+        return total
+
+    def rss_bytes(self) -> int:
+        return sum(p.memory_info().rss for p in self.processes())
+
+
+def stop_all() -> None:
+    """Stop every process this run started, newest first."""
+    while _started:
+        _started.pop().stop()
+
+
+def start_upstream() -> tuple[Proc, str]:
+    port = free_port()
+    proc = Proc(
+        "upstream",
+        [PY, "-m", "uvicorn", "fake_upstream:app", "--app-dir", str(BENCH),
+         "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+         "--log-level", "warning", "--loop", "uvloop", "--http", "httptools"],
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/api/version", proc)
+    return proc, url
+
+
+class Redis:
+    """A password-protected redis-server on a free loopback port, with no persistence."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.password, self.password_file = secret_file("redis.pass")
+        self.conf = RUN_DIR / "redis.conf"
+        fd = os.open(self.conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(
+                f"bind 127.0.0.1\nport {self.port}\nprotected-mode yes\n"
+                f'requirepass "{self.password}"\nsave ""\nappendonly no\n'
+                f"dir {RUN_DIR}\ndaemonize no\nlogfile \"\"\n"
+            )
+        self.proc: Proc | None = None
+
+    def start(self) -> None:
+        self.proc = Proc("redis", [REDIS_SERVER, str(self.conf)])
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 10:
+            if self._ping():
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"redis not ready:\n{self.proc.tail()}")
+
+    def _ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                pw = self.password.encode()
+                s.sendall(b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n*1\r\n$4\r\nPING\r\n" % (len(pw), pw))
+                data = b""
+                while data.count(b"\r\n") < 2:
+                    chunk = s.recv(64)
+                    if not chunk:
+                        return False
+                    data += chunk
+                return data == b"+OK\r\n+PONG\r\n"
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop()
+
+    def freeze(self) -> None:
+        assert self.proc
+        self.proc.signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc
+        self.proc.signal(signal.SIGCONT)
+
+
+def start_proxy(
+    name: str, upstream: str, backend: str, redis: Redis | None, extra: dict[str, str] | None = None
+) -> tuple[Proc, str]:
+    """``python -m guard_proxy serve`` configured by env, as deployed: one uvicorn worker."""
+    port = free_port()
+    _, token_file = secret_file(f"{name}.admin")
+    env = {
+        "GUARD_PROXY_CONFIG": str(BENCH / "guard.yaml"),
+        "PROXY_HOST": "127.0.0.1",
+        "PROXY_PORT": str(port),
+        "OLLAMA_URL": upstream,
+        "CACHE_BACKEND": backend,
+        "CACHE_MAX_SIZE": "250000",
+        "CACHE_TTL": "3600",
+        "GUARD_PROXY_ADMIN_TOKEN_FILE": str(token_file),
+        "REDIS_ENABLED": "true" if redis else "false",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    if redis:
+        env.update(
+            REDIS_HOST="127.0.0.1",
+            REDIS_PORT=str(redis.port),
+            REDIS_PASSWORD_FILE=str(redis.password_file),
+        )
+    env.update(extra or {})
+    proc = Proc(name, [PY, "-m", "guard_proxy", "serve"], env)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/health", proc)
+    return proc, url
+
+
+def admin_headers(name: str) -> dict[str, str]:
+    token = (RUN_DIR / f"{name}.admin").read_text().strip()
+    return {"Authorization": f"Bearer {token}"}
+
+
+class LoadGen:
+    """The load generator process; ``run(job)`` sends one job and waits (bounded) for its answer."""
+
+    def __init__(self) -> None:
+        self.popen = subprocess.Popen(
+            [PY, str(BENCH / "loadgen.py")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(RUN_DIR / "loadgen.err", "wb"),
+            cwd=ROOT, start_new_session=True,
+        )
+        self.sel = selectors.DefaultSelector()
+        assert self.popen.stdout
+        self.sel.register(self.popen.stdout, selectors.EVENT_READ)
+
+    def run(self, job: dict[str, Any], timeout: float = 180.0) -> dict[str, Any]:
+        assert self.popen.stdin and self.popen.stdout
+        self.popen.stdin.write(json.dumps(job).encode() + b"\n")
+        self.popen.stdin.flush()
+        if not self.sel.select(timeout):
+            raise RuntimeError(f"load generator timed out on {job['kind']}")
+        line = self.popen.stdout.readline()
+        if not line:
+            raise RuntimeError("load generator exited: " + (RUN_DIR / "loadgen.err").read_text())
+        result: dict[str, Any] = json.loads(line)
+        if not result.get("ok"):
+            raise RuntimeError(f"load generator failed on {job['kind']}: {result.get('error')}")
+        return result
+
+    def close(self) -> None:
+        if self.popen.poll() is None:
+            assert self.popen.stdin
+            self.popen.stdin.close()
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(5)

@@ -1,0 +1,348 @@
+"""Run every benchmark and write ``bench/results/latest.json`` and ``docs/benchmarks.md``.
+
+Usage: ``python bench/run.py [--quick] [--profile] [--only PHASE,...]`` (or ``make -C bench``).
+Starts its own fake upstream, redis-server and proxies (``python -m guard_proxy serve``, one
+uvicorn worker, env-configured) on loopback, and drives load from a separate process
+(bench/loadgen.py). Every overhead is proxied minus direct, measured interleaved in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import procs
+import stats
+from procs import BENCH, ROOT, RUN_DIR, LoadGen, Proc, Redis
+
+RESULTS = BENCH / "results"
+PHASES = ("overhead", "verdict", "streaming", "outage", "memory")
+
+
+class Bench:
+    """One benchmark run: shared upstream, Redis and load generator; phases add results."""
+
+    def __init__(self, quick: bool, profile: bool) -> None:
+        self.quick, self.profile = quick, profile
+        self.results: dict[str, Any] = {}
+        self.upstream, self.upstream_url = procs.start_upstream()
+        self.redis = Redis()
+        self.redis.start()
+        self.load = LoadGen()
+        self.proxies: dict[str, tuple[Proc, str]] = {}
+
+    def n(self, full: int) -> int:
+        return max(min(full, 10), full // 5) if self.quick else full
+
+    def proxy(self, name: str, backend: str, **extra: str) -> tuple[Proc, str]:
+        if name not in self.proxies:
+            redis = self.redis if backend != "memory" else None
+            self.proxies[name] = procs.start_proxy(name, self.upstream_url, backend, redis, extra)
+        return self.proxies[name]
+
+    def health(self, name: str) -> dict[str, Any]:
+        doc: dict[str, Any] = procs.http_get(self.proxies[name][1] + "/health")
+        return doc
+
+    def interleave(self, proxy: str, request: dict[str, Any], n: int, concurrency: int,
+                   warmup: int = 100, block: int = 20, run: str = "r") -> dict[str, Any]:
+        """Direct vs one proxy, side by side; adds the proxy's CPU time per proxied request."""
+        proc, url = self.proxies[proxy]
+        cpu0 = proc.cpu_seconds()
+        out = self.load.run({
+            "kind": "interleave", "targets": {"direct": self.upstream_url, "proxied": url},
+            "request": request, "n": n, "concurrency": concurrency, "warmup": warmup,
+            "block": block, "run": run,
+        })
+        cpu = proc.cpu_seconds() - cpu0
+        proxied = len(out["latency_us"]["proxied"]) + warmup
+        return stats.compare(out, proxy_cpu_us=cpu * 1e6 / max(proxied, 1))
+
+    # ------------------------------------------------------------------ 1. proxy overhead
+
+    def phase_overhead(self) -> None:
+        rows = []
+        small = {"api": "generate", "size": 256, "stream": False}
+        self.proxy("memory", "memory")
+        self.proxy("redis", "auto")
+        self.proxy("memory-nolog", "memory", PROXY_ACCESS_LOG="false")
+        for backend in ("memory", "redis", "memory-nolog"):
+            for conc in (1, 32):
+                n = self.n(3000) if conc == 1 else self.n(12000)
+                row = self.interleave(backend, small, n, conc, block=25 if conc > 1 else 20)
+                row.update(backend=backend, concurrency=conc, prompt_bytes=256)
+                rows.append(row)
+                print(stats.line(f"overhead {backend} c={conc}", row), flush=True)
+        self.results["overhead"] = {
+            "request": "POST /api/generate stream=false, 256-char prompt, cached verdicts",
+            "active_backend": {k: self.health(k)["cache"]["active_backend"]
+                               for k in ("memory", "redis")},
+            "rows": rows,
+        }
+        if self.profile:
+            self.results["profile_overhead"] = self.run_profile(
+                "memory", "overhead-c32",
+                {"kind": "interleave", "targets": {"proxied": self.proxies["memory"][1]},
+                 "request": small, "n": self.n(20000), "concurrency": 32, "warmup": 50,
+                 "block": 50})
+
+    # ------------------------------------------------------------------ 2. verdict cost
+
+    def phase_verdict(self) -> None:
+        self.proxy("memory", "memory")
+        self.proxy("redis", "auto")
+        rows = []
+        for size, n in ((1024, 600), (16 * 1024, 400), (256 * 1024, 60)):
+            for backend in ("memory", "redis"):
+                for unique in (False, True):
+                    req = {"api": "generate", "size": size, "stream": False, "unique": unique}
+                    row = self.interleave(backend, req, self.n(n), 1, warmup=10,
+                                          run=f"v{size}{backend[0]}")
+                    row.update(backend=backend, prompt_bytes=size,
+                               verdict="miss" if unique else "hit")
+                    rows.append(row)
+                    print(stats.line(f"verdict {backend} {size}B {row['verdict']}", row), flush=True)
+        self.results["verdict"] = {
+            "request": "POST /api/generate stream=false; miss = unique prompt (all scanners run)",
+            "rows": rows,
+        }
+        if self.profile:
+            self.results["profile_miss"] = self.run_profile(
+                "memory", "miss-16k",
+                {"kind": "interleave", "targets": {"proxied": self.proxies["memory"][1]},
+                 "request": {"api": "generate", "size": 16384, "unique": True},
+                 "n": self.n(1500), "concurrency": 1, "warmup": 5, "run": "prof"})
+
+    # ------------------------------------------------------------------ 4. streaming
+
+    def phase_streaming(self) -> None:
+        """500-chunk streams back to back (throughput-bound) and 1 ms apart (one chunk per read)."""
+        self.proxy("memory", "memory")
+        proc, url = self.proxies["memory"]
+        rows = []
+        chunks = 500
+        for pacing, delay, n in (("back-to-back", 0, 40), ("1 ms apart", 1, 5)):
+            for api in ("generate", "openai"):
+                req = {"api": api, "size": 256, "chunks": chunks, "chunk_delay_ms": delay}
+                cpu0 = proc.cpu_seconds()
+                out = self.load.run({
+                    "kind": "stream", "targets": {"direct": self.upstream_url, "proxied": url},
+                    "request": req, "n": self.n(n), "warmup": 1 if delay else 2,
+                })
+                cpu = proc.cpu_seconds() - cpu0
+                row = stats.stream_compare(out, chunks)
+                streams = len(out["samples"]["proxied"]) + (1 if delay else 2)
+                row["proxy_cpu_us_per_chunk"] = round(cpu * 1e6 / (streams * chunks), 2)
+                row.update(api=api, format="SSE" if api == "openai" else "NDJSON",
+                           chunks=chunks, pacing=pacing)
+                rows.append(row)
+                print(stats.stream_line(f"stream {row['format']} {pacing}", row), flush=True)
+        self.results["streaming"] = {
+            "request": f"{chunks}-chunk streams, 256-char prompt; output scanning on",
+            "rows": rows,
+        }
+        if self.profile:
+            self.results["profile_stream"] = self.run_profile(
+                "memory", "stream-ndjson",
+                {"kind": "stream", "targets": {"proxied": url},
+                 "request": {"api": "generate", "size": 256, "chunks": chunks},
+                 "n": self.n(60), "warmup": 0})
+
+    # ------------------------------------------------------------------ 3. Redis outage
+
+    def phase_outage(self) -> None:
+        proc, url = self.proxy("outage", "auto")
+        req = {"api": "generate", "size": 256, "stream": False}
+        n = self.n(1500)
+        out: dict[str, Any] = {"socket_timeout_s": 0.1, "probe_interval_s": 1.0,
+                               "request": "POST /api/generate stream=false, 256-char prompt, c=1"}
+        out["healthy"] = self.interleave("outage", req, n, 1, warmup=100)
+        out["healthy"]["active_backend"] = self.health("outage")["cache"]["active_backend"]
+        print(stats.line("outage healthy", out["healthy"]), flush=True)
+
+        for mode in ("refused", "frozen"):
+            if mode == "refused":
+                self.redis.stop()
+            else:
+                self.redis.freeze()
+            first = self.load.run({"kind": "single", "url": url, "request": req, "count": 5})
+            res = self.interleave("outage", req, n, 1, warmup=20)
+            res["first_requests_ms"] = [round(us / 1000, 3) for us in first["latency_us"]]
+            res["first_status"] = first["status"]
+            res["active_backend"] = self.health("outage")["cache"]["active_backend"]
+            if mode == "refused":
+                self.redis.start()
+            else:
+                self.redis.thaw()
+            back = self.load.run({"kind": "poll", "url": url + "/health",
+                                  "field": "cache.active_backend", "value": "redis",
+                                  "interval": 0.01, "max_seconds": 15})
+            res["recovery_s"] = round(back["seconds"], 3)
+            res["recovered"] = back["reached"]
+            res["added_p50_ms"] = round(res["proxied"]["p50_ms"] - out["healthy"]["proxied"]["p50_ms"], 3)
+            res["added_overhead_p50_ms"] = round(
+                res["overhead_ms"]["p50"] - out["healthy"]["overhead_ms"]["p50"], 3)
+            out[mode] = res
+            print(stats.line(f"outage {mode}", res),
+                  f"first={res['first_requests_ms'][:2]}ms recovery={res['recovery_s']}s", flush=True)
+            # Warm up again on the healthy Redis before the next failure.
+            self.interleave("outage", req, 50, 1, warmup=10)
+        self.results["outage"] = out
+
+    # ------------------------------------------------------------------ 5. memory
+
+    def phase_memory(self) -> None:
+        proc, url = self.proxy("rss", "memory", CACHE_MAX_SIZE="250000", CACHE_SWEEP_INTERVAL="3600")
+        req = {"api": "generate", "size": 64, "stream": False, "unique": True}
+        # Warm every code path, then forget the verdicts: that is the 0-entry baseline.
+        self.load.run({"kind": "fill", "url": url, "request": req, "count": 500,
+                       "concurrency": 16, "run": "warm"})
+        status = procs.http_post(url + "/cache/clear", procs.admin_headers("rss"))
+        time.sleep(0.5)
+        rows = [{"requests": 0, "clear_status": status, **self._rss_row(proc, url)}]
+        done = 0
+        for target in (10_000, 100_000):
+            count = self.n(target) - done if self.quick else target - done
+            t = self.load.run({"kind": "fill", "url": url, "request": req, "count": count,
+                               "start": done, "concurrency": 32, "run": "fill"}, timeout=400)
+            done += count
+            time.sleep(0.5)
+            row = {"requests": done, "fill_rps": round(count / t["seconds"], 1),
+                   "statuses": t["statuses"], **self._rss_row(proc, url)}
+            rows.append(row)
+            print(f"memory after {done} unique prompts: {row}", flush=True)
+        base = rows[0]["rss_mb"]
+        for r in rows:
+            r["delta_mb"] = round(r["rss_mb"] - base, 1)
+            entries = r.get("entries") or 0
+            r["bytes_per_entry"] = round((r["rss_mb"] - base) * 1048576 / entries) if entries else None
+        self.results["memory"] = {"prompt": "64-char unique prompts via HTTP", "rows": rows}
+
+    def _rss_row(self, proc: Proc, url: str) -> dict[str, Any]:
+        try:
+            st = procs.http_get(url + "/cache/stats")
+        except Exception as exc:  # reported, not fatal
+            st = {"error": str(exc)}
+        return {"rss_mb": round(proc.rss_bytes() / 1048576, 1),
+                "entries": stats.find_entries(st), "cache_stats": st}
+
+    # ------------------------------------------------------------------ profiling
+
+    def run_profile(self, proxy: str, label: str, job: dict[str, Any]) -> dict[str, Any]:
+        """Sample the proxy with py-spy while ``job`` runs; summarise the hottest frames."""
+        pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if not os.path.exists(pyspy):
+            return {"error": "py-spy not installed"}
+        raw = RUN_DIR / f"profile-{label}.txt"
+        spy = subprocess.Popen(
+            [pyspy, "record", "--pid", str(self.proxies[proxy][0].pid), "--rate", "250",
+             "--format", "raw", "--output", str(raw), "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=open(RUN_DIR / f"py-spy-{label}.err", "wb"),
+        )
+        time.sleep(1.0)
+        try:
+            self.load.run(job)
+        finally:
+            spy.send_signal(signal.SIGINT)
+            try:
+                spy.wait(30)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait(5)
+        summary = stats.profile_summary(raw)
+        (RESULTS / f"profile-{label}.txt").write_text(stats.profile_text(label, summary))
+        return summary
+
+    def close(self) -> None:
+        self.load.close()
+        procs.stop_all()
+
+
+def meta(started: float, argv: list[str]) -> dict[str, Any]:
+    def cmd(args: list[str]) -> str:
+        try:
+            return subprocess.run(args, capture_output=True, text=True, timeout=10, cwd=ROOT).stdout.strip()
+        except OSError:
+            return ""
+
+    import importlib.metadata as md
+
+    versions = {}
+    for pkg in ("guard-proxy", "fastapi", "starlette", "uvicorn", "httpx", "aiohttp", "redis",
+                "hiredis", "orjson", "uvloop", "httptools"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "commit": cmd(["git", "rev-parse", "--short", "HEAD"]),
+        "command": " ".join(["python", "bench/run.py", *argv]),
+        "duration_s": round(time.monotonic() - started, 1),
+        "cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+        "python": platform.python_version(), "redis_server": cmd(["/usr/bin/redis-server", "--version"]),
+        "versions": versions,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a fifth of the samples (smoke run)")
+    parser.add_argument("--profile", action="store_true", help="also sample the proxy with py-spy")
+    parser.add_argument("--only", default=",".join(PHASES), help="comma-separated phases")
+    parser.add_argument("--output", default=str(RESULTS / "latest.json"))
+    parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    phases = [p for p in args.only.split(",") if p]
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
+
+    started = time.monotonic()
+    RUN_DIR.mkdir(exist_ok=True)
+    RESULTS.mkdir(exist_ok=True)
+    bench: Bench | None = None
+    try:
+        bench = Bench(args.quick, args.profile)
+        for phase in PHASES:
+            if phase in phases:
+                t0 = time.monotonic()
+                getattr(bench, f"phase_{phase}")()
+                print(f"== {phase} done in {time.monotonic() - t0:.1f}s", flush=True)
+        results = bench.results
+    finally:
+        if bench:
+            bench.close()
+        else:
+            procs.stop_all()
+    results["meta"] = meta(started, argv)
+    results["goals"] = stats.goals(results)
+    Path(args.output).write_text(json.dumps(results, indent=1, sort_keys=False) + "\n")
+    print(f"wrote {args.output} in {results['meta']['duration_s']}s")
+    if not args.no_docs:
+        import report
+
+        report.write(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

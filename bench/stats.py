@@ -1,0 +1,258 @@
+"""Statistics for benchmark samples: percentiles, side-by-side overheads, goal checks and
+py-spy profile summaries. Pure functions over the load generator's raw answers.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+GOALS = {
+    "overhead_p50_ms": 0.5,
+    "overhead_p99_ms": 2.0,
+    "outage_added_p50_ms": 0.1,
+    "socket_timeout_ms": 100.0,
+    "chunk_overhead_us": 50.0,
+    "rss_100k_mb": 100.0,
+}
+
+
+def pct(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted list (q in 0..100)."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def summarize(latency_us: list[int], busy_s: float) -> dict[str, Any]:
+    """p50/p90/p99/mean/max in ms and requests/s (``n / busy_s``)."""
+    v = sorted(latency_us)
+    ms = 1000.0
+    return {
+        "n": len(v),
+        "p50_ms": round(pct(v, 50) / ms, 3),
+        "p90_ms": round(pct(v, 90) / ms, 3),
+        "p99_ms": round(pct(v, 99) / ms, 3),
+        "mean_ms": round(sum(v) / len(v) / ms, 3) if v else math.nan,
+        "max_ms": round(v[-1] / ms, 3) if v else math.nan,
+        "rps": round(len(v) / busy_s, 1) if busy_s else math.nan,
+    }
+
+
+def compare(out: dict[str, Any], proxy_cpu_us: float | None = None) -> dict[str, Any]:
+    """Direct vs proxied from one interleaved job: both summaries and their difference."""
+    d = summarize(out["latency_us"]["direct"], out["busy_s"]["direct"])
+    p = summarize(out["latency_us"]["proxied"], out["busy_s"]["proxied"])
+    row: dict[str, Any] = {
+        "direct": d,
+        "proxied": p,
+        "overhead_ms": {
+            "p50": round(p["p50_ms"] - d["p50_ms"], 3),
+            "p99": round(p["p99_ms"] - d["p99_ms"], 3),
+            "mean": round(p["mean_ms"] - d["mean_ms"], 3),
+        },
+        "rps_ratio": round(p["rps"] / d["rps"], 3) if d["rps"] else math.nan,
+        "errors": out["errors"],
+        "status": out["status"],
+    }
+    if proxy_cpu_us is not None:
+        row["proxy_cpu_us_per_req"] = round(proxy_cpu_us, 1)
+    return row
+
+
+def line(label: str, row: dict[str, Any]) -> str:
+    d, p, o = row["direct"], row["proxied"], row["overhead_ms"]
+    return (
+        f"{label:32s} direct p50 {d['p50_ms']:.3f} p99 {d['p99_ms']:.3f} {d['rps']:.0f}/s | "
+        f"proxied p50 {p['p50_ms']:.3f} p99 {p['p99_ms']:.3f} {p['rps']:.0f}/s | "
+        f"overhead p50 {o['p50']:+.3f} p99 {o['p99']:+.3f} ms | "
+        f"cpu {row.get('proxy_cpu_us_per_req', '-')} us/req | status {row['status']} err {row['errors']}"
+    )
+
+
+def _stream_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    ttfb = sorted(s["ttfb_us"] for s in samples)
+    total = sorted(s["total_us"] for s in samples)
+    events = sorted(s["events"] for s in samples)
+    return {
+        "n": len(samples),
+        "ttfb_p50_ms": round(pct(ttfb, 50) / 1000, 3),
+        "ttfb_p99_ms": round(pct(ttfb, 99) / 1000, 3),
+        "total_p50_ms": round(pct(total, 50) / 1000, 3),
+        "total_p99_ms": round(pct(total, 99) / 1000, 3),
+        "events_p50": pct(events, 50),
+        "bytes_p50": pct(sorted(s["bytes"] for s in samples), 50),
+        "complete": sum(1 for s in samples if s["complete"]),
+        "status": sorted({s["status"] for s in samples}),
+    }
+
+
+def stream_compare(out: dict[str, Any], chunks: int) -> dict[str, Any]:
+    d = _stream_summary(out["samples"]["direct"])
+    p = _stream_summary(out["samples"]["proxied"])
+    return {
+        "direct": d,
+        "proxied": p,
+        "ttfb_overhead_ms": {
+            "p50": round(p["ttfb_p50_ms"] - d["ttfb_p50_ms"], 3),
+            "p99": round(p["ttfb_p99_ms"] - d["ttfb_p99_ms"], 3),
+        },
+        "total_overhead_ms": {
+            "p50": round(p["total_p50_ms"] - d["total_p50_ms"], 3),
+            "p99": round(p["total_p99_ms"] - d["total_p99_ms"], 3),
+        },
+        "per_chunk_overhead_us": {
+            "p50": round((p["total_p50_ms"] - d["total_p50_ms"]) * 1000 / chunks, 2),
+            "p99": round((p["total_p99_ms"] - d["total_p99_ms"]) * 1000 / chunks, 2),
+        },
+    }
+
+
+def stream_line(label: str, row: dict[str, Any]) -> str:
+    d, p = row["direct"], row["proxied"]
+    return (
+        f"{label:32s} ttfb {d['ttfb_p50_ms']:.3f} -> {p['ttfb_p50_ms']:.3f} ms | "
+        f"total {d['total_p50_ms']:.3f} -> {p['total_p50_ms']:.3f} ms | "
+        f"per chunk {row['per_chunk_overhead_us']['p50']:+.2f} us | "
+        f"events {d['events_p50']} -> {p['events_p50']} complete {p['complete']}/{p['n']} | "
+        f"cpu {row.get('proxy_cpu_us_per_chunk', '-')} us/chunk"
+    )
+
+
+def find_entries(doc: Any) -> int | None:
+    """The number of cached verdicts in a /cache/stats document, wherever it keeps it."""
+    if not isinstance(doc, dict):
+        return None
+    for key in ("entries", "memory_entries", "size", "keys", "count"):
+        if isinstance(doc.get(key), int) and not isinstance(doc.get(key), bool):
+            return int(doc[key])
+    for key in ("memory", "backend", "backends", "cache"):
+        found = find_entries(doc.get(key))
+        if found is not None:
+            return found
+    return None
+
+
+# --------------------------------------------------------------------------- goals
+
+
+def _goal(goal: str, target: float, measured: float | None, unit: str, lower_is_better: bool = True) -> dict[str, Any]:
+    if measured is None or (isinstance(measured, float) and math.isnan(measured)):
+        return {"goal": goal, "target": target, "unit": unit, "measured": None, "met": None}
+    met = measured <= target if lower_is_better else measured >= target
+    row = {"goal": goal, "target": target, "unit": unit, "measured": round(measured, 3), "met": met}
+    if not met:
+        row["missed_by"] = round(measured - target, 3)
+    return row
+
+
+def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each issue goal against the run's figures (benchmark figures, never test assertions)."""
+    out: list[dict[str, Any]] = []
+    for row in r.get("overhead", {}).get("rows", []):
+        if row["backend"] == "memory-nolog":
+            continue
+        tag = f"{row['backend']} c={row['concurrency']}"
+        out.append(_goal(f"cached overhead p50 ({tag})", GOALS["overhead_p50_ms"], row["overhead_ms"]["p50"], "ms"))
+        out.append(_goal(f"cached overhead p99 ({tag})", GOALS["overhead_p99_ms"], row["overhead_ms"]["p99"], "ms"))
+    outage = r.get("outage", {})
+    for mode in ("refused", "frozen"):
+        if mode in outage:
+            o = outage[mode]
+            out.append(_goal(f"Redis {mode}: added p50 overhead, breaker open", GOALS["outage_added_p50_ms"],
+                             o["added_overhead_p50_ms"], "ms"))
+            out.append(_goal(f"Redis {mode}: first-request stall", GOALS["socket_timeout_ms"],
+                             o["first_requests_ms"][0] if o["first_requests_ms"] else None, "ms"))
+    for row in r.get("streaming", {}).get("rows", []):
+        tag = f"{row['format']}, {row.get('pacing', '')}"
+        out.append(_goal(f"per streamed chunk, added time p50 ({tag})", GOALS["chunk_overhead_us"],
+                         row["per_chunk_overhead_us"]["p50"], "us"))
+        out.append(_goal(f"per streamed chunk, proxy CPU ({tag})", GOALS["chunk_overhead_us"],
+                         row.get("proxy_cpu_us_per_chunk"), "us"))
+    mem = r.get("memory", {}).get("rows", [])
+    if len(mem) >= 2:
+        last = mem[-1]
+        per = last.get("bytes_per_entry")
+        if per is None and last["requests"]:
+            per = last["delta_mb"] * 1048576 / last["requests"]
+        out.append(_goal("RSS growth for 100k verdicts", GOALS["rss_100k_mb"],
+                         per * 100_000 / 1048576 if per else None, "MB"))
+    return out
+
+
+# --------------------------------------------------------------------------- profiles
+
+_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+
+
+def _short(path: str) -> str:
+    for marker in ("site-packages/", "/src/", "/lib/python3.11/", "/bench/"):
+        if marker in path:
+            return path.split(marker, 1)[1]
+    return path
+
+
+def profile_summary(raw: Path, top: int = 25) -> dict[str, Any]:
+    """Self and inclusive sample shares per function, and self time per package."""
+    try:
+        lines = raw.read_text(errors="replace").splitlines()
+    except OSError as exc:
+        return {"error": str(exc)}
+    self_c: Counter[str] = Counter()
+    incl: Counter[str] = Counter()
+    pkg: Counter[str] = Counter()
+    total = 0
+    for ln in lines:
+        stack, _, count_s = ln.rpartition(" ")
+        if not stack or not count_s.isdigit():
+            continue
+        count = int(count_s)
+        frames = []
+        for fr in stack.split(";"):
+            m = _FRAME.match(fr)
+            if not m or fr.startswith(("process ", "thread ")):
+                continue
+            frames.append(f"{m['func']} ({_short(m['file'])})")
+        if not frames:
+            continue
+        total += count
+        self_c[frames[-1]] += count
+        for f in set(frames):
+            incl[f] += count
+        leaf_file = frames[-1].rsplit("(", 1)[1].rstrip(")")
+        pkg[_package(leaf_file)] += count
+
+    def share(c: Counter[str]) -> list[list[Any]]:
+        return [[k, round(100 * v / total, 1)] for k, v in c.most_common(top)] if total else []
+
+    own = Counter({k: v for k, v in incl.items() if "guard_proxy/" in k})
+    return {"samples": total, "self_pct": share(self_c), "inclusive_pct": share(incl),
+            "guard_proxy_inclusive_pct": share(own), "package_self_pct": share(pkg)}
+
+
+def _package(file: str) -> str:
+    if file.startswith("guard_proxy/"):
+        parts = file.split("/")
+        return "/".join(parts[:2]) if len(parts) > 2 else file
+    head = file.split("/", 1)[0]
+    if head.endswith(".py"):
+        return "stdlib:" + head[:-3]
+    return head
+
+
+def profile_text(label: str, s: dict[str, Any]) -> str:
+    if "error" in s:
+        return f"# profile {label}: {s['error']}\n"
+    out = [f"# py-spy profile of the proxy: {label} ({s['samples']} samples, GIL-holding and idle-free)", ""]
+    for key, title in (("package_self_pct", "Self time by package"),
+                       ("self_pct", "Self time by function (leaf frames)"),
+                       ("guard_proxy_inclusive_pct", "Inclusive time in guard_proxy functions"),
+                       ("inclusive_pct", "Inclusive time, all functions")):
+        out.append(f"## {title}")
+        out += [f"{pct_:5.1f}%  {name}" for name, pct_ in s[key]]
+        out.append("")
+    return "\n".join(out)
