@@ -1,0 +1,216 @@
+"""``guard-proxy status`` against a live instance (real uvicorn, fake Ollama, real Redis).
+
+States: healthy on Redis, fallen back to memory (Redis killed, refused at start), back on
+Redis, memory by configuration, upstream down, instance down. Exit codes 0/1/2.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from support.redis_server import RedisServer, free_port
+
+from guard_proxy import __version__
+
+from .conftest import Instance, Result, RunCli, wait_until
+
+BANNED = "forbidden-zebra"
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    """A YAML config with a banned substring, so blocks can be provoked and counted."""
+    path = tmp_path / "guard-proxy.yaml"
+    path.write_text(
+        "guard:\n"
+        "  input:\n"
+        "    banned_substrings:\n"
+        f"      patterns: [{BANNED}]\n"
+        "cache:\n"
+        "  prefix: 'gp-test:'\n"
+    )
+    return path
+
+
+def generate(instance: Instance, prompt: str) -> int:
+    """POST /api/generate (not streamed); the HTTP status."""
+    body = json.dumps({"model": "llama3.2", "prompt": prompt, "stream": False}).encode()
+    req = urllib.request.Request(
+        f"{instance.url}/api/generate",
+        data=body,
+        method="POST",
+        headers={"content-type": "application/json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def status(run_cli: RunCli, instance: Instance, *args: str) -> Result:
+    return run_cli("status", *args, env=instance.env)
+
+
+def row(result: Result, name: str) -> str:
+    """The text of one ``name  value`` row of the status screen."""
+    match = re.search(rf"^  {re.escape(name)} +(.*)$", result.stdout, re.M)
+    assert match, f"no {name!r} row in:\n{result}"
+    return match.group(1)
+
+
+def test_healthy_on_redis(
+    run_cli: RunCli,
+    secrets: list[str],
+    redis_server: RedisServer,
+    start_proxy: Callable[..., Instance],
+    config_file: Path,
+) -> None:
+    assert redis_server.password
+    secrets.append(redis_server.password)
+    instance = start_proxy({**redis_server.env(), "GUARD_PROXY_CONFIG": str(config_file)})
+    assert generate(instance, "hello there") == 200
+    assert generate(instance, "hello there") == 200  # a hit
+    assert generate(instance, f"say {BANNED} please") == 400
+    with redis_server.client() as client:
+        client.set("unrelated:key", "1")
+
+    result = status(run_cli, instance)
+    assert result.returncode == 0, result
+    assert result.stdout.startswith(f"guard-proxy at {instance.url}: HEALTHY"), result
+    assert row(result, "version").startswith(f"{__version__}, up "), result
+    assert "reachable" in row(result, "upstream") and "UNREACHABLE" not in result.stdout
+    assert row(result, "cache") == "configured auto, active redis"
+    redis_row = row(result, "redis")
+    assert redis_server.address in redis_row and "connected" in redis_row, result
+    assert re.search(r"PING \d+\.\d+ ms", redis_row), result
+    keys = row(result, "redis keys")
+    assert re.match(r"\d+ under 'gp-test:'", keys), result
+    assert int(keys.split()[0]) >= 1  # the cached verdicts, not the unrelated key
+    assert "used, maxmemory" in row(result, "redis memory")
+    hits = re.match(r"\d+\.\d % \((\d+) hits, (\d+) misses", row(result, "hit rate"))
+    assert hits and int(hits.group(1)) >= 1 and int(hits.group(2)) >= 1, result
+    assert row(result, "failovers").startswith("0 failover(s), 0 recovery(ies)"), result
+    assert "input banned_substrings 1" in row(result, "blocks"), result
+    assert redis_server.password not in result.output
+
+    as_json = status(run_cli, instance, "--json")
+    assert as_json.returncode == 0, as_json
+    doc = json.loads(as_json.stdout)
+    assert doc["state"] == "healthy" and doc["active_backend"] == "redis"
+    assert doc["blocks"] == {"input banned_substrings": 1}
+
+
+def test_falls_back_to_memory_and_recovers(
+    run_cli: RunCli,
+    secrets: list[str],
+    redis_server: RedisServer,
+    start_proxy: Callable[..., Instance],
+) -> None:
+    assert redis_server.password
+    secrets.append(redis_server.password)
+    instance = start_proxy(redis_server.env())
+    assert status(run_cli, instance).returncode == 0
+
+    redis_server.kill()
+    assert generate(instance, "while redis is gone") == 200  # requests still work
+    results: list[Result] = []
+
+    def degraded() -> bool:
+        results.append(status(run_cli, instance))
+        return results[-1].returncode == 1
+
+    wait_until(degraded, "status to report the memory fallback")
+    result = results[-1]
+    assert result.stdout.startswith(f"guard-proxy at {instance.url}: DEGRADED"), result
+    assert "fell back to memory" in result.stdout, result
+    assert row(result, "cache") == "configured auto, active memory"
+    assert "NOT CONNECTED" in row(result, "redis"), result
+    assert re.match(
+        r"1 failover\(s\), 0 recovery\(ies\); last failover 20", row(result, "failovers")
+    )
+
+    redis_server.restart()
+    results.clear()
+    wait_until(lambda: not degraded() and results[-1].returncode == 0, "status back to healthy")
+    result = results[-1]
+    assert row(result, "cache") == "configured auto, active redis"
+    assert "1 failover(s), 1 recovery(ies)" in row(result, "failovers"), result
+    assert "last recovery 20" in row(result, "failovers"), result
+
+
+def test_redis_refused_at_start(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
+    port = free_port()
+    instance = start_proxy({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(port)})
+    result = status(run_cli, instance)
+    assert result.returncode == 1, result
+    assert "memory" in row(result, "cache"), result
+    assert f"127.0.0.1:{port}" in row(result, "redis"), result
+
+
+def test_memory_by_configuration_is_healthy(
+    run_cli: RunCli, start_proxy: Callable[..., Instance]
+) -> None:
+    instance = start_proxy({"CACHE_BACKEND": "memory"})
+    result = status(run_cli, instance)
+    assert result.returncode == 0, result
+    assert row(result, "cache") == "configured memory, active memory"
+    assert row(result, "redis") == "not used"
+
+
+def test_redis_disabled_is_healthy(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
+    instance = start_proxy({"REDIS_ENABLED": "false", "REDIS_PORT": str(free_port())})
+    result = status(run_cli, instance)
+    assert result.returncode == 0, result
+    assert row(result, "redis") == "not used"
+
+
+def test_upstream_down_is_degraded(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
+    instance = start_proxy(
+        {"CACHE_BACKEND": "memory", "OLLAMA_URL": f"http://127.0.0.1:{free_port()}"}
+    )
+    result = status(run_cli, instance)
+    assert result.returncode == 1, result
+    assert "UNREACHABLE" in row(result, "upstream"), result
+
+
+def test_instance_down(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
+    instance = start_proxy({"CACHE_BACKEND": "memory"})
+    assert status(run_cli, instance).returncode == 0
+    instance.stop()
+    result = status(run_cli, instance)
+    assert result.returncode == 2, result
+    assert result.stdout.startswith(f"guard-proxy at {instance.url}: DOWN"), result
+    assert "connection refused" in result.stdout
+    as_json = status(run_cli, instance, "--json")
+    assert as_json.returncode == 2
+    assert json.loads(as_json.stdout)["state"] == "down"
+
+
+def test_url_from_wildcard_listen_address(
+    run_cli: RunCli, start_proxy: Callable[..., Instance]
+) -> None:
+    instance = start_proxy({"CACHE_BACKEND": "memory", "PROXY_HOST": "0.0.0.0"})
+    result = status(run_cli, instance)
+    assert result.returncode == 0, result
+    assert result.stdout.startswith(f"guard-proxy at http://127.0.0.1:{instance.env['PROXY_PORT']}")
+
+
+def test_url_option_wins_over_config(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
+    instance = start_proxy({"CACHE_BACKEND": "memory"})
+    env = {"PROXY_PORT": str(free_port())}  # the config points elsewhere
+    assert run_cli("status", env=env).returncode == 2
+    result = run_cli("status", "--url", instance.url + "/", env=env)
+    assert result.returncode == 0, result
+
+
+def test_invalid_config_without_url(run_cli: RunCli) -> None:
+    result = run_cli("status", env={"PROXY_PORT": "not-a-port"})
+    assert result.returncode == 2, result
+    assert "PROXY_PORT" in result.stderr or "server.port" in result.stderr, result
