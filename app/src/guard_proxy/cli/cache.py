@@ -186,6 +186,7 @@ def _summary(answer: Any) -> str:
         return ""
     parts: list[str] = []
     for key, label in (
+        ("cleared", "entries deleted"),
         ("deleted", "Redis keys deleted"),
         ("redis_deleted", "Redis keys deleted"),
         ("redis_keys_deleted", "Redis keys deleted"),

@@ -150,12 +150,15 @@ def _reason(reason: object) -> str:
 
 
 def get_json(url: str, timeout: float) -> tuple[Any, str | None]:
-    """``(document, None)`` or ``(None, why not)`` for an endpoint that may be missing."""
+    """``(document, None)`` or ``(None, why not)`` for an endpoint that may be missing.
+
+    A 503 with a JSON body is a document too: ``/cache/health`` answers so when unhealthy.
+    """
     try:
         reply = request(url, timeout=timeout)
     except Unreachable as exc:
         return None, str(exc)
-    if reply.status != 200:
+    if reply.status not in (200, 503):
         return None, f"HTTP {reply.status}"
     try:
         return reply.json(), None
