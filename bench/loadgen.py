@@ -7,7 +7,7 @@ Jobs (``kind``):
                   blocks of ``block`` requests per worker, so drift hits every target alike.
   ``stream``      streamed requests against several targets, interleaved; reports time to
                   first body byte, total time and the number of lines/events received.
-  ``fill``        ``count`` unique prompts against one target at ``concurrency``, as fast as it goes.
+  ``fill``        ``count`` unique prompts against one target at ``concurrency``, flat out.
   ``poll``        GET ``url`` every ``interval`` s until ``field`` equals ``value`` (bounded).
 Only loopback URLs are accepted. Every loop is bounded by a count or a deadline.
 """
@@ -242,11 +242,17 @@ async def _fill(job: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
         await asyncio.gather(
-            *(worker(start + k, min(start + k + step, start + count)) for k in range(0, count, step))
+            *(
+                worker(start + k, min(start + k + step, start + count))
+                for k in range(0, count, step)
+            )
         )
     finally:
         await t.session.close()
-    return {"seconds": time.perf_counter() - t0, "statuses": {str(k): v for k, v in statuses.items()}}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "statuses": {str(k): v for k, v in statuses.items()},
+    }
 
 
 async def _poll(job: dict[str, Any]) -> dict[str, Any]:
@@ -267,7 +273,7 @@ async def _poll(job: dict[str, Any]) -> dict[str, Any]:
                     seen = seen.get(key) if isinstance(seen, dict) else None
                 if seen == value:
                     return {"seconds": time.perf_counter() - t0, "polls": polls, "reached": True}
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            except (TimeoutError, aiohttp.ClientError, ValueError):
                 pass
             await asyncio.sleep(interval)
     return {"seconds": time.perf_counter() - t0, "polls": polls, "reached": False, "last": seen}

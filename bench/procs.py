@@ -95,7 +95,11 @@ class Proc:
         full_env.update(env or {})
         with open(self.log, "wb") as log:
             self.popen = subprocess.Popen(
-                argv, env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                argv,
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
                 start_new_session=True,
             )
         self.pid = self.popen.pid
@@ -151,9 +155,25 @@ def start_upstream() -> tuple[Proc, str]:
     port = free_port()
     proc = Proc(
         "upstream",
-        [PY, "-m", "uvicorn", "fake_upstream:app", "--app-dir", str(BENCH),
-         "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-         "--log-level", "warning", "--loop", "uvloop", "--http", "httptools"],
+        [
+            PY,
+            "-m",
+            "uvicorn",
+            "fake_upstream:app",
+            "--app-dir",
+            str(BENCH),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+        ],
     )
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/api/version", proc)
@@ -172,7 +192,7 @@ class Redis:
             f.write(
                 f"bind 127.0.0.1\nport {self.port}\nprotected-mode yes\n"
                 f'requirepass "{self.password}"\nsave ""\nappendonly no\n'
-                f"dir {RUN_DIR}\ndaemonize no\nlogfile \"\"\n"
+                f'dir {RUN_DIR}\ndaemonize no\nlogfile ""\n'
             )
         self.proc: Proc | None = None
 
@@ -253,11 +273,15 @@ class LoadGen:
     """The load generator process; ``run(job)`` sends one job and waits (bounded) for its answer."""
 
     def __init__(self) -> None:
-        self.popen = subprocess.Popen(
-            [PY, str(BENCH / "loadgen.py")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(RUN_DIR / "loadgen.err", "wb"),
-            cwd=ROOT, start_new_session=True,
-        )
+        with open(RUN_DIR / "loadgen.err", "wb") as err:
+            self.popen = subprocess.Popen(
+                [PY, str(BENCH / "loadgen.py")],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                cwd=ROOT,
+                start_new_session=True,
+            )
         self.sel = selectors.DefaultSelector()
         assert self.popen.stdout
         self.sel.register(self.popen.stdout, selectors.EVENT_READ)

@@ -31,7 +31,7 @@ def _signed(x: float | None, nd: int = 3) -> str:
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
-    return out + [""]
+    return [*out, ""]
 
 
 def render(r: dict[str, Any]) -> str:
@@ -39,24 +39,27 @@ def render(r: dict[str, Any]) -> str:
     out = [
         "# Benchmarks",
         "",
-        "What the proxy and its verdict cache cost, measured side by side with a direct call to the",
-        "same upstream in the same run. Produced by:",
+        "What the proxy and its verdict cache cost, measured side by side with a direct call to",
+        "the same upstream in the same run. Produced by:",
         "",
         "```sh",
         "make -C bench          # = .venv/bin/python bench/run.py --profile",
         "```",
         "",
-        f"Run {m.get('date', '?')} at commit `{m.get('commit', '?')}` in {m.get('duration_s', '?')} s on "
-        f"{m.get('cores', '?')} cores ({m.get('cpu', '?')}), Linux {m.get('kernel', '?')}, "
-        f"Python {m.get('python', '?')}; raw figures in "
-        "[bench/results/latest.json](../bench/results/latest.json).",
+        (
+            f"Run {m.get('date', '?')} at commit `{m.get('commit', '?')}` in "
+            f"{m.get('duration_s', '?')} s on {m.get('cores', '?')} cores ({m.get('cpu', '?')}), "
+            f"Linux {m.get('kernel', '?')}, Python {m.get('python', '?')}; raw figures in "
+            "[bench/results/latest.json](../bench/results/latest.json)."
+        ),
         "",
-        "Set-up: a fast fake Ollama (bench/fake_upstream.py, pure ASGI under uvicorn), a password-protected",
-        "`redis-server` and the proxy (`python -m guard_proxy serve`, one uvicorn worker, configured by env",
-        "and bench/guard.yaml with every built-in scanner on in both directions, access log on as deployed),",
-        "each in its own process on loopback; the load comes from a fourth process (bench/loadgen.py,",
-        "aiohttp on uvloop). Concurrency 1 alternates direct and proxied requests one by one (ABBA);",
-        "concurrency 32 alternates blocks. Overhead = proxied − direct at the same percentile.",
+        "Set-up: a fast fake Ollama (bench/fake_upstream.py, pure ASGI under uvicorn), a",
+        "password-protected `redis-server` and the proxy (`python -m guard_proxy serve`, one",
+        "uvicorn worker, configured by env and bench/guard.yaml with every built-in scanner on in",
+        "both directions, access log on as deployed), each in its own process on loopback; the",
+        "load comes from a fourth process (bench/loadgen.py, aiohttp on uvloop). Concurrency 1",
+        "alternates direct and proxied requests one by one (ABBA); concurrency 32 alternates",
+        "blocks. Overhead = proxied − direct at the same percentile.",
         "Everything shares two cores, so at concurrency 32 latency is mostly queueing: the proxy's",
         "CPU time per request (measured with psutil) is the figure that predicts its capacity.",
         "",
@@ -67,8 +70,19 @@ def render(r: dict[str, Any]) -> str:
         out += ["## Goals", ""]
         rows = []
         for g in goals:
-            verdict = "–" if g["met"] is None else ("met" if g["met"] else f"**missed by {_f(g.get('missed_by'))} {g['unit']}**")
-            rows.append([g["goal"], f"≤ {_f(g['target'], 1)} {g['unit']}", f"{_f(g['measured'])} {g['unit']}", verdict])
+            verdict = (
+                "–"
+                if g["met"] is None
+                else ("met" if g["met"] else f"**missed by {_f(g.get('missed_by'))} {g['unit']}**")
+            )
+            rows.append(
+                [
+                    g["goal"],
+                    f"≤ {_f(g['target'], 1)} {g['unit']}",
+                    f"{_f(g['measured'])} {g['unit']}",
+                    verdict,
+                ]
+            )
         out += _table(["goal", "target", "measured", "result"], rows)
 
     ov = r.get("overhead")
@@ -77,101 +91,232 @@ def render(r: dict[str, Any]) -> str:
         rows = []
         for row in ov["rows"]:
             d, p, o = row["direct"], row["proxied"], row["overhead_ms"]
-            rows.append([
-                row["backend"], str(row["concurrency"]),
-                f"{_f(d['p50_ms'])} / {_f(d['p99_ms'])}", f"{_f(d['rps'], 0)}",
-                f"{_f(p['p50_ms'])} / {_f(p['p99_ms'])}", f"{_f(p['rps'], 0)}",
-                f"{_signed(o['p50'])} / {_signed(o['p99'])}", f"{_f(row['rps_ratio'], 2)}",
-                _f(row.get("proxy_cpu_us_per_req"), 0),
-            ])
-        out += _table(["backend", "conc.", "direct p50 / p99 ms", "direct req/s", "proxied p50 / p99 ms",
-                       "proxied req/s", "overhead p50 / p99 ms", "req/s ratio", "proxy CPU µs/req"], rows)
-        out += ["`memory-nolog` is the memory backend with `PROXY_ACCESS_LOG=false`: the difference is",
-                "the cost of the JSON access log line.", ""]
+            rows.append(
+                [
+                    row["backend"],
+                    str(row["concurrency"]),
+                    f"{_f(d['p50_ms'])} / {_f(d['p99_ms'])}",
+                    f"{_f(d['rps'], 0)}",
+                    f"{_f(p['p50_ms'])} / {_f(p['p99_ms'])}",
+                    f"{_f(p['rps'], 0)}",
+                    f"{_signed(o['p50'])} / {_signed(o['p99'])}",
+                    f"{_f(row['rps_ratio'], 2)}",
+                    _f(row.get("proxy_cpu_us_per_req"), 0),
+                ]
+            )
+        out += _table(
+            [
+                "backend",
+                "conc.",
+                "direct p50 / p99 ms",
+                "direct req/s",
+                "proxied p50 / p99 ms",
+                "proxied req/s",
+                "overhead p50 / p99 ms",
+                "req/s ratio",
+                "proxy CPU µs/req",
+            ],
+            rows,
+        )
+        out += [
+            "`memory-nolog` is the memory backend with `PROXY_ACCESS_LOG=false`: the difference is",
+            "the cost of the JSON access log line.",
+            "",
+        ]
         if (PLOT_DIR / "overhead.png").exists():
             out += ["![overhead](../bench/results/overhead.png)", ""]
 
     vd = r.get("verdict")
     if vd:
-        out += ["## 2. Verdict cost: cache hit vs miss by prompt size", "", vd["request"] + ". Concurrency 1.", ""]
+        out += [
+            "## 2. Verdict cost: cache hit vs miss by prompt size",
+            "",
+            vd["request"] + ". Concurrency 1.",
+            "",
+        ]
         rows = []
         for row in vd["rows"]:
             d, p, o = row["direct"], row["proxied"], row["overhead_ms"]
-            rows.append([
-                f"{row['prompt_bytes'] // 1024} KB", row["backend"], row["verdict"],
-                f"{_f(d['p50_ms'])} / {_f(d['p99_ms'])}", f"{_f(p['p50_ms'])} / {_f(p['p99_ms'])}",
-                f"{_signed(o['p50'])} / {_signed(o['p99'])}", _f(row.get("proxy_cpu_us_per_req"), 0),
-                str(sum(row["errors"].values())),
-            ])
-        out += _table(["prompt", "backend", "verdict", "direct p50 / p99 ms", "proxied p50 / p99 ms",
-                       "overhead p50 / p99 ms", "proxy CPU µs/req", "errors"], rows)
+            rows.append(
+                [
+                    f"{row['prompt_bytes'] // 1024} KB",
+                    row["backend"],
+                    row["verdict"],
+                    f"{_f(d['p50_ms'])} / {_f(d['p99_ms'])}",
+                    f"{_f(p['p50_ms'])} / {_f(p['p99_ms'])}",
+                    f"{_signed(o['p50'])} / {_signed(o['p99'])}",
+                    _f(row.get("proxy_cpu_us_per_req"), 0),
+                    str(sum(row["errors"].values())),
+                ]
+            )
+        out += _table(
+            [
+                "prompt",
+                "backend",
+                "verdict",
+                "direct p50 / p99 ms",
+                "proxied p50 / p99 ms",
+                "overhead p50 / p99 ms",
+                "proxy CPU µs/req",
+                "errors",
+            ],
+            rows,
+        )
         if (PLOT_DIR / "verdict.png").exists():
             out += ["![verdict cost](../bench/results/verdict.png)", ""]
 
     og = r.get("outage")
     if og:
         h = og["healthy"]
-        out += ["## 3. Redis outage (backend `auto`)", "",
+        out += [
+            "## 3. Redis outage (backend `auto`)",
+            "",
+            (
                 f"{og['request']}; socket timeout {og['socket_timeout_s']} s, probe interval "
                 f"{og['probe_interval_s']} s. Refused = redis-server stopped; frozen = SIGSTOP. "
-                "Added = outage overhead − healthy overhead (each against direct calls interleaved in the same phase).", ""]
-        rows = [["healthy", h.get("active_backend", "?"), f"{_f(h['proxied']['p50_ms'])} / {_f(h['proxied']['p99_ms'])}",
-                 f"{_signed(h['overhead_ms']['p50'])} / {_signed(h['overhead_ms']['p99'])}", "–", "–", "–"]]
+                "Added = outage overhead − healthy overhead, each against direct calls "
+                "interleaved in the same phase."
+            ),
+            "",
+        ]
+        rows = [
+            [
+                "healthy",
+                h.get("active_backend", "?"),
+                f"{_f(h['proxied']['p50_ms'])} / {_f(h['proxied']['p99_ms'])}",
+                f"{_signed(h['overhead_ms']['p50'])} / {_signed(h['overhead_ms']['p99'])}",
+                "–",
+                "–",
+                "–",
+            ]
+        ]
         for mode in ("refused", "frozen"):
             if mode in og:
                 o = og[mode]
-                rows.append([mode, o.get("active_backend", "?"),
-                             f"{_f(o['proxied']['p50_ms'])} / {_f(o['proxied']['p99_ms'])}",
-                             f"{_signed(o['overhead_ms']['p50'])} / {_signed(o['overhead_ms']['p99'])}",
-                             _signed(o["added_overhead_p50_ms"]),
-                             ", ".join(_f(x, 1) for x in o["first_requests_ms"][:3]),
-                             f"{_f(o['recovery_s'], 2)}" + ("" if o["recovered"] else " (not recovered)")])
-        out += _table(["Redis", "active backend", "proxied p50 / p99 ms", "overhead p50 / p99 ms",
-                       "added p50 ms", "first 3 requests ms", "back to redis s"], rows)
+                rows.append(
+                    [
+                        mode,
+                        o.get("active_backend", "?"),
+                        f"{_f(o['proxied']['p50_ms'])} / {_f(o['proxied']['p99_ms'])}",
+                        f"{_signed(o['overhead_ms']['p50'])} / {_signed(o['overhead_ms']['p99'])}",
+                        _signed(o["added_overhead_p50_ms"]),
+                        ", ".join(_f(x, 1) for x in o["first_requests_ms"][:3]),
+                        f"{_f(o['recovery_s'], 2)}"
+                        + ("" if o["recovered"] else " (not recovered)"),
+                    ]
+                )
+        out += _table(
+            [
+                "Redis",
+                "active backend",
+                "proxied p50 / p99 ms",
+                "overhead p50 / p99 ms",
+                "added p50 ms",
+                "first 3 requests ms",
+                "back to redis s",
+            ],
+            rows,
+        )
 
     st = r.get("streaming")
     if st:
-        out += ["## 4. Streaming", "", st["request"] + ". Concurrency 1, interleaved. Per-chunk overhead =",
-                "(proxied − direct total time) / chunks; proxy CPU per chunk is the proxy's CPU time",
-                "over the proxied streams divided by their chunks. Back to back, the upstream's chunks",
-                "coalesce in socket buffers and the proxy reads many per call; 1 ms apart, every chunk",
-                "is its own read, which is the honest per-chunk cost (real models emit tokens ms apart).", ""]
+        out += [
+            "## 4. Streaming",
+            "",
+            st["request"] + ". Concurrency 1, interleaved. Per-chunk overhead =",
+            "(proxied − direct total time) / chunks; proxy CPU per chunk is the proxy's CPU time",
+            "over the proxied streams divided by their chunks. Back to back, the upstream's chunks",
+            "coalesce in socket buffers and the proxy reads many per call; 1 ms apart, every chunk",
+            "is its own read: the honest per-chunk cost (real models emit tokens ms apart).",
+            "",
+        ]
         rows = []
         for row in st["rows"]:
             d, p = row["direct"], row["proxied"]
-            rows.append([
-                f"{row['format']}, {row.get('pacing', '')}", f"{_f(d['ttfb_p50_ms'])} / {_f(p['ttfb_p50_ms'])}",
-                f"{_f(d['total_p50_ms'])} / {_f(p['total_p50_ms'])}",
-                f"{_f(d['total_p99_ms'])} / {_f(p['total_p99_ms'])}",
-                f"{_signed(row['per_chunk_overhead_us']['p50'], 1)} / {_signed(row['per_chunk_overhead_us']['p99'], 1)}",
-                _f(row.get("proxy_cpu_us_per_chunk"), 1),
-                f"{d['events_p50']} / {p['events_p50']}", f"{p['complete']}/{p['n']}",
-            ])
-        out += _table(["format", "TTFB p50 ms direct / proxied", "total p50 ms direct / proxied",
-                       "total p99 ms direct / proxied", "per-chunk overhead p50 / p99 µs",
-                       "proxy CPU µs/chunk", "lines/events direct / proxied", "complete"], rows)
+            rows.append(
+                [
+                    f"{row['format']}, {row.get('pacing', '')}",
+                    f"{_f(d['ttfb_p50_ms'])} / {_f(p['ttfb_p50_ms'])}",
+                    f"{_f(d['total_p50_ms'])} / {_f(p['total_p50_ms'])}",
+                    f"{_f(d['total_p99_ms'])} / {_f(p['total_p99_ms'])}",
+                    "{} / {}".format(
+                        _signed(row["per_chunk_overhead_us"]["p50"], 1),
+                        _signed(row["per_chunk_overhead_us"]["p99"], 1),
+                    ),
+                    _f(row.get("proxy_cpu_us_per_chunk"), 1),
+                    f"{d['events_p50']} / {p['events_p50']}",
+                    f"{p['complete']}/{p['n']}",
+                ]
+            )
+        out += _table(
+            [
+                "format",
+                "TTFB p50 ms direct / proxied",
+                "total p50 ms direct / proxied",
+                "total p99 ms direct / proxied",
+                "per-chunk overhead p50 / p99 µs",
+                "proxy CPU µs/chunk",
+                "lines/events direct / proxied",
+                "complete",
+            ],
+            rows,
+        )
 
     mm = r.get("memory")
     if mm:
-        out += ["## 5. Memory", "", f"Resident set size of the proxy (memory backend), filled with {mm['prompt']}.", ""]
-        rows = [[str(x["requests"]), _f(x.get("entries")), _f(x["rss_mb"], 1), _f(x.get("delta_mb"), 1),
-                 _f(x.get("bytes_per_entry")), _f(x.get("fill_rps"), 0)] for x in mm["rows"]]
-        out += _table(["unique prompts sent", "entries", "RSS MB", "growth MB", "bytes/entry", "fill req/s (c=32, misses)"], rows)
+        out += [
+            "## 5. Memory",
+            "",
+            f"Resident set size of the proxy (memory backend), filled with {mm['prompt']}.",
+            "",
+        ]
+        rows = [
+            [
+                str(x["requests"]),
+                _f(x.get("entries")),
+                _f(x["rss_mb"], 1),
+                _f(x.get("delta_mb"), 1),
+                _f(x.get("bytes_per_entry")),
+                _f(x.get("fill_rps"), 0),
+            ]
+            for x in mm["rows"]
+        ]
+        out += _table(
+            [
+                "unique prompts sent",
+                "entries",
+                "RSS MB",
+                "growth MB",
+                "bytes/entry",
+                "fill req/s (c=32, misses)",
+            ],
+            rows,
+        )
 
     analysis = BENCH / "analysis.md"
     if analysis.exists():
         out += [analysis.read_text().rstrip(), ""]
 
-    profiles = [(k, v) for k, v in r.items() if k.startswith("profile_") and isinstance(v, dict) and "samples" in v]
+    profiles = [
+        (k, v)
+        for k, v in r.items()
+        if k.startswith("profile_") and isinstance(v, dict) and "samples" in v
+    ]
     if profiles:
         out += ["## Where the proxy spends its time (py-spy)", ""]
         for key, s in profiles:
             label = key.removeprefix("profile_")
-            out += [f"**{label}** ({s['samples']} samples; full list in "
-                    f"[bench/results/](../bench/results/)): self time by package: "
-                    + ", ".join(f"{n} {p}%" for n, p in s["package_self_pct"][:8]) + ".", "",
-                    "Hottest guard_proxy functions (inclusive): "
-                    + ", ".join(f"`{n}` {p}%" for n, p in s["guard_proxy_inclusive_pct"][:8]) + ".", ""]
+            out += [
+                f"**{label}** ({s['samples']} samples; full list in "
+                f"[bench/results/](../bench/results/)): self time by package: "
+                + ", ".join(f"{n} {p}%" for n, p in s["package_self_pct"][:8])
+                + ".",
+                "",
+                "Hottest guard_proxy functions (inclusive): "
+                + ", ".join(f"`{n}` {p}%" for n, p in s["guard_proxy_inclusive_pct"][:8])
+                + ".",
+                "",
+            ]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -205,10 +350,13 @@ def plots(r: dict[str, Any]) -> None:
         fig, ax = plt.subplots(figsize=(7, 3.5))
         for backend in ("memory", "redis"):
             for verdict, style in (("hit", "-o"), ("miss", "--s")):
-                pts = [(x["prompt_bytes"] / 1024, x["overhead_ms"]["p50"]) for x in vd
-                       if x["backend"] == backend and x["verdict"] == verdict]
+                pts = [
+                    (x["prompt_bytes"] / 1024, x["overhead_ms"]["p50"])
+                    for x in vd
+                    if x["backend"] == backend and x["verdict"] == verdict
+                ]
                 if pts:
-                    ax.plot(*zip(*pts), style, label=f"{backend} {verdict}")
+                    ax.plot(*zip(*pts, strict=True), style, label=f"{backend} {verdict}")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("prompt size (KB)")

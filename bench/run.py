@@ -9,6 +9,7 @@ uvicorn worker, env-configured) on loopback, and drives load from a separate pro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -53,16 +54,31 @@ class Bench:
         doc: dict[str, Any] = procs.http_get(self.proxies[name][1] + "/health")
         return doc
 
-    def interleave(self, proxy: str, request: dict[str, Any], n: int, concurrency: int,
-                   warmup: int = 100, block: int = 20, run: str = "r") -> dict[str, Any]:
+    def interleave(
+        self,
+        proxy: str,
+        request: dict[str, Any],
+        n: int,
+        concurrency: int,
+        warmup: int = 100,
+        block: int = 20,
+        run: str = "r",
+    ) -> dict[str, Any]:
         """Direct vs one proxy, side by side; adds the proxy's CPU time per proxied request."""
         proc, url = self.proxies[proxy]
         cpu0 = proc.cpu_seconds()
-        out = self.load.run({
-            "kind": "interleave", "targets": {"direct": self.upstream_url, "proxied": url},
-            "request": request, "n": n, "concurrency": concurrency, "warmup": warmup,
-            "block": block, "run": run,
-        })
+        out = self.load.run(
+            {
+                "kind": "interleave",
+                "targets": {"direct": self.upstream_url, "proxied": url},
+                "request": request,
+                "n": n,
+                "concurrency": concurrency,
+                "warmup": warmup,
+                "block": block,
+                "run": run,
+            }
+        )
         cpu = proc.cpu_seconds() - cpu0
         proxied = len(out["latency_us"]["proxied"]) + warmup
         return stats.compare(out, proxy_cpu_us=cpu * 1e6 / max(proxied, 1))
@@ -84,16 +100,25 @@ class Bench:
                 print(stats.line(f"overhead {backend} c={conc}", row), flush=True)
         self.results["overhead"] = {
             "request": "POST /api/generate stream=false, 256-char prompt, cached verdicts",
-            "active_backend": {k: self.health(k)["cache"]["active_backend"]
-                               for k in ("memory", "redis")},
+            "active_backend": {
+                k: self.health(k)["cache"]["active_backend"] for k in ("memory", "redis")
+            },
             "rows": rows,
         }
         if self.profile:
             self.results["profile_overhead"] = self.run_profile(
-                "memory", "overhead-c32",
-                {"kind": "interleave", "targets": {"proxied": self.proxies["memory"][1]},
-                 "request": small, "n": self.n(20000), "concurrency": 32, "warmup": 50,
-                 "block": 50})
+                "memory",
+                "overhead-c32",
+                {
+                    "kind": "interleave",
+                    "targets": {"proxied": self.proxies["memory"][1]},
+                    "request": small,
+                    "n": self.n(20000),
+                    "concurrency": 32,
+                    "warmup": 50,
+                    "block": 50,
+                },
+            )
 
     # ------------------------------------------------------------------ 2. verdict cost
 
@@ -105,22 +130,34 @@ class Bench:
             for backend in ("memory", "redis"):
                 for unique in (False, True):
                     req = {"api": "generate", "size": size, "stream": False, "unique": unique}
-                    row = self.interleave(backend, req, self.n(n), 1, warmup=10,
-                                          run=f"v{size}{backend[0]}")
-                    row.update(backend=backend, prompt_bytes=size,
-                               verdict="miss" if unique else "hit")
+                    row = self.interleave(
+                        backend, req, self.n(n), 1, warmup=10, run=f"v{size}{backend[0]}"
+                    )
+                    row.update(
+                        backend=backend, prompt_bytes=size, verdict="miss" if unique else "hit"
+                    )
                     rows.append(row)
-                    print(stats.line(f"verdict {backend} {size}B {row['verdict']}", row), flush=True)
+                    print(
+                        stats.line(f"verdict {backend} {size}B {row['verdict']}", row), flush=True
+                    )
         self.results["verdict"] = {
             "request": "POST /api/generate stream=false; miss = unique prompt (all scanners run)",
             "rows": rows,
         }
         if self.profile:
             self.results["profile_miss"] = self.run_profile(
-                "memory", "miss-16k",
-                {"kind": "interleave", "targets": {"proxied": self.proxies["memory"][1]},
-                 "request": {"api": "generate", "size": 16384, "unique": True},
-                 "n": self.n(1500), "concurrency": 1, "warmup": 5, "run": "prof"})
+                "memory",
+                "miss-16k",
+                {
+                    "kind": "interleave",
+                    "targets": {"proxied": self.proxies["memory"][1]},
+                    "request": {"api": "generate", "size": 16384, "unique": True},
+                    "n": self.n(1500),
+                    "concurrency": 1,
+                    "warmup": 5,
+                    "run": "prof",
+                },
+            )
 
     # ------------------------------------------------------------------ 4. streaming
 
@@ -134,16 +171,25 @@ class Bench:
             for api in ("generate", "openai"):
                 req = {"api": api, "size": 256, "chunks": chunks, "chunk_delay_ms": delay}
                 cpu0 = proc.cpu_seconds()
-                out = self.load.run({
-                    "kind": "stream", "targets": {"direct": self.upstream_url, "proxied": url},
-                    "request": req, "n": self.n(n), "warmup": 1 if delay else 2,
-                })
+                out = self.load.run(
+                    {
+                        "kind": "stream",
+                        "targets": {"direct": self.upstream_url, "proxied": url},
+                        "request": req,
+                        "n": self.n(n),
+                        "warmup": 1 if delay else 2,
+                    }
+                )
                 cpu = proc.cpu_seconds() - cpu0
                 row = stats.stream_compare(out, chunks)
                 streams = len(out["samples"]["proxied"]) + (1 if delay else 2)
                 row["proxy_cpu_us_per_chunk"] = round(cpu * 1e6 / (streams * chunks), 2)
-                row.update(api=api, format="SSE" if api == "openai" else "NDJSON",
-                           chunks=chunks, pacing=pacing)
+                row.update(
+                    api=api,
+                    format="SSE" if api == "openai" else "NDJSON",
+                    chunks=chunks,
+                    pacing=pacing,
+                )
                 rows.append(row)
                 print(stats.stream_line(f"stream {row['format']} {pacing}", row), flush=True)
         self.results["streaming"] = {
@@ -152,19 +198,28 @@ class Bench:
         }
         if self.profile:
             self.results["profile_stream"] = self.run_profile(
-                "memory", "stream-ndjson",
-                {"kind": "stream", "targets": {"proxied": url},
-                 "request": {"api": "generate", "size": 256, "chunks": chunks},
-                 "n": self.n(60), "warmup": 0})
+                "memory",
+                "stream-ndjson",
+                {
+                    "kind": "stream",
+                    "targets": {"proxied": url},
+                    "request": {"api": "generate", "size": 256, "chunks": chunks},
+                    "n": self.n(60),
+                    "warmup": 0,
+                },
+            )
 
     # ------------------------------------------------------------------ 3. Redis outage
 
     def phase_outage(self) -> None:
-        proc, url = self.proxy("outage", "auto")
+        _, url = self.proxy("outage", "auto")
         req = {"api": "generate", "size": 256, "stream": False}
         n = self.n(1500)
-        out: dict[str, Any] = {"socket_timeout_s": 0.1, "probe_interval_s": 1.0,
-                               "request": "POST /api/generate stream=false, 256-char prompt, c=1"}
+        out: dict[str, Any] = {
+            "socket_timeout_s": 0.1,
+            "probe_interval_s": 1.0,
+            "request": "POST /api/generate stream=false, 256-char prompt, c=1",
+        }
         out["healthy"] = self.interleave("outage", req, n, 1, warmup=100)
         out["healthy"]["active_backend"] = self.health("outage")["cache"]["active_backend"]
         print(stats.line("outage healthy", out["healthy"]), flush=True)
@@ -183,17 +238,30 @@ class Bench:
                 self.redis.start()
             else:
                 self.redis.thaw()
-            back = self.load.run({"kind": "poll", "url": url + "/health",
-                                  "field": "cache.active_backend", "value": "redis",
-                                  "interval": 0.01, "max_seconds": 15})
+            back = self.load.run(
+                {
+                    "kind": "poll",
+                    "url": url + "/health",
+                    "field": "cache.active_backend",
+                    "value": "redis",
+                    "interval": 0.01,
+                    "max_seconds": 15,
+                }
+            )
             res["recovery_s"] = round(back["seconds"], 3)
             res["recovered"] = back["reached"]
-            res["added_p50_ms"] = round(res["proxied"]["p50_ms"] - out["healthy"]["proxied"]["p50_ms"], 3)
+            res["added_p50_ms"] = round(
+                res["proxied"]["p50_ms"] - out["healthy"]["proxied"]["p50_ms"], 3
+            )
             res["added_overhead_p50_ms"] = round(
-                res["overhead_ms"]["p50"] - out["healthy"]["overhead_ms"]["p50"], 3)
+                res["overhead_ms"]["p50"] - out["healthy"]["overhead_ms"]["p50"], 3
+            )
             out[mode] = res
-            print(stats.line(f"outage {mode}", res),
-                  f"first={res['first_requests_ms'][:2]}ms recovery={res['recovery_s']}s", flush=True)
+            print(
+                stats.line(f"outage {mode}", res),
+                f"first={res['first_requests_ms'][:2]}ms recovery={res['recovery_s']}s",
+                flush=True,
+            )
             # Warm up again on the healthy Redis before the next failure.
             self.interleave("outage", req, 50, 1, warmup=10)
         self.results["outage"] = out
@@ -201,39 +269,68 @@ class Bench:
     # ------------------------------------------------------------------ 5. memory
 
     def phase_memory(self) -> None:
-        proc, url = self.proxy("rss", "memory", CACHE_MAX_SIZE="250000", CACHE_SWEEP_INTERVAL="3600")
+        proc, url = self.proxy(
+            "rss", "memory", CACHE_MAX_SIZE="250000", CACHE_SWEEP_INTERVAL="3600"
+        )
         req = {"api": "generate", "size": 64, "stream": False, "unique": True}
         # Warm every code path, then forget the verdicts: that is the 0-entry baseline.
-        self.load.run({"kind": "fill", "url": url, "request": req, "count": 500,
-                       "concurrency": 16, "run": "warm"})
+        self.load.run(
+            {
+                "kind": "fill",
+                "url": url,
+                "request": req,
+                "count": 500,
+                "concurrency": 16,
+                "run": "warm",
+            }
+        )
         status = procs.http_post(url + "/cache/clear", procs.admin_headers("rss"))
         time.sleep(0.5)
         rows = [{"requests": 0, "clear_status": status, **self._rss_row(proc, url)}]
         done = 0
         for target in (10_000, 100_000):
             count = self.n(target) - done if self.quick else target - done
-            t = self.load.run({"kind": "fill", "url": url, "request": req, "count": count,
-                               "start": done, "concurrency": 32, "run": "fill"}, timeout=400)
+            t = self.load.run(
+                {
+                    "kind": "fill",
+                    "url": url,
+                    "request": req,
+                    "count": count,
+                    "start": done,
+                    "concurrency": 32,
+                    "run": "fill",
+                },
+                timeout=400,
+            )
             done += count
             time.sleep(0.5)
-            row = {"requests": done, "fill_rps": round(count / t["seconds"], 1),
-                   "statuses": t["statuses"], **self._rss_row(proc, url)}
+            row = {
+                "requests": done,
+                "fill_rps": round(count / t["seconds"], 1),
+                "statuses": t["statuses"],
+                **self._rss_row(proc, url),
+            }
             rows.append(row)
             print(f"memory after {done} unique prompts: {row}", flush=True)
         base = rows[0]["rss_mb"]
         for r in rows:
             r["delta_mb"] = round(r["rss_mb"] - base, 1)
             entries = r.get("entries") or 0
-            r["bytes_per_entry"] = round((r["rss_mb"] - base) * 1048576 / entries) if entries else None
+            r["bytes_per_entry"] = (
+                round((r["rss_mb"] - base) * 1048576 / entries) if entries else None
+            )
         self.results["memory"] = {"prompt": "64-char unique prompts via HTTP", "rows": rows}
 
     def _rss_row(self, proc: Proc, url: str) -> dict[str, Any]:
         try:
             st = procs.http_get(url + "/cache/stats")
-        except Exception as exc:  # reported, not fatal
+        except (OSError, ValueError) as exc:  # reported, not fatal
             st = {"error": str(exc)}
-        return {"rss_mb": round(proc.rss_bytes() / 1048576, 1),
-                "entries": stats.find_entries(st), "cache_stats": st}
+        return {
+            "rss_mb": round(proc.rss_bytes() / 1048576, 1),
+            "entries": stats.find_entries(st),
+            "cache_stats": st,
+        }
 
     # ------------------------------------------------------------------ profiling
 
@@ -243,11 +340,24 @@ class Bench:
         if not os.path.exists(pyspy):
             return {"error": "py-spy not installed"}
         raw = RUN_DIR / f"profile-{label}.txt"
-        spy = subprocess.Popen(
-            [pyspy, "record", "--pid", str(self.proxies[proxy][0].pid), "--rate", "250",
-             "--format", "raw", "--output", str(raw), "--nonblocking"],
-            stdout=subprocess.DEVNULL, stderr=open(RUN_DIR / f"py-spy-{label}.err", "wb"),
-        )
+        with open(RUN_DIR / f"py-spy-{label}.err", "wb") as err:
+            spy = subprocess.Popen(
+                [
+                    pyspy,
+                    "record",
+                    "--pid",
+                    str(self.proxies[proxy][0].pid),
+                    "--rate",
+                    "250",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(raw),
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
         time.sleep(1.0)
         try:
             self.load.run(job)
@@ -270,19 +380,30 @@ class Bench:
 def meta(started: float, argv: list[str]) -> dict[str, Any]:
     def cmd(args: list[str]) -> str:
         try:
-            return subprocess.run(args, capture_output=True, text=True, timeout=10, cwd=ROOT).stdout.strip()
+            return subprocess.run(
+                args, check=False, capture_output=True, text=True, timeout=10, cwd=ROOT
+            ).stdout.strip()
         except OSError:
             return ""
 
     import importlib.metadata as md
 
     versions = {}
-    for pkg in ("guard-proxy", "fastapi", "starlette", "uvicorn", "httpx", "aiohttp", "redis",
-                "hiredis", "orjson", "uvloop", "httptools"):
-        try:
+    for pkg in (
+        "guard-proxy",
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "httpx",
+        "aiohttp",
+        "redis",
+        "hiredis",
+        "orjson",
+        "uvloop",
+        "httptools",
+    ):
+        with contextlib.suppress(md.PackageNotFoundError):
             versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
     cpu = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -296,8 +417,11 @@ def meta(started: float, argv: list[str]) -> dict[str, Any]:
         "commit": cmd(["git", "rev-parse", "--short", "HEAD"]),
         "command": " ".join(["python", "bench/run.py", *argv]),
         "duration_s": round(time.monotonic() - started, 1),
-        "cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
-        "python": platform.python_version(), "redis_server": cmd(["/usr/bin/redis-server", "--version"]),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "redis_server": cmd(["/usr/bin/redis-server", "--version"]),
         "versions": versions,
     }
 

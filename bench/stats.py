@@ -70,7 +70,8 @@ def line(label: str, row: dict[str, Any]) -> str:
         f"{label:32s} direct p50 {d['p50_ms']:.3f} p99 {d['p99_ms']:.3f} {d['rps']:.0f}/s | "
         f"proxied p50 {p['p50_ms']:.3f} p99 {p['p99_ms']:.3f} {p['rps']:.0f}/s | "
         f"overhead p50 {o['p50']:+.3f} p99 {o['p99']:+.3f} ms | "
-        f"cpu {row.get('proxy_cpu_us_per_req', '-')} us/req | status {row['status']} err {row['errors']}"
+        f"cpu {row.get('proxy_cpu_us_per_req', '-')} us/req | "
+        f"status {row['status']} err {row['errors']}"
     )
 
 
@@ -140,7 +141,9 @@ def find_entries(doc: Any) -> int | None:
 # --------------------------------------------------------------------------- goals
 
 
-def _goal(goal: str, target: float, measured: float | None, unit: str, lower_is_better: bool = True) -> dict[str, Any]:
+def _goal(
+    goal: str, target: float, measured: float | None, unit: str, lower_is_better: bool = True
+) -> dict[str, Any]:
     if measured is None or (isinstance(measured, float) and math.isnan(measured)):
         return {"goal": goal, "target": target, "unit": unit, "measured": None, "met": None}
     met = measured <= target if lower_is_better else measured >= target
@@ -157,30 +160,74 @@ def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
         if row["backend"] == "memory-nolog":
             continue
         tag = f"{row['backend']} c={row['concurrency']}"
-        out.append(_goal(f"cached overhead p50 ({tag})", GOALS["overhead_p50_ms"], row["overhead_ms"]["p50"], "ms"))
-        out.append(_goal(f"cached overhead p99 ({tag})", GOALS["overhead_p99_ms"], row["overhead_ms"]["p99"], "ms"))
+        out.append(
+            _goal(
+                f"cached overhead p50 ({tag})",
+                GOALS["overhead_p50_ms"],
+                row["overhead_ms"]["p50"],
+                "ms",
+            )
+        )
+        out.append(
+            _goal(
+                f"cached overhead p99 ({tag})",
+                GOALS["overhead_p99_ms"],
+                row["overhead_ms"]["p99"],
+                "ms",
+            )
+        )
     outage = r.get("outage", {})
     for mode in ("refused", "frozen"):
         if mode in outage:
             o = outage[mode]
-            out.append(_goal(f"Redis {mode}: added p50 overhead, breaker open", GOALS["outage_added_p50_ms"],
-                             o["added_overhead_p50_ms"], "ms"))
-            out.append(_goal(f"Redis {mode}: first-request stall", GOALS["socket_timeout_ms"],
-                             o["first_requests_ms"][0] if o["first_requests_ms"] else None, "ms"))
+            out.append(
+                _goal(
+                    f"Redis {mode}: added p50 overhead, breaker open",
+                    GOALS["outage_added_p50_ms"],
+                    o["added_overhead_p50_ms"],
+                    "ms",
+                )
+            )
+            out.append(
+                _goal(
+                    f"Redis {mode}: first-request stall",
+                    GOALS["socket_timeout_ms"],
+                    o["first_requests_ms"][0] if o["first_requests_ms"] else None,
+                    "ms",
+                )
+            )
     for row in r.get("streaming", {}).get("rows", []):
         tag = f"{row['format']}, {row.get('pacing', '')}"
-        out.append(_goal(f"per streamed chunk, added time p50 ({tag})", GOALS["chunk_overhead_us"],
-                         row["per_chunk_overhead_us"]["p50"], "us"))
-        out.append(_goal(f"per streamed chunk, proxy CPU ({tag})", GOALS["chunk_overhead_us"],
-                         row.get("proxy_cpu_us_per_chunk"), "us"))
+        out.append(
+            _goal(
+                f"per streamed chunk, added time p50 ({tag})",
+                GOALS["chunk_overhead_us"],
+                row["per_chunk_overhead_us"]["p50"],
+                "us",
+            )
+        )
+        out.append(
+            _goal(
+                f"per streamed chunk, proxy CPU ({tag})",
+                GOALS["chunk_overhead_us"],
+                row.get("proxy_cpu_us_per_chunk"),
+                "us",
+            )
+        )
     mem = r.get("memory", {}).get("rows", [])
     if len(mem) >= 2:
         last = mem[-1]
         per = last.get("bytes_per_entry")
         if per is None and last["requests"]:
             per = last["delta_mb"] * 1048576 / last["requests"]
-        out.append(_goal("RSS growth for 100k verdicts", GOALS["rss_100k_mb"],
-                         per * 100_000 / 1048576 if per else None, "MB"))
+        out.append(
+            _goal(
+                "RSS growth for 100k verdicts",
+                GOALS["rss_100k_mb"],
+                per * 100_000 / 1048576 if per else None,
+                "MB",
+            )
+        )
     return out
 
 
@@ -230,8 +277,13 @@ def profile_summary(raw: Path, top: int = 25) -> dict[str, Any]:
         return [[k, round(100 * v / total, 1)] for k, v in c.most_common(top)] if total else []
 
     own = Counter({k: v for k, v in incl.items() if "guard_proxy/" in k})
-    return {"samples": total, "self_pct": share(self_c), "inclusive_pct": share(incl),
-            "guard_proxy_inclusive_pct": share(own), "package_self_pct": share(pkg)}
+    return {
+        "samples": total,
+        "self_pct": share(self_c),
+        "inclusive_pct": share(incl),
+        "guard_proxy_inclusive_pct": share(own),
+        "package_self_pct": share(pkg),
+    }
 
 
 def _package(file: str) -> str:
@@ -247,11 +299,16 @@ def _package(file: str) -> str:
 def profile_text(label: str, s: dict[str, Any]) -> str:
     if "error" in s:
         return f"# profile {label}: {s['error']}\n"
-    out = [f"# py-spy profile of the proxy: {label} ({s['samples']} samples, GIL-holding and idle-free)", ""]
-    for key, title in (("package_self_pct", "Self time by package"),
-                       ("self_pct", "Self time by function (leaf frames)"),
-                       ("guard_proxy_inclusive_pct", "Inclusive time in guard_proxy functions"),
-                       ("inclusive_pct", "Inclusive time, all functions")):
+    out = [
+        f"# py-spy profile of the proxy: {label} ({s['samples']} samples, idle excluded)",
+        "",
+    ]
+    for key, title in (
+        ("package_self_pct", "Self time by package"),
+        ("self_pct", "Self time by function (leaf frames)"),
+        ("guard_proxy_inclusive_pct", "Inclusive time in guard_proxy functions"),
+        ("inclusive_pct", "Inclusive time, all functions"),
+    ):
         out.append(f"## {title}")
         out += [f"{pct_:5.1f}%  {name}" for name, pct_ in s[key]]
         out.append("")
