@@ -223,8 +223,15 @@ class RedisBackend(CacheBackend):
             self.pool.master_address = None
 
     async def info(self) -> dict[str, Any]:
-        """``used_memory``, ``maxmemory``, ``maxmemory_policy`` from INFO memory."""
-        raw: dict[str, Any] = await self._call(lambda: self.client.info("memory"))
+        """``used_memory``, ``maxmemory``, ``maxmemory_policy`` from INFO memory.
+
+        A least-privilege ACL user may not run INFO (it is ``@dangerous``): then all three
+        are None rather than an error.
+        """
+        try:
+            raw: dict[str, Any] = await self._call(lambda: self.client.info("memory"))
+        except CommandRejected:
+            raw = {}
         return {
             "used_memory": raw.get("used_memory"),
             "maxmemory": raw.get("maxmemory"),
