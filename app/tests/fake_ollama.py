@@ -39,6 +39,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 VERSION = "0.12.6"
+MIDSTREAM_ERROR = "an error was encountered while running the model: unexpected EOF"
 DEFAULT_ANSWER = "The sky is blue because of Rayleigh scattering."
 _STATUS = re.compile(r"STATUS:(\d{3})")
 _DIGEST = re.compile(r"^sha256[:-]([0-9a-f]{64})$")
@@ -49,7 +50,9 @@ def _dumps(data: Any) -> str:
 
 
 def _models() -> list[str]:
-    raw = os.environ.get("FAKE_OLLAMA_MODELS", "llama3.2:latest,qwen2.5:0.5b,nomic-embed-text:latest")
+    raw = os.environ.get(
+        "FAKE_OLLAMA_MODELS", "llama3.2:latest,qwen2.5:0.5b,nomic-embed-text:latest"
+    )
     return [_full_name(m.strip()) for m in raw.split(",") if m.strip()]
 
 
@@ -114,10 +117,14 @@ class FakeOllama:
             await self._introspect(method, path, send)
             return
         if path.startswith("/api/blobs/"):
-            await self._blob(method, path[len("/api/blobs/"):], scope, receive, send)
+            await self._blob(method, path[len("/api/blobs/") :], scope, receive, send)
             return
         raw = await _read_body(receive)
-        record: dict[str, Any] = {"method": method, "path": path, "query": scope["query_string"].decode()}
+        record: dict[str, Any] = {
+            "method": method,
+            "path": path,
+            "query": scope["query_string"].decode(),
+        }
         record["headers"] = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         self.state.requests.append(record)
         body: Any = None
@@ -129,15 +136,19 @@ class FakeOllama:
                 if path.startswith("/v1/"):
                     await _v1_error(send, 400, "invalid character in request body")
                 else:
-                    await _json(send, 400, {"error": "invalid character 'x' looking for beginning of value"})
+                    await _json(
+                        send, 400, {"error": "invalid character 'x' looking for beginning of value"}
+                    )
                 return
         record["body"] = body
         delay = float(os.environ.get("FAKE_OLLAMA_DELAY", "0"))
         if delay:
             await asyncio.sleep(delay)
-        handler = _ROUTES.get((method, path)) or (_ROUTES.get(("GET", path)) if method == "HEAD" else None)
+        handler = _ROUTES.get((method, path)) or (
+            _ROUTES.get(("GET", path)) if method == "HEAD" else None
+        )
         if handler is None and path.startswith("/v1/models/") and method == "GET":
-            await self._v1_model(path[len("/v1/models/"):], send)
+            await self._v1_model(path[len("/v1/models/") :], send)
             return
         if handler is None:
             allowed = any(p == path for (_, p) in _ROUTES)
@@ -163,7 +174,9 @@ class FakeOllama:
 
     # ------------------------------------------------------------------ blobs
 
-    async def _blob(self, method: str, digest: str, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _blob(
+        self, method: str, digest: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         self.state.requests.append({"method": method, "path": f"/api/blobs/{digest}"})
         match = _DIGEST.match(digest)
         if match is None:
@@ -189,7 +202,14 @@ class FakeOllama:
         self.state.requests[-1]["body_size"] = size
         got = sha.hexdigest()
         if got != match.group(1):
-            await _json(send, 400, {"error": f"digest mismatch, expected \"sha256:{match.group(1)}\", got \"sha256:{got}\""})
+            await _json(
+                send,
+                400,
+                {
+                    "error": f'digest mismatch, expected "sha256:{match.group(1)}", '
+                    f'got "sha256:{got}"'
+                },
+            )
             return
         self.state.blobs.add(got)
         await _empty(send, 201)
@@ -203,17 +223,23 @@ class FakeOllama:
         return full if full in self.state.models else None
 
     async def _stream(
-        self, receive: Receive, send: Send, record: dict[str, Any], content_type: str,
+        self,
+        receive: Receive,
+        send: Send,
+        record: dict[str, Any],
+        content_type: str,
         items: Any,
     ) -> None:
-        """Send ``items`` (an async iterator of bytes) as a chunked body, watching for disconnect."""
+        """Send ``items`` (async iterator of bytes) chunked, watching for a disconnect."""
         self.state.stats["streams_started"] += 1
         record["stream_outcome"] = "started"
-        await send({
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", content_type.encode()), (b"x-fake-ollama", b"1")],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", content_type.encode()), (b"x-fake-ollama", b"1")],
+            }
+        )
         watch = _Disconnect(receive)
         try:
             async for chunk in items:
@@ -231,7 +257,7 @@ class FakeOllama:
     async def _v1_model(self, name: str, send: Send) -> None:
         model = self._model_or_none(name)
         if model is None:
-            await _v1_error(send, 404, f"model \"{name}\" not found")
+            await _v1_error(send, 404, f'model "{name}" not found')
             return
         await _json(send, 200, _v1_model_obj(model))
 
@@ -251,7 +277,7 @@ def _chunks(text: str) -> list[str]:
         return ["tick "] * count
     size = _chunk_size()
     answer = _prompt_knob_text(text)
-    return [answer[i:i + size] for i in range(0, len(answer), size)] or [""]
+    return [answer[i : i + size] for i in range(0, len(answer), size)] or [""]
 
 
 def _delay_for(text: str) -> float:
@@ -286,11 +312,15 @@ def _last_text(messages: Any) -> str:
 # ---------------------------------------------------------------------- native routes
 
 
-async def _root(app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str) -> None:
+async def _root(
+    app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str
+) -> None:
     await _plain(send, 200, "Ollama is running", head=method == "HEAD")
 
 
-async def _version(app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str) -> None:
+async def _version(
+    app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str
+) -> None:
     await _json(send, 200, {"version": VERSION}, head=method == "HEAD")
 
 
@@ -309,44 +339,68 @@ def _digest_of(model: str) -> str:
     return hashlib.sha256(model.encode()).hexdigest()
 
 
-async def _tags(app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str) -> None:
+async def _tags(
+    app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str
+) -> None:
     models = [
         {
-            "name": m, "model": m, "modified_at": "2026-01-01T00:00:00.000000000Z",
-            "size": 2019393189, "digest": _digest_of(m), "details": _details(m),
+            "name": m,
+            "model": m,
+            "modified_at": "2026-01-01T00:00:00.000000000Z",
+            "size": 2019393189,
+            "digest": _digest_of(m),
+            "details": _details(m),
         }
         for m in app.state.models
     ]
     await _json(send, 200, {"models": models})
 
 
-async def _ps(app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str) -> None:
+async def _ps(
+    app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str
+) -> None:
     m = app.state.models[0]
-    models = [{
-        "name": m, "model": m, "size": 5137025024, "digest": _digest_of(m), "details": _details(m),
-        "expires_at": "2026-12-31T00:00:00.000000000Z", "size_vram": 5137025024, "context_length": 4096,
-    }]
+    models = [
+        {
+            "name": m,
+            "model": m,
+            "size": 5137025024,
+            "digest": _digest_of(m),
+            "details": _details(m),
+            "expires_at": "2026-12-31T00:00:00.000000000Z",
+            "size_vram": 5137025024,
+            "context_length": 4096,
+        }
+    ]
     await _json(send, 200, {"models": models})
 
 
-async def _show(app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str) -> None:
+async def _show(
+    app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str
+) -> None:
     name = body.get("model") or body.get("name")
     model = app._model_or_none(name)
     if model is None:
         await _json(send, 404, {"error": f"model '{name}' not found"})
         return
-    await _json(send, 200, {
-        "modelfile": f"FROM {model}\n",
-        "parameters": "stop \"<|eot_id|>\"",
-        "template": "{{ .Prompt }}",
-        "details": _details(model),
-        "model_info": {"general.architecture": "llama", "llama.context_length": 131072},
-        "capabilities": ["completion", "tools"],
-        "modified_at": "2026-01-01T00:00:00.000000000Z",
-    })
+    await _json(
+        send,
+        200,
+        {
+            "modelfile": f"FROM {model}\n",
+            "parameters": 'stop "<|eot_id|>"',
+            "template": "{{ .Prompt }}",
+            "details": _details(model),
+            "model_info": {"general.architecture": "llama", "llama.context_length": 131072},
+            "capabilities": ["completion", "tools"],
+            "modified_at": "2026-01-01T00:00:00.000000000Z",
+        },
+    )
 
 
-async def _copy(app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str) -> None:
+async def _copy(
+    app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str
+) -> None:
     source = app._model_or_none(body.get("source"))
     if source is None:
         await _json(send, 404, {"error": f"model '{body.get('source')}' not found"})
@@ -360,7 +414,9 @@ async def _copy(app: FakeOllama, body: Any, record: Any, receive: Receive, send:
     await _empty(send, 200)
 
 
-async def _delete(app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str) -> None:
+async def _delete(
+    app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str
+) -> None:
     name = body.get("model") or body.get("name")
     model = app._model_or_none(name)
     if model is None:
@@ -370,7 +426,9 @@ async def _delete(app: FakeOllama, body: Any, record: Any, receive: Receive, sen
     await _empty(send, 200)
 
 
-async def _progress(app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str) -> None:
+async def _progress(
+    app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str
+) -> None:
     name = body.get("model") or body.get("name") or ""
     if not isinstance(name, str) or not name:
         await _json(send, 400, {"error": "model is required"})
@@ -379,8 +437,19 @@ async def _progress(app: FakeOllama, body: Any, record: Any, receive: Receive, s
     lines: list[dict[str, Any]] = [{"status": "pulling manifest"}]
     total = 3000
     for done in (0, 1000, 2000, 3000):
-        lines.append({"status": f"pulling {digest[7:19]}", "digest": digest, "total": total, "completed": done})
-    lines += [{"status": "verifying sha256 digest"}, {"status": "writing manifest"}, {"status": "success"}]
+        lines.append(
+            {
+                "status": f"pulling {digest[7:19]}",
+                "digest": digest,
+                "total": total,
+                "completed": done,
+            }
+        )
+    lines += [
+        {"status": "verifying sha256 digest"},
+        {"status": "writing manifest"},
+        {"status": "success"},
+    ]
     if record["path"] == "/api/pull" and _full_name(name) not in app.state.models:
         app.state.models.append(_full_name(name))
     if body.get("stream") is False:
@@ -395,13 +464,17 @@ async def _progress(app: FakeOllama, body: Any, record: Any, receive: Receive, s
     await app._stream(receive, send, record, "application/x-ndjson", items())
 
 
-async def _generate(app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str) -> None:
+async def _generate(
+    app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str
+) -> None:
     model = app._model_or_none(body.get("model"))
     if not body.get("model"):
         await _json(send, 400, {"error": "model is required"})
         return
     if model is None:
-        await _json(send, 404, {"error": f"model \"{body.get('model')}\" not found, try pulling it first"})
+        await _json(
+            send, 404, {"error": f'model "{body.get("model")}" not found, try pulling it first'}
+        )
         return
     prompt = body.get("prompt", "") or ""
     if not isinstance(prompt, str):
@@ -416,8 +489,14 @@ async def _generate(app: FakeOllama, body: Any, record: Any, receive: Receive, s
         await _json(send, 200, {**base, "response": "", "done": True, "done_reason": "load"})
         return
     chunks = _chunks(prompt)
-    final = {**base, "response": "", "done": True, "done_reason": "stop", "context": [1, 2, 3],
-             **_counters(prompt, len(chunks))}
+    final = {
+        **base,
+        "response": "",
+        "done": True,
+        "done_reason": "stop",
+        "context": [1, 2, 3],
+        **_counters(prompt, len(chunks)),
+    }
     if body.get("stream", True) is False:
         await _json(send, 200, {**final, "response": "".join(chunks)})
         return
@@ -426,7 +505,7 @@ async def _generate(app: FakeOllama, body: Any, record: Any, receive: Receive, s
     async def items() -> Any:
         for i, piece in enumerate(chunks):
             if "FAIL_MIDSTREAM" in prompt and i == 2:
-                yield _dumps({"error": "an error was encountered while running the model: unexpected EOF"}).encode() + b"\n"
+                yield (_dumps({"error": MIDSTREAM_ERROR}).encode() + b"\n")
                 return
             yield _dumps({**base, "response": piece, "done": False}).encode() + b"\n"
             await asyncio.sleep(delay)
@@ -435,13 +514,17 @@ async def _generate(app: FakeOllama, body: Any, record: Any, receive: Receive, s
     await app._stream(receive, send, record, "application/x-ndjson", items())
 
 
-async def _chat(app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str) -> None:
+async def _chat(
+    app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str
+) -> None:
     if not body.get("model"):
         await _json(send, 400, {"error": "model is required"})
         return
     model = app._model_or_none(body.get("model"))
     if model is None:
-        await _json(send, 404, {"error": f"model \"{body.get('model')}\" not found, try pulling it first"})
+        await _json(
+            send, 404, {"error": f'model "{body.get("model")}" not found, try pulling it first'}
+        )
         return
     messages = body.get("messages") or []
     if not isinstance(messages, list):
@@ -449,7 +532,16 @@ async def _chat(app: FakeOllama, body: Any, record: Any, receive: Receive, send:
         return
     base = {"model": body["model"], "created_at": _now_iso()}
     if not messages:
-        await _json(send, 200, {**base, "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "load"})
+        await _json(
+            send,
+            200,
+            {
+                **base,
+                "message": {"role": "assistant", "content": ""},
+                "done": True,
+                "done_reason": "load",
+            },
+        )
         return
     last = _last_text(messages)
     status = _status_knob(last)
@@ -458,8 +550,13 @@ async def _chat(app: FakeOllama, body: Any, record: Any, receive: Receive, send:
         return
     chunks = _chunks(last)
     tool_calls = [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]
-    final = {**base, "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop",
-             **_counters(last, len(chunks))}
+    final = {
+        **base,
+        "message": {"role": "assistant", "content": ""},
+        "done": True,
+        "done_reason": "stop",
+        **_counters(last, len(chunks)),
+    }
     if body.get("stream", True) is False:
         message: dict[str, Any] = {"role": "assistant", "content": "".join(chunks)}
         if "TOOLCALL" in last:
@@ -475,7 +572,7 @@ async def _chat(app: FakeOllama, body: Any, record: Any, receive: Receive, send:
         else:
             for i, piece in enumerate(chunks):
                 if "FAIL_MIDSTREAM" in last and i == 2:
-                    yield _dumps({"error": "an error was encountered while running the model: unexpected EOF"}).encode() + b"\n"
+                    yield (_dumps({"error": MIDSTREAM_ERROR}).encode() + b"\n")
                     return
                 msg = {"role": "assistant", "content": piece}
                 yield _dumps({**base, "message": msg, "done": False}).encode() + b"\n"
@@ -490,23 +587,38 @@ def _embedding(text: str) -> list[float]:
     return [round(b / 255.0, 6) for b in digest[:8]]
 
 
-async def _embed(app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str) -> None:
+async def _embed(
+    app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str
+) -> None:
     model = app._model_or_none(body.get("model"))
     if model is None:
-        await _json(send, 404, {"error": f"model \"{body.get('model')}\" not found, try pulling it first"})
+        await _json(
+            send, 404, {"error": f'model "{body.get("model")}" not found, try pulling it first'}
+        )
         return
     inputs = body.get("input", "")
     inputs = [inputs] if isinstance(inputs, str) else inputs
-    await _json(send, 200, {
-        "model": body["model"], "embeddings": [_embedding(t) for t in inputs],
-        "total_duration": 14143917, "load_duration": 1019500, "prompt_eval_count": 8,
-    })
+    await _json(
+        send,
+        200,
+        {
+            "model": body["model"],
+            "embeddings": [_embedding(t) for t in inputs],
+            "total_duration": 14143917,
+            "load_duration": 1019500,
+            "prompt_eval_count": 8,
+        },
+    )
 
 
-async def _embeddings(app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str) -> None:
+async def _embeddings(
+    app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str
+) -> None:
     model = app._model_or_none(body.get("model"))
     if model is None:
-        await _json(send, 404, {"error": f"model \"{body.get('model')}\" not found, try pulling it first"})
+        await _json(
+            send, 404, {"error": f'model "{body.get("model")}" not found, try pulling it first'}
+        )
         return
     await _json(send, 200, {"embedding": _embedding(str(body.get("prompt", "")))})
 
@@ -518,7 +630,9 @@ def _v1_model_obj(model: str) -> dict[str, Any]:
     return {"id": model, "object": "model", "created": 1767225600, "owned_by": "library"}
 
 
-async def _v1_models(app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str) -> None:
+async def _v1_models(
+    app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str
+) -> None:
     await _json(send, 200, {"object": "list", "data": [_v1_model_obj(m) for m in app.state.models]})
 
 
@@ -527,11 +641,15 @@ def _usage(prompt: str, chunks: int) -> dict[str, int]:
     return {"prompt_tokens": p, "completion_tokens": chunks, "total_tokens": p + chunks}
 
 
-async def _v1_chat(app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str) -> None:
+async def _v1_chat(
+    app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str
+) -> None:
     await _v1_generate(app, body, record, receive, send, chat=True)
 
 
-async def _v1_completions(app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str) -> None:
+async def _v1_completions(
+    app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str
+) -> None:
     await _v1_generate(app, body, record, receive, send, chat=False)
 
 
@@ -539,7 +657,7 @@ async def _v1_generate(
     app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, *, chat: bool
 ) -> None:
     if app._model_or_none(body.get("model")) is None:
-        await _v1_error(send, 404, f"model \"{body.get('model')}\" not found, try pulling it first")
+        await _v1_error(send, 404, f'model "{body.get("model")}" not found, try pulling it first')
         return
     if chat:
         text = _last_text(body.get("messages"))
@@ -553,18 +671,33 @@ async def _v1_generate(
     chunks = _chunks(text)
     ident = ("chatcmpl-" if chat else "cmpl-") + str(len(app.state.requests))
     obj = "chat.completion" if chat else "text_completion"
-    base = {"id": ident, "object": obj, "created": int(time.time()), "model": body["model"],
-            "system_fingerprint": "fp_ollama"}
+    base = {
+        "id": ident,
+        "object": obj,
+        "created": int(time.time()),
+        "model": body["model"],
+        "system_fingerprint": "fp_ollama",
+    }
     tool = "TOOLCALL" in text and chat
-    tool_calls = [{"id": "call_1", "index": 0, "type": "function",
-                   "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]
+    tool_calls = [
+        {
+            "id": "call_1",
+            "index": 0,
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+        }
+    ]
     if not body.get("stream", False):
         answer = "".join(chunks)
         if chat:
             message: dict[str, Any] = {"role": "assistant", "content": answer}
             if tool:
                 message = {"role": "assistant", "content": "", "tool_calls": tool_calls}
-            choice = {"index": 0, "message": message, "finish_reason": "tool_calls" if tool else "stop"}
+            choice = {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if tool else "stop",
+            }
         else:
             choice = {"text": answer, "index": 0, "finish_reason": "stop"}
         await _json(send, 200, {**base, "choices": [choice], "usage": _usage(text, len(chunks))})
@@ -583,19 +716,34 @@ async def _v1_generate(
             yield event({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
         for i, piece in enumerate(pieces):
             if "FAIL_MIDSTREAM" in text and i == 2:
-                yield event({"error": {"message": "an error was encountered while running the model",
-                                       "type": "api_error", "param": None, "code": None}})
+                yield event(
+                    {
+                        "error": {
+                            "message": "an error was encountered while running the model",
+                            "type": "api_error",
+                            "param": None,
+                            "code": None,
+                        }
+                    }
+                )
                 return
             if chat:
-                choice: dict[str, Any] = {"index": 0, "delta": {"role": "assistant", "content": piece},
-                                          "finish_reason": None}
+                choice: dict[str, Any] = {
+                    "index": 0,
+                    "delta": {"role": "assistant", "content": piece},
+                    "finish_reason": None,
+                }
             else:
                 choice = {"text": piece, "index": 0, "finish_reason": None}
             yield event({**base, "choices": [choice]})
             await asyncio.sleep(delay)
         reason = "tool_calls" if tool else "stop"
         if chat:
-            last = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": reason}
+            last = {
+                "index": 0,
+                "delta": {"role": "assistant", "content": ""},
+                "finish_reason": reason,
+            }
         else:
             last = {"text": "", "index": 0, "finish_reason": reason}
         yield event({**base, "choices": [last]})
@@ -606,15 +754,28 @@ async def _v1_generate(
     await app._stream(receive, send, record, "text/event-stream", items())
 
 
-async def _v1_embeddings(app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str) -> None:
+async def _v1_embeddings(
+    app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str
+) -> None:
     if app._model_or_none(body.get("model")) is None:
-        await _v1_error(send, 404, f"model \"{body.get('model')}\" not found, try pulling it first")
+        await _v1_error(send, 404, f'model "{body.get("model")}" not found, try pulling it first')
         return
     inputs = body.get("input", "")
     inputs = [inputs] if isinstance(inputs, str) else inputs
-    data = [{"object": "embedding", "embedding": _embedding(str(t)), "index": i} for i, t in enumerate(inputs)]
-    await _json(send, 200, {"object": "list", "data": data, "model": body["model"],
-                            "usage": {"prompt_tokens": 8, "total_tokens": 8}})
+    data = [
+        {"object": "embedding", "embedding": _embedding(str(t)), "index": i}
+        for i, t in enumerate(inputs)
+    ]
+    await _json(
+        send,
+        200,
+        {
+            "object": "list",
+            "data": data,
+            "model": body["model"],
+            "usage": {"prompt_tokens": 8, "total_tokens": 8},
+        },
+    )
 
 
 _Handler = Callable[[FakeOllama, Any, Any, Receive, Send, str], Awaitable[None]]
@@ -655,29 +816,47 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(parts)
 
 
-async def _json(send: Send, status: int, data: Any, *, head: bool = False, text: bool = False) -> None:
+async def _json(
+    send: Send, status: int, data: Any, *, head: bool = False, text: bool = False
+) -> None:
     body = _dumps(data).encode()
     ctype = b"text/plain" if text else b"application/json; charset=utf-8"
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
 async def _v1_error(send: Send, status: int, message: str) -> None:
     etype = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
-    await _json(send, status, {"error": {"message": message, "type": etype, "param": None, "code": None}})
+    await _json(
+        send, status, {"error": {"message": message, "type": etype, "param": None, "code": None}}
+    )
 
 
 async def _plain(send: Send, status: int, text: str, *, head: bool = False) -> None:
     body = text.encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                            (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
 async def _empty(send: Send, status: int) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-length", b"0")]})
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [(b"content-length", b"0")]}
+    )
     await send({"type": "http.response.body", "body": b""})
 
 

@@ -1,0 +1,217 @@
+"""The guarded routes: input scanned before Ollama is called, output scanned before it is sent.
+
+Input: every text the model would read (see :mod:`guard_proxy.proxy.bodies`) is checked; a
+block answers 400 in the route's format and Ollama is never called. Output: a complete
+answer is scanned whole; a streamed one is relayed through a :class:`Releaser` (see
+:mod:`guard_proxy.proxy.framing`). Ollama's non-200 answers pass through with their own
+status and body. The request body goes upstream exactly as the client sent it.
+"""
+
+from __future__ import annotations
+
+import httpx
+import orjson
+
+from guard_proxy.exceptions import UpstreamError
+from guard_proxy.guard import Direction, Guard
+from guard_proxy.proxy.asgi import ClientDisconnected, Receive, Scope, Send, read_body
+from guard_proxy.proxy.bodies import BadRequest, parse_object, stream_flag
+from guard_proxy.proxy.disconnect import run_until_disconnect
+from guard_proxy.proxy.errors import block_body, send_error, send_json
+from guard_proxy.proxy.framing import ndjson_encode, relay_ndjson, relay_sse, sse_encode
+from guard_proxy.proxy.metrics import Metrics
+from guard_proxy.proxy.passthrough import relay, upstream_failed
+from guard_proxy.proxy.release import Releaser
+from guard_proxy.proxy.shapes import Shape, get_path, text_paths, tool_texts
+from guard_proxy.proxy.state import RequestInfo, request_info
+from guard_proxy.proxy.upstream import Upstream, forward_headers, response_headers
+from guard_proxy.proxy.verdicts import Check, VerdictService
+
+CACHE_HEADER = b"x-guard-cache"
+FAILED_MESSAGE = "guard unavailable: a scanner failed and guard.fail_mode is closed"
+
+
+class Guarded:
+    """An ASGI endpoint for one guarded route.
+
+    **Parameters:**
+
+    * **shape** - the route's :class:`Shape` (inputs, output text, stream default).
+    * **upstream**, **guard**, **verdicts**, **metrics** - shared per app.
+    """
+
+    def __init__(
+        self,
+        shape: Shape,
+        upstream: Upstream,
+        guard: Guard,
+        verdicts: VerdictService,
+        metrics: Metrics,
+    ) -> None:
+        self.shape = shape
+        self.upstream = upstream
+        self.guard = guard
+        self.verdicts = verdicts
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        info = request_info(scope)
+        info.route = self.shape.route
+        path: str = scope["path"]
+        try:
+            body = await read_body(receive)
+        except ClientDisconnected:
+            return
+        try:
+            data = parse_object(body)
+            texts = self.shape.inputs(data)
+            streamed = stream_flag(data, self.shape.stream_default)
+        except BadRequest as exc:
+            info.verdict = "invalid"
+            await send_error(send, path, 400, str(exc))
+            return
+        check = await self.verdicts.check(Direction.INPUT, texts)
+        info.cache = check.cache
+        cache_header = (CACHE_HEADER, check.cache.encode())
+        if not check.allowed:
+            await self._refuse(send, path, info, check, "input", cache_header)
+            return
+        info.verdict = "allowed"
+        headers = forward_headers(scope["headers"], identity=True)
+        try:
+            await run_until_disconnect(
+                receive,
+                self._exchange(
+                    send, path, scope["query_string"], headers, body, streamed, info, cache_header
+                ),
+            )
+        except ClientDisconnected:
+            self.metrics.client_disconnects += 1
+            info.verdict = info.verdict + ",client_gone"
+
+    async def _refuse(
+        self,
+        send: Send,
+        path: str,
+        info: RequestInfo,
+        check: Check,
+        direction: str,
+        cache_header: tuple[bytes, bytes],
+    ) -> None:
+        if check.failed:
+            info.verdict = "guard_failed"
+            await send_error(
+                send,
+                path,
+                503,
+                FAILED_MESSAGE,
+                openai_type="api_error",
+                code="guard_unavailable",
+                headers=[cache_header],
+            )
+            return
+        info.verdict = f"blocked_{direction}"
+        info.blocked_by = check.scanners
+        await send_json(send, 400, block_body(path, direction, check.scanners), [cache_header])
+
+    async def _exchange(
+        self,
+        send: Send,
+        path: str,
+        query: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        streamed: bool,
+        info: RequestInfo,
+        cache_header: tuple[bytes, bytes],
+    ) -> None:
+        try:
+            response = await self.upstream.open(
+                "POST", path, query, headers, body, streamed=streamed
+            )
+        except UpstreamError as exc:
+            self.metrics.upstream_errors += 1
+            await upstream_failed(send, path, exc)
+            return
+        try:
+            ctype = response.headers.get("content-type", "")
+            if response.status_code != 200 or not self.verdicts.active(Direction.OUTPUT):
+                await relay(send, response, extra=[cache_header])
+            elif "ndjson" in ctype or "event-stream" in ctype:
+                await self._stream(send, path, response, "ndjson" in ctype, info, cache_header)
+            else:
+                await self._complete(send, path, response, info, cache_header)
+        except httpx.HTTPError:
+            # Ollama broke the connection mid-answer; what was released stays released.
+            self.metrics.upstream_errors += 1
+            info.verdict = info.verdict + ",upstream_broken"
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await response.aclose()
+
+    async def _complete(
+        self,
+        send: Send,
+        path: str,
+        response: httpx.Response,
+        info: RequestInfo,
+        cache_header: tuple[bytes, bytes],
+    ) -> None:
+        raw = await response.aread()
+        texts: list[str]
+        try:
+            obj = orjson.loads(raw)
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict):
+            kind = self.shape.kind
+            texts = [get_path(obj, p) for p in text_paths(obj, kind)] + tool_texts(obj, kind)
+        else:
+            texts = [raw.decode("utf-8", "replace")]
+        check = await self.verdicts.check(Direction.OUTPUT, texts)
+        if not check.allowed:
+            await self._refuse(send, path, info, check, "output", cache_header)
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": [
+                    *response_headers(response, rewritten=True),
+                    (b"content-length", str(len(raw)).encode()),
+                    cache_header,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": raw})
+
+    async def _stream(
+        self,
+        send: Send,
+        path: str,
+        response: httpx.Response,
+        ndjson: bool,
+        info: RequestInfo,
+        cache_header: tuple[bytes, bytes],
+    ) -> None:
+        releaser = Releaser(
+            self.guard.stream(Direction.OUTPUT),
+            self.shape.kind,
+            ndjson_encode if ndjson else sse_encode,
+            self.verdicts,
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": [*response_headers(response, rewritten=True), cache_header],
+            }
+        )
+        relay_stream = relay_ndjson if ndjson else relay_sse
+        outcome = await relay_stream(send, response.aiter_bytes(), releaser, path)
+        if outcome.blocked is not None:
+            info.verdict = "blocked_output"
+            info.blocked_by = outcome.blocked
+            self.metrics.block("output", outcome.blocked)
+        elif outcome.failed:
+            info.verdict = "guard_failed"

@@ -1,0 +1,66 @@
+"""Pure-ASGI request log and request metrics: one JSON line per request on stdout.
+
+The line holds route, method, status, duration_ms, client, verdict and cache result; never
+prompt or answer text, never headers (they may carry tokens).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from guard_proxy.proxy.asgi import ASGIApp, Message, Receive, Scope, Send
+from guard_proxy.proxy.metrics import Metrics
+from guard_proxy.proxy.state import SCOPE_KEY, RequestInfo
+
+logger = logging.getLogger("guard_proxy.access")
+
+
+class RequestLogMiddleware:
+    """Time each HTTP request, count it in :class:`Metrics` and log it (if ``access_log``)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, *, access_log: bool = True) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 0
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except BaseException:
+            status = status or 500
+            raise
+        finally:
+            elapsed = time.perf_counter() - start
+            info: RequestInfo | None = scope.get(SCOPE_KEY)
+            route = (info.route if info else "") or "unmatched"
+            method: str = scope["method"]
+            self.metrics.request(route, method, status or 499, elapsed)
+            if self.access_log and logger.isEnabledFor(logging.INFO):
+                fields = {
+                    "route": route,
+                    "method": method,
+                    "path": scope["path"] if route != "unmatched" else "-",
+                    "status": status or 499,
+                    "duration_ms": round(elapsed * 1000.0, 3),
+                    "client": info.client if info else "",
+                }
+                if info is not None and info.verdict:
+                    fields["verdict"] = info.verdict
+                    if info.blocked_by:
+                        fields["scanners"] = info.blocked_by
+                if info is not None and info.cache:
+                    fields["cache"] = info.cache
+                logger.info("request", extra={"fields": fields})

@@ -1,0 +1,158 @@
+"""The one HTTP client that talks to Ollama: a tuned ``httpx.AsyncClient`` with a keep-alive pool.
+
+Connect timeouts are short; streams have no read timeout; non-streamed calls time out after
+``ollama.timeout``. httpx errors are translated here to :class:`UpstreamUnavailable` (the
+upstream could not be reached: 502) and :class:`UpstreamTimeout` (no answer in time: 504).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Iterable
+
+import httpx
+
+from guard_proxy.config import OllamaSettings
+from guard_proxy.exceptions import UpstreamError
+
+Headers = list[tuple[bytes, bytes]]
+
+# Request headers that describe the hop between client and proxy, not the request.
+_HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+_DROP_REQUEST = _HOP_BY_HOP | {b"host", b"content-length", b"accept-encoding", b"expect"}
+_DROP_RESPONSE = _HOP_BY_HOP | {b"date", b"server"}
+_DROP_RESPONSE_REWRITTEN = _DROP_RESPONSE | {b"content-length", b"content-encoding"}
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Ollama could not be reached or broke the connection before answering (502)."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """Ollama did not answer within ``ollama.timeout`` (504)."""
+
+
+def forward_headers(raw: Iterable[tuple[bytes, bytes]], *, identity: bool) -> Headers:
+    """The client's request headers that go upstream.
+
+    ``identity`` asks Ollama for an uncompressed body (guarded routes read it); otherwise the
+    client's own ``accept-encoding`` is kept and the body is relayed as the bytes received.
+    """
+    out: Headers = []
+    encoding = b"identity"
+    for name, value in raw:
+        if name in _DROP_REQUEST:
+            if name == b"accept-encoding" and not identity:
+                encoding = value
+            continue
+        out.append((name, value))
+    out.append((b"accept-encoding", encoding))
+    return out
+
+
+def response_headers(response: httpx.Response, *, rewritten: bool = False) -> Headers:
+    """Ollama's response headers that go back to the client.
+
+    ``rewritten``: the proxy changes the body, so length and encoding are its own.
+    """
+    drop = _DROP_RESPONSE_REWRITTEN if rewritten else _DROP_RESPONSE
+    return [(k.lower(), v) for k, v in response.headers.raw if k.lower() not in drop]
+
+
+class Upstream:
+    """The Ollama client. One per process; :meth:`aclose` at shutdown.
+
+    **Parameters:**
+
+    * **settings** - ``ollama`` settings: ``url``, ``connect_timeout``, ``timeout``.
+    * **transport** - an httpx transport for tests; the default pools HTTP/1.1 connections.
+    """
+
+    def __init__(
+        self,
+        settings: OllamaSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url = settings.url.rstrip("/")
+        self.stream_timeout = httpx.Timeout(
+            connect=settings.connect_timeout, read=None, write=None, pool=None
+        )
+        self.call_timeout = httpx.Timeout(
+            connect=settings.connect_timeout,
+            read=settings.timeout,
+            write=settings.timeout,
+            pool=None,
+        )
+        self._probe_timeout = httpx.Timeout(min(settings.connect_timeout, 2.0), pool=2.0)
+        limits = httpx.Limits(
+            max_connections=None, max_keepalive_connections=128, keepalive_expiry=60.0
+        )
+        self.client = httpx.AsyncClient(
+            base_url=self.url,
+            limits=limits,
+            timeout=self.call_timeout,
+            transport=transport,
+            trust_env=False,
+            follow_redirects=False,
+            http1=True,
+            http2=False,
+        )
+
+    async def open(
+        self,
+        method: str,
+        path: str,
+        query: bytes,
+        headers: Headers,
+        content: bytes | AsyncIterable[bytes] | None,
+        *,
+        streamed: bool,
+    ) -> httpx.Response:
+        """Send a request and return the response with its body unread (caller closes it).
+
+        ``streamed`` selects the timeout: no read timeout for streams.
+        """
+        url = path if not query else f"{path}?{query.decode('latin-1')}"
+        request = self.client.build_request(
+            method,
+            url,
+            headers=headers,
+            content=content,
+            timeout=self.stream_timeout if streamed else self.call_timeout,
+        )
+        try:
+            return await self.client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+                raise UpstreamUnavailable(
+                    f"cannot connect to Ollama at {self.url}: timeout"
+                ) from exc
+            raise UpstreamTimeout(f"Ollama at {self.url} did not answer in time") from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(
+                f"cannot reach Ollama at {self.url}: {type(exc).__name__}"
+            ) from exc
+
+    async def reachable(self) -> bool:
+        """Whether ``GET /`` answers (any status) within a short timeout."""
+        try:
+            response = await self.client.get("/", timeout=self._probe_timeout)
+        except httpx.HTTPError:
+            return False
+        return response.status_code < 500
+
+    async def aclose(self) -> None:
+        """Close the pool."""
+        await self.client.aclose()

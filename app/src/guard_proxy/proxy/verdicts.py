@@ -1,0 +1,149 @@
+"""The verdict service: the guard behind the verdict cache, with the fail mode applied.
+
+``check(direction, texts)`` scans each text separately (so a growing conversation re-scans
+only its new messages: the earlier ones are cache hits), caches each verdict under
+``cache.key(direction, config_hash, text)``, and merges them. Large texts are scanned in a
+worker thread so the event loop keeps serving. A scanner error blocks with 503 under
+``fail_mode: closed`` and is logged and counted, then allowed, under ``open``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from guard_proxy.exceptions import ScannerError
+from guard_proxy.guard import Direction, Guard, Verdict
+from guard_proxy.proxy.metrics import Metrics
+
+logger = logging.getLogger("guard_proxy.guard")
+
+# Texts longer than this are scanned off the event loop (a thread hop costs ~50 us; a scan
+# of 32k characters costs a few milliseconds).
+OFFLOAD_CHARS = 32_768
+
+
+@dataclass(slots=True)
+class Check:
+    """The merged outcome of scanning some texts of one direction.
+
+    ``cache`` is ``hit`` (every text was cached), ``miss`` (at least one was scanned),
+    ``disabled`` (no cache or no active guard). ``failed``: a scanner errored under
+    ``fail_mode: closed``.
+    """
+
+    allowed: bool = True
+    scanners: list[str] = field(default_factory=list)
+    cache: str = "disabled"
+    failed: bool = False
+
+
+class VerdictService:
+    """Guard + cache + fail mode. One per app.
+
+    **Parameters:**
+
+    * **guard** - the :class:`Guard` built from ``guard`` settings.
+    * **cache** - the :class:`GuardCache`.
+    * **metrics** - where scan times, blocks and scanner errors are counted.
+    * **fail_mode** - ``closed`` or ``open``.
+    """
+
+    def __init__(self, guard: Guard, cache: Any, metrics: Metrics, fail_mode: str) -> None:
+        self.guard = guard
+        self.cache = cache
+        self.metrics = metrics
+        self.fail_closed = fail_mode != "open"
+        self._active = {d: guard.active(d) for d in Direction}
+        self._hash = {d: guard.config_hash(d) for d in Direction}
+
+    def active(self, direction: Direction) -> bool:
+        """Whether any scanner runs for ``direction``."""
+        return self._active[direction]
+
+    async def check(self, direction: Direction, texts: Sequence[str]) -> Check:
+        """Scan ``texts`` (empty ones skipped) and merge the verdicts; never raises."""
+        result = Check()
+        if not self._active[direction]:
+            return result
+        statuses: list[str] = []
+        for text in texts:
+            if not text:
+                continue
+            verdict, status = await self._one(direction, text)
+            statuses.append(status)
+            if verdict is None:
+                result.failed = True
+                result.allowed = False
+                break
+            if not verdict.allowed:
+                result.allowed = False
+                for name in verdict.scanners:
+                    if name not in result.scanners:
+                        result.scanners.append(name)
+        if statuses:
+            if "miss" in statuses:
+                result.cache = "miss"
+            elif all(s == "hit" for s in statuses):
+                result.cache = "hit"
+            else:
+                result.cache = statuses[0]
+        if not result.allowed and not result.failed:
+            self.metrics.block(direction.value, result.scanners)
+        return result
+
+    def scan_now(self, direction: Direction, text: str) -> Verdict | None:
+        """Scan synchronously without the cache (stream pieces); ``None``: failed closed."""
+        try:
+            return self._timed_scan(direction, text)
+        except ScannerError as exc:
+            return self._failed(direction, exc)
+
+    async def _one(self, direction: Direction, text: str) -> tuple[Verdict | None, str]:
+        async def compute() -> Verdict:
+            if len(text) > OFFLOAD_CHARS:
+                return await asyncio.to_thread(self._timed_scan, direction, text)
+            return self._timed_scan(direction, text)
+
+        try:
+            key = self.cache.key(direction.value, self._hash[direction], text)
+            value, status = await self.cache.get_or_compute(key, compute)
+            verdict = value if isinstance(value, Verdict) else Verdict.from_dict(value)
+            return verdict, str(status)
+        except ScannerError as exc:
+            return self._failed(direction, exc), "miss"
+        except ValueError:
+            # A malformed cached value: scan again, without the cache.
+            try:
+                return self._timed_scan(direction, text), "miss"
+            except ScannerError as exc:
+                return self._failed(direction, exc), "miss"
+
+    def _timed_scan(self, direction: Direction, text: str) -> Verdict:
+        start = time.perf_counter()
+        try:
+            return self.guard.scan(direction, text)
+        finally:
+            self.metrics.scan(direction.value, time.perf_counter() - start)
+
+    def _failed(self, direction: Direction, exc: ScannerError) -> Verdict | None:
+        mode = "closed" if self.fail_closed else "open"
+        self.metrics.scanner_error(direction.value, mode)
+        logger.error(
+            "scanner failed",
+            extra={
+                "fields": {
+                    "direction": direction.value,
+                    "scanner": exc.scanner,
+                    "fail_mode": mode,
+                    "error_type": type(exc.__cause__ or exc).__name__,
+                }
+            },
+        )
+        if self.fail_closed:
+            return None
+        return Verdict(True)
