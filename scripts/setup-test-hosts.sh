@@ -10,7 +10,7 @@
 #      from the mirror this machine's apt already uses (never pulled).
 #   5. The pinned tool venv (.venv-tools) from requirements/tools.txt.
 #
-# Usage: scripts/setup-test-hosts.sh [--no-image] [--no-tools]
+# Usage: scripts/setup-test-hosts.sh [--no-image] [--no-tools] [--rebuild-image]
 set -euo pipefail
 
 # shellcheck source=lib/env.sh
@@ -18,10 +18,12 @@ set -euo pipefail
 
 want_image=1
 want_tools=1
+rebuild_image=0
 for arg in "$@"; do
   case "$arg" in
     --no-image) want_image=0 ;;
     --no-tools) want_tools=0 ;;
+    --rebuild-image) rebuild_image=1 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -54,7 +56,7 @@ host_mirrors() {
 }
 
 build_image() {
-  if podman image exists "$GP_IMAGE"; then
+  if ((rebuild_image == 0)) && podman image exists "$GP_IMAGE"; then
     gp_log "image $GP_IMAGE present"
     return 0
   fi
@@ -95,8 +97,15 @@ EOF
               systemd-pstore.service systemd-logind.service; do
     ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
   done
+  # Fresh package lists for all three suites: a host with none makes apt's
+  # cache_valid_time logic guess, and a new container's first DNS lookups race.
+  printf 'Acquire::Languages "none";\n' > "$rootfs/etc/apt/apt.conf.d/90-no-translations"
+  cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+  chroot "$rootfs" apt-get update -qq >>"$GP_WORK/debootstrap.log" 2>&1 \
+    || { tail -20 "$GP_WORK/debootstrap.log" >&2; return 1; }
+  : > "$rootfs/etc/resolv.conf"
   rm -rf "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
-         "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+         "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin
   find "$rootfs/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name 'locale.alias' -exec rm -rf {} +
 
   gp_log "podman import -> $GP_IMAGE"
