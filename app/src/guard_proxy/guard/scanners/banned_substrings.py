@@ -1,4 +1,8 @@
-"""``banned_substrings``: literal terms, case-insensitive by default, in one alternation."""
+"""``banned_substrings``: literal terms, case-insensitive by default, in one alternation.
+
+Case-insensitive means both the terms and the text are lower-cased (:func:`fold`) and the
+alternation runs case-sensitively, which ``re`` searches far faster than ``re.IGNORECASE``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import re
 
 from guard_proxy.config.settings import BannedSubstringsSettings
 from guard_proxy.exceptions import ScannerLoadError
-from guard_proxy.guard.scanners._base import PatternScanner
+from guard_proxy.guard.scanners._base import PatternScanner, fold
 
 NAME = "banned_substrings"
 
@@ -20,17 +24,15 @@ def build(direction: str, settings: BannedSubstringsSettings) -> PatternScanner 
             raise ScannerLoadError(
                 f"guard.{direction}.{NAME}.patterns[{i}]: an empty term would block every text"
             )
-    fold = (lambda s: s) if settings.case_sensitive else str.lower
+    folding = not settings.case_sensitive
     index: dict[str, int] = {}
     for i, term in enumerate(settings.patterns):
-        index.setdefault(fold(term), i)
+        index.setdefault(fold(term) if folding else term, i)
     # Longest first, so a term is never shadowed by one of its own prefixes.
     terms = sorted(index, key=len, reverse=True)
-    flags = 0 if settings.case_sensitive else re.IGNORECASE
-    pattern = re.compile("|".join(re.escape(t) for t in terms), flags)
+    pattern = re.compile("|".join(re.escape(t) for t in terms))
 
     def judge(m: re.Match[str]) -> str:
-        i = index.get(fold(m.group()))
-        return "banned term" if i is None else f"banned term (patterns[{i}])"
+        return f"banned term (patterns[{index[m.group()]}])"
 
-    return PatternScanner(NAME, pattern, max(map(len, terms)), judge, lookahead=False)
+    return PatternScanner(NAME, pattern, max(map(len, terms)), judge, lookahead=False, fold=folding)

@@ -16,7 +16,7 @@ NAME = "invisible_text"
 _ZERO_WIDTH = "\u200b-\u200d\u2060"
 _BIDI = "\u202a-\u202e\u2066-\u2069"
 _TAGS = "\U000e0000-\U000e007f"
-_PATTERN = re.compile(f"[{_ZERO_WIDTH}{_BIDI}{_TAGS}]|(?<=[\\s\\S])\ufeff")
+_PATTERN = re.compile(f"[{_ZERO_WIDTH}{_BIDI}{_TAGS}]")
 
 
 def _reason(ch: str) -> str:
@@ -43,8 +43,15 @@ class InvisibleTextScanner:
         return self.scan_from(text, 0, True)
 
     def scan_from(self, text: str, start: int, final: bool) -> Finding | None:
+        if text.isascii():  # O(1) in CPython: all of these characters are non-ASCII
+            return None
         m = _PATTERN.search(text, start)
-        return None if m is None else Finding(self.name, _reason(m.group()))
+        if m is not None:
+            return Finding(self.name, _reason(m.group()))
+        # U+FEFF is a byte-order mark at the very start, and hides text anywhere else.
+        if text.find("\ufeff", max(start, 1)) >= 0:
+            return Finding(self.name, _reason("\ufeff"))
+        return None
 
 
 def build(direction: str, settings: InvisibleTextSettings) -> InvisibleTextScanner | None:

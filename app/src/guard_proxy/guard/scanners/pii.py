@@ -1,6 +1,7 @@
 """``pii``: e-mail addresses, card numbers (Luhn), phone numbers (international) and IBANs.
 
-Candidates are found by narrow patterns and then checked (Luhn, IBAN mod 97, digit counts),
+Candidates are found by narrow patterns (literal or narrow first character, boundary
+look-behinds after it, so ``re`` skips ahead) and then checked (Luhn, IBAN mod 97, digit counts),
 so a random run of digits is not a card number.
 """
 
@@ -14,13 +15,13 @@ from guard_proxy.guard.scanners._base import MultiPatternScanner, PatternScanner
 NAME = "pii"
 
 # Only the tail of the local part is needed to know an address is there.
-_EMAIL = r"(?<=[A-Za-z0-9._%+-])@[A-Za-z0-9][A-Za-z0-9-]{0,62}\.[A-Za-z]{2}"
+_EMAIL = r"@(?<=[A-Za-z0-9._%+-]@)[A-Za-z0-9][A-Za-z0-9-]{0,62}\.[A-Za-z]{2}"
 # 13-19 digits, single spaces or dashes between them; not inside a longer run of digits.
-_CARD = r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])"
+_CARD = r"[0-9](?<![0-9][0-9])(?:[ -]?[0-9]){12,18}(?![0-9])"
 # E.164-ish: a leading +, then 8-15 digits with light punctuation between them.
-_PHONE = r"(?<![\w+])\+[1-9](?:[ .()-]{0,2}[0-9]){7,14}(?![0-9])"
+_PHONE = r"\+(?<![\w+]\+)[1-9](?:[ .()-]{0,2}[0-9]){7,14}(?![0-9])"
 # Country, check digits, then up to 30 letters/digits, optionally grouped by single spaces.
-_IBAN = r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}"
+_IBAN = r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z][0-9]{2}(?: ?[A-Z0-9]){11,30}"
 
 # Registered IBAN lengths by country (ISO 13616 registry).
 IBAN_LENGTHS: dict[str, int] = {
@@ -37,15 +38,14 @@ IBAN_LENGTHS: dict[str, int] = {
 }  # fmt: skip
 
 
+_DOUBLED = {str(d): d * 2 - 9 if d > 4 else d * 2 for d in range(10)}
+
+
 def luhn_valid(digits: str) -> bool:
-    """The Luhn checksum of a string of digits."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+    """The Luhn checksum of a string of ASCII digits."""
+    odd = sum(map(int, digits[-1::-2]))
+    even = sum(map(_DOUBLED.__getitem__, digits[-2::-2]))
+    return (odd + even) % 10 == 0
 
 
 def iban_valid(iban: str) -> bool:
@@ -56,12 +56,21 @@ def iban_valid(iban: str) -> bool:
     return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
 
 
+_SEPARATOR = re.compile("[ -]")
+
+
 def _card(m: re.Match[str]) -> str | None:
-    # Try every run of whole groups of 13-19 digits: "ref 12 4111 1111 1111 1111" holds a card.
-    groups = re.split("[ -]", m.group())
+    # Unseparated: the whole run. Separated: every run of whole groups of 3-6 digits adding up
+    # to 13-19 digits ("4111 1111 1111 1111", "3782 822463 10005", "ref 12 4111 1111 ...").
+    groups = _SEPARATOR.split(m.group())
+    if len(groups) == 1:
+        digits = groups[0]
+        return "card number" if digits.strip("0") and luhn_valid(digits) else None
     for i in range(len(groups)):
         digits = ""
         for group in groups[i:]:
+            if not 3 <= len(group) <= 6:
+                break
             digits += group
             if len(digits) > 19:
                 break
