@@ -8,6 +8,7 @@ a YAML file plus environment variables, and Redis (when a test needs it) as a re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -149,10 +150,8 @@ class Proxy:
 
         records = []
         for line in self.logs().splitlines():
-            try:
+            with contextlib.suppress(ValueError):
                 records.append(json.loads(line))
-            except ValueError:
-                pass
         return records
 
     def client(self, **kwargs: Any) -> httpx.Client:

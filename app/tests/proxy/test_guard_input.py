@@ -1,4 +1,4 @@
-"""Input blocks: every field the model reads is scanned; a block is a 400 and Ollama is never called."""
+"""Input blocks: every field the model reads is scanned; 400, and Ollama is never called."""
 
 from __future__ import annotations
 
