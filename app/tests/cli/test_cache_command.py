@@ -24,15 +24,15 @@ def test_stats(
     instance = start_proxy(redis_server.env())
     assert generate(instance, "count me") == 200
     result = run_cli("cache", "stats", env=instance.env)
-    assert result.returncode == 0, result
+    assert result.returncode == 0, str(result)
     assert result.stdout.startswith(f"cache stats of {instance.url}")
-    assert re.search(r"^  active_backend +redis$", result.stdout, re.M), result
-    assert re.search(r"^  hit_rate +\d\.\d{4} \(\d+\.\d %\)$", result.stdout, re.M), result
-    assert re.search(r"^  redis\.keys +[1-9]\d*$", result.stdout, re.M), result
-    assert re.search(r"^  redis\.used_memory +\d+ \(", result.stdout, re.M), result
+    assert re.search(r"^  active_backend +redis$", result.stdout, re.M), str(result)
+    assert re.search(r"^  hit_rate +\d\.\d{4} \(\d+\.\d %\)$", result.stdout, re.M), str(result)
+    assert re.search(r"^  redis\.keys +[1-9]\d*$", result.stdout, re.M), str(result)
+    assert re.search(r"^  redis\.used_memory +\d+ \(", result.stdout, re.M), str(result)
 
     as_json = run_cli("cache", "stats", "--json", env=instance.env)
-    assert as_json.returncode == 0, as_json
+    assert as_json.returncode == 0, str(as_json)
     doc = json.loads(as_json.stdout)
     assert doc["active_backend"] == "redis" and doc["misses"] >= 1
 
@@ -51,7 +51,7 @@ def test_clear_with_the_admin_token(
         client.set("other:keep", "1")
         assert client.keys("gp-clear:*")
     result = run_cli("cache", "clear", env=instance.env)
-    assert result.returncode == 0, result
+    assert result.returncode == 0, str(result)
     assert re.match(rf"cache cleared on {re.escape(instance.url)}: [1-9]\d* ", result.stdout)
     with redis_server.client() as client:
         assert client.keys("gp-clear:*") == []
@@ -68,7 +68,7 @@ def test_clear_with_the_token_from_a_file(
     env = {k: v for k, v in instance.env.items() if k != "GUARD_PROXY_ADMIN_TOKEN"}
     env["GUARD_PROXY_ADMIN_TOKEN_FILE"] = str(token_file)
     result = run_cli("cache", "clear", env=env)
-    assert result.returncode == 0, result
+    assert result.returncode == 0, str(result)
 
 
 def test_clear_refused(
@@ -78,14 +78,14 @@ def test_clear_refused(
     secrets.extend([ADMIN_TOKEN, wrong])
     instance = start_proxy({"CACHE_BACKEND": "memory"})
     result = run_cli("cache", "clear", env={**instance.env, "GUARD_PROXY_ADMIN_TOKEN": wrong})
-    assert result.returncode == 1, result
+    assert result.returncode == 1, str(result)
     assert re.match(
         r"error: cache clear not allowed \(HTTP 40[13]\): the instance refused", result.stderr
-    ), result
+    ), str(result)
     no_token = {k: v for k, v in instance.env.items() if k != "GUARD_PROXY_ADMIN_TOKEN"}
     result = run_cli("cache", "clear", env=no_token)
-    assert result.returncode == 1, result
-    assert "no admin token is configured here" in result.stderr, result
+    assert result.returncode == 1, str(result)
+    assert "no admin token is configured here" in result.stderr, str(result)
 
 
 def test_instance_down(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
@@ -93,5 +93,5 @@ def test_instance_down(run_cli: RunCli, start_proxy: Callable[..., Instance]) ->
     instance.stop()
     for action in ("stats", "clear"):
         result = run_cli("cache", action, env=instance.env)
-        assert result.returncode == 2, result
-        assert "not answering: connection refused" in result.stderr, result
+        assert result.returncode == 2, str(result)
+        assert "not answering: connection refused" in result.stderr, str(result)

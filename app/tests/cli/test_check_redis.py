@@ -19,11 +19,11 @@ def test_good_redis(run_cli: RunCli, secrets: list[str], redis_server: RedisServ
     assert redis_server.password
     secrets.append(redis_server.password)
     result = run_cli("check-redis", env=redis_server.env())
-    assert result.returncode == 0, result
+    assert result.returncode == 0, str(result)
     for step in ("TCP connect", "AUTH", "PING", "server: Redis 7", "SET EX", "GET", "EXISTS"):
-        assert re.search(rf"^ok +{re.escape(step)}", result.stdout, re.M), (step, result)
+        assert re.search(rf"^ok +{re.escape(step)}", result.stdout, re.M), f"{step}: {result}"
     for command in ("DEL", "UNLINK", "SCAN", "INFO"):
-        assert re.search(rf"^ok +{command}\b", result.stdout, re.M), (command, result)
+        assert re.search(rf"^ok +{command}\b", result.stdout, re.M), f"{command}: {result}"
     assert fail_lines(result.stdout) == []
     assert "Redis is usable by guard-proxy" in result.stdout
     assert redis_server.password not in result.output
@@ -38,9 +38,9 @@ def test_probe_key_is_removed(
         client.set("guard:keep", "1")
         client.set("other:keep", "1")
     result = run_cli("check-redis", env={**redis_server.env(), "CACHE_PREFIX": "guard:"})
-    assert result.returncode == 0, result
+    assert result.returncode == 0, str(result)
     probe = re.search(r"probe key (guard:check-redis:[0-9a-f]+)", result.stdout)
-    assert probe, result
+    assert probe, str(result)
     with redis_server.client() as client:
         assert client.exists(probe.group(1)) == 0
         assert sorted(client.keys("*")) == ["guard:keep", "other:keep"]
@@ -59,9 +59,9 @@ def test_password_file_and_db(
         "CACHE_PREFIX": "ops:",
     }
     result = run_cli("check-redis", env=env)
-    assert result.returncode == 0, result
+    assert result.returncode == 0, str(result)
     assert "db 5" in result.stdout
-    assert re.search(r"^ok +SELECT 5", result.stdout, re.M), result
+    assert re.search(r"^ok +SELECT 5", result.stdout, re.M), str(result)
     assert "probe key ops:check-redis:" in result.stdout
 
 
@@ -71,9 +71,9 @@ def test_wrong_password(run_cli: RunCli, secrets: list[str], redis_server: Redis
     secrets.extend([redis_server.password, wrong])
     env = {**redis_server.env(), "REDIS_PASSWORD": wrong}
     result = run_cli("check-redis", env=env)
-    assert result.returncode == 1, result
+    assert result.returncode == 1, str(result)
     (line,) = fail_lines(result.stdout)
-    assert line.startswith("FAIL  AUTH") and "WRONGPASS" in line, result
+    assert line.startswith("FAIL  AUTH") and "WRONGPASS" in line, str(result)
     assert "Redis is NOT usable" in result.stdout
     assert wrong not in result.output
 
@@ -81,17 +81,17 @@ def test_wrong_password(run_cli: RunCli, secrets: list[str], redis_server: Redis
 def test_no_password_configured(run_cli: RunCli, redis_server: RedisServer) -> None:
     env = {"REDIS_HOST": redis_server.host, "REDIS_PORT": str(redis_server.port)}
     result = run_cli("check-redis", env=env)
-    assert result.returncode == 1, result
+    assert result.returncode == 1, str(result)
     (line,) = fail_lines(result.stdout)
-    assert "NOAUTH" in line, result
+    assert "NOAUTH" in line, str(result)
 
 
 def test_refused(run_cli: RunCli) -> None:
     port = free_port()
     result = run_cli("check-redis", env={"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(port)})
-    assert result.returncode == 1, result
+    assert result.returncode == 1, str(result)
     (line,) = fail_lines(result.stdout)
-    assert line.startswith(f"FAIL  TCP connect 127.0.0.1:{port}") and "refused" in line, result
+    assert line.startswith(f"FAIL  TCP connect 127.0.0.1:{port}") and "refused" in line, str(result)
 
 
 def test_frozen_redis(run_cli: RunCli, secrets: list[str], redis_server: RedisServer) -> None:
@@ -102,10 +102,10 @@ def test_frozen_redis(run_cli: RunCli, secrets: list[str], redis_server: RedisSe
         result = run_cli("check-redis", env=redis_server.env())
     finally:
         redis_server.thaw()
-    assert result.returncode == 1, result
-    assert re.search(r"^ok +TCP connect", result.stdout, re.M), result
+    assert result.returncode == 1, str(result)
+    assert re.search(r"^ok +TCP connect", result.stdout, re.M), str(result)
     (line,) = fail_lines(result.stdout)
-    assert "timed out" in line, result
+    assert "timed out" in line, str(result)
 
 
 def test_acl_user_missing_a_command(
@@ -124,11 +124,11 @@ def test_acl_user_missing_a_command(
         "REDIS_PASSWORD": app_password,
     }
     result = run_cli("check-redis", env=env)
-    assert result.returncode == 1, result
-    assert re.search(r"^ok +AUTH as user 'app'", result.stdout, re.M), result
+    assert result.returncode == 1, str(result)
+    assert re.search(r"^ok +AUTH as user 'app'", result.stdout, re.M), str(result)
     (line,) = fail_lines(result.stdout)
-    assert line.startswith("FAIL  UNLINK") and "NOPERM" in line, result
-    assert re.search(r"^ok +DEL\b", result.stdout, re.M), result
+    assert line.startswith("FAIL  UNLINK") and "NOPERM" in line, str(result)
+    assert re.search(r"^ok +DEL\b", result.stdout, re.M), str(result)
     with server.client() as client:
         assert client.keys("guard:check-redis:*") == []  # DEL cleaned up instead
 
@@ -150,8 +150,8 @@ def test_acl_user_outside_its_key_pattern(
         "CACHE_PREFIX": "elsewhere:",
     }
     result = run_cli("check-redis", env=env)
-    assert result.returncode == 1, result
-    assert any(line.startswith("FAIL  SET EX") for line in fail_lines(result.stdout)), result
+    assert result.returncode == 1, str(result)
+    assert any(line.startswith("FAIL  SET EX") for line in fail_lines(result.stdout)), str(result)
 
 
 def test_noeviction_policy_warns(
@@ -163,7 +163,7 @@ def test_noeviction_policy_warns(
         assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
     result = run_cli("check-redis", env=redis_server.env())
     assert result.returncode == 0, result  # a warning, not a failure
-    assert re.search(r"^warn +maxmemory-policy is noeviction", result.stdout, re.M), result
+    assert re.search(r"^warn +maxmemory-policy is noeviction", result.stdout, re.M), str(result)
     assert "warning" in result.stdout.splitlines()[-1]
 
 
@@ -176,10 +176,10 @@ def test_eviction_policy_is_fine(
     assert server.password
     secrets.append(server.password)
     result = run_cli("check-redis", env=server.env())
-    assert result.returncode == 0, result
-    assert re.search(r"^ok +maxmemory-policy allkeys-lru", result.stdout, re.M), result
-    assert re.search(r"^ok +memory used .*, maxmemory 64", result.stdout, re.M), result
-    assert not re.search(r"^warn", result.stdout, re.M), result
+    assert result.returncode == 0, str(result)
+    assert re.search(r"^ok +maxmemory-policy allkeys-lru", result.stdout, re.M), str(result)
+    assert re.search(r"^ok +memory used .*, maxmemory 64", result.stdout, re.M), str(result)
+    assert not re.search(r"^warn", result.stdout, re.M), str(result)
     assert result.stdout.splitlines()[-1] == "Redis is usable by guard-proxy."
 
 
@@ -191,11 +191,11 @@ def test_not_used_when_memory_or_disabled(run_cli: RunCli) -> None:
         ({"CACHE_ENABLED": "false"}, "cache.enabled=false"),
     ):
         result = run_cli("check-redis", env={"REDIS_PORT": port, **extra})
-        assert result.returncode == 0, result
-        assert "Redis is not used" in result.stdout and says in result.stdout, result
+        assert result.returncode == 0, str(result)
+        assert "Redis is not used" in result.stdout and says in result.stdout, str(result)
 
 
 def test_invalid_config(run_cli: RunCli) -> None:
     result = run_cli("check-redis", env={"REDIS_DB": "42"})
-    assert result.returncode == 1, result
-    assert "REDIS_DB" in result.stderr or "redis.db" in result.stderr, result
+    assert result.returncode == 1, str(result)
+    assert "REDIS_DB" in result.stderr or "redis.db" in result.stderr, str(result)

@@ -82,11 +82,11 @@ def test_tls_verified(
     assert server.password
     secrets.append(server.password)
     result = run_cli("check-redis", env=_env(server, port, ca))
-    assert result.returncode == 0, result
+    assert result.returncode == 0, str(result)
     assert "TLS on" in result.stdout
     lines = result.stdout.splitlines()
     assert lines.index("ok    TLS handshake") < lines.index("ok    AUTH as the default user")
-    assert "ok    UNLINK" in result.stdout, result
+    assert "ok    UNLINK" in result.stdout, str(result)
 
 
 def test_tls_wrong_ca(
@@ -96,10 +96,10 @@ def test_tls_wrong_ca(
     assert server.password
     secrets.append(server.password)
     result = run_cli("check-redis", env=_env(server, port, other_ca))
-    assert result.returncode == 1, result
+    assert result.returncode == 1, str(result)
     fails = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
-    assert len(fails) == 1 and fails[0].startswith("FAIL  TLS handshake"), result
-    assert "certificate verify failed" in fails[0], result
+    assert len(fails) == 1 and fails[0].startswith("FAIL  TLS handshake"), str(result)
+    assert "certificate verify failed" in fails[0], str(result)
 
 
 def test_tls_against_plain_port(
@@ -109,6 +109,6 @@ def test_tls_against_plain_port(
     assert server.password
     secrets.append(server.password)
     result = run_cli("check-redis", env=_env(server, server.port, ca))
-    assert result.returncode == 1, result
+    assert result.returncode == 1, str(result)
     fails = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
-    assert len(fails) == 1 and "is this a TLS port?" in fails[0], result
+    assert len(fails) == 1 and "is this a TLS port?" in fails[0], str(result)

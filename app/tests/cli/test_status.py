@@ -82,26 +82,26 @@ def test_healthy_on_redis(
         client.set("unrelated:key", "1")
 
     result = status(run_cli, instance)
-    assert result.returncode == 0, result
-    assert result.stdout.startswith(f"guard-proxy at {instance.url}: HEALTHY"), result
-    assert row(result, "version").startswith(f"{__version__}, up "), result
+    assert result.returncode == 0, str(result)
+    assert result.stdout.startswith(f"guard-proxy at {instance.url}: HEALTHY"), str(result)
+    assert row(result, "version").startswith(f"{__version__}, "), str(result)
     assert "reachable" in row(result, "upstream") and "UNREACHABLE" not in result.stdout
     assert row(result, "cache") == "configured auto, active redis"
     redis_row = row(result, "redis")
-    assert redis_server.address in redis_row and "connected" in redis_row, result
-    assert re.search(r"PING \d+\.\d+ ms", redis_row), result
+    assert redis_server.address in redis_row and "connected" in redis_row, str(result)
+    assert re.search(r"PING \d+\.\d+ ms", redis_row), str(result)
     keys = row(result, "redis keys")
-    assert re.match(r"\d+ under 'gp-test:'", keys), result
+    assert re.match(r"\d+ under 'gp-test:'", keys), str(result)
     assert int(keys.split()[0]) >= 1  # the cached verdicts, not the unrelated key
     assert "used, maxmemory" in row(result, "redis memory")
     hits = re.match(r"\d+\.\d % \((\d+) hits, (\d+) misses", row(result, "hit rate"))
-    assert hits and int(hits.group(1)) >= 1 and int(hits.group(2)) >= 1, result
-    assert row(result, "failovers").startswith("0 failover(s), 0 recovery(ies)"), result
-    assert "input banned_substrings 1" in row(result, "blocks"), result
+    assert hits and int(hits.group(1)) >= 1 and int(hits.group(2)) >= 1, str(result)
+    assert row(result, "failovers").startswith("0 failover(s), 0 recovery(ies)"), str(result)
+    assert "input banned_substrings 1" in row(result, "blocks"), str(result)
     assert redis_server.password not in result.output
 
     as_json = status(run_cli, instance, "--json")
-    assert as_json.returncode == 0, as_json
+    assert as_json.returncode == 0, str(as_json)
     doc = json.loads(as_json.stdout)
     assert doc["state"] == "healthy" and doc["active_backend"] == "redis"
     assert doc["blocks"] == {"input banned_substrings": 1}
@@ -128,10 +128,10 @@ def test_falls_back_to_memory_and_recovers(
 
     wait_until(degraded, "status to report the memory fallback")
     result = results[-1]
-    assert result.stdout.startswith(f"guard-proxy at {instance.url}: DEGRADED"), result
-    assert "fell back to memory" in result.stdout, result
+    assert result.stdout.startswith(f"guard-proxy at {instance.url}: DEGRADED"), str(result)
+    assert "fell back to memory" in result.stdout, str(result)
     assert row(result, "cache") == "configured auto, active memory"
-    assert "NOT CONNECTED" in row(result, "redis"), result
+    assert "NOT CONNECTED" in row(result, "redis"), str(result)
     assert re.match(
         r"1 failover\(s\), 0 recovery\(ies\); last failover 20", row(result, "failovers")
     )
@@ -141,17 +141,17 @@ def test_falls_back_to_memory_and_recovers(
     wait_until(lambda: not degraded() and results[-1].returncode == 0, "status back to healthy")
     result = results[-1]
     assert row(result, "cache") == "configured auto, active redis"
-    assert "1 failover(s), 1 recovery(ies)" in row(result, "failovers"), result
-    assert "last recovery 20" in row(result, "failovers"), result
+    assert "1 failover(s), 1 recovery(ies)" in row(result, "failovers"), str(result)
+    assert "last recovery 20" in row(result, "failovers"), str(result)
 
 
 def test_redis_refused_at_start(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
     port = free_port()
     instance = start_proxy({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(port)})
     result = status(run_cli, instance)
-    assert result.returncode == 1, result
-    assert "memory" in row(result, "cache"), result
-    assert f"127.0.0.1:{port}" in row(result, "redis"), result
+    assert result.returncode == 1, str(result)
+    assert "memory" in row(result, "cache"), str(result)
+    assert f"127.0.0.1:{port}" in row(result, "redis"), str(result)
 
 
 def test_memory_by_configuration_is_healthy(
@@ -159,7 +159,7 @@ def test_memory_by_configuration_is_healthy(
 ) -> None:
     instance = start_proxy({"CACHE_BACKEND": "memory"})
     result = status(run_cli, instance)
-    assert result.returncode == 0, result
+    assert result.returncode == 0, str(result)
     assert row(result, "cache") == "configured memory, active memory"
     assert row(result, "redis") == "not used"
 
@@ -167,7 +167,7 @@ def test_memory_by_configuration_is_healthy(
 def test_redis_disabled_is_healthy(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
     instance = start_proxy({"REDIS_ENABLED": "false", "REDIS_PORT": str(free_port())})
     result = status(run_cli, instance)
-    assert result.returncode == 0, result
+    assert result.returncode == 0, str(result)
     assert row(result, "redis") == "not used"
 
 
@@ -176,8 +176,8 @@ def test_upstream_down_is_degraded(run_cli: RunCli, start_proxy: Callable[..., I
         {"CACHE_BACKEND": "memory", "OLLAMA_URL": f"http://127.0.0.1:{free_port()}"}
     )
     result = status(run_cli, instance)
-    assert result.returncode == 1, result
-    assert "UNREACHABLE" in row(result, "upstream"), result
+    assert result.returncode == 1, str(result)
+    assert "UNREACHABLE" in row(result, "upstream"), str(result)
 
 
 def test_instance_down(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
@@ -185,8 +185,8 @@ def test_instance_down(run_cli: RunCli, start_proxy: Callable[..., Instance]) ->
     assert status(run_cli, instance).returncode == 0
     instance.stop()
     result = status(run_cli, instance)
-    assert result.returncode == 2, result
-    assert result.stdout.startswith(f"guard-proxy at {instance.url}: DOWN"), result
+    assert result.returncode == 2, str(result)
+    assert result.stdout.startswith(f"guard-proxy at {instance.url}: DOWN"), str(result)
     assert "connection refused" in result.stdout
     as_json = status(run_cli, instance, "--json")
     assert as_json.returncode == 2
@@ -198,7 +198,7 @@ def test_url_from_wildcard_listen_address(
 ) -> None:
     instance = start_proxy({"CACHE_BACKEND": "memory", "PROXY_HOST": "0.0.0.0"})
     result = status(run_cli, instance)
-    assert result.returncode == 0, result
+    assert result.returncode == 0, str(result)
     assert result.stdout.startswith(f"guard-proxy at http://127.0.0.1:{instance.env['PROXY_PORT']}")
 
 
@@ -207,10 +207,20 @@ def test_url_option_wins_over_config(run_cli: RunCli, start_proxy: Callable[...,
     env = {"PROXY_PORT": str(free_port())}  # the config points elsewhere
     assert run_cli("status", env=env).returncode == 2
     result = run_cli("status", "--url", instance.url + "/", env=env)
-    assert result.returncode == 0, result
+    assert result.returncode == 0, str(result)
 
 
 def test_invalid_config_without_url(run_cli: RunCli) -> None:
     result = run_cli("status", env={"PROXY_PORT": "not-a-port"})
-    assert result.returncode == 2, result
-    assert "PROXY_PORT" in result.stderr or "server.port" in result.stderr, result
+    assert result.returncode == 2, str(result)
+    assert "PROXY_PORT" in result.stderr or "server.port" in result.stderr, str(result)
+
+
+def test_version_and_uptime(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
+    instance = start_proxy({"CACHE_BACKEND": "memory"})
+    result = status(run_cli, instance)
+    assert result.returncode == 0, str(result)
+    version = row(result, "version")
+    assert re.match(
+        rf"{re.escape(__version__)}, up (\d+[dhms] ?)+, started 20\d\d-\d\d-\d\d ", version
+    ), str(result)
