@@ -5,7 +5,7 @@ from __future__ import annotations
 from guard_proxy.config.settings import GuardSettings
 from guard_proxy.exceptions import ScannerLoadError
 from guard_proxy.guard.hashing import config_hash
-from guard_proxy.guard.plugins import PluginScanner, load_plugin
+from guard_proxy.guard.plugins import PluginScanner, describe, load_plugin
 from guard_proxy.guard.scanners import BUILTIN, build_scanners
 from guard_proxy.guard.stream import StreamGuard, call_scanner
 from guard_proxy.guard.types import ALLOWED, Direction, Finding, Scanner, Verdict
@@ -42,7 +42,7 @@ class Guard:
             plugin = load_plugin(i, plugin_settings)
             if plugin.name in seen:
                 raise ScannerLoadError(
-                    f"guard.plugins[{i}] ({plugin.name}): the name is already taken"
+                    f"{describe(i, plugin_settings)}: the name {plugin.name!r} is already taken"
                 )
             seen.add(plugin.name)
             plugins.append(plugin)

@@ -59,9 +59,14 @@ def _version(module_name: str, inner: Any) -> str:
     return ""
 
 
+def describe(index: int, settings: PluginSettings) -> str:
+    """How load errors name a plug-in: ``guard.plugins[i] (name, path)``."""
+    return f"guard.plugins[{index}] ({settings.name or 'unnamed'}, {settings.path or 'no path'})"
+
+
 def load_plugin(index: int, settings: PluginSettings) -> PluginScanner:
     """Import, build and check one plug-in; any failure is a :class:`ScannerLoadError`."""
-    where = f"guard.plugins[{index}] ({settings.name or 'unnamed'}, {settings.path or 'no path'})"
+    where = describe(index, settings)
     if not _NAME.match(settings.name):
         raise ScannerLoadError(f"{where}: name must be 1-64 letters, digits, '_', '.' or '-'")
     if not _PATH.match(settings.path):

@@ -31,7 +31,7 @@ KINDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "github_token": (
         "GitHub token",
-        r"gh(?<![A-Za-z0-9_]gh)(?:[pousr]_[A-Za-z0-9]{30}|ithub_pat_[A-Za-z0-9_]{22})",
+        r"g(?<![A-Za-z0-9_]g)(?:h[pousr]_[A-Za-z0-9]{30}|ithub_pat_[A-Za-z0-9_]{22})",
         (),
     ),
     "gitlab_token": ("GitLab token", r"glpat-(?<![A-Za-z0-9_-]glpat-)[A-Za-z0-9_-]{20}", ()),
