@@ -108,9 +108,11 @@ class _Report:
         print(f"{status} {text}", flush=True)
 
     def finish(self) -> int:
-        warnings = f", {self.warnings} warning(s)" if self.warnings else ""
+        s = "" if self.warnings == 1 else "s"
+        warnings = f", {self.warnings} warning{s}" if self.warnings else ""
         if self.failures:
-            print(f"Redis is NOT usable by guard-proxy: {self.failures} problem(s){warnings}.")
+            s = "" if self.failures == 1 else "s"
+            print(f"Redis is NOT usable by guard-proxy: {self.failures} problem{s}{warnings}.")
             return 1
         print(f"Redis is usable by guard-proxy{warnings}.")
         return 0

@@ -350,7 +350,7 @@ def blocks_by_scanner(samples: list[Sample]) -> dict[str, float]:
         direction = labels.get("direction", "")
         key = f"{direction} {labels['scanner']}".strip()
         counts[key] = counts.get(key, 0.0) + value
-    return {k: v for k, v in counts.items() if v}
+    return {k: int(v) if v.is_integer() else v for k, v in counts.items() if v}
 
 
 # --------------------------------------------------------------------------- rendering
@@ -460,6 +460,8 @@ def _redis_rows(snap: Snapshot, settings: Settings | None) -> list[tuple[str, st
     latency = _first(ch.get("latency_ms"), ch.get("redis_latency_ms"), st.get("latency_ms"))
     ping = f", PING {float(latency):.2f} ms" if isinstance(latency, int | float) else ""
     rows = [("redis", f"{snap.redis_address or 'unknown address'}, {state}{ping}")]
+    if connected is False and ch.get("last_error"):
+        rows.append(("redis error", str(ch["last_error"])))
     rd = _redis_doc(snap)
     if not rd:
         rows.append(("redis keys", "unknown (Redis not serving)"))
@@ -478,32 +480,44 @@ def _redis_rows(snap: Snapshot, settings: Settings | None) -> list[tuple[str, st
     return rows
 
 
+def plural(count: Any, word: str, words: str | None = None) -> str:
+    """``1 failover``, ``2 failovers``, ``0 recoveries`` (``words`` for irregular plurals)."""
+    return f"{_num(count)} {word if count == 1 else (words or word + 's')}"
+
+
 def _hit_rate(st: dict[str, Any]) -> str:
     if not st:
         return "unknown"
     rate = st.get("hit_rate")
     text = f"{float(rate) * 100:.1f} %" if isinstance(rate, int | float) else "unknown"
-    parts = [f"{_num(st.get(k))} {k}" for k in ("hits", "misses", "sets", "errors") if k in st]
+    parts = [
+        f"{_num(st[k])} {k}" if k != "errors" else plural(st[k], "error")
+        for k in ("hits", "misses", "sets", "errors")
+        if k in st
+    ]
     if "memory_entries" in st:
-        parts.append(f"{_num(st['memory_entries'])} memory entries")
+        parts.append(plural(st["memory_entries"], "memory entry", "memory entries"))
     return text + (f" ({', '.join(parts)})" if parts else "")
 
 
 def _failovers(st: dict[str, Any], ch: dict[str, Any]) -> str:
+    """Counts, then the most recent switch and when it happened."""
     if "failovers" not in st and "recoveries" not in st:
         return "unknown"
-    text = f"{_num(st.get('failovers'))} failover(s), {_num(st.get('recoveries'))} recovery(ies)"
-    events = []
-    for kind, keys in (
-        ("failover", ("last_failover_at", "last_failover")),
-        ("recovery", ("last_recovery_at", "last_recovery")),
-    ):
-        value = _first(*(st.get(k) for k in keys), *(ch.get(k) for k in keys))
-        moment = when(value)
-        if moment:
-            events.append(f"last {kind} {moment}")
-    if events:
-        text += "; " + "; ".join(events)
+    text = (
+        f"{plural(st.get('failovers'), 'failover')}, "
+        f"{plural(st.get('recoveries'), 'recovery', 'recoveries')}"
+    )
+    latest: tuple[float, str, Any] | None = None
+    for kind, key in (("failover", "last_failover_at"), ("recovery", "last_recovery_at")):
+        value = _first(st.get(key), ch.get(key))
+        if value in (None, ""):
+            continue
+        order = float(value) if isinstance(value, int | float) else 0.0
+        if latest is None or order >= latest[0]:
+            latest = (order, kind, value)
+    if latest is not None:
+        text += f"; last: {latest[1]} {when(latest[2])}"
     return text
 
 
