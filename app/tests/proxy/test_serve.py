@@ -94,7 +94,7 @@ def test_serve_host_and_port_flags_override_env(tmp_path: Path) -> None:
         )
     try:
         _wait_http(f"http://127.0.0.1:{port}/health", process, log)
-        assert '"port":%d' % port in log.read_text()
+        assert f'"port":{port}' in log.read_text()
     finally:
         _stop(process)
 
