@@ -58,7 +58,15 @@ def body(req: dict[str, Any], unique: str | None = None) -> bytes:
         if stream:
             obj["options"] = {"num_predict": chunks}
     elif api == "chat":
-        obj = {"model": "bench", "messages": [{"role": "user", "content": text}], "stream": stream}
+        # ``messages: k`` sends k distinct user messages (each is its own verdict).
+        k = int(req.get("messages", 1))
+        contents = (
+            [text]
+            if k == 1
+            else [prompt(int(req.get("size", 64)), f"{unique}.{_tag(m)}") for m in range(k)]
+        )
+        messages = [{"role": "user", "content": c} for c in contents]
+        obj = {"model": "bench", "messages": messages, "stream": stream}
         if stream:
             obj["options"] = {"num_predict": chunks}
     else:

@@ -188,6 +188,7 @@ def render(r: dict[str, Any]) -> str:
                 "–",
                 "–",
                 "–",
+                "–",
             ]
         ]
         for mode in ("refused", "frozen"):
@@ -200,6 +201,7 @@ def render(r: dict[str, Any]) -> str:
                         f"{_f(o['proxied']['p50_ms'])} / {_f(o['proxied']['p99_ms'])}",
                         f"{_signed(o['overhead_ms']['p50'])} / {_signed(o['overhead_ms']['p99'])}",
                         _signed(o["added_overhead_p50_ms"]),
+                        _f(o.get("first_stall_ms"), 1),
                         ", ".join(_f(x, 1) for x in o["first_requests_ms"][:3]),
                         f"{_f(o['recovery_s'], 2)}"
                         + ("" if o["recovered"] else " (not recovered)"),
@@ -212,6 +214,7 @@ def render(r: dict[str, Any]) -> str:
                 "proxied p50 / p99 ms",
                 "overhead p50 / p99 ms",
                 "added p50 ms",
+                "first-request stall ms",
                 "first 3 requests ms",
                 "back to redis s",
             ],
@@ -272,23 +275,23 @@ def render(r: dict[str, Any]) -> str:
         ]
         rows = [
             [
-                str(x["requests"]),
+                str(x["target"]),
                 _f(x.get("entries")),
                 _f(x["rss_mb"], 1),
                 _f(x.get("delta_mb"), 1),
                 _f(x.get("bytes_per_entry")),
-                _f(x.get("fill_rps"), 0),
+                _f(x.get("fill_verdicts_per_s")),
             ]
             for x in mm["rows"]
         ]
         out += _table(
             [
-                "unique prompts sent",
-                "entries",
+                "target verdicts",
+                "entries (/cache/stats)",
                 "RSS MB",
                 "growth MB",
                 "bytes/entry",
-                "fill req/s (c=32, misses)",
+                "fill verdicts/s (misses)",
             ],
             rows,
         )

@@ -250,6 +250,9 @@ class Bench:
             )
             res["recovery_s"] = round(back["seconds"], 3)
             res["recovered"] = back["reached"]
+            res["first_stall_ms"] = round(
+                res["first_requests_ms"][0] - out["healthy"]["proxied"]["p50_ms"], 3
+            )
             res["added_p50_ms"] = round(
                 res["proxied"]["p50_ms"] - out["healthy"]["proxied"]["p50_ms"], 3
             )
@@ -269,57 +272,72 @@ class Bench:
     # ------------------------------------------------------------------ 5. memory
 
     def phase_memory(self) -> None:
+        """RSS at 0, 10k and 100k cached verdicts, filled over HTTP: /api/chat requests carrying
+        100 distinct user messages each (every message is scanned and cached on its own)."""
         proc, url = self.proxy(
             "rss", "memory", CACHE_MAX_SIZE="250000", CACHE_SWEEP_INTERVAL="3600"
         )
-        req = {"api": "generate", "size": 64, "stream": False, "unique": True}
+        per = 100
+        req = {"api": "chat", "size": 64, "stream": False, "unique": True, "messages": per}
         # Warm every code path, then forget the verdicts: that is the 0-entry baseline.
         self.load.run(
             {
                 "kind": "fill",
                 "url": url,
                 "request": req,
-                "count": 500,
-                "concurrency": 16,
+                "count": 3,
+                "concurrency": 1,
                 "run": "warm",
             }
         )
         status = procs.http_post(url + "/cache/clear", procs.admin_headers("rss"))
-        time.sleep(0.5)
-        rows = [{"requests": 0, "clear_status": status, **self._rss_row(proc, url)}]
-        done = 0
+        time.sleep(0.3)
+        rows = [{"target": 0, "clear_status": status, **self._rss_row(proc, url)}]
+        sent = 0
         for target in (10_000, 100_000):
-            count = self.n(target) - done if self.quick else target - done
+            target = self.n(target) if self.quick else target
+            have = rows[-1]["entries"] or 0
+            count = max(0, -(-(target - have) // per))
             t = self.load.run(
                 {
                     "kind": "fill",
                     "url": url,
                     "request": req,
                     "count": count,
-                    "start": done,
-                    "concurrency": 32,
+                    "start": sent,
+                    "concurrency": 4,
                     "run": "fill",
                 },
                 timeout=400,
             )
-            done += count
-            time.sleep(0.5)
+            sent += count
+            time.sleep(0.3)
             row = {
-                "requests": done,
-                "fill_rps": round(count / t["seconds"], 1),
+                "target": target,
+                "requests": sent,
+                "fill_verdicts_per_s": round(count * per / t["seconds"]),
                 "statuses": t["statuses"],
                 **self._rss_row(proc, url),
             }
             rows.append(row)
-            print(f"memory after {done} unique prompts: {row}", flush=True)
+            print(
+                f"memory at {target} verdicts:",
+                {k: v for k, v in row.items() if k != "cache_stats"},
+                flush=True,
+            )
         base = rows[0]["rss_mb"]
+        base_entries = rows[0]["entries"] or 0
         for r in rows:
             r["delta_mb"] = round(r["rss_mb"] - base, 1)
-            entries = r.get("entries") or 0
+            entries = (r.get("entries") or 0) - base_entries
             r["bytes_per_entry"] = (
                 round((r["rss_mb"] - base) * 1048576 / entries) if entries else None
             )
-        self.results["memory"] = {"prompt": "64-char unique prompts via HTTP", "rows": rows}
+        self.results["memory"] = {
+            "prompt": f"/api/chat requests of {per} distinct 64-char user messages "
+            "(one verdict each)",
+            "rows": rows,
+        }
 
     def _rss_row(self, proc: Proc, url: str) -> dict[str, Any]:
         try:

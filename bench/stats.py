@@ -192,7 +192,7 @@ def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
                 _goal(
                     f"Redis {mode}: first-request stall",
                     GOALS["socket_timeout_ms"],
-                    o["first_requests_ms"][0] if o["first_requests_ms"] else None,
+                    o.get("first_stall_ms"),
                     "ms",
                 )
             )
@@ -218,8 +218,6 @@ def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
     if len(mem) >= 2:
         last = mem[-1]
         per = last.get("bytes_per_entry")
-        if per is None and last["requests"]:
-            per = last["delta_mb"] * 1048576 / last["requests"]
         out.append(
             _goal(
                 "RSS growth for 100k verdicts",
