@@ -1,0 +1,275 @@
+"""The stream guard: split terms are caught, nothing blocked is releasable, work stays linear."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import Any
+
+import pytest
+
+from guard_proxy.config.settings import (
+    BannedSubstringsSettings,
+    GuardSettings,
+    PiiSettings,
+    PluginSettings,
+    ScannerSetSettings,
+    SizeSettings,
+)
+from guard_proxy.guard import ALLOWED, Finding, Guard, StreamGuard, Verdict
+
+from .helpers import NONE_ON, guard_with, only
+from .test_scanners import NEGATIVE, POSITIVE
+
+TERM = "Project Falcon"
+BANNED = only(banned_substrings=BannedSubstringsSettings(patterns=(TERM, "zyx")))
+# The defaults of the output direction plus a banned term: the widest window is not the term's.
+DEFAULT_PLUS_TERM = GuardSettings(
+    output=ScannerSetSettings(
+        banned_substrings=BannedSubstringsSettings(patterns=(TERM,)),
+        size=SizeSettings(max_chars=1_000_000),
+    )
+)
+
+
+def run(stream: StreamGuard, chunks: list[str]) -> list[tuple[Verdict, int]]:
+    """Feed every chunk (stopping once blocked), then finish; every (verdict, releasable)."""
+    results = []
+    for chunk in chunks:
+        verdict, releasable = stream.feed(chunk)
+        results.append((verdict, releasable))
+        if not verdict.allowed:
+            return results
+    results.append(stream.finish())
+    return results
+
+
+def split_at(text: str, *points: int) -> list[str]:
+    bounds = [0, *points, len(text)]
+    return [text[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+@pytest.mark.parametrize("settings", ["banned", "defaults"])
+def test_term_split_at_every_point_is_caught_and_never_released(settings: str) -> None:
+    guard = (
+        guard_with(output=BANNED)
+        if settings == "banned"
+        else Guard.from_settings(DEFAULT_PLUS_TERM)
+    )
+    prefix, suffix = "Sure. The codename is ", " and more text follows here."
+    text = prefix + TERM + suffix
+    start, end = len(prefix), len(prefix) + len(TERM)
+    for a in range(1, len(text)):
+        for b in [None, *range(a + 1, min(a + 20, len(text)))]:
+            chunks = split_at(text, a) if b is None else split_at(text, a, b)
+            stream = guard.stream("output")
+            results = run(stream, chunks)
+            verdict, _ = results[-1]
+            assert verdict.scanners == ["banned_substrings"], (a, b)
+            assert all(releasable <= start for _, releasable in results), (a, b)
+            # Caught by the very chunk that completes the term.
+            fed = 0
+            for chunk in chunks:
+                fed += len(chunk)
+                if fed >= end:
+                    break
+            assert stream.total == fed
+
+
+def test_term_in_single_character_chunks() -> None:
+    guard = Guard.from_settings(DEFAULT_PLUS_TERM)
+    text = "x" * 500 + TERM.upper() + "y" * 50
+    stream = guard.stream("output")
+    results = run(stream, list(text))
+    assert not results[-1][0].allowed
+    assert stream.total == 500 + len(TERM)
+    assert max(r for _, r in results) <= 500
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 7, 64, 1000])
+def test_releasable_trails_by_the_holdback_until_finish(chunk_size: int) -> None:
+    guard = Guard.from_settings(DEFAULT_PLUS_TERM)
+    text = "".join(random.Random(chunk_size).choice("abc de\n") for _ in range(3000))
+    stream = guard.stream("output")
+    assert stream.holdback > len(TERM)  # the JWT rule is the widest
+    last = 0
+    for i in range(0, len(text), chunk_size):
+        verdict, releasable = stream.feed(text[i : i + chunk_size])
+        assert verdict is ALLOWED
+        assert releasable == max(0, stream.total - stream.holdback)
+        assert releasable >= last
+        last = releasable
+    assert stream.finish() == (ALLOWED, len(text))
+
+
+def test_holdback_is_the_longest_window_minus_one() -> None:
+    guard = guard_with(
+        output=only(banned_substrings=BannedSubstringsSettings(patterns=("abcdefgh", "xy")))
+    )
+    stream = guard.stream("output")
+    assert stream.holdback == 7
+    assert stream.feed("0123456789") == (ALLOWED, 3)
+    assert stream.feed("abcdefg") == (ALLOWED, 10)
+    verdict, releasable = stream.feed("h!")
+    assert verdict.scanners == ["banned_substrings"] and releasable == 10
+
+
+def test_blocked_stays_blocked_and_finish_is_final() -> None:
+    stream = guard_with(output=BANNED).stream("output")
+    blocked, released = stream.feed("zyx")
+    assert not blocked.allowed
+    assert stream.feed("more") == (blocked, released)
+    assert stream.finish() == (blocked, released)
+    assert stream.verdict is blocked
+    fresh = guard_with(output=BANNED).stream("output")
+    fresh.finish()
+    with pytest.raises(RuntimeError):
+        fresh.feed("x")
+
+
+def test_empty_chunks_change_nothing() -> None:
+    stream = guard_with(output=BANNED).stream("output")
+    assert stream.feed("") == (ALLOWED, 0)
+    stream.feed("hello world, this is long enough")
+    assert stream.feed("") == (ALLOWED, stream.total - stream.holdback)
+
+
+class Counting:
+    """A plain plug-in scanner that counts the characters it is given."""
+
+    def __init__(self, window: int) -> None:
+        self.name = "counting"
+        self.window = window
+        self.seen = 0
+
+    def scan(self, text: str) -> Finding | None:
+        self.seen += len(text)
+        return None
+
+
+class CountingRange(Counting):
+    """The same with ``scan_from``: counts only the characters it has to look at."""
+
+    def scan_from(self, text: str, start: int, final: bool) -> Finding | None:
+        self.seen += len(text) - start
+        return None
+
+
+@pytest.mark.parametrize("kind", [Counting, CountingRange])
+@pytest.mark.parametrize("chunk_size", [1, 5, 100])
+def test_total_scan_work_is_linear(kind: type[Counting], chunk_size: int) -> None:
+    window = 32
+    scanner = kind(window)
+    n = 20_000
+    stream = StreamGuard([scanner])
+    assert stream.holdback == window - 1
+    for _ in range(0, n, chunk_size):
+        stream.feed("a" * chunk_size)
+    stream.finish()
+    # new text once, plus at most (window - 1) characters of overlap per chunk
+    chunks = n // chunk_size
+    assert scanner.seen <= n + chunks * (window - 1) + window
+    assert scanner.seen <= window * n  # c * n, whatever the chunking
+    # and nothing like the quadratic n^2 / 2 of re-scanning the whole text
+    assert scanner.seen < n * n / 100
+
+
+def test_builtin_scanners_only_see_the_overlap(monkeypatch: pytest.MonkeyPatch) -> None:
+    guard = Guard.from_settings(DEFAULT_PLUS_TERM)
+    seen = 0
+    from guard_proxy.guard.scanners import _base
+
+    original = _base.PatternScanner.scan_from
+
+    def counting(self: Any, text: str, start: int, final: bool) -> Any:
+        nonlocal seen
+        seen += len(text) - start
+        return original(self, text, start, final)
+
+    monkeypatch.setattr(_base.PatternScanner, "scan_from", counting)
+    stream = guard.stream("output")
+    parts = len(guard.scanners("output")) * 10  # no scanner has more than 9 parts
+    n = 10_000
+    for _ in range(n // 4):
+        stream.feed("word")
+    assert seen <= parts * (n + (n // 4) * stream.holdback)
+
+
+def test_whole_text_plugin_holds_everything_until_finish() -> None:
+    guard = Guard.from_settings(GuardSettings(
+        output=NONE_ON,
+        plugins=(PluginSettings(
+            name="whole", path="guard.sample_plugin:factory", directions=("output",),
+            options={"word": "plugh"},
+        ),),
+    ))  # fmt: skip
+    stream = guard.stream("output")
+    assert stream.feed("a" * 100) == (ALLOWED, 0)
+    assert stream.feed("plu") == (ALLOWED, 0)
+    assert stream.feed("gh and more") == (ALLOWED, 0)
+    verdict, releasable = stream.finish()
+    assert verdict.scanners == ["whole"] and releasable == 0
+    clean = guard.stream("output")
+    clean.feed("nothing here")
+    assert clean.finish() == (ALLOWED, 12)
+
+
+def test_size_counts_across_chunks() -> None:
+    stream = guard_with(output=only(size=SizeSettings(max_chars=10))).stream("output")
+    assert stream.holdback == 0
+    assert stream.feed("12345") == (ALLOWED, 5)
+    assert stream.feed("67890") == (ALLOWED, 10)
+    verdict, releasable = stream.feed("1")
+    assert verdict.scanners == ["size"] and releasable == 10
+
+
+def test_card_number_is_judged_only_once_its_end_is_known() -> None:
+    guard = guard_with(output=only(pii=PiiSettings(kinds=("credit_card",))))
+    # 16 Luhn-valid digits that turn out to be part of a longer run: not a card.
+    stream = guard.stream("output")
+    assert stream.feed("id 4111111111111111")[0] is ALLOWED
+    assert stream.feed("2222 end")[0] is ALLOWED
+    assert stream.finish()[0] is ALLOWED
+    # The same digits followed by a space are a card, caught on that chunk.
+    stream = guard.stream("output")
+    assert stream.feed("id 4111111111111111")[0] is ALLOWED
+    assert not stream.feed(" end")[0].allowed
+    # At the very end of the stream they are caught by finish().
+    stream = guard.stream("output")
+    verdict, releasable = stream.feed("id 4111111111111111")
+    assert verdict is ALLOWED and releasable <= 3
+    verdict, releasable = stream.finish()
+    assert verdict.scanners == ["pii"] and releasable <= 3
+
+
+def _everything_on() -> GuardSettings:
+    # Each test case's own scanner settings, merged: one output guard for the whole corpus.
+    merged: dict[str, Any] = {}
+    for scanners, *_ in POSITIVE:
+        for name in ScannerSetSettings.__dataclass_fields__:
+            value = getattr(scanners, name)
+            if value.enabled and name != "size":
+                merged[name] = value
+    return GuardSettings(output=ScannerSetSettings(**merged, size=SizeSettings(enabled=False)))
+
+
+CORPUS_GUARD = Guard.from_settings(_everything_on())
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_streamed_verdicts_match_whole_text_verdicts(seed: int) -> None:
+    rng = random.Random(seed)
+    cases = [(t, secret) for s, t, secret in POSITIVE if not s.size.enabled]
+    cases += [(t, None) for _, t in NEGATIVE]
+    for text, secret in cases:
+        prefix = "lorem ipsum " * rng.randint(0, 30)
+        padded = prefix + text + " dolor sit"
+        count = min(len(padded) - 1, rng.randint(1, 12))
+        points = sorted(rng.sample(range(1, len(padded)), count))
+        results = run(CORPUS_GUARD.stream("output"), split_at(padded, *points))
+        expected = CORPUS_GUARD.scan("output", padded)
+        assert results[-1][0] == expected, (text, points)
+        assert CORPUS_GUARD.scan("output", text).allowed == (secret is None), text
+        if secret is not None:
+            secret_start = len(prefix) + text.index(secret)
+            assert all(r <= secret_start for _, r in results), (text, points)
