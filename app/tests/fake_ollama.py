@@ -254,6 +254,24 @@ class FakeOllama:
         finally:
             watch.stop()
 
+    async def slow_complete(self, receive: Receive, record: dict[str, Any], text: str) -> bool:
+        """For ``SLOW`` complete answers: think for a while; False if the client left."""
+        if "SLOW" not in text:
+            return True
+        record["stream_outcome"] = "started"
+        seconds = _delay_for(text) * int(os.environ.get("FAKE_OLLAMA_SLOW_CHUNKS", "300"))
+        watch = _Disconnect(receive)
+        try:
+            await asyncio.wait_for(watch.gone.wait(), timeout=seconds)
+        except TimeoutError:
+            record["stream_outcome"] = "completed"
+            return True
+        finally:
+            watch.stop()
+        self.state.stats["streams_aborted"] += 1
+        record["stream_outcome"] = "aborted"
+        return False
+
     async def _v1_model(self, name: str, send: Send) -> None:
         model = self._model_or_none(name)
         if model is None:
@@ -498,6 +516,8 @@ async def _generate(
         **_counters(prompt, len(chunks)),
     }
     if body.get("stream", True) is False:
+        if not await app.slow_complete(receive, record, prompt):
+            return
         await _json(send, 200, {**final, "response": "".join(chunks)})
         return
     delay = _delay_for(prompt)
@@ -558,6 +578,8 @@ async def _chat(
         **_counters(last, len(chunks)),
     }
     if body.get("stream", True) is False:
+        if not await app.slow_complete(receive, record, last):
+            return
         message: dict[str, Any] = {"role": "assistant", "content": "".join(chunks)}
         if "TOOLCALL" in last:
             message = {"role": "assistant", "content": "", "tool_calls": tool_calls}
