@@ -74,3 +74,15 @@ def bad_window(options: dict[str, Any]) -> BadWindow:
 
 
 NOT_CALLABLE = 42
+
+
+class Quoting:
+    name = "quoting"
+    window = 0
+
+    def scan(self, text: str) -> Finding | None:
+        return Finding(self.name, f"found {text[:40]!r}")
+
+
+def quoting(options: dict[str, Any]) -> Quoting:
+    return Quoting()

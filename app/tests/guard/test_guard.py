@@ -16,6 +16,7 @@ from guard_proxy.config.settings import (
 )
 from guard_proxy.exceptions import ScannerError, ScannerLoadError
 from guard_proxy.guard import ALLOWED, Direction, Finding, Guard, Scanner
+from guard_proxy.guard.plugins import WITHHELD, safe_reason
 
 from . import sample_plugin
 from .helpers import NONE_ON, guard_with, only
@@ -257,3 +258,33 @@ def test_llm_guard_adapter_by_dotted_path(monkeypatch: pytest.MonkeyPatch) -> No
     assert calls == [("hello",), ("you idiot",), ("", "idiot")]
     with pytest.raises(ScannerLoadError, match=r"options\.scanner must be a dotted path"):
         Guard.from_settings(GuardSettings(plugins=(PluginSettings(name="t", path=path),)))
+
+
+def test_plugin_reason_that_quotes_the_text_is_withheld() -> None:
+    guard = Guard.from_settings(
+        GuardSettings(input=NONE_ON, plugins=(plugin("guard.sample_plugin:quoting", name="q"),))
+    )
+    verdict = guard.scan("input", "my password is hunter2, keep it safe")
+    assert verdict.findings == (Finding("q", WITHHELD),)
+    assert "hunter2" not in repr(verdict.to_dict())
+    assert safe_reason("toxic (0.93)", "some text") == "toxic (0.93)"
+    assert safe_reason("x" * 201, "") == WITHHELD
+    assert safe_reason("ab", "ab") == WITHHELD
+
+
+def test_exports() -> None:
+    import guard_proxy.guard as package
+
+    assert set(package.__all__) == {
+        "ALLOWED",
+        "Direction",
+        "Finding",
+        "Guard",
+        "LengthScanner",
+        "RangeScanner",
+        "Scanner",
+        "StreamGuard",
+        "Verdict",
+    }
+    for name in package.__all__:
+        assert getattr(package, name) is not None

@@ -13,6 +13,7 @@ from guard_proxy.config.settings import (
     GuardSettings,
     PiiSettings,
     PluginSettings,
+    RegexSettings,
     ScannerSetSettings,
     SizeSettings,
 )
@@ -221,6 +222,18 @@ def test_size_counts_across_chunks() -> None:
     assert stream.feed("67890") == (ALLOWED, 10)
     verdict, releasable = stream.feed("1")
     assert verdict.scanners == ["size"] and releasable == 10
+
+
+def test_lookbehinds_see_context_before_the_overlap() -> None:
+    guard = guard_with(output=only(regex=RegexSettings(patterns=(r"(?<=PIN is )\d{4}(?!\d)",))))
+    text = "so your PIN is 1234."
+    assert not guard.scan("output", text).allowed
+    for size in (1, 2, 5):
+        stream = guard.stream("output")
+        results = run(stream, [text[i : i + size] for i in range(0, len(text), size)])
+        assert results[-1][0].scanners == ["regex"], size
+        assert all(r <= text.index("1234") for _, r in results)
+    assert guard.stream("output").holdback == 4  # four digits, plus one to see past them
 
 
 def test_card_number_is_judged_only_once_its_end_is_known() -> None:

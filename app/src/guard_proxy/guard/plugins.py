@@ -20,6 +20,26 @@ _PATH = re.compile(r"^[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(?:\.[A-
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
+QUOTE = 12
+WITHHELD = "flagged (reason withheld: it quoted the scanned text)"
+
+
+def safe_reason(reason: str, text: str) -> str:
+    """``reason``, unless it repeats ``QUOTE`` or more characters of ``text`` (or is too long).
+
+    The contract says a reason never contains scanned text; this enforces it for plug-ins.
+    """
+    if len(reason) > 200:
+        return WITHHELD
+    if len(reason) >= QUOTE:
+        for i in range(len(reason) - QUOTE + 1):
+            if reason[i : i + QUOTE] in text:
+                return WITHHELD
+    elif reason and reason == text:
+        return WITHHELD
+    return reason
+
+
 class PluginScanner:
     """A loaded plug-in under its configured name."""
 
@@ -38,7 +58,7 @@ class PluginScanner:
             return None
         if not isinstance(result, Finding):
             raise ScannerError(self.name, f"returned {type(result).__name__}, not Finding or None")
-        return Finding(self.name, result.reason)
+        return Finding(self.name, safe_reason(str(result.reason), text))
 
 
 def _version(module_name: str, inner: Any) -> str:

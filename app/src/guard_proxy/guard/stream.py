@@ -14,6 +14,9 @@ from typing import Any
 from guard_proxy.exceptions import ScannerError
 from guard_proxy.guard.types import ALLOWED, Finding, Scanner, Verdict
 
+CONTEXT = 16
+"""Characters kept before the overlap for look-behinds (``scan_from`` sees them as context)."""
+
 
 def call_scanner(scanner: Scanner, method: Any, *args: Any) -> Finding | None:
     """Run one scanner call; any exception becomes a :class:`ScannerError` without the text."""
@@ -66,8 +69,8 @@ class StreamGuard:
                 self._plain.append((s, s.scan, s.window))
         widest = max((w for _, _, w in self._range + self._plain), default=0)
         self.holdback = max(widest - 1, 0)
-        # The tail keeps the overlap plus one character of context for look-behinds.
-        self._keep = widest
+        # The tail keeps the widest overlap plus some context for look-behinds.
+        self._keep = widest - 1 + CONTEXT if widest else 0
         self._tail = ""
         self._parts: list[str] | None = [] if self._whole else None
         self.total = 0
