@@ -95,3 +95,13 @@ def test_instance_down(run_cli: RunCli, start_proxy: Callable[..., Instance]) ->
         result = run_cli("cache", action, env=instance.env)
         assert result.returncode == 2, str(result)
         assert "not answering: connection refused" in result.stderr, str(result)
+
+
+def test_clear_when_the_instance_has_no_admin_token(
+    run_cli: RunCli, secrets: list[str], start_proxy: Callable[..., Instance]
+) -> None:
+    secrets.append(ADMIN_TOKEN)
+    instance = start_proxy({"CACHE_BACKEND": "memory", "GUARD_PROXY_ADMIN_TOKEN": ""})
+    result = run_cli("cache", "clear", env={**instance.env, "GUARD_PROXY_ADMIN_TOKEN": ADMIN_TOKEN})
+    assert result.returncode == 1, str(result)
+    assert "(HTTP 403): the instance says: admin routes are disabled" in result.stderr, str(result)

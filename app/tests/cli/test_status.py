@@ -222,3 +222,10 @@ def test_version_and_uptime(run_cli: RunCli, start_proxy: Callable[..., Instance
     assert re.match(
         rf"{re.escape(__version__)}, up (\d+[dhms] ?)+, started 20\d\d-\d\d-\d\d ", version
     ), str(result)
+
+
+def test_refused_by_the_allow_list(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
+    instance = start_proxy({"CACHE_BACKEND": "memory", "ACCESS_ALLOW": "192.0.2.0/24"})
+    result = status(run_cli, instance)
+    assert result.returncode == 2, str(result)
+    assert "HTTP 403" in result.stdout and "access.allow" in result.stdout, str(result)

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from guard_proxy.cli.status import EXIT_DOWN, add_url_arguments
+from guard_proxy.cli.status import EXIT_DOWN, add_url_arguments, error_text
 
 
 def add_parser(subparsers: Any) -> None:
@@ -54,21 +54,6 @@ def _resolve(args: argparse.Namespace) -> tuple[str, Any] | None:
         return None
 
 
-def _error_text(body: bytes) -> str:
-    import json
-
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        return body.decode("utf-8", "replace").strip()[:200]
-    if isinstance(doc, dict):
-        err = doc.get("error", doc.get("detail", doc))
-        if isinstance(err, dict):
-            err = err.get("message", err)
-        return str(err)
-    return str(doc)
-
-
 def run_stats(args: argparse.Namespace) -> int:
     import json
 
@@ -85,7 +70,7 @@ def run_stats(args: argparse.Namespace) -> int:
         return EXIT_DOWN
     if reply.status != 200:
         print(
-            f"error: GET {url}/cache/stats answered HTTP {reply.status}: {_error_text(reply.body)}",
+            f"error: GET {url}/cache/stats answered HTTP {reply.status}: {error_text(reply.body)}",
             file=sys.stderr,
         )
         return 1
@@ -152,21 +137,22 @@ def run_clear(args: argparse.Namespace) -> int:
         print(f"error: guard-proxy at {url} is not answering: {exc}", file=sys.stderr)
         return EXIT_DOWN
     if reply.status in (401, 403):
-        if token:
+        if reply.status == 403:
+            why = f"the instance says: {error_text(reply.body)}"
+        elif token:
             why = "the instance refused the configured admin token"
         else:
             why = "no admin token is configured here"
         print(
-            f"error: cache clear not allowed (HTTP {reply.status}): {why}. Set "
-            "access.admin_token, GUARD_PROXY_ADMIN_TOKEN or GUARD_PROXY_ADMIN_TOKEN_FILE to "
-            "the instance's admin token.",
+            f"error: cache clear not allowed (HTTP {reply.status}): {why}. The admin token "
+            "comes from access.admin_token, GUARD_PROXY_ADMIN_TOKEN or "
+            "GUARD_PROXY_ADMIN_TOKEN_FILE and must match the instance's.",
             file=sys.stderr,
         )
         return 1
     if reply.status >= 300:
         print(
-            f"error: POST {url}/cache/clear answered HTTP {reply.status}: "
-            f"{_error_text(reply.body)}",
+            f"error: POST {url}/cache/clear answered HTTP {reply.status}: {error_text(reply.body)}",
             file=sys.stderr,
         )
         return 1

@@ -149,6 +149,22 @@ def _reason(reason: object) -> str:
     return str(reason) or type(reason).__name__
 
 
+def error_text(body: bytes) -> str:
+    """The message of an error answer (``{"error": ...}`` in either shape), or its text."""
+    import json
+
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace").strip()[:200] or "(empty body)"
+    if isinstance(doc, dict):
+        err = doc.get("error", doc.get("detail", doc))
+        if isinstance(err, dict):
+            err = err.get("message", err)
+        return str(err)
+    return str(doc)
+
+
 def get_json(url: str, timeout: float) -> tuple[Any, str | None]:
     """``(document, None)`` or ``(None, why not)`` for an endpoint that may be missing.
 
@@ -159,7 +175,7 @@ def get_json(url: str, timeout: float) -> tuple[Any, str | None]:
     except Unreachable as exc:
         return None, str(exc)
     if reply.status not in (200, 503):
-        return None, f"HTTP {reply.status}"
+        return None, f"HTTP {reply.status}: {error_text(reply.body)}"
     try:
         return reply.json(), None
     except ValueError:
@@ -194,8 +210,11 @@ def gather(url: str, timeout: float, settings: Settings | None) -> Snapshot:
     snap = Snapshot(url=url)
     health, why = get_json(f"{url}/health", timeout)
     if not isinstance(health, dict):
-        snap.error = why if health is None else "unexpected /health answer"
-        snap.reasons.append(f"instance not answering: {snap.error}")
+        error = (why or "no answer") if health is None else "unexpected /health answer"
+        if error.startswith("HTTP 403"):
+            error += " (is this host in access.allow?)"
+        snap.error = error
+        snap.reasons.append(f"instance not answering: {error}")
         return snap
     snap.answered = True
     snap.health = health
