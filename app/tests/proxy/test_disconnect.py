@@ -44,14 +44,16 @@ def test_disconnect_mid_stream_closes_upstream(
     import json
 
     payload = json.loads(json.dumps(body).replace("{m}", marker))
-    with httpx.Client(base_url=proxy.url, timeout=30) as c:
-        with c.stream("POST", path, json=payload) as response:
-            assert response.status_code == 200
-            received = b""
-            for chunk in response.iter_bytes():
-                received += chunk
-                if len(received) > 200:
-                    break  # leave mid-stream: the connection is closed on exit
+    with (
+        httpx.Client(base_url=proxy.url, timeout=30) as c,
+        c.stream("POST", path, json=payload) as response,
+    ):
+        assert response.status_code == 200
+        received = b""
+        for chunk in response.iter_bytes():
+            received += chunk
+            if len(received) > 200:
+                break  # leave mid-stream: the connection is closed on exit
     assert _outcome(fake_ollama, marker) == "aborted"
 
 
