@@ -16,8 +16,9 @@ NAME = "pii"
 
 # Only the tail of the local part is needed to know an address is there.
 _EMAIL = r"@(?<=[A-Za-z0-9._%+-]@)[A-Za-z0-9][A-Za-z0-9-]{0,62}\.[A-Za-z]{2}"
-# 13-19 digits, single spaces or dashes between them; not inside a longer run of digits.
-_CARD = r"[0-9](?<![0-9][0-9])(?:[ -]?[0-9]){12,18}(?![0-9])"
+# 13-19 digits run together, or groups of 3-6 digits split by single spaces or dashes; not
+# inside a longer run of digits. The judge counts the digits and checks Luhn.
+_CARD = r"[0-9](?<![0-9][0-9])(?:[0-9]{12,18}|[0-9]{2,5}(?:[ -][0-9]{3,6}){2,5})(?![0-9])"
 # E.164-ish: a leading +, then 8-15 digits with light punctuation between them.
 _PHONE = r"\+(?<![\w+]\+)[1-9](?:[ .()-]{0,2}[0-9]){7,14}(?![0-9])"
 # Country, check digits, then up to 30 letters/digits, optionally grouped by single spaces.
@@ -69,8 +70,6 @@ def _card(m: re.Match[str]) -> str | None:
     for i in range(len(groups)):
         digits = ""
         for group in groups[i:]:
-            if not 3 <= len(group) <= 6:
-                break
             digits += group
             if len(digits) > 19:
                 break
