@@ -52,7 +52,10 @@ def test_clear_with_the_admin_token(
         assert client.keys("gp-clear:*")
     result = run_cli("cache", "clear", env=instance.env)
     assert result.returncode == 0, str(result)
-    assert re.match(rf"cache cleared on {re.escape(instance.url)}: [1-9]\d* ", result.stdout)
+    assert re.match(
+        rf"cache cleared on {re.escape(instance.url)}: [1-9]\d* cached verdicts deleted",
+        result.stdout,
+    )
     with redis_server.client() as client:
         assert client.keys("gp-clear:*") == []
         assert client.get("other:keep") == "1"

@@ -172,7 +172,7 @@ def _summary(answer: Any) -> str:
         return ""
     parts: list[str] = []
     for key, label in (
-        ("cleared", "entries deleted"),
+        ("cleared", "cached verdicts deleted"),
         ("deleted", "Redis keys deleted"),
         ("redis_deleted", "Redis keys deleted"),
         ("redis_keys_deleted", "Redis keys deleted"),
