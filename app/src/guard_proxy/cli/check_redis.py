@@ -139,6 +139,10 @@ async def _check(settings: Settings, report: _Report) -> None:
     redis = settings.redis
     host, port = redis.host, redis.port
     if redis.sentinels:
+        print(
+            f"check-redis: sentinels {', '.join(redis.sentinels)}, service "
+            f"{redis.sentinel_service!r}, prefix {settings.cache.prefix!r}"
+        )
         found = await _discover_master(redis, report)
         if found is None:
             return
@@ -157,36 +161,64 @@ async def _check(settings: Settings, report: _Report) -> None:
 
 
 async def _discover_master(redis: RedisSettings, report: _Report) -> tuple[str, int] | None:
-    from redis.asyncio.sentinel import Sentinel
+    """Ask every Sentinel for the primary; ok when one names it, warn for each that fails."""
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
     from redis.exceptions import RedisError
 
-    addresses = []
-    for item in redis.sentinels:
-        h, _, p = item.rpartition(":")
-        addresses.append((h.strip("[]"), int(p)))
     timeout = max(redis.socket_connect_timeout, _MIN_TIMEOUT)
-    sentinel_kwargs: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-    if redis.sentinel_username:
-        sentinel_kwargs["username"] = redis.sentinel_username
-    if redis.sentinel_password:
-        sentinel_kwargs["password"] = redis.sentinel_password
+    kwargs: dict[str, Any] = {
+        "username": redis.sentinel_username or None,
+        "password": redis.sentinel_password or None,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0),
+        "protocol": 2,
+        "driver_info": None,
+    }
     if redis.tls:  # the cache talks TLS to the Sentinels too
-        sentinel_kwargs.update(_tls_kwargs(redis), ssl=True)
-    sentinel = Sentinel(addresses, sentinel_kwargs=sentinel_kwargs)
-    try:
-        host, port = await sentinel.discover_master(redis.sentinel_service)
-    except RedisError as exc:
-        report.line(
-            FAIL,
-            f"sentinels {', '.join(redis.sentinels)}: no master for {redis.sentinel_service!r}",
-            exc,
-        )
-        return None
-    finally:
-        for s in sentinel.sentinels:
-            await s.aclose()
-    report.line(OK, f"sentinels: master {redis.sentinel_service!r} is at {_addr(host, port)}")
-    return str(host), int(port)
+        kwargs.update(_tls_kwargs(redis), ssl=True)
+    found: tuple[str, int] | None = None
+    problems: list[tuple[str, object]] = []
+    for item in redis.sentinels:
+        host, _, port = item.rpartition(":")
+        client = aioredis.Redis(host=host.strip("[]"), port=int(port), **kwargs)
+        try:
+            reply = await client.execute_command(
+                "SENTINEL", "GET-MASTER-ADDR-BY-NAME", redis.sentinel_service
+            )
+        except RedisError as exc:
+            problems.append((item, _first_line(exc)))
+            continue
+        finally:
+            await client.aclose()
+        if not reply:
+            problems.append((item, f"does not know the service {redis.sentinel_service!r}"))
+            continue
+        address = (_text(reply[0]), int(reply[1]))
+        if found is None:
+            found = address
+            report.line(
+                OK,
+                f"sentinel {item}: primary of {redis.sentinel_service!r} is {_addr(*address)}",
+            )
+        elif address != found:
+            report.line(WARN, f"sentinel {item} names another primary: {_addr(*address)}")
+    status = WARN if found is not None else FAIL
+    for item, problem in problems:
+        report.line(status, f"sentinel {item}", problem)
+    return found
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _first_line(exc: BaseException) -> str:
+    """An error's first line without the client repr redis-py sometimes appends."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.split(" : <redis.", 1)[0]
 
 
 async def _tcp_connect(host: str, port: int, redis: RedisSettings, report: _Report) -> bool:
