@@ -229,3 +229,11 @@ def test_refused_by_the_allow_list(run_cli: RunCli, start_proxy: Callable[..., I
     result = status(run_cli, instance)
     assert result.returncode == 2, str(result)
     assert "HTTP 403" in result.stdout and "access.allow" in result.stdout, str(result)
+
+
+def test_cache_disabled_is_healthy(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
+    instance = start_proxy({"CACHE_ENABLED": "false", "REDIS_PORT": str(free_port())})
+    result = status(run_cli, instance)
+    assert result.returncode == 0, str(result)
+    assert row(result, "cache") == "disabled", str(result)
+    assert "redis" not in re.findall(r"^  (\S+)", result.stdout, re.M)
