@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import pytest
 
@@ -24,8 +25,8 @@ from .helpers import NONE_ON, guard_with, only
 PLUGIN = "guard.sample_plugin"
 
 
-def plugin(path: str = f"{PLUGIN}:factory", **kw: object) -> PluginSettings:
-    return PluginSettings(name=str(kw.pop("name", "word")), path=path, **kw)  # type: ignore[arg-type]
+def plugin(path: str = f"{PLUGIN}:factory", **kw: Any) -> PluginSettings:
+    return PluginSettings(name=str(kw.pop("name", "word")), path=path, **kw)
 
 
 def test_defaults_scan_both_directions() -> None:

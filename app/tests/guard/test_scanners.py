@@ -138,7 +138,7 @@ NEGATIVE = [
 
 
 def _only_one(scanners: ScannerSetSettings) -> str:
-    names = [
+    names: list[str] = [
         name for name in ScannerSetSettings.__dataclass_fields__ if getattr(scanners, name).enabled
     ]
     assert len(names) == 1

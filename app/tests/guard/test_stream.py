@@ -272,7 +272,9 @@ CORPUS_GUARD = Guard.from_settings(_everything_on())
 @pytest.mark.parametrize("seed", range(20))
 def test_streamed_verdicts_match_whole_text_verdicts(seed: int) -> None:
     rng = random.Random(seed)
-    cases = [(t, secret) for s, t, secret in POSITIVE if not s.size.enabled]
+    cases: list[tuple[str, str | None]] = [
+        (t, secret) for s, t, secret in POSITIVE if not s.size.enabled
+    ]
     cases += [(t, None) for _, t in NEGATIVE]
     for text, secret in cases:
         prefix = "lorem ipsum " * rng.randint(0, 30)

@@ -38,6 +38,6 @@ def test_from_dict_rejects_malformed(bad: dict[str, object]) -> None:
 
 def test_values_are_frozen() -> None:
     with pytest.raises(AttributeError):
-        ALLOWED.allowed = False  # type: ignore[misc]
+        ALLOWED.allowed = False
     assert Direction("output") is Direction.OUTPUT
     assert str(Direction.INPUT) == "input"
