@@ -288,3 +288,30 @@ def test_streamed_verdicts_match_whole_text_verdicts(seed: int) -> None:
         if secret is not None:
             secret_start = len(prefix) + text.index(secret)
             assert all(r <= secret_start for _, r in results), (text, points)
+
+
+@pytest.mark.parametrize("block", range(10))
+def test_random_texts_stream_like_whole_texts(block: int) -> None:
+    """Random mixes of the corpus (some cut), noise and random chunking: same decision."""
+    snippets = [t for s, t, _ in POSITIVE if not s.size.enabled] + [t for _, t in NEGATIVE]
+    noise = "ab 1-@.\n\tAZ09_"
+    for seed in range(block * 50, block * 50 + 50):
+        rng = random.Random(seed)
+        parts = []
+        for _ in range(rng.randint(1, 4)):
+            if rng.random() < 0.5:
+                snippet = rng.choice(snippets)
+                cut = rng.randint(0, len(snippet))
+                parts.append(snippet[:cut] + snippet[cut + 1 :] if rng.random() < 0.3 else snippet)
+            else:
+                parts.append("".join(rng.choice(noise) for _ in range(rng.randint(0, 30))))
+        text = "".join(parts)
+        if len(text) < 2:
+            continue
+        whole = CORPUS_GUARD.scan("output", text)
+        for _ in range(3):
+            count = min(len(text) - 1, rng.randint(1, 20))
+            points = sorted(rng.sample(range(1, len(text)), count))
+            verdict = run(CORPUS_GUARD.stream("output"), split_at(text, *points))[-1][0]
+            assert verdict.allowed == whole.allowed, (text, points)
+            assert set(verdict.scanners) <= set(whole.scanners), (text, points)
