@@ -87,6 +87,10 @@ def test_unknown_direction_is_an_error() -> None:
             "guard.output.regex.patterns[1]: invalid regular expression",
         ),
         (
+            only(regex=RegexSettings(patterns=("(?L)x",))),
+            "guard.output.regex.patterns[0]: invalid regular expression",
+        ),
+        (
             only(regex=RegexSettings(patterns=("x*",))),
             "guard.output.regex.patterns[0]: matches the empty string",
         ),

@@ -31,7 +31,7 @@ def build(direction: str, settings: RegexSettings) -> MultiPatternScanner | None
         key = f"guard.{direction}.{NAME}.patterns[{i}]"
         try:
             pattern = re.compile(source)
-        except (re.error, OverflowError, RecursionError) as exc:
+        except (re.error, ValueError, OverflowError, RecursionError) as exc:
             raise ScannerLoadError(f"{key}: invalid regular expression: {exc}") from exc
         if pattern.search("") is not None:
             raise ScannerLoadError(f"{key}: matches the empty string, so it would block every text")
