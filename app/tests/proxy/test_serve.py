@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -137,6 +138,7 @@ def test_health(client: httpx.Client, fake_ollama: object) -> None:
     body = client.get("/health").json()
     assert body["status"] == "ok"
     assert body["version"]
+    assert body["uptime_s"] >= 0 and body["started_at"].endswith("Z")
     assert body["upstream"] == {"url": fake_ollama.url, "reachable": True}  # type: ignore[attr-defined]
     assert body["cache"] == {"enabled": True, "active_backend": "memory"}
 
@@ -190,9 +192,18 @@ def test_request_log_lines_never_hold_prompt_text(
         json={"model": "llama3.2", "stream": False, "prompt": f"secret-ish prompt {marker}"},
     )
     client.post("/api/generate", json={"model": "llama3.2", "prompt": f"{marker} {INPUT_TERM}"})
-    records = [r for r in proxy.log_records() if r.get("logger") == "guard_proxy.access"]
-    assert records
-    last = records[-1]
+    # The line is written once the response is sent: wait for it.
+    deadline = time.monotonic() + 10
+    blocked: list[dict[str, object]] = []
+    while not blocked and time.monotonic() < deadline:
+        blocked = [
+            r
+            for r in proxy.log_records()
+            if r.get("logger") == "guard_proxy.access" and r.get("verdict") == "blocked_input"
+        ]
+        time.sleep(0.05)
+    assert blocked
+    last = blocked[-1]
     for key in ("route", "method", "status", "duration_ms", "client", "verdict", "cache"):
         assert key in last
     assert last["verdict"] == "blocked_input" and last["status"] == 400

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from guard_proxy import __version__
@@ -21,12 +22,14 @@ PROMETHEUS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
 
 class Health:
-    """``GET /health``: always 200 while the process serves; reports upstream and cache."""
+    """``GET /health``: always 200 while the process serves; upstream, cache and uptime."""
 
     def __init__(self, upstream: Upstream, cache: Any, cache_enabled: bool) -> None:
         self.upstream = upstream
         self.cache = cache
         self.cache_enabled = cache_enabled
+        self.started = time.time()
+        self.started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_info(scope).route = "/health"
@@ -37,6 +40,8 @@ class Health:
             {
                 "status": "ok",
                 "version": __version__,
+                "started_at": self.started_at,
+                "uptime_s": round(time.time() - self.started, 3),
                 "upstream": {"url": self.upstream.url, "reachable": reachable},
                 "cache": {"enabled": self.cache_enabled, "active_backend": _active(self.cache)},
             },
