@@ -7,7 +7,9 @@ Redis, memory by configuration, upstream down, instance down. Exit codes 0/1/2.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -237,3 +239,15 @@ def test_cache_disabled_is_healthy(run_cli: RunCli, start_proxy: Callable[..., I
     assert result.returncode == 0, str(result)
     assert row(result, "cache") == "disabled", str(result)
     assert "redis" not in re.findall(r"^  (\S+)", result.stdout, re.M)
+
+
+def test_frozen_instance_is_down(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
+    instance = start_proxy({"CACHE_BACKEND": "memory"})
+    pid = instance.process.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        result = status(run_cli, instance, "--timeout", "1")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert result.returncode == 2, str(result)
+    assert "instance not answering: no answer within 1 s" in result.stdout, str(result)
