@@ -73,6 +73,7 @@ class GuardCache:
         self._flight: SingleFlight[tuple[Verdict, str]] = SingleFlight()
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
+        self._closing = False
         self._secrets = [s for s in (redis.password, redis.sentinel_password) if s]
         self._down_since: float | None = None
         self._warned: set[str] = set()
@@ -165,12 +166,18 @@ class GuardCache:
 
     async def aclose(self) -> None:
         """Stop the background tasks and close Redis connections. Memory entries stay."""
+        self._closing = True
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # redis-py can lose a cancellation that races with a failing connect (the task then
+        # carries on with the connect's error), so the loops also watch ``_closing`` and the
+        # cancel is repeated until they are gone.
+        pending = set(tasks)
+        while pending:
+            _, pending = await asyncio.wait(pending, timeout=0.05)
+            for task in pending:
+                task.cancel()
         backend, self.redis = self.redis, None
         if backend is not None:
             with contextlib.suppress(Exception):
@@ -355,7 +362,7 @@ class GuardCache:
 
     async def _probe_loop(self) -> None:
         interval = max(self.redis_settings.probe_interval, 0.01)
-        while True:
+        while not self._closing:
             await asyncio.sleep(interval)
             try:
                 await self.probe()
@@ -364,7 +371,7 @@ class GuardCache:
 
     async def _sweep_loop(self) -> None:
         interval = max(self.cache_settings.sweep_interval, 0.01)
-        while True:
+        while not self._closing:
             await asyncio.sleep(interval)
             try:
                 await self.memory.sweep()
