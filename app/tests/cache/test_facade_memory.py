@@ -175,6 +175,7 @@ async def test_redis_disabled_means_memory_even_under_auto(make_cache: CacheFact
     assert cache.redis is None
     health = await cache.health()
     assert health["healthy"] is True
+    assert health["degraded"] is False
     assert health["redis_connected"] is False
     assert health["redis_address"] is None
 

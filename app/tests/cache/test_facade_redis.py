@@ -183,6 +183,7 @@ async def test_stats_and_health_when_connected(
 
     health = await cache.health()
     assert health["healthy"] is True
+    assert health["degraded"] is False
     assert health["redis_connected"] is True
     assert health["active_backend"] == "redis"
     assert health["latency_ms"] is not None and health["latency_ms"] >= 0

@@ -48,7 +48,8 @@ async def test_refused_at_start_falls_back_then_recovers(
     assert await cache.get_or_compute(key, compute) == (VERDICT, "miss")
     assert await cache.get_or_compute(key, compute) == (VERDICT, "hit")  # memory serves
     health = await cache.health()
-    assert health["healthy"] is False
+    assert health["healthy"] is True  # memory serves: requests succeed
+    assert health["degraded"] is True
     assert health["redis_connected"] is False
     assert health["active_backend"] == "memory"
     assert "ConnectionError" in health["last_error"]
@@ -279,10 +280,10 @@ async def test_redis_backend_with_memory_fallback(
     )
     assert cache.configured_backend == "redis"
     assert cache.active_backend == "memory"
-    assert (await cache.health())["healthy"] is False
+    assert (await cache.health())["degraded"] is True
     server.start()
     await eventually(lambda: cache.active_backend == "redis")
-    assert (await cache.health())["healthy"] is True
+    assert (await cache.health())["degraded"] is False
 
 
 async def test_memory_backend_never_touches_redis(
@@ -311,5 +312,6 @@ async def test_aclose_stops_background_tasks(
     assert len(tasks) == 2  # sweeper and prober
     await cache.aclose()
     assert all(t.done() for t in tasks)
+    assert (await cache.health())["healthy"] is False
     assert cache.redis is None
     assert cache.active_backend == "memory"

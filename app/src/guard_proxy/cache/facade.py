@@ -313,9 +313,10 @@ class GuardCache:
         return report
 
     async def health(self) -> dict[str, Any]:
-        """Is the cache serving as configured? ``healthy`` is false while a wanted Redis is down.
+        """Can the cache serve, and from what? Memory counts as healthy: requests succeed.
 
-        Requests succeed either way; memory serves them.
+        ``healthy`` is false only once the cache is closed. ``degraded`` is true while a
+        wanted Redis (``backend`` auto/redis with ``redis.enabled``) is not serving.
         """
         latency_ms: float | None = None
         if self.enabled:
@@ -324,7 +325,8 @@ class GuardCache:
                 latency_ms = round(latency * 1000, 3)
         connected = latency_ms is not None
         return {
-            "healthy": (not self.wants_redis) or connected,
+            "healthy": not self._closing,
+            "degraded": self.wants_redis and not connected,
             "enabled": self.enabled,
             "configured_backend": self.configured_backend,
             "active_backend": self.active_backend,
