@@ -14,7 +14,9 @@ GP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 GP_WORK="${GP_WORK:-$GP_ROOT/.work}"
 GP_TOOLS="${GP_TOOLS:-$GP_ROOT/.venv-tools}"
 GP_IMAGE="${GP_IMAGE:-localhost/debian-systemd:bookworm}"
-GP_PODMAN_DIR="$GP_WORK/podman"
+# One podman "instance" per folder: Molecule uses .work/podman, deploy-local
+# .work/podman-local, so their same-named hosts never collide.
+GP_PODMAN_DIR="${GP_PODMAN_DIR:-$GP_WORK/podman}"
 export GP_ROOT GP_WORK GP_TOOLS GP_IMAGE GP_PODMAN_DIR
 
 gp_log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -23,7 +25,7 @@ gp_log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 # beside persistent storage; a short hash of the checkout keeps clones apart.
 gp_runroot() {
   local tag
-  tag="$(printf '%s' "$GP_ROOT" | sha256sum | cut -c1-10)"
+  tag="$(printf '%s' "$GP_PODMAN_DIR" | sha256sum | cut -c1-10)"
   printf '/run/gp-podman-%s' "$tag"
 }
 

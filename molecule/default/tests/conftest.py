@@ -1,0 +1,30 @@
+"""Fixtures for scenario default: redis1 (group redis) and proxy1 (group guard_proxy)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import testinfra
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+
+from gplib import proxy_redis_credentials  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def redis_host() -> Any:
+    return testinfra.get_host("podman://redis1")
+
+
+@pytest.fixture(scope="session")
+def proxy_host() -> Any:
+    return testinfra.get_host("podman://proxy1")
+
+
+@pytest.fixture(scope="session")
+def proxy_creds(proxy_host: Any) -> tuple[str, str]:
+    """(username, password) of the proxy's Redis ACL user, read from proxy1's files."""
+    return proxy_redis_credentials(proxy_host)

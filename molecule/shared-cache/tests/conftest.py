@@ -1,0 +1,27 @@
+"""Fixtures for scenario shared-cache: redis1 and two proxies, proxy1 and proxy2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import testinfra
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+
+
+@pytest.fixture(scope="session")
+def redis_host() -> Any:
+    return testinfra.get_host("podman://redis1")
+
+
+@pytest.fixture(scope="session")
+def proxy1() -> Any:
+    return testinfra.get_host("podman://proxy1")
+
+
+@pytest.fixture(scope="session")
+def proxy2() -> Any:
+    return testinfra.get_host("podman://proxy2")

@@ -1,0 +1,195 @@
+"""Helpers shared by the Molecule scenarios' testinfra tests.
+
+Hosts are podman containers reached with testinfra's ``podman://`` backend.
+Secrets read from a host travel to another only through ``podman exec -i``'s
+stdin, never on a command line, so the process-list checks stay meaningful.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from typing import Any
+
+import yaml
+
+PROXY_CONFIG = "/etc/guard-proxy/config.yaml"
+PROXY_UNIT = "guard-proxy.service"
+REDIS_UNIT = "redis-server.service"
+CACHE_PREFIX = "guard:"
+SECRET_DIR = "/run/gp-test"
+
+# A stdlib HTTP client run inside a host (the minbase image has no curl).
+# argv: method url json-body-or-empty timeout; prints one JSON line.
+_HTTP = r"""
+import json, sys, urllib.request, urllib.error
+method, url, body, timeout = sys.argv[1:5]
+data = body.encode() if body else None
+req = urllib.request.Request(url, data=data, method=method)
+if data is not None:
+    req.add_header("Content-Type", "application/json")
+try:
+    with urllib.request.urlopen(req, timeout=float(timeout)) as r:
+        status, headers, body = r.status, dict(r.headers), r.read().decode()
+except urllib.error.HTTPError as e:
+    status, headers, body = e.code, dict(e.headers), e.read().decode()
+except Exception as e:  # refused, reset, timeout: status 0
+    status, headers, body = 0, {}, repr(e)
+print(json.dumps({"status": status, "headers": headers, "body": body}))
+"""
+
+
+def name_of(host: Any) -> str:
+    """The podman container name behind a testinfra host."""
+    return str(host.backend.name)
+
+
+def podman_exec_stdin(container: str, command: str, data: str) -> None:
+    """Run ``sh -c command`` in a container with ``data`` on its stdin."""
+    subprocess.run(
+        ["podman", "exec", "-i", container, "sh", "-c", command],
+        input=data.encode(),
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def http(host: Any, method: str, url: str, body: Any = None, timeout: float = 15) -> dict[str, Any]:
+    """One HTTP request made from inside ``host``; returns status, headers, body, json."""
+    payload = json.dumps(body) if body is not None else ""
+    cmd = host.run("python3 -c %s %s %s %s %s", _HTTP, method, url, payload, str(timeout))
+    assert cmd.rc == 0, f"HTTP client failed on {name_of(host)}: {cmd.stderr[-500:]}"
+    result: dict[str, Any] = json.loads(cmd.stdout.strip().splitlines()[-1])
+    try:
+        result["json"] = json.loads(result["body"])
+    except ValueError:
+        result["json"] = None
+    return result
+
+
+def proxy_config(host: Any) -> dict[str, Any]:
+    """The proxy's YAML configuration as rendered on ``host``."""
+    data = yaml.safe_load(host.file(PROXY_CONFIG).content_string) or {}
+    assert isinstance(data, dict)
+    return data
+
+
+def proxy_url(host: Any) -> str:
+    """Base URL of the proxy as reachable from inside its own host."""
+    server = proxy_config(host).get("server") or {}
+    addr = str(server.get("host", "127.0.0.1"))
+    if addr in ("0.0.0.0", "::", ""):
+        addr = "127.0.0.1"
+    if ":" in addr:
+        addr = f"[{addr}]"
+    return f"http://{addr}:{int(server.get('port', 8080))}"
+
+
+def _env_file_value(text: str, key: str) -> str | None:
+    for line in text.splitlines():
+        m = re.match(rf"^\s*(?:export\s+)?{key}=(.*)$", line)
+        if m:
+            return m.group(1).strip().strip("'\"")
+    return None
+
+
+def proxy_redis_credentials(host: Any) -> tuple[str, str]:
+    """(username, password) the proxy uses for Redis, read from its files.
+
+    The password comes from redis.password_file, or from the unit's
+    EnvironmentFile/credential as REDIS_PASSWORD.
+    """
+    redis = proxy_config(host).get("redis") or {}
+    user = str(redis.get("username") or "")
+    pw = str(redis.get("password") or "")
+    pw_file = str(redis.get("password_file") or "")
+    if pw_file.startswith("%d/") or "${CREDENTIALS_DIRECTORY}" in pw_file:
+        pw_file = ""
+    if pw_file:
+        pw = host.file(pw_file).content_string.rstrip("\n")
+    if not pw:
+        env_files = host.run(
+            "systemctl show -P EnvironmentFiles %s; systemctl cat %s", PROXY_UNIT, PROXY_UNIT
+        ).stdout
+        for path in re.findall(r"(/\S+)", env_files):
+            if path.startswith("/etc/") and host.file(path).is_file:
+                value = _env_file_value(host.file(path).content_string, "REDIS_PASSWORD")
+                if value:
+                    pw = value
+                    break
+                user = user or _env_file_value(host.file(path).content_string, "REDIS_USERNAME") or ""
+        if not pw:
+            creds = re.findall(r"LoadCredential=\S*redis\S*:(/\S+)", env_files)
+            if creds:
+                pw = host.file(creds[0]).content_string.rstrip("\n")
+    assert pw, "could not find the proxy's Redis password on the host"
+    return user or "default", pw
+
+
+def redis_cli(host: Any, args: str, *params: str, user: str = "", password: str = "") -> Any:
+    """Run redis-cli on ``host`` against 127.0.0.1, authenticating via REDISCLI_AUTH
+    from a 0600 file (never ``-a``): the secret is never on a command line."""
+    port = redis_port(host)
+    if password:
+        podman_exec_stdin(
+            name_of(host),
+            f"umask 077; mkdir -p {SECRET_DIR}; cat > {SECRET_DIR}/redis-pass",
+            password,
+        )
+        prefix = f'REDISCLI_AUTH="$(cat {SECRET_DIR}/redis-pass)" '
+        auth = f"--user {user} " if user else ""
+    else:
+        prefix, auth = "", ""
+    return host.run(
+        prefix + f"redis-cli --no-auth-warning -h 127.0.0.1 -p {port} {auth}" + args, *params
+    )
+
+
+def redis_port(host: Any) -> int:
+    conf = host.file("/etc/redis/redis.conf").content_string
+    m = re.search(r"^port\s+(\d+)", conf, re.M)
+    return int(m.group(1)) if m else 6379
+
+
+def main_pid(host: Any, unit: str) -> int:
+    return int(host.run("systemctl show -P MainPID %s", unit).stdout.strip() or 0)
+
+
+def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.5) -> Any:
+    """Poll ``predicate`` until it returns a truthy value or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    return last
+
+
+def exposure(host: Any, unit: str) -> float:
+    """The overall exposure score from ``systemd-analyze security UNIT``."""
+    out = host.run("systemd-analyze security --no-pager %s", unit).stdout
+    m = re.search(r"Overall exposure level for \S+:\s*([0-9]+(?:\.[0-9]+)?)", out)
+    assert m, f"no exposure line in systemd-analyze output:\n{out[-800:]}"
+    return float(m.group(1))
+
+
+def root_mount_options(host: Any, pid: int) -> set[str]:
+    """Mount options of ``/`` as seen by process ``pid`` (from its mountinfo)."""
+    for line in host.file(f"/proc/{pid}/mountinfo").content_string.splitlines():
+        fields = line.split()
+        if len(fields) > 5 and fields[4] == "/":
+            return set(fields[5].split(","))
+    return set()
+
+
+def cmdlines(host: Any) -> list[str]:
+    """Every process's command line on ``host`` (NULs turned into spaces)."""
+    out = host.run(
+        "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < \"$f\" 2>/dev/null; echo; done"
+    ).stdout
+    return [line for line in out.splitlines() if line.strip()]

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Deploy the whole stack onto local systemd hosts and print where the proxy answers.
+#
+#   scripts/deploy-local.sh            create/start the hosts of inventories/local as
+#                                      podman containers, run site.yml, add a fake Ollama
+#   scripts/deploy-local.sh --destroy  remove those containers and their network
+#
+# Options: --no-fake-ollama (leave ollama.url pointing at nothing), -- ARGS passes
+# ARGS to ansible-playbook (e.g. -- --check --diff).
+#
+# The hosts live in their own podman instance (.work/podman-local), so Molecule's
+# same-named test hosts never touch them. Works on a fresh Debian 12 machine:
+# scripts/setup-test-hosts.sh installs podman, the tools and the base image first.
+set -euo pipefail
+# shellcheck source=lib/env.sh
+. "$(dirname "$0")/lib/env.sh"
+
+INVENTORY="$GP_ROOT/inventories/local"
+VAULT_PASS="$INVENTORY/vault-password.demo"
+NETWORK="gp-local"
+LABEL="io.guard-proxy.deploy-local=1"
+fake_ollama=1
+destroy=0
+extra=()
+while (($#)); do
+  case "$1" in
+    --destroy) destroy=1 ;;
+    --no-fake-ollama) fake_ollama=0 ;;
+    --) shift; extra=("$@"); break ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+MAIN_PODMAN_DIR="$GP_PODMAN_DIR"
+export GP_PODMAN_DIR="$GP_WORK/podman-local"
+
+# Inventory host names (= container names), and those of group guard_proxy.
+inventory_hosts() {  # inventory_hosts [GROUP]
+  ansible-inventory -i "$INVENTORY" --list 2>/dev/null | python3 -c '
+import json, sys
+inv = json.load(sys.stdin)
+group = sys.argv[1] if len(sys.argv) > 1 else "all"
+def hosts(g, seen=None):
+    node = inv.get(g, {})
+    out = list(node.get("hosts", []))
+    for child in node.get("children", []):
+        out += hosts(child)
+    return out
+print("\n".join(dict.fromkeys(hosts(group))))
+' "$@"
+}
+
+ours() { [[ "$(podman container inspect -f '{{ index .Config.Labels "io.guard-proxy.deploy-local" }}' "$1" 2>/dev/null)" == 1 ]]; }
+
+do_destroy() {
+  local h
+  for h in $(inventory_hosts); do
+    if podman container exists "$h" && ours "$h"; then
+      gp_log "removing $h"
+      podman rm -f -t 10 "$h" >/dev/null
+    fi
+  done
+  podman network exists "$NETWORK" && podman network rm "$NETWORK" >/dev/null || true
+  gp_log "local hosts removed"
+}
+
+ensure_image() {
+  podman image exists "$GP_IMAGE" && return 0
+  gp_log "copying $GP_IMAGE into the deploy-local podman instance"
+  (
+    export GP_PODMAN_DIR="$MAIN_PODMAN_DIR"
+    gp_podman_env
+    podman save -q "$GP_IMAGE"
+  ) | podman load -q >/dev/null
+}
+
+ensure_host() {
+  local h="$1"
+  if podman container exists "$h"; then
+    ours "$h" || { echo "container $h exists but was not made by deploy-local" >&2; return 1; }
+    [[ "$(podman container inspect -f '{{.State.Running}}' "$h")" == true ]] || podman start "$h" >/dev/null
+    return 0
+  fi
+  gp_log "creating host $h"
+  podman run -d --name "$h" --hostname "$h" --network "$NETWORK" \
+    --label "$LABEL" --systemd always "$GP_IMAGE" /sbin/init >/dev/null
+}
+
+wait_booted() {
+  local h="$1" state
+  for _ in $(seq 60); do
+    state="$(podman exec "$h" systemctl is-system-running 2>/dev/null || true)"
+    [[ "$state" == running || "$state" == degraded ]] && return 0
+    sleep 1
+  done
+  echo "host $h did not finish booting (state: $state)" >&2
+  return 1
+}
+
+print_endpoints() {
+  local h ip port bind url
+  echo
+  echo "guard-proxy is deployed:"
+  for h in $(inventory_hosts guard_proxy); do
+    ip="$(podman container inspect -f "{{ (index .NetworkSettings.Networks \"$NETWORK\").IPAddress }}" "$h")"
+    read -r bind port < <(podman exec "$h" python3 -c '
+import re, sys
+text = open("/etc/guard-proxy/config.yaml").read()
+server = text.split("server:", 1)[1] if "server:" in text else ""
+host = re.search(r"^\s+host:\s*\"?([^\"\s]+)", server, re.M)
+port = re.search(r"^\s+port:\s*(\d+)", server, re.M)
+print(host.group(1) if host else "127.0.0.1", port.group(1) if port else "8080")
+' 2>/dev/null || echo "127.0.0.1 8080")
+    if [[ "$bind" == 127.* || "$bind" == localhost ]]; then
+      url="http://127.0.0.1:$port (inside $h only: podman exec $h ...)"
+    else
+      url="http://$ip:$port"
+    fi
+    echo "  $h: $url"
+  done
+  h="$(inventory_hosts guard_proxy | head -1)"
+  [[ -n "$h" ]] || return 0
+  echo
+  echo "Try it (from this machine):"
+  echo "  curl -s ${url%% *}/health"
+  echo "  curl -s ${url%% *}/api/generate -d '{\"model\":\"llama3.2\",\"prompt\":\"ECHO:hello\",\"stream\":false}'"
+  echo "Podman settings for this instance: CONTAINERS_CONF=$CONTAINERS_CONF CONTAINERS_STORAGE_CONF=$CONTAINERS_STORAGE_CONF"
+  echo "Remove the hosts: scripts/deploy-local.sh --destroy"
+}
+
+main() {
+  if ((destroy)); then
+    gp_tools_env
+    do_destroy
+    return 0
+  fi
+  "$GP_ROOT/scripts/setup-test-hosts.sh"
+  gp_tools_env
+  export ANSIBLE_ROLES_PATH="$GP_ROOT/roles"
+  cd "$GP_ROOT"
+  ensure_image
+  podman network exists "$NETWORK" || podman network create "$NETWORK" >/dev/null
+  local h hosts
+  hosts="$(inventory_hosts)"
+  [[ -n "$hosts" ]] || { echo "no hosts in $INVENTORY" >&2; return 1; }
+  for h in $hosts; do ensure_host "$h"; done
+  for h in $hosts; do wait_booted "$h"; done
+  gp_log "ansible-playbook -i inventories/local site.yml"
+  ansible-playbook -i "$INVENTORY" --vault-password-file "$VAULT_PASS" site.yml "${extra[@]}"
+  if ((fake_ollama)); then
+    gp_log "fake Ollama upstream on each proxy host"
+    ansible-playbook -i "$INVENTORY" --vault-password-file "$VAULT_PASS" \
+      molecule/shared/fake_ollama.yml "${extra[@]}"
+  fi
+  print_endpoints
+}
+
+main
