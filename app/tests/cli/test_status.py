@@ -222,7 +222,8 @@ def test_version_and_uptime(run_cli: RunCli, start_proxy: Callable[..., Instance
     assert result.returncode == 0, str(result)
     version = row(result, "version")
     assert re.match(
-        rf"{re.escape(__version__)}, up (\d+[dhms] ?)+, started 20\d\d-\d\d-\d\d ", version
+        rf"{re.escape(__version__)}, up (\d+[dhms] ?)+ \(since 20\d\d-\d\d-\d\d [0-9:]+ UTC\)$",
+        version,
     ), str(result)
 
 

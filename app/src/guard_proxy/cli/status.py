@@ -414,7 +414,7 @@ def human_duration(seconds: Any) -> str:
     return f"{secs}s"
 
 
-def when(value: Any) -> str | None:
+def when(value: Any, *, ago: bool = True) -> str | None:
     """A timestamp (epoch seconds or ISO text) as ``ISO (N ago)``; ``None`` when absent."""
     import time
     from datetime import UTC, datetime
@@ -430,8 +430,10 @@ def when(value: Any) -> str | None:
                 moment = moment.replace(tzinfo=UTC)
     except (ValueError, OverflowError, OSError):
         return str(value)
-    ago = human_duration(max(0.0, time.time() - moment.timestamp()))
-    return f"{moment.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC ({ago} ago)"
+    text = f"{moment.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC"
+    if not ago:
+        return text
+    return f"{text} ({human_duration(max(0.0, time.time() - moment.timestamp()))} ago)"
 
 
 def _yes_no(value: Any, yes: str, no: str, unknown: str = "unknown") -> str:
@@ -456,9 +458,9 @@ def render(snap: Snapshot, settings: Settings | None) -> list[str]:
     rows: list[tuple[str, str]] = []
     version = h.get("version") or "unknown"
     uptime = h.get("uptime_s")
-    started = when(h.get("started_at"))
+    started = when(h.get("started_at"), ago=False)
     up = f"up {human_duration(uptime)}" if uptime is not None else "uptime unknown"
-    rows.append(("version", f"{version}, {up}" + (f", started {started}" if started else "")))
+    rows.append(("version", f"{version}, {up}" + (f" (since {started})" if started else "")))
     upstream = h.get("upstream") or {}
     reach = _yes_no(upstream.get("reachable"), "reachable", "UNREACHABLE")
     rows.append(("upstream", f"{upstream.get('url', 'unknown')} {reach}"))
