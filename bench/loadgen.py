@@ -9,7 +9,8 @@ Jobs (``kind``):
                   first body byte, total time and the number of lines/events received.
   ``fill``        ``count`` unique prompts against one target at ``concurrency``, flat out.
   ``poll``        GET ``url`` every ``interval`` s until ``field`` equals ``value`` (bounded).
-Only loopback URLs are accepted. Every loop is bounded by a count or a deadline.
+Only loopback URLs are accepted. Every loop is bounded by a count, and measuring loops also by
+``seconds`` (whichever ends first; always an even number of rounds so targets stay paired).
 """
 
 from __future__ import annotations
@@ -139,8 +140,12 @@ async def _interleave(job: dict[str, Any]) -> dict[str, Any]:
             for t in targets:
                 await t.post(path, fixed if not unique else body(req, uniq.next()))
         n = int(job["n"])
+        budget = float(job.get("seconds", 1e9))
+        t_end = time.perf_counter() + budget
         if conc == 1:
             for i in range(n):
+                if i % 2 == 0 and time.perf_counter() > t_end:
+                    break
                 order = targets if i % 2 == 0 else targets[::-1]
                 for t in order:
                     data = fixed if not unique else body(req, uniq.next())
@@ -163,6 +168,8 @@ async def _interleave(job: dict[str, Any]) -> dict[str, Any]:
                         bad[t.name] += 1
 
             for r in range(rounds):
+                if r % 2 == 0 and r and time.perf_counter() > t_end:
+                    break
                 order = targets if r % 2 == 0 else targets[::-1]
                 for t in order:
                     datas = [
@@ -223,7 +230,10 @@ async def _stream(job: dict[str, Any]) -> dict[str, Any]:
         for _ in range(int(job.get("warmup", 3))):
             for t in targets:
                 await _stream_once(t, path, data, sse)
+        t_end = time.perf_counter() + float(job.get("seconds", 1e9))
         for i in range(int(job["n"])):
+            if i % 2 == 0 and i and time.perf_counter() > t_end:
+                break
             for t in targets if i % 2 == 0 else targets[::-1]:
                 out[t.name].append(await _stream_once(t, path, data, sse))
     finally:

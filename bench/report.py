@@ -50,7 +50,10 @@ def render(r: dict[str, Any]) -> str:
             f"Run {m.get('date', '?')} at commit `{m.get('commit', '?')}` in "
             f"{m.get('duration_s', '?')} s on {m.get('cores', '?')} cores ({m.get('cpu', '?')}), "
             f"Linux {m.get('kernel', '?')}, Python {m.get('python', '?')}; raw figures in "
-            "[bench/results/latest.json](../bench/results/latest.json)."
+            "[bench/results/latest.json](../bench/results/latest.json). Load average (1 min) "
+            f"{m.get('loadavg_1m_start', '?')} at the start, {m.get('loadavg_1m_end', '?')} at "
+            "the end: anything above ~0.5 means other work shared the two cores and inflated "
+            "latencies (CPU µs per request is the least affected figure)."
         ),
         "",
         "Set-up: a fast fake Ollama (bench/fake_upstream.py, pure ASGI under uvicorn), a",

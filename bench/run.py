@@ -42,7 +42,12 @@ class Bench:
         self.proxies: dict[str, tuple[Proc, str]] = {}
 
     def n(self, full: int) -> int:
+        """A sample count cap (a fifth in ``--quick``)."""
         return max(min(full, 10), full // 5) if self.quick else full
+
+    def secs(self, full: float) -> float:
+        """A time budget for one measuring job (a quarter in ``--quick``)."""
+        return full / 4 if self.quick else full
 
     def proxy(self, name: str, backend: str, **extra: str) -> tuple[Proc, str]:
         if name not in self.proxies:
@@ -61,8 +66,9 @@ class Bench:
         n: int,
         concurrency: int,
         warmup: int = 100,
-        block: int = 20,
+        block: int = 5,
         run: str = "r",
+        seconds: float = 6.0,
     ) -> dict[str, Any]:
         """Direct vs one proxy, side by side; adds the proxy's CPU time per proxied request."""
         proc, url = self.proxies[proxy]
@@ -77,6 +83,7 @@ class Bench:
                 "warmup": warmup,
                 "block": block,
                 "run": run,
+                "seconds": self.secs(seconds),
             }
         )
         cpu = proc.cpu_seconds() - cpu0
@@ -93,8 +100,7 @@ class Bench:
         self.proxy("memory-nolog", "memory", PROXY_ACCESS_LOG="false")
         for backend in ("memory", "redis", "memory-nolog"):
             for conc in (1, 32):
-                n = self.n(3000) if conc == 1 else self.n(12000)
-                row = self.interleave(backend, small, n, conc, block=25 if conc > 1 else 20)
+                row = self.interleave(backend, small, self.n(20000), conc, seconds=7.0)
                 row.update(backend=backend, concurrency=conc, prompt_bytes=256)
                 rows.append(row)
                 print(stats.line(f"overhead {backend} c={conc}", row), flush=True)
@@ -116,7 +122,8 @@ class Bench:
                     "n": self.n(20000),
                     "concurrency": 32,
                     "warmup": 50,
-                    "block": 50,
+                    "block": 5,
+                    "seconds": self.secs(6.0),
                 },
             )
 
@@ -126,12 +133,18 @@ class Bench:
         self.proxy("memory", "memory")
         self.proxy("redis", "auto")
         rows = []
-        for size, n in ((1024, 600), (16 * 1024, 400), (256 * 1024, 60)):
+        for size, n in ((1024, 5000), (16 * 1024, 3000), (256 * 1024, 400)):
             for backend in ("memory", "redis"):
                 for unique in (False, True):
                     req = {"api": "generate", "size": size, "stream": False, "unique": unique}
                     row = self.interleave(
-                        backend, req, self.n(n), 1, warmup=10, run=f"v{size}{backend[0]}"
+                        backend,
+                        req,
+                        self.n(n),
+                        1,
+                        warmup=10,
+                        run=f"v{size}{backend[0]}",
+                        seconds=3.5,
                     )
                     row.update(
                         backend=backend, prompt_bytes=size, verdict="miss" if unique else "hit"
@@ -152,10 +165,11 @@ class Bench:
                     "kind": "interleave",
                     "targets": {"proxied": self.proxies["memory"][1]},
                     "request": {"api": "generate", "size": 16384, "unique": True},
-                    "n": self.n(1500),
+                    "n": self.n(5000),
                     "concurrency": 1,
                     "warmup": 5,
                     "run": "prof",
+                    "seconds": self.secs(5.0),
                 },
             )
 
@@ -167,7 +181,7 @@ class Bench:
         proc, url = self.proxies["memory"]
         rows = []
         chunks = 500
-        for pacing, delay, n in (("back-to-back", 0, 40), ("1 ms apart", 1, 5)):
+        for pacing, delay, n, secs in (("back-to-back", 0, 200, 6.0), ("1 ms apart", 1, 4, 8.0)):
             for api in ("generate", "openai"):
                 req = {"api": api, "size": 256, "chunks": chunks, "chunk_delay_ms": delay}
                 cpu0 = proc.cpu_seconds()
@@ -178,6 +192,7 @@ class Bench:
                         "request": req,
                         "n": self.n(n),
                         "warmup": 1 if delay else 2,
+                        "seconds": self.secs(secs),
                     }
                 )
                 cpu = proc.cpu_seconds() - cpu0
@@ -204,8 +219,9 @@ class Bench:
                     "kind": "stream",
                     "targets": {"proxied": url},
                     "request": {"api": "generate", "size": 256, "chunks": chunks},
-                    "n": self.n(60),
+                    "n": self.n(400),
                     "warmup": 0,
+                    "seconds": self.secs(5.0),
                 },
             )
 
@@ -214,7 +230,7 @@ class Bench:
     def phase_outage(self) -> None:
         _, url = self.proxy("outage", "auto")
         req = {"api": "generate", "size": 256, "stream": False}
-        n = self.n(1500)
+        n = self.n(20000)
         out: dict[str, Any] = {
             "socket_timeout_s": 0.1,
             "probe_interval_s": 1.0,
@@ -438,6 +454,7 @@ def meta(started: float, argv: list[str]) -> dict[str, Any]:
         "cpu": cpu,
         "cores": os.cpu_count(),
         "kernel": platform.release(),
+        "loadavg_1m_end": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),
         "redis_server": cmd(["/usr/bin/redis-server", "--version"]),
         "versions": versions,
@@ -459,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
 
     started = time.monotonic()
+    load_start = round(os.getloadavg()[0], 2)
     RUN_DIR.mkdir(exist_ok=True)
     RESULTS.mkdir(exist_ok=True)
     bench: Bench | None = None
@@ -476,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             procs.stop_all()
     results["meta"] = meta(started, argv)
+    results["meta"]["loadavg_1m_start"] = load_start
     results["goals"] = stats.goals(results)
     Path(args.output).write_text(json.dumps(results, indent=1, sort_keys=False) + "\n")
     print(f"wrote {args.output} in {results['meta']['duration_s']}s")
