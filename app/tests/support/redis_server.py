@@ -81,7 +81,7 @@ class RedisServer:
         self._write_config()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [REDIS_SERVER_BINARY, str(self.config_path)],
+                [REDIS_SERVER_BINARY, str(self.config_path), *self._mode_args()],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -227,10 +227,20 @@ class RedisServer:
 
     # ------------------------------------------------------------------ internals
 
+    def _mode_args(self) -> list[str]:
+        return []
+
     def _require_process(self) -> subprocess.Popen[bytes]:
         if self.process is None:
             raise RuntimeError("redis-server was never started")
         return self.process
+
+    def _config_lines(self) -> list[str]:
+        return [
+            "save ''",
+            "appendonly no",
+            "databases 16",
+        ]
 
     def _write_config(self) -> None:
         lines = [
@@ -238,12 +248,10 @@ class RedisServer:
             f"port {self.port}",
             f"dir {self.dir}",
             "daemonize no",
-            "save ''",
-            "appendonly no",
             "protected-mode yes",
-            "databases 16",
             "loglevel notice",
             f"pidfile {self.dir / 'redis.pid'}",
+            *self._config_lines(),
         ]
         if self.password:
             lines.append(f"requirepass {self.password}")
@@ -270,3 +278,76 @@ class RedisServer:
             time.sleep(0.02)
         self.kill()
         raise RuntimeError(f"redis-server did not answer within {START_TIMEOUT}s: {last!r}")
+
+
+class SentinelServer(RedisServer):
+    """A Redis Sentinel (``redis-server --sentinel``) watching one primary.
+
+    **Parameters:**
+
+    * **primary** - the :class:`RedisServer` to monitor; its password becomes ``auth-pass``.
+    * **service** - the monitored name (``sentinel_service`` in the app's settings).
+    * **password** - the Sentinel's own ``requirepass`` (random by default).
+    * **down_after_ms**, **failover_timeout_ms** - how fast the Sentinel acts.
+    """
+
+    def __init__(
+        self,
+        primary: RedisServer,
+        *,
+        service: str = "mymaster",
+        quorum: int = 1,
+        down_after_ms: int = 400,
+        failover_timeout_ms: int = 2000,
+        password: str | None = "",
+        port: int | None = None,
+    ) -> None:
+        super().__init__(password=password, port=port)
+        self.primary = primary
+        self.service = service
+        self.quorum = quorum
+        self.down_after_ms = down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms
+
+    def _mode_args(self) -> list[str]:
+        return ["--sentinel"]
+
+    def _config_lines(self) -> list[str]:
+        name = self.service
+        lines = [
+            f"sentinel monitor {name} {self.primary.host} {self.primary.port} {self.quorum}",
+            f"sentinel down-after-milliseconds {name} {self.down_after_ms}",
+            f"sentinel failover-timeout {name} {self.failover_timeout_ms}",
+            f"sentinel parallel-syncs {name} 1",
+        ]
+        if self.primary.password:
+            lines.append(f"sentinel auth-pass {name} {self.primary.password}")
+        return lines
+
+    def primary_address(self) -> tuple[str, int] | None:
+        """What this Sentinel currently names as the primary."""
+        with self.client() as client:
+            answer = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)
+        if not answer:
+            return None
+        return str(answer[0]), int(answer[1])
+
+    def settings(self, **overrides: Any) -> Any:
+        """``RedisSettings`` that find the primary through this Sentinel."""
+        values: dict[str, Any] = {
+            "sentinels": (self.address,),
+            "sentinel_service": self.service,
+            "sentinel_password": self.password or "",
+            "password": self.primary.password or "",
+        }
+        values.update(overrides)
+        return self.primary.settings(**values)
+
+
+def replica_of(primary: RedisServer, **kwargs: Any) -> RedisServer:
+    """A :class:`RedisServer` (not started) replicating ``primary``, same password."""
+    extra = [f"replicaof {primary.host} {primary.port}"]
+    if primary.password:
+        extra.append(f"masterauth {primary.password}")
+    extra.extend(kwargs.pop("extra_config", ()))
+    return RedisServer(password=primary.password, extra_config=extra, **kwargs)
