@@ -52,6 +52,8 @@ class RedisServer:
     * **password** - ``requirepass``; a random one by default. ``None`` disables auth.
     * **port** - fixed port; a free one by default. ``restart()`` keeps it.
     * **extra_config** - extra ``redis.conf`` lines (e.g. ``"maxmemory 10mb"``).
+    * **tls** - serve TLS only (``port 0``, ``tls-port``) with a throw-away CA and a server
+      certificate for 127.0.0.1/localhost made by ``openssl``; see :attr:`ca_file`.
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class RedisServer:
         port: int | None = None,
         host: str = "127.0.0.1",
         extra_config: Iterable[str] = (),
+        tls: bool = False,
     ) -> None:
         self.host = host
         self.port = port if port is not None else free_port(host)
@@ -71,6 +74,10 @@ class RedisServer:
         self.log_path = self.dir / "redis.log"
         self.process: subprocess.Popen[bytes] | None = None
         self._frozen = False
+        self.tls = tls
+        self.ca_file = self.dir / "ca.crt"
+        if tls:
+            _make_certificates(self.dir)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -192,6 +199,8 @@ class RedisServer:
         values: dict[str, Any] = {"host": self.host, "port": self.port}
         if self.password:
             values["password"] = self.password
+        if self.tls:
+            values.update(tls=True, tls_ca_file=str(self.ca_file))
         values.update(overrides)
         return RedisSettings(**values)
 
@@ -206,6 +215,8 @@ class RedisServer:
             "socket_timeout": 5.0,
             "socket_connect_timeout": 5.0,
         }
+        if self.tls:
+            options.update(ssl=True, ssl_ca_certs=str(self.ca_file))
         options.update(kwargs)
         return redis.Redis(**options)
 
@@ -243,9 +254,20 @@ class RedisServer:
         ]
 
     def _write_config(self) -> None:
+        if self.tls:
+            listen = [
+                "port 0",
+                f"tls-port {self.port}",
+                f"tls-cert-file {self.dir / 'server.crt'}",
+                f"tls-key-file {self.dir / 'server.key'}",
+                f"tls-ca-cert-file {self.ca_file}",
+                "tls-auth-clients optional",
+            ]
+        else:
+            listen = [f"port {self.port}"]
         lines = [
             f"bind {self.host}",
-            f"port {self.port}",
+            *listen,
             f"dir {self.dir}",
             "daemonize no",
             "protected-mode yes",
@@ -278,6 +300,21 @@ class RedisServer:
             time.sleep(0.02)
         self.kill()
         raise RuntimeError(f"redis-server did not answer within {START_TIMEOUT}s: {last!r}")
+
+
+def _make_certificates(directory: Path) -> None:
+    """A CA and a server certificate (SAN 127.0.0.1, localhost) signed by it, via openssl."""
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    run("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+        "-subj", "/CN=guard-proxy test CA")  # fmt: skip
+    run("req", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+    (directory / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.cnf")  # fmt: skip
 
 
 class SentinelServer(RedisServer):

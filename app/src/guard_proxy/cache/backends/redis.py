@@ -118,14 +118,14 @@ class RedisBackend(CacheBackend):
             return SentinelConnectionPool(  # type: ignore[no-untyped-call]
                 settings.sentinel_service,
                 self.sentinel,
-                max_connections=settings.max_connections + 1,
+                max_connections=settings.max_connections,
                 **kwargs,
             )
         kwargs["connection_class"] = SSLConnection if settings.tls else Connection
         return ConnectionPool(
             host=settings.host,
             port=settings.port,
-            max_connections=settings.max_connections + 1,
+            max_connections=settings.max_connections,
             **kwargs,
         )
 
