@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import orjson
+from redis.utils import HIREDIS_AVAILABLE
 from support.redis_server import RedisServer
 
 from guard_proxy.config.settings import CacheSettings
@@ -233,3 +234,4 @@ async def test_retries_are_off(make_cache: CacheFactory, redis_server: RedisServ
     assert kwargs["retry_on_error"] == []
     assert kwargs["socket_timeout"] == 0.1
     assert kwargs["socket_connect_timeout"] == 0.2
+    assert HIREDIS_AVAILABLE  # redis-py picks the hiredis parser by itself

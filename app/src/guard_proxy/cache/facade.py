@@ -492,5 +492,5 @@ def _copy(value: Verdict) -> Verdict:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+    text = str(exc).strip().splitlines()[0][:160].rstrip(".") if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -267,5 +267,5 @@ def _tls_kwargs(settings: RedisSettings) -> dict[str, Any]:
 def _describe(exc: BaseException) -> str:
     """``ClassName: first line`` of an error, short. Server error texts carry no secrets."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    text = text[:160]
+    text = text[:160].rstrip(".")
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
