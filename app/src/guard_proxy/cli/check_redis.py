@@ -183,7 +183,7 @@ async def _discover_master(redis: RedisSettings, report: _Report) -> tuple[str, 
     problems: list[tuple[str, object]] = []
     for item in redis.sentinels:
         host, _, port = item.rpartition(":")
-        client = aioredis.Redis(host=host.strip("[]"), port=int(port), **kwargs)
+        client: Any = aioredis.Redis(host=host.strip("[]"), port=int(port), **kwargs)
         try:
             reply = await client.execute_command(
                 "SENTINEL", "GET-MASTER-ADDR-BY-NAME", redis.sentinel_service

@@ -277,20 +277,28 @@ def _first(*values: Any) -> Any:
     return None
 
 
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def configured_backend(snap: Snapshot, settings: Settings | None) -> str | None:
-    return _first(
-        snap.cache_health.get("configured_backend"),
-        snap.cache_stats.get("configured_backend"),
-        (snap.health.get("cache") or {}).get("configured_backend"),
-        settings.cache.backend if settings is not None else None,
+    return _opt_str(
+        _first(
+            snap.cache_health.get("configured_backend"),
+            snap.cache_stats.get("configured_backend"),
+            (snap.health.get("cache") or {}).get("configured_backend"),
+            settings.cache.backend if settings is not None else None,
+        )
     )
 
 
 def active_backend(snap: Snapshot) -> str | None:
-    return _first(
-        snap.cache_health.get("active_backend"),
-        (snap.health.get("cache") or {}).get("active_backend"),
-        snap.cache_stats.get("active_backend"),
+    return _opt_str(
+        _first(
+            snap.cache_health.get("active_backend"),
+            (snap.health.get("cache") or {}).get("active_backend"),
+            snap.cache_stats.get("active_backend"),
+        )
     )
 
 
@@ -488,7 +496,7 @@ def _redis_rows(snap: Snapshot, settings: Settings | None) -> list[tuple[str, st
         return [("redis", "not used")]
     connected = _first(ch.get("redis_connected"), st.get("redis_connected"))
     state = _yes_no(connected, "connected", "NOT CONNECTED", "state unknown")
-    latency = _first(ch.get("latency_ms"), ch.get("redis_latency_ms"), st.get("latency_ms"))
+    latency = ch.get("latency_ms")
     ping = f", PING {float(latency):.2f} ms" if isinstance(latency, int | float) else ""
     rows = [("redis", f"{snap.redis_address or 'unknown address'}, {state}{ping}")]
     if connected is False and ch.get("last_error"):
@@ -497,9 +505,7 @@ def _redis_rows(snap: Snapshot, settings: Settings | None) -> list[tuple[str, st
     if not rd:
         rows.append(("redis keys", "unknown (Redis not serving)"))
         return rows
-    prefix = _first(st.get("prefix"), ch.get("prefix"))
-    if prefix is None and settings is not None:
-        prefix = settings.cache.prefix
+    prefix = settings.cache.prefix if settings is not None else None
     where = f" under {prefix!r}" if prefix else " under the prefix"
     more = "" if rd.get("keys_complete", True) else " (at least; count stopped early)"
     rows.append(("redis keys", f"{_num(rd.get('keys'))}{where}{more}"))
@@ -595,6 +601,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {line}", file=sys.stderr)
         print("error: cannot work out the instance URL; pass --url", file=sys.stderr)
         return EXIT_DOWN
+    if args.url is not None:
+        settings = None  # the local config describes some other instance: guess nothing from it
     snap = gather(url, args.timeout, settings)
     if args.json:
         print(json.dumps(as_json(snap, settings), indent=2, sort_keys=False, default=str))
