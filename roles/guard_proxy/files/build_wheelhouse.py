@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Build guard-proxy's wheelhouse on the controller for a TARGET Python.
+
+Usage: build_wheelhouse.py SPEC_JSON
+
+SPEC_JSON is a JSON object:
+  app_src      path of the app's source tree (holds pyproject.toml)
+  dest         wheelhouse directory; emptied and refilled
+  markers      the target's PEP 508 marker environment (python_full_version, ...)
+  platforms    pip --platform tags the target accepts (manylinux_2_36_x86_64, ...)
+  abi          the target's ABI tag, e.g. cp311
+  pip_args     extra pip arguments (index URLs and the like)
+
+The app's own wheel is built from a copy of the source (so the tree the
+caller owns stays clean) with SOURCE_DATE_EPOCH fixed, so the same source
+always gives the same bytes and a re-run changes nothing on the targets.
+Dependencies are downloaded as binary wheels for the target's platform and
+ABI. pip evaluates environment markers against the interpreter that runs it,
+not against --python-version (redis-py needs async-timeout below Python
+3.11.3, which a newer controller would leave out), so pip runs here with its
+marker environment replaced by the target's own.
+
+dest ends up holding exactly one file, wheelhouse.tar: every wheel, packed
+reproducibly (sorted names, fixed owner, mode and time), so the controller
+ships one file per release and identical inputs give an identical archive.
+
+Prints one JSON line:
+  {"tar": path, "sha256": hex digest of the tar, "app_wheel": name, "wheels": [names]}.
+Exit status is non-zero with pip's output on stderr when the build fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+# Runs pip with packaging's default marker environment overridden.
+_PIP_WITH_TARGET_MARKERS = """
+import json, os, runpy
+import pip._vendor.packaging.markers as markers
+_target = json.loads(os.environ["GUARD_PROXY_TARGET_MARKERS"])
+_default = markers.default_environment
+markers.default_environment = lambda: {**_default(), **_target}
+runpy.run_module("pip", run_name="__main__", alter_sys=True)
+"""
+
+_SOURCE_IGNORE = shutil.ignore_patterns(
+    "tests", "build", "dist", "*.egg-info", "__pycache__", "*.pyc",
+    ".pytest_cache", ".mypy_cache", ".ruff_cache", ".venv*",
+)
+
+# 1980-01-01: the earliest timestamp a zip file can hold.
+_SOURCE_DATE_EPOCH = "315532800"
+
+
+def _run(argv: list[str], env: dict[str, str]) -> None:
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-4000:])
+        sys.stderr.write(proc.stderr[-4000:])
+        raise SystemExit(f"build_wheelhouse: {' '.join(argv[:4])} ... failed ({proc.returncode})")
+
+
+def main() -> int:
+    spec = json.loads(sys.argv[1])
+    app_src = Path(spec["app_src"]).resolve()
+    dest = Path(spec["dest"])
+    pip_args = list(spec.get("pip_args", []))
+    env = dict(os.environ)
+    env.update(
+        SOURCE_DATE_EPOCH=_SOURCE_DATE_EPOCH,
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_NO_INPUT="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        GUARD_PROXY_TARGET_MARKERS=json.dumps(spec["markers"]),
+    )
+
+    with tempfile.TemporaryDirectory(prefix="guard-proxy-wheelhouse-") as tmp_name:
+        tmp = Path(tmp_name)
+        src = tmp / "src"
+        shutil.copytree(app_src, src, ignore=_SOURCE_IGNORE)
+        app_dir = tmp / "app"
+        _run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(app_dir),
+             *pip_args, str(src)],
+            env,
+        )
+        app_wheels = sorted(app_dir.glob("*.whl"))
+        if len(app_wheels) != 1:
+            raise SystemExit(f"build_wheelhouse: expected one app wheel, got {app_wheels}")
+        app_wheel = app_wheels[0]
+
+        deps_dir = tmp / "wheels"
+        platform_args = [arg for tag in spec["platforms"] for arg in ("--platform", tag)]
+        python_version = spec["markers"]["python_full_version"]
+        _run(
+            [sys.executable, "-c", _PIP_WITH_TARGET_MARKERS, "download",
+             "--only-binary=:all:", "--implementation", "cp",
+             "--python-version", python_version, "--abi", spec["abi"], *platform_args,
+             "--dest", str(deps_dir), *pip_args, str(app_wheel)],
+            env,
+        )
+
+        wheels = {p.name: p for p in deps_dir.glob("*.whl")}
+        wheels[app_wheel.name] = app_wheel
+        names = sorted(wheels)
+        staged = tmp / "wheelhouse.tar"
+        _pack(staged, [(name, wheels[name]) for name in names])
+
+        # Replace dest only once everything is built: a failed build leaves
+        # the previous wheelhouse intact.
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.mkdir(parents=True)
+        tar = dest / "wheelhouse.tar"
+        shutil.move(str(staged), str(tar))
+
+    digest = hashlib.sha256(tar.read_bytes()).hexdigest()
+    print(json.dumps({"tar": str(tar), "sha256": digest, "app_wheel": app_wheel.name,
+                      "wheels": names}))
+    return 0
+
+
+def _pack(target: Path, members: list[tuple[str, Path]]) -> None:
+    """Write a tar whose bytes depend only on the members' names and contents."""
+    with tarfile.open(target, "w", format=tarfile.GNU_FORMAT) as tar:
+        for name, path in members:
+            info = tarfile.TarInfo(name)
+            info.size = path.stat().st_size
+            info.mtime = int(_SOURCE_DATE_EPOCH)
+            info.mode = 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            with path.open("rb") as fh:
+                tar.addfile(info, fh)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
