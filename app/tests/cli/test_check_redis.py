@@ -133,6 +133,29 @@ def test_acl_user_missing_a_command(
         assert client.keys("guard:check-redis:*") == []  # DEL cleaned up instead
 
 
+def test_acl_user_without_set(
+    run_cli: RunCli, secrets: list[str], redis_server_factory: Callable[..., RedisServer]
+) -> None:
+    app_password = random.token_hex(12)
+    server: RedisServer = redis_server_factory(
+        extra_config=[f"user app on >{app_password} ~guard:* +@all -set"]
+    )
+    assert server.password
+    secrets.extend([server.password, app_password])
+    env = {
+        "REDIS_HOST": server.host,
+        "REDIS_PORT": str(server.port),
+        "REDIS_USERNAME": "app",
+        "REDIS_PASSWORD": app_password,
+    }
+    result = run_cli("check-redis", env=env)
+    assert result.returncode == 1, str(result)
+    (line,) = fail_lines(result.stdout)  # GET, EXISTS, ... are allowed: no cascade
+    assert line.startswith("FAIL  SET EX: denied by ACL (NOPERM)") and "'set'" in line, str(result)
+    for command in ("GET", "EXISTS", "DEL", "UNLINK"):
+        assert re.search(rf"^ok +{command}$", result.stdout, re.M), f"{command}: {result}"
+
+
 def test_acl_user_outside_its_key_pattern(
     run_cli: RunCli, secrets: list[str], redis_server_factory: Callable[..., RedisServer]
 ) -> None:
