@@ -7,7 +7,7 @@ upstream could not be reached: 502) and :class:`UpstreamTimeout` (no answer in t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Iterable, Mapping
 
 import httpx
 
@@ -73,6 +73,10 @@ def response_headers(response: httpx.Response, *, rewritten: bool = False) -> He
 class Upstream:
     """The Ollama client. One per process; :meth:`aclose` at shutdown.
 
+    Requests go straight to an ``httpx.AsyncHTTPTransport`` (an HTTP/1.1 keep-alive pool):
+    a proxy wants none of the client layer's cookie jar (shared across all users), redirect
+    following or auth, and skipping it keeps the hot path short.
+
     **Parameters:**
 
     * **settings** - ``ollama`` settings: ``url``, ``connect_timeout``, ``timeout``.
@@ -86,28 +90,40 @@ class Upstream:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.url = settings.url.rstrip("/")
-        self.stream_timeout = httpx.Timeout(
-            connect=settings.connect_timeout, read=None, write=None, pool=None
-        )
-        self.call_timeout = httpx.Timeout(
-            connect=settings.connect_timeout,
-            read=settings.timeout,
-            write=settings.timeout,
-            pool=None,
-        )
-        self._probe_timeout = httpx.Timeout(min(settings.connect_timeout, 2.0), pool=2.0)
+        self._base = httpx.URL(self.url)
+        self._prefix = self._base.raw_path.rstrip(b"/")
+        connect = settings.connect_timeout
+        self.stream_timeout = {"connect": connect, "read": None, "write": None, "pool": None}
+        self.call_timeout = {
+            "connect": connect,
+            "read": settings.timeout,
+            "write": settings.timeout,
+            "pool": None,
+        }
+        probe = min(connect, 2.0)
+        self._probe_timeout = {"connect": probe, "read": 2.0, "write": 2.0, "pool": 2.0}
         limits = httpx.Limits(
             max_connections=None, max_keepalive_connections=128, keepalive_expiry=60.0
         )
-        self.client = httpx.AsyncClient(
-            base_url=self.url,
-            limits=limits,
-            timeout=self.call_timeout,
-            transport=transport,
-            trust_env=False,
-            follow_redirects=False,
-            http1=True,
-            http2=False,
+        self.transport = transport or httpx.AsyncHTTPTransport(
+            limits=limits, http1=True, http2=False, retries=0, trust_env=False
+        )
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        query: bytes,
+        headers: Headers,
+        content: bytes | AsyncIterable[bytes] | None,
+        timeout: Mapping[str, float | None],
+    ) -> httpx.Request:
+        raw_path = self._prefix + path.encode("latin-1")
+        if query:
+            raw_path += b"?" + query
+        url = self._base.copy_with(raw_path=raw_path)
+        return httpx.Request(
+            method, url, headers=headers, content=content, extensions={"timeout": timeout}
         )
 
     async def open(
@@ -124,16 +140,10 @@ class Upstream:
 
         ``streamed`` selects the timeout: no read timeout for streams.
         """
-        url = path if not query else f"{path}?{query.decode('latin-1')}"
-        request = self.client.build_request(
-            method,
-            url,
-            headers=headers,
-            content=content,
-            timeout=self.stream_timeout if streamed else self.call_timeout,
-        )
+        timeout = self.stream_timeout if streamed else self.call_timeout
+        request = self._request(method, path, query, headers, content, timeout)
         try:
-            return await self.client.send(request, stream=True)
+            response = await self.transport.handle_async_request(request)
         except httpx.TimeoutException as exc:
             if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
                 raise UpstreamUnavailable(
@@ -144,15 +154,22 @@ class Upstream:
             raise UpstreamUnavailable(
                 f"cannot reach Ollama at {self.url}: {type(exc).__name__}"
             ) from exc
+        response.request = request
+        return response
 
     async def reachable(self) -> bool:
-        """Whether ``GET /`` answers (any status) within a short timeout."""
+        """Whether ``GET /`` answers (any status below 500) within a short timeout."""
+        request = self._request("GET", "/", b"", [], None, self._probe_timeout)
         try:
-            response = await self.client.get("/", timeout=self._probe_timeout)
+            response = await self.transport.handle_async_request(request)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
         except httpx.HTTPError:
             return False
         return response.status_code < 500
 
     async def aclose(self) -> None:
         """Close the pool."""
-        await self.client.aclose()
+        await self.transport.aclose()
