@@ -411,7 +411,10 @@ async def _commands(client: Any, prefix: str, report: _Report) -> None:
 
     from redis.exceptions import RedisError
 
+    from guard_proxy.cache.keys import glob_escape
+
     key = f"{prefix}check-redis:{_random.token_hex(8)}"
+    match = glob_escape(prefix) + "*"  # as the cache's SCAN does
     value = b'{"check":"redis"}'
     report.line(OK, f"probe key {key}")
     steps: list[tuple[str, tuple[Any, ...], Any]] = [
@@ -421,7 +424,7 @@ async def _commands(client: Any, prefix: str, report: _Report) -> None:
         ("DEL", ("DEL", key), lambda r: r == 1),
         ("SET EX", ("SET", key, value, "EX", 60), lambda r: r in (True, b"OK", "OK")),
         ("UNLINK", ("UNLINK", key), lambda r: r == 1),
-        ("SCAN", ("SCAN", 0, "MATCH", f"{prefix}*", "COUNT", 100), lambda r: True),
+        ("SCAN", ("SCAN", 0, "MATCH", match, "COUNT", 100), lambda r: True),
     ]
     failed: set[str] = set()
     seen: set[str] = set()
@@ -439,7 +442,7 @@ async def _commands(client: Any, prefix: str, report: _Report) -> None:
         seen.add(name)
         # Without a stored probe value, a reply only shows that the command is allowed.
         if "SET EX" in failed or is_good(reply):
-            report.line(OK, name if name != "SCAN" else f"SCAN MATCH {prefix}*")
+            report.line(OK, name if name != "SCAN" else f"SCAN MATCH {match}")
         else:
             failed.add(name)
             report.line(FAIL, f"{name}: unexpected reply", repr(reply))
