@@ -1,0 +1,193 @@
+"""The releaser and the stream framings, without an app: what is sent, split and held back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from guard_proxy.config.settings import (
+    BannedSubstringsSettings,
+    GuardSettings,
+    InvisibleTextSettings,
+    PiiSettings,
+    PromptInjectionSettings,
+    RegexSettings,
+    ScannerSetSettings,
+    SecretsSettings,
+    SizeSettings,
+)
+from guard_proxy.guard import Direction, Guard
+from guard_proxy.proxy.framing import ndjson_encode, relay_ndjson, relay_sse, sse_encode
+from guard_proxy.proxy.metrics import Metrics
+from guard_proxy.proxy.release import Releaser
+from guard_proxy.proxy.verdicts import VerdictService
+
+TERM = "forbidden-term"
+
+
+class _NoCache:
+    def key(self, direction: str, config_hash: str, text: str) -> str:
+        return text
+
+    async def get_or_compute(self, key: str, compute: Any) -> tuple[Any, str]:
+        return await compute(), "disabled"
+
+
+def _guard() -> Guard:
+    only_banned = ScannerSetSettings(
+        banned_substrings=BannedSubstringsSettings(patterns=(TERM,)),
+        regex=RegexSettings(enabled=False),
+        secrets=SecretsSettings(enabled=False),
+        pii=PiiSettings(enabled=False),
+        prompt_injection=PromptInjectionSettings(enabled=False),
+        invisible_text=InvisibleTextSettings(enabled=False),
+        size=SizeSettings(enabled=False),
+    )
+    return Guard.from_settings(GuardSettings(input=only_banned, output=only_banned))
+
+
+def _releaser(kind: str, encode: Any = ndjson_encode) -> Releaser:
+    guard = _guard()
+    verdicts = VerdictService(guard, _NoCache(), Metrics(), "closed")
+    return Releaser(guard.stream(Direction.OUTPUT), kind, encode, verdicts)
+
+
+def _line(text: str, done: bool = False) -> tuple[dict[str, Any], bytes]:
+    obj = {"model": "m", "response": text, "done": done}
+    return obj, ndjson_encode(obj)
+
+
+def test_holds_back_then_releases_whole_pieces_as_received() -> None:
+    releaser = _releaser("generate")
+    hold = releaser.guard.holdback
+    assert hold == len(TERM) - 1
+    obj, raw = _line("a" * 40)
+    step = releaser.push(obj, raw)
+    # 40 characters arrived, the last `hold` are held: the piece is split.
+    assert [orjson.loads(b)["response"] for b in step.out] == ["a" * (40 - hold)]
+    obj2, raw2 = _line("b" * 40)
+    step2 = releaser.push(obj2, raw2)
+    texts = [orjson.loads(b)["response"] for b in step2.out]
+    assert "".join(texts) == "a" * hold + "b" * (40 - hold)
+    final, final_raw = _line("", done=True)
+    releaser.push(final, final_raw)
+    end = releaser.finish()
+    assert end.out[-1] == final_raw  # the final line keeps its own bytes
+    assert "".join(orjson.loads(b)["response"] for b in end.out) == "b" * hold
+
+
+def test_term_split_across_pieces_is_blocked_and_never_released() -> None:
+    releaser = _releaser("generate")
+    sent = b""
+    blocked = None
+    for piece in ["x" * 30, "forb", "idden", "-te", "rm and more"]:
+        obj, raw = _line(piece)
+        step = releaser.push(obj, raw)
+        sent += b"".join(step.out)
+        if step.blocked is not None:
+            blocked = step.blocked
+            break
+    assert blocked is not None and blocked.scanners == ["banned_substrings"]
+    released = "".join(orjson.loads(x)["response"] for x in sent.splitlines())
+    assert set(released) <= {"x"}  # not one character of the term
+
+
+def test_pieces_without_text_keep_their_place() -> None:
+    releaser = _releaser("chat")
+    text = {"message": {"role": "assistant", "content": "hello world, this is long enough"}}
+    tool = {
+        "message": {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"function": {"name": "f", "arguments": {"a": 1}}}],
+        }
+    }
+    first = releaser.push(text, ndjson_encode(text))
+    second = releaser.push(tool, ndjson_encode(tool))
+    assert ndjson_encode(tool) not in first.out + second.out  # held behind the text
+    end = releaser.finish()
+    assert end.out[-1] == ndjson_encode(tool)
+
+
+def test_tool_call_arguments_are_scanned() -> None:
+    releaser = _releaser("chat")
+    tool = {
+        "message": {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"function": {"name": "f", "arguments": {"q": TERM}}}],
+        }
+    }
+    assert releaser.push(tool, ndjson_encode(tool)).blocked is not None
+
+
+async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.body = b""
+        self.ended = False
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        self.body += message.get("body", b"")
+        if not message.get("more_body", False):
+            self.ended = True
+
+
+async def test_ndjson_lines_split_across_http_chunks() -> None:
+    lines = [_line(t)[1] for t in ["Hello ", "there ", "friend"]] + [_line("", done=True)[1]]
+    upstream = b"".join(lines)
+    sink = _Sink()
+    outcome = await relay_ndjson(sink, _chunks(upstream, 7), _releaser("generate"), "/api/generate")
+    assert outcome.blocked is None and sink.ended
+    got = [orjson.loads(x) for x in sink.body.splitlines()]
+    assert "".join(x["response"] for x in got) == "Hello there friend"
+    assert got[-1]["done"] is True
+
+
+async def test_sse_block_ends_with_error_event_then_done() -> None:
+    events = [
+        sse_encode({"choices": [{"index": 0, "delta": {"content": t}}]})
+        for t in ["safe text ", "forbid", "den-term"]
+    ] + [b"data: [DONE]\n\n"]
+    sink = _Sink()
+    outcome = await relay_sse(
+        sink,
+        _chunks(b"".join(events), 5),
+        _releaser("openai_chat", sse_encode),
+        "/v1/chat/completions",
+    )
+    assert outcome.blocked == ["banned_substrings"]
+    assert sink.body.endswith(b"data: [DONE]\n\n")
+    assert b"forbid" not in sink.body
+    payloads = [line[6:] for line in sink.body.splitlines() if line.startswith(b"data: ")]
+    assert orjson.loads(payloads[-2])["error"]["code"] == "content_policy_violation"
+
+
+async def test_unparseable_upstream_line_withholds_the_answer() -> None:
+    sink = _Sink()
+    outcome = await relay_ndjson(
+        sink,
+        _chunks(b'{"response": "hi"}\nnot json\n', 100),
+        _releaser("generate"),
+        "/api/generate",
+    )
+    assert outcome.failed
+    assert b"could not be parsed" in sink.body
+
+
+def test_released_text_before_block_is_only_safe_text() -> None:
+    releaser = _releaser("generate")
+    out: list[bytes] = []
+    for piece in ["y" * 50, "zz forbidden", "-term"]:
+        obj, raw = _line(piece)
+        step = releaser.push(obj, raw)
+        out += step.out
+    released = "".join(orjson.loads(x)["response"] for x in out)
+    assert released.startswith("y" * 30)
+    assert "f" not in released
