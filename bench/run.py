@@ -72,7 +72,7 @@ class Bench:
     ) -> dict[str, Any]:
         """Direct vs one proxy, side by side; adds the proxy's CPU time per proxied request."""
         proc, url = self.proxies[proxy]
-        cpu0 = proc.cpu_seconds()
+        cpu0, up0 = proc.cpu_seconds(), self.upstream.cpu_seconds()
         out = self.load.run(
             {
                 "kind": "interleave",
@@ -86,9 +86,13 @@ class Bench:
                 "seconds": self.secs(seconds),
             }
         )
-        cpu = proc.cpu_seconds() - cpu0
+        cpu, up = proc.cpu_seconds() - cpu0, self.upstream.cpu_seconds() - up0
         proxied = len(out["latency_us"]["proxied"]) + warmup
-        return stats.compare(out, proxy_cpu_us=cpu * 1e6 / max(proxied, 1))
+        served = proxied + len(out["latency_us"]["direct"]) + warmup
+        row = stats.compare(out, proxy_cpu_us=cpu * 1e6 / max(proxied, 1))
+        # The fake upstream's CPU per request: what a bare ASGI app costs here, right now.
+        row["upstream_cpu_us_per_req"] = round(up * 1e6 / max(served, 1), 1)
+        return row
 
     # ------------------------------------------------------------------ 1. proxy overhead
 
@@ -184,7 +188,7 @@ class Bench:
         for pacing, delay, n, secs in (("back-to-back", 0, 200, 6.0), ("1 ms apart", 1, 4, 8.0)):
             for api in ("generate", "openai"):
                 req = {"api": api, "size": 256, "chunks": chunks, "chunk_delay_ms": delay}
-                cpu0 = proc.cpu_seconds()
+                cpu0, up0 = proc.cpu_seconds(), self.upstream.cpu_seconds()
                 out = self.load.run(
                     {
                         "kind": "stream",
@@ -195,10 +199,11 @@ class Bench:
                         "seconds": self.secs(secs),
                     }
                 )
-                cpu = proc.cpu_seconds() - cpu0
+                cpu, up = proc.cpu_seconds() - cpu0, self.upstream.cpu_seconds() - up0
                 row = stats.stream_compare(out, chunks)
                 streams = len(out["samples"]["proxied"]) + (1 if delay else 2)
                 row["proxy_cpu_us_per_chunk"] = round(cpu * 1e6 / (streams * chunks), 2)
+                row["upstream_cpu_us_per_chunk"] = round(up * 1e6 / (2 * streams * chunks), 2)
                 row.update(
                     api=api,
                     format="SSE" if api == "openai" else "NDJSON",
@@ -220,6 +225,23 @@ class Bench:
                     "targets": {"proxied": url},
                     "request": {"api": "generate", "size": 256, "chunks": chunks},
                     "n": self.n(400),
+                    "warmup": 0,
+                    "seconds": self.secs(5.0),
+                },
+            )
+            self.results["profile_stream_paced"] = self.run_profile(
+                "memory",
+                "stream-ndjson-paced",
+                {
+                    "kind": "stream",
+                    "targets": {"proxied": url},
+                    "request": {
+                        "api": "generate",
+                        "size": 256,
+                        "chunks": chunks,
+                        "chunk_delay_ms": 1,
+                    },
+                    "n": self.n(12),
                     "warmup": 0,
                     "seconds": self.secs(5.0),
                 },
