@@ -190,7 +190,7 @@ async def test_stats_and_health_when_connected(
     assert health["latency_ms"] is not None and health["latency_ms"] >= 0
     assert health["redis_address"] == f"{redis_server.address}/0"
     assert health["breaker"]["state"] == "closed"
-    assert redis_server.password not in repr(health) + repr(stats)
+    assert redis_server.password and redis_server.password not in repr(health) + repr(stats)
 
 
 async def test_db_selection(make_cache: CacheFactory, redis_server: RedisServer) -> None:

@@ -41,7 +41,7 @@ async def test_different_keys_run_separately() -> None:
     results = await asyncio.gather(
         flight.do("a", lambda: work("a")), flight.do("b", lambda: work("b"))
     )
-    assert results == [("a", False), ("b", False)]
+    assert list(results) == [("a", False), ("b", False)]
 
 
 async def test_exception_reaches_every_waiter_and_is_not_remembered() -> None:
