@@ -275,7 +275,14 @@ def profile_summary(raw: Path, top: int = 25) -> dict[str, Any]:
     def share(c: Counter[str]) -> list[list[Any]]:
         return [[k, round(100 * v / total, 1)] for k, v in c.most_common(top)] if total else []
 
-    own = Counter({k: v for k, v in incl.items() if "guard_proxy/" in k})
+    # guard_proxy frames below the entry points (cli/, __main__ hold ~everything).
+    own = Counter(
+        {
+            k: v
+            for k, v in incl.items()
+            if "guard_proxy/" in k and "guard_proxy/cli/" not in k and "__main__" not in k
+        }
+    )
     return {
         "samples": total,
         "self_pct": share(self_c),
