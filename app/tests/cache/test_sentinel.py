@@ -85,7 +85,10 @@ async def test_no_sentinel_reachable_means_memory(
     dead = SentinelServer(redis_server)  # never started
     cache = await make_cache(redis=dead.settings(probe_interval=3600))
     assert cache.active_backend == "memory"
-    assert "MasterNotFoundError" in (cache.last_error or "")
+    assert cache.last_error == (
+        "MasterNotFoundError: No master found for 'mymaster' (sentinels: ConnectionError)"
+    )
+    assert (await cache.health())["redis_address"] == f"mymaster/0 via sentinels {dead.address}"
     key = cache.key("input", "cfg", "x")
     assert await cache.get_or_compute(key, compute) == (VERDICT, "miss")
     dead.close()
@@ -100,6 +103,7 @@ async def test_wrong_sentinel_password_means_memory(
             redis=sentinel.settings(sentinel_password="wrong-sentinel-pw", probe_interval=3600)
         )
         assert cache.active_backend == "memory"
+        assert "AuthenticationError" in (cache.last_error or "")
         assert "wrong-sentinel-pw" not in repr(await cache.health())
     finally:
         sentinel.close()

@@ -113,7 +113,7 @@ class GuardCache:
         if self.wants_redis:
             s = self.redis_settings
             if s.sentinels:
-                return f"?/{s.db} (sentinel {s.sentinel_service})"
+                return f"{s.sentinel_service}/{s.db} via sentinels {','.join(s.sentinels)}"
             return f"{s.host}:{s.port}/{s.db}"
         return None
 

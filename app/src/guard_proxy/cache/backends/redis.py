@@ -17,6 +17,7 @@ Contract on top of :class:`CacheBackend`:
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -26,7 +27,7 @@ import redis.asyncio as aioredis
 import redis.exceptions as rex
 from redis.asyncio.connection import Connection, ConnectionPool, SSLConnection
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 
 from guard_proxy.cache.backends.base import (
@@ -136,9 +137,7 @@ class RedisBackend(CacheBackend):
         """``host:port/db`` of the server in use (Sentinel: the last primary it named)."""
         db = self.settings.db
         if isinstance(self.pool, SentinelConnectionPool):
-            master = self.pool.master_address
-            where = f"{master[0]}:{master[1]}" if master else "?"
-            return f"{where}/{db} (sentinel {self.settings.sentinel_service})"
+            return sentinel_address(self.settings, self.pool.master_address)
         return f"{self.settings.host}:{self.settings.port}/{db}"
 
     # ------------------------------------------------------------------ the call wrapper
@@ -253,6 +252,14 @@ class RedisBackend(CacheBackend):
         return total, False
 
 
+def sentinel_address(settings: RedisSettings, primary: tuple[str, int] | None) -> str:
+    """``host:port/db (sentinel <service>)``, or the Sentinels asked while no primary is known."""
+    service = settings.sentinel_service
+    if primary:
+        return f"{primary[0]}:{primary[1]}/{settings.db} (sentinel {service})"
+    return f"{service}/{settings.db} via sentinels {','.join(settings.sentinels)}"
+
+
 def _tls_kwargs(settings: RedisSettings) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "ssl_ca_certs": settings.tls_ca_file or None,
@@ -266,6 +273,13 @@ def _tls_kwargs(settings: RedisSettings) -> dict[str, Any]:
 
 def _describe(exc: BaseException) -> str:
     """``ClassName: first line`` of an error, short. Server error texts carry no secrets."""
+    if isinstance(exc, MasterNotFoundError):
+        # redis-py appends a repr of every Sentinel client; keep only the error classes.
+        head, _, tail = str(exc).partition(" : ")
+        causes = sorted(set(re.findall(r" - (?:\w+:)?(\w+)", tail)))
+        return f"MasterNotFoundError: {head}" + (
+            f" (sentinels: {', '.join(causes)})" if causes else ""
+        )
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     text = text[:160].rstrip(".")
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
