@@ -315,3 +315,30 @@ async def test_aclose_stops_background_tasks(
     assert (await cache.health())["healthy"] is False
     assert cache.redis is None
     assert cache.active_backend == "memory"
+
+
+async def test_rejected_commands_do_not_open_the_breaker(
+    make_cache: CacheFactory,
+    redis_server_factory: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server: RedisServer = redis_server_factory(extra_config=["maxmemory-policy noeviction"])
+    caplog.set_level(logging.INFO, logger="guard_proxy.cache")
+    cache = await make_cache(redis=server.settings(probe_interval=3600))
+    key = cache.key("input", "cfg", "x")
+    await cache.set(key, VERDICT)
+    with server.client() as client:
+        for i in range(10):
+            client.set(f"filler:{i}", "x" * 100_000)
+        client.config_set("maxmemory", "100kb")  # now far over the limit: writes get OOM
+    for i in range(5):
+        await cache.set(cache.key("input", "cfg", f"new {i}"), VERDICT)  # OOM: rejected
+    assert await cache.get(key) == VERDICT  # reads still served by Redis
+    assert cache.active_backend == "redis"
+    assert cache.breaker.is_closed
+    stats = await cache.stats()
+    assert stats["errors"] == 5
+    assert stats["failovers"] == 0
+    rejected = [r for r in caplog.records if "rejected" in r.getMessage()]
+    assert len(rejected) == 1
+    assert "OutOfMemoryError" in rejected[0].getMessage()
