@@ -16,6 +16,13 @@ from guard_proxy.exceptions import UpstreamError
 
 Headers = list[tuple[bytes, bytes]]
 
+# httpcore scans every pooled connection on each request and response (a poll() per idle
+# connection, plus a quadratic idle count): with 32 concurrent requests on one pool that scan
+# costs more than the request. Requests are spread round-robin over small pools instead.
+POOL_SHARDS = 8
+# Parsed upstream URLs by (path, query): the hot routes have a handful.
+_URL_CACHE_SIZE = 1024
+
 # Request headers that describe the hop between client and proxy, not the request.
 _HOP_BY_HOP = frozenset(
     {
@@ -73,9 +80,9 @@ def response_headers(response: httpx.Response, *, rewritten: bool = False) -> He
 class Upstream:
     """The Ollama client. One per process; :meth:`aclose` at shutdown.
 
-    Requests go straight to an ``httpx.AsyncHTTPTransport`` (an HTTP/1.1 keep-alive pool):
-    a proxy wants none of the client layer's cookie jar (shared across all users), redirect
-    following or auth, and skipping it keeps the hot path short.
+    Requests go straight to ``httpx.AsyncHTTPTransport`` pools (HTTP/1.1 keep-alive; see
+    ``POOL_SHARDS``): a proxy wants none of the client layer's cookie jar (shared across
+    all users), redirect following or auth, and skipping it keeps the hot path short.
 
     **Parameters:**
 
@@ -102,12 +109,20 @@ class Upstream:
         }
         probe = min(connect, 2.0)
         self._probe_timeout = {"connect": probe, "read": 2.0, "write": 2.0, "pool": 2.0}
-        limits = httpx.Limits(
-            max_connections=None, max_keepalive_connections=128, keepalive_expiry=60.0
-        )
-        self.transport = transport or httpx.AsyncHTTPTransport(
-            limits=limits, http1=True, http2=False, retries=0, trust_env=False
-        )
+        if transport is not None:
+            self._shards: list[httpx.AsyncBaseTransport] = [transport]
+        else:
+            limits = httpx.Limits(
+                max_connections=None, max_keepalive_connections=16, keepalive_expiry=60.0
+            )
+            self._shards = [
+                httpx.AsyncHTTPTransport(
+                    limits=limits, http1=True, http2=False, retries=0, trust_env=False
+                )
+                for _ in range(POOL_SHARDS)
+            ]
+        self._turn = 0
+        self._urls: dict[tuple[str, bytes], httpx.URL] = {}
 
     def _request(
         self,
@@ -118,10 +133,15 @@ class Upstream:
         content: bytes | AsyncIterable[bytes] | None,
         timeout: Mapping[str, float | None],
     ) -> httpx.Request:
-        raw_path = self._prefix + path.encode("latin-1")
-        if query:
-            raw_path += b"?" + query
-        url = self._base.copy_with(raw_path=raw_path)
+        url = self._urls.get((path, query))
+        if url is None:
+            raw_path = self._prefix + path.encode("latin-1")
+            if query:
+                raw_path += b"?" + query
+            url = self._base.copy_with(raw_path=raw_path)
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()
+            self._urls[(path, query)] = url
         return httpx.Request(
             method, url, headers=headers, content=content, extensions={"timeout": timeout}
         )
@@ -142,8 +162,9 @@ class Upstream:
         """
         timeout = self.stream_timeout if streamed else self.call_timeout
         request = self._request(method, path, query, headers, content, timeout)
+        self._turn = turn = (self._turn + 1) % len(self._shards)
         try:
-            response = await self.transport.handle_async_request(request)
+            response = await self._shards[turn].handle_async_request(request)
         except httpx.TimeoutException as exc:
             if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
                 raise UpstreamUnavailable(
@@ -161,7 +182,7 @@ class Upstream:
         """Whether ``GET /`` answers (any status below 500) within a short timeout."""
         request = self._request("GET", "/", b"", [], None, self._probe_timeout)
         try:
-            response = await self.transport.handle_async_request(request)
+            response = await self._shards[0].handle_async_request(request)
             try:
                 await response.aread()
             finally:
@@ -171,5 +192,6 @@ class Upstream:
         return response.status_code < 500
 
     async def aclose(self) -> None:
-        """Close the pool."""
-        await self.transport.aclose()
+        """Close the pools."""
+        for shard in self._shards:
+            await shard.aclose()
