@@ -50,6 +50,16 @@ def test_secret_files_not_world_readable(proxy_host: Any) -> None:
     assert out.strip() == ""
 
 
+def test_credentials_are_root_only(proxy_host: Any) -> None:
+    d = proxy_host.file("/etc/guard-proxy/credentials")
+    assert (d.user, d.group, oct(d.mode)) == ("root", "root", oct(0o700))
+    names = proxy_host.run("ls -A /etc/guard-proxy/credentials").stdout.split()
+    assert "redis_password" in names
+    for name in names:
+        f = proxy_host.file(f"/etc/guard-proxy/credentials/{name}")
+        assert (f.user, oct(f.mode)) == ("root", oct(0o600)), name
+
+
 def test_proxy_exposure_score_at_most_2(proxy_host: Any) -> None:
     assert exposure(proxy_host, PROXY_UNIT) <= 2.0
 
