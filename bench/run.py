@@ -279,8 +279,8 @@ class Bench:
             back = self.load.run(
                 {
                     "kind": "poll",
-                    "url": url + "/health",
-                    "field": "cache.active_backend",
+                    "url": url + "/cache/health",
+                    "field": "active_backend",
                     "value": "redis",
                     "interval": 0.01,
                     "max_seconds": 15,
