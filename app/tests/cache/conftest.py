@@ -13,6 +13,11 @@ from guard_proxy.config.settings import CacheSettings, RedisSettings
 
 CacheFactory = Callable[..., Awaitable[GuardCache]]
 
+RELAXED = {"socket_connect_timeout": 2.0, "socket_timeout": 2.0}
+"""Timeouts for tests that are not about timeouts: a loaded CI host must not fail them."""
+FREEZE = {"socket_connect_timeout": 1.0, "socket_timeout": 0.5}
+"""Timeouts for tests that freeze Redis: short enough to fail over, long enough for load."""
+
 
 @pytest.fixture
 async def make_cache() -> AsyncIterator[CacheFactory]:

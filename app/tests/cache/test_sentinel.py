@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from support.redis_server import RedisServer, SentinelServer, replica_of
 
-from .conftest import CacheFactory
+from .conftest import RELAXED, CacheFactory
 from .helpers import Traffic, eventually
 
 VERDICT = {"allowed": True, "scanners": []}
@@ -47,7 +47,7 @@ async def test_sentinel_finds_primary_and_follows_promotion(
     make_cache: CacheFactory, sentinel_setup: tuple[RedisServer, RedisServer, SentinelServer]
 ) -> None:
     primary, replica, sentinel = sentinel_setup
-    cache = await make_cache(redis=sentinel.settings(probe_interval=0.05))
+    cache = await make_cache(redis=sentinel.settings(probe_interval=0.05, **RELAXED))
     assert cache.active_backend == "redis"
     assert (await cache.health())["redis_address"].startswith(primary.address)
 
@@ -83,7 +83,7 @@ async def test_no_sentinel_reachable_means_memory(
     make_cache: CacheFactory, redis_server: RedisServer
 ) -> None:
     dead = SentinelServer(redis_server)  # never started
-    cache = await make_cache(redis=dead.settings(probe_interval=3600))
+    cache = await make_cache(redis=dead.settings(probe_interval=3600, **RELAXED))
     assert cache.active_backend == "memory"
     assert cache.last_error == (
         "MasterNotFoundError: No master found for 'mymaster' (sentinels: ConnectionError)"
@@ -100,7 +100,9 @@ async def test_wrong_sentinel_password_means_memory(
     sentinel = SentinelServer(redis_server).start()
     try:
         cache = await make_cache(
-            redis=sentinel.settings(sentinel_password="wrong-sentinel-pw", probe_interval=3600)
+            redis=sentinel.settings(
+                sentinel_password="wrong-sentinel-pw", probe_interval=3600, **RELAXED
+            )
         )
         assert cache.active_backend == "memory"
         assert "AuthenticationError" in (cache.last_error or "")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from support.redis_server import RedisServer
 
-from .conftest import CacheFactory
+from .conftest import RELAXED, CacheFactory
 
 VERDICT = {"allowed": True}
 
@@ -27,7 +27,7 @@ async def compute() -> dict[str, Any]:
 
 
 async def test_tls_with_ca(make_cache: CacheFactory, tls_server: RedisServer) -> None:
-    cache = await make_cache(redis=tls_server.settings())
+    cache = await make_cache(redis=tls_server.settings(**RELAXED))
     assert cache.active_backend == "redis"
     key = cache.key("input", "cfg", "x")
     assert (await cache.get_or_compute(key, compute))[1] == "miss"
@@ -37,20 +37,22 @@ async def test_tls_with_ca(make_cache: CacheFactory, tls_server: RedisServer) ->
 
 
 async def test_tls_unknown_ca_is_refused(make_cache: CacheFactory, tls_server: RedisServer) -> None:
-    cache = await make_cache(redis=tls_server.settings(tls_ca_file="", probe_interval=3600))
+    cache = await make_cache(
+        redis=tls_server.settings(tls_ca_file="", probe_interval=3600, **RELAXED)
+    )
     assert cache.active_backend == "memory"
     assert "certificate" in (cache.last_error or "").lower()
     assert (await cache.get_or_compute(cache.key("input", "c", "x"), compute))[1] == "miss"
 
 
 async def test_tls_without_verification(make_cache: CacheFactory, tls_server: RedisServer) -> None:
-    cache = await make_cache(redis=tls_server.settings(tls_ca_file="", tls_verify=False))
+    cache = await make_cache(redis=tls_server.settings(tls_ca_file="", tls_verify=False, **RELAXED))
     assert cache.active_backend == "redis"
 
 
 async def test_plain_client_against_tls_port(
     make_cache: CacheFactory, tls_server: RedisServer
 ) -> None:
-    cache = await make_cache(redis=tls_server.settings(tls=False, probe_interval=3600))
+    cache = await make_cache(redis=tls_server.settings(tls=False, probe_interval=3600, **RELAXED))
     assert cache.active_backend == "memory"
     assert (await cache.get_or_compute(cache.key("input", "c", "x"), compute))[1] == "miss"
