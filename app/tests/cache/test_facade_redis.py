@@ -235,3 +235,5 @@ async def test_retries_are_off(make_cache: CacheFactory, redis_server: RedisServ
     assert kwargs["socket_timeout"] == 0.1
     assert kwargs["socket_connect_timeout"] == 0.2
     assert HIREDIS_AVAILABLE  # redis-py picks the hiredis parser by itself
+    assert kwargs["protocol"] == 2
+    assert not cache.redis.pool.maint_notifications_enabled()  # else stale sockets go unseen

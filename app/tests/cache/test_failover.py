@@ -354,3 +354,18 @@ async def test_rejected_commands_do_not_open_the_breaker(
     rejected = [r for r in caplog.records if "rejected" in r.getMessage()]
     assert len(rejected) == 1
     assert "OutOfMemoryError" in rejected[0].getMessage()
+
+
+async def test_restart_between_calls_needs_no_failover(
+    make_cache: CacheFactory, redis_server: RedisServer
+) -> None:
+    # Pooled connections to the old process are dead; the pool notices before using one.
+    cache = await make_cache(redis=redis_server.settings(probe_interval=3600, **RELAXED))
+    key = cache.key("input", "cfg", "x")
+    await cache.set(key, VERDICT)
+    redis_server.kill()
+    redis_server.start()
+    await asyncio.sleep(0.05)  # let the loop see the old sockets' EOF, as between requests
+    assert (await cache.get_or_compute(key, compute))[1] == "miss"  # the new Redis is empty
+    assert cache.active_backend == "redis"
+    assert (await cache.stats())["failovers"] == 0

@@ -29,6 +29,7 @@ from redis.asyncio.connection import Connection, ConnectionPool, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
+from redis.maint_notifications import MaintNotificationsConfig
 
 from guard_proxy.cache.backends.base import (
     AuthFailed,
@@ -48,6 +49,9 @@ SCAN_BATCH = 500
 """Keys per SCAN step and per UNLINK in :meth:`RedisBackend.clear`."""
 COUNT_BUDGET = 200
 """SCAN steps :meth:`RedisBackend.count_keys` may take (bounded cost on a large keyspace)."""
+
+
+_NO_MAINT = MaintNotificationsConfig(enabled=False)
 
 
 def _no_retry() -> Retry:
@@ -90,6 +94,10 @@ class RedisBackend(CacheBackend):
             "retry_on_error": [],
             "health_check_interval": 0,
             "driver_info": None,  # no CLIENT SETINFO round trips on connect
+            # redis-py 8 defaults to RESP3 plus "maintenance notifications" in mode "auto",
+            # and that truthy "auto" disables the pool's check for dead idle connections:
+            # after a Redis restart the first call would fail on a stale socket. RESP2, off.
+            "protocol": 2,
         }
         if settings.tls:
             kwargs.update(_tls_kwargs(settings))
@@ -107,6 +115,7 @@ class RedisBackend(CacheBackend):
                 "socket_connect_timeout": settings.socket_connect_timeout,
                 "retry": _no_retry(),
                 "driver_info": None,
+                "protocol": 2,
             }
             if settings.tls:  # one TLS setting for the Sentinels and the servers they name
                 sentinel_kwargs.update(_tls_kwargs(settings), ssl=True)
@@ -120,6 +129,7 @@ class RedisBackend(CacheBackend):
                 settings.sentinel_service,
                 self.sentinel,
                 max_connections=settings.max_connections,
+                maint_notifications_config=_NO_MAINT,
                 **kwargs,
             )
         kwargs["connection_class"] = SSLConnection if settings.tls else Connection
@@ -127,6 +137,7 @@ class RedisBackend(CacheBackend):
             host=settings.host,
             port=settings.port,
             max_connections=settings.max_connections,
+            maint_notifications_config=_NO_MAINT,
             **kwargs,
         )
 
