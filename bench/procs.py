@@ -183,10 +183,11 @@ def start_upstream() -> tuple[Proc, str]:
 class Redis:
     """A password-protected redis-server on a free loopback port, with no persistence."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "redis") -> None:
+        self.name = name
         self.port = free_port()
-        self.password, self.password_file = secret_file("redis.pass")
-        self.conf = RUN_DIR / "redis.conf"
+        self.password, self.password_file = secret_file(f"{name}.pass")
+        self.conf = RUN_DIR / f"{name}.conf"
         fd = os.open(self.conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(
@@ -197,7 +198,7 @@ class Redis:
         self.proc: Proc | None = None
 
     def start(self) -> None:
-        self.proc = Proc("redis", [REDIS_SERVER, str(self.conf)])
+        self.proc = Proc(self.name, [REDIS_SERVER, str(self.conf)])
         t0 = time.monotonic()
         while time.monotonic() - t0 < 10:
             if self._ping():

@@ -178,54 +178,57 @@ def render(r: dict[str, Any]) -> str:
 
     og = r.get("outage")
     if og:
-        h = og["healthy"]
         out += [
             "## 3. Redis outage (backend `auto`)",
             "",
             (
                 f"{og['request']}; socket timeout {og['socket_timeout_s']} s, probe interval "
                 f"{og['probe_interval_s']} s. Refused = redis-server stopped; frozen = SIGSTOP. "
-                "Added = outage overhead − healthy overhead, each against direct calls "
-                "interleaved in the same phase."
+                "The reference proxy has its own Redis, which stays healthy. Added = (outage "
+                "proxy − reference) during the outage minus the same difference while both "
+                "were healthy, as p50 latency and as proxy CPU per request. Stall = the first "
+                "request after the failure minus the healthy p50."
             ),
             "",
         ]
-        rows = [
-            [
-                "healthy",
-                h.get("active_backend", "?"),
-                f"{_f(h['proxied']['p50_ms'])} / {_f(h['proxied']['p99_ms'])}",
-                f"{_signed(h['overhead_ms']['p50'])} / {_signed(h['overhead_ms']['p99'])}",
-                "–",
-                "–",
-                "–",
-                "–",
-            ]
-        ]
-        for mode in ("refused", "frozen"):
-            if mode in og:
-                o = og[mode]
-                rows.append(
-                    [
-                        mode,
-                        o.get("active_backend", "?"),
-                        f"{_f(o['proxied']['p50_ms'])} / {_f(o['proxied']['p99_ms'])}",
-                        f"{_signed(o['overhead_ms']['p50'])} / {_signed(o['overhead_ms']['p99'])}",
-                        _signed(o["added_overhead_p50_ms"]),
-                        _f(o.get("first_stall_ms"), 1),
-                        ", ".join(_f(x, 1) for x in o["first_requests_ms"][:3]),
-                        f"{_f(o['recovery_s'], 2)}"
-                        + ("" if o["recovered"] else " (not recovered)"),
-                    ]
-                )
+        rows = []
+        for mode in ("healthy", "refused", "frozen"):
+            if mode not in og:
+                continue
+            o = og[mode]
+            ref = o.get("reference", {})
+            healthy = mode == "healthy"
+            rows.append(
+                [
+                    mode,
+                    o.get("active_backend", "?"),
+                    f"{_f(o['direct']['p50_ms'])}",
+                    f"{_f(o['proxied']['p50_ms'])} / {_f(o['proxied']['p99_ms'])}",
+                    f"{_f(ref.get('p50_ms'))} / {_f(ref.get('p99_ms'))}",
+                    "{} / {}".format(
+                        _f(o.get("proxy_cpu_us_per_req"), 0), _f(ref.get("cpu_us_per_req"), 0)
+                    ),
+                    "–"
+                    if healthy
+                    else f"{_signed(o.get('added_p50_ms'))} ms / "
+                    f"{_signed(o.get('added_cpu_us'), 0)} µs",
+                    "–" if healthy else _f(o.get("first_stall_ms"), 1),
+                    "–" if healthy else ", ".join(_f(x, 1) for x in o["first_requests_ms"][:3]),
+                    "–"
+                    if healthy
+                    else f"{_f(o['recovery_s'], 2)}" + ("" if o["recovered"] else " (not back)"),
+                ]
+            )
         out += _table(
             [
                 "Redis",
                 "active backend",
-                "proxied p50 / p99 ms",
-                "overhead p50 / p99 ms",
-                "added p50 ms",
-                "first-request stall ms",
+                "direct p50 ms",
+                "outage proxy p50 / p99 ms",
+                "reference p50 / p99 ms",
+                "CPU µs/req outage / reference",
+                "added p50 / CPU",
+                "stall ms",
                 "first 3 requests ms",
                 "back to redis s",
             ],

@@ -69,14 +69,24 @@ class Bench:
         block: int = 5,
         run: str = "r",
         seconds: float = 6.0,
+        reference: str | None = None,
     ) -> dict[str, Any]:
-        """Direct vs one proxy, side by side; adds the proxy's CPU time per proxied request."""
+        """Direct vs one proxy, side by side; adds the proxy's CPU time per proxied request.
+
+        ``reference`` names a second proxy interleaved as a third target: its summary and CPU
+        time land under ``reference``.
+        """
         proc, url = self.proxies[proxy]
+        targets = {"direct": self.upstream_url, "proxied": url}
+        ref = self.proxies[reference] if reference else None
+        if ref:
+            targets["reference"] = ref[1]
+        ref0 = ref[0].cpu_seconds() if ref else 0.0
         cpu0, up0 = proc.cpu_seconds(), self.upstream.cpu_seconds()
         out = self.load.run(
             {
                 "kind": "interleave",
-                "targets": {"direct": self.upstream_url, "proxied": url},
+                "targets": targets,
                 "request": request,
                 "n": n,
                 "concurrency": concurrency,
@@ -88,8 +98,16 @@ class Bench:
         )
         cpu, up = proc.cpu_seconds() - cpu0, self.upstream.cpu_seconds() - up0
         proxied = len(out["latency_us"]["proxied"]) + warmup
-        served = proxied + len(out["latency_us"]["direct"]) + warmup
+        served = sum(len(v) + warmup for v in out["latency_us"].values())
         row = stats.compare(out, proxy_cpu_us=cpu * 1e6 / max(proxied, 1))
+        if ref:
+            ref_n = len(out["latency_us"]["reference"]) + warmup
+            row["reference"] = stats.summarize(
+                out["latency_us"]["reference"], out["busy_s"]["reference"]
+            )
+            row["reference"]["cpu_us_per_req"] = round(
+                (ref[0].cpu_seconds() - ref0) * 1e6 / max(ref_n, 1), 1
+            )
         # The fake upstream's CPU per request: what a bare ASGI app costs here, right now.
         row["upstream_cpu_us_per_req"] = round(up * 1e6 / max(served, 1), 1)
         return row
@@ -250,17 +268,34 @@ class Bench:
     # ------------------------------------------------------------------ 3. Redis outage
 
     def phase_outage(self) -> None:
+        """One proxy loses its Redis (refused, then frozen) while a reference proxy on a second,
+        healthy Redis is measured interleaved with it and with direct calls: the outage's cost
+        is the outage proxy minus the reference, against the same difference when both are
+        healthy."""
+        spare = Redis("redis-ref")
+        spare.start()
         _, url = self.proxy("outage", "auto")
+        self.proxies["reference"] = procs.start_proxy("reference", self.upstream_url, "auto", spare)
         req = {"api": "generate", "size": 256, "stream": False}
         n = self.n(20000)
         out: dict[str, Any] = {
             "socket_timeout_s": 0.1,
             "probe_interval_s": 1.0,
-            "request": "POST /api/generate stream=false, 256-char prompt, c=1",
+            "request": "POST /api/generate stream=false, 256-char prompt, c=1; direct, "
+            "outage proxy and reference proxy (own healthy Redis) interleaved",
         }
-        out["healthy"] = self.interleave("outage", req, n, 1, warmup=100)
-        out["healthy"]["active_backend"] = self.health("outage")["cache"]["active_backend"]
-        print(stats.line("outage healthy", out["healthy"]), flush=True)
+
+        def measure(warmup: int) -> dict[str, Any]:
+            res = self.interleave("outage", req, n, 1, warmup=warmup, reference="reference")
+            res["vs_reference_ms"] = round(res["proxied"]["p50_ms"] - res["reference"]["p50_ms"], 3)
+            res["vs_reference_cpu_us"] = round(
+                res["proxy_cpu_us_per_req"] - res["reference"]["cpu_us_per_req"], 1
+            )
+            return res
+
+        healthy = out["healthy"] = measure(100)
+        healthy["active_backend"] = self.health("outage")["cache"]["active_backend"]
+        print(stats.line("outage healthy", healthy), flush=True)
 
         for mode in ("refused", "frozen"):
             if mode == "refused":
@@ -268,7 +303,7 @@ class Bench:
             else:
                 self.redis.freeze()
             first = self.load.run({"kind": "single", "url": url, "request": req, "count": 5})
-            res = self.interleave("outage", req, n, 1, warmup=20)
+            res = measure(20)
             res["first_requests_ms"] = [round(us / 1000, 3) for us in first["latency_us"]]
             res["first_status"] = first["status"]
             res["active_backend"] = self.health("outage")["cache"]["active_backend"]
@@ -289,18 +324,19 @@ class Bench:
             res["recovery_s"] = round(back["seconds"], 3)
             res["recovered"] = back["reached"]
             res["first_stall_ms"] = round(
-                res["first_requests_ms"][0] - out["healthy"]["proxied"]["p50_ms"], 3
+                res["first_requests_ms"][0] - healthy["proxied"]["p50_ms"], 3
             )
-            res["added_p50_ms"] = round(
-                res["proxied"]["p50_ms"] - out["healthy"]["proxied"]["p50_ms"], 3
-            )
-            res["added_overhead_p50_ms"] = round(
-                res["overhead_ms"]["p50"] - out["healthy"]["overhead_ms"]["p50"], 3
+            # Added latency with the breaker open: (outage - reference) now, minus the same
+            # difference when both were healthy. Also as CPU time per request.
+            res["added_p50_ms"] = round(res["vs_reference_ms"] - healthy["vs_reference_ms"], 3)
+            res["added_cpu_us"] = round(
+                res["vs_reference_cpu_us"] - healthy["vs_reference_cpu_us"], 1
             )
             out[mode] = res
             print(
                 stats.line(f"outage {mode}", res),
-                f"first={res['first_requests_ms'][:2]}ms recovery={res['recovery_s']}s",
+                f"first={res['first_requests_ms'][:2]}ms recovery={res['recovery_s']}s "
+                f"added={res['added_p50_ms']}ms cpu {res['added_cpu_us']}us",
                 flush=True,
             )
             # Warm up again on the healthy Redis before the next failure.
