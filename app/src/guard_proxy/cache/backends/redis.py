@@ -75,8 +75,15 @@ class RedisBackend(CacheBackend):
         self.client = aioredis.Redis(connection_pool=self.pool)
         self._slots = asyncio.Semaphore(settings.max_connections)
         self._pool_wait = settings.socket_timeout
-        # Outer bound of one call: connect, AUTH/SELECT on a new connection, the command.
-        self._deadline = settings.socket_connect_timeout + 3 * settings.socket_timeout + 0.05
+        # Outer bound of one call: connect, AUTH/SELECT on a new connection, the command;
+        # with Sentinel, a new connection may first ask each Sentinel in turn.
+        one_round = settings.socket_connect_timeout + settings.socket_timeout
+        self._deadline = (
+            settings.socket_connect_timeout
+            + 3 * settings.socket_timeout
+            + len(settings.sentinels) * one_round
+            + 0.05
+        )
         self.pool_timeouts = 0
 
     # ------------------------------------------------------------------ construction
