@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import orjson
+import pytest
 from redis.utils import HIREDIS_AVAILABLE
 from support.redis_server import RedisServer
 
@@ -237,3 +238,19 @@ async def test_retries_are_off(make_cache: CacheFactory, redis_server: RedisServ
     assert HIREDIS_AVAILABLE  # redis-py picks the hiredis parser by itself
     assert kwargs["protocol"] == 2
     assert not cache.redis.pool.maint_notifications_enabled()  # else stale sockets go unseen
+
+
+async def test_key_count_is_bounded(
+    make_cache: CacheFactory, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from guard_proxy.cache.backends import redis as redis_backend
+
+    monkeypatch.setattr(redis_backend, "COUNT_BUDGET", 1)
+    cache = await make_cache(redis=redis_server.settings(**RELAXED))
+    with redis_server.client() as client, client.pipeline() as pipe:
+        for i in range(5000):
+            pipe.set(f"guard:input:{i}", "{}")
+        pipe.execute()
+    stats = await cache.stats()
+    assert stats["redis"]["keys_complete"] is False
+    assert 0 < stats["redis"]["keys"] < 5000
