@@ -323,13 +323,16 @@ class GuardCache:
             latency = await self._on_redis(lambda r: r.ping())
             if not isinstance(latency, _Skip):
                 latency_ms = round(latency * 1000, 3)
+        active = self.active_backend
+        if active != "redis":  # another call tripped the breaker while we pinged
+            latency_ms = None
         connected = latency_ms is not None
         return {
             "healthy": not self._closing,
             "degraded": self.wants_redis and not connected,
             "enabled": self.enabled,
             "configured_backend": self.configured_backend,
-            "active_backend": self.active_backend,
+            "active_backend": active,
             "redis_connected": connected,
             "latency_ms": latency_ms,
             "redis_address": self.redis_address,
