@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from support.processes import ADMIN_TOKEN, Proxy
 
-from .conftest import ADMIN_TOKEN, Proxy, StartProxy
+from .conftest import StartProxy
 
 
 @pytest.fixture(scope="module")

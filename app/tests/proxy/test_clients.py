@@ -5,8 +5,9 @@ from __future__ import annotations
 import ollama
 import openai
 import pytest
+from support.processes import Proxy
 
-from .conftest import INPUT_TERM, OUTPUT_TERM, Proxy
+from .conftest import INPUT_TERM, OUTPUT_TERM
 
 PREFIX = "Plain words that are perfectly fine to say out loud. " * 8
 

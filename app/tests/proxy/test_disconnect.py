@@ -6,8 +6,7 @@ import time
 
 import httpx
 import pytest
-
-from .conftest import FakeOllama, Proxy
+from support.processes import FakeOllama, Proxy
 
 
 def _outcome(fake_ollama: FakeOllama, marker: str, timeout: float = 15) -> str | None:

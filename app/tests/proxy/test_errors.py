@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from support.processes import FakeOllama
 
-from .conftest import MAX_BODY, FakeOllama
+from .conftest import MAX_BODY
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from support.processes import FakeOllama
 
-from .conftest import OUTPUT_TERM, FakeOllama, ndjson, sse_events
+from .conftest import OUTPUT_TERM, ndjson, sse_events
 
 PREFIX = "The quick brown fox jumps over the lazy dog. " * 12  # longer than the hold-back
 

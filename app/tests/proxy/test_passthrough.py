@@ -6,8 +6,9 @@ import hashlib
 import json
 
 import httpx
+from support.processes import FakeOllama, Proxy
 
-from .conftest import FakeOllama, Proxy, ndjson
+from .conftest import ndjson
 
 
 def test_root_get_and_head(client: httpx.Client) -> None:

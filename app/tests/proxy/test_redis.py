@@ -8,9 +8,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from support.processes import Proxy
 from support.redis_server import RedisServer
 
-from .conftest import Proxy, StartProxy
+from .conftest import StartProxy
 
 
 def _redis_proxy(proxy_factory: StartProxy, server: RedisServer) -> Proxy:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.redis_server import free_port
+from support.processes import Process, Proxy, clean_env, free_port
 
-from .conftest import INPUT_TERM, Proxy, StartProxy, clean_env
+from .conftest import INPUT_TERM, StartProxy
 
 
 def _serve(
@@ -71,33 +71,16 @@ def test_serve_scanner_load_error_stops_start_up(tmp_path: Path) -> None:
 
 
 def test_serve_host_and_port_flags_override_env(tmp_path: Path) -> None:
-    from .conftest import _stop, _wait_http
-
     port, env_port = free_port(), free_port()
-    log = tmp_path / "flags.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "guard_proxy",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=clean_env(
-                {"PROXY_PORT": str(env_port), "PROXY_HOST": "0.0.0.0", "CACHE_BACKEND": "memory"}
-            ),
-        )
+    argv = [sys.executable, "-m", "guard_proxy", "serve", "--host", "127.0.0.1"]
+    argv += ["--port", str(port)]
+    env = {"PROXY_PORT": str(env_port), "PROXY_HOST": "0.0.0.0", "CACHE_BACKEND": "memory"}
+    process = Process("guard-proxy serve", argv, env, tmp_path / "flags.log")
     try:
-        _wait_http(f"http://127.0.0.1:{port}/health", process, log)
-        assert f'"port":{port}' in log.read_text()
+        process.wait_ready(f"http://127.0.0.1:{port}/health")
+        assert f'"port":{port}' in process.log.read_text()
     finally:
-        _stop(process)
+        process.stop()
 
 
 @pytest.mark.parametrize("abstract", [False, True])

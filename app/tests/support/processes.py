@@ -1,0 +1,215 @@
+"""Real processes for the proxy and CLI tests: a fake Ollama and ``guard-proxy serve``.
+
+Each runs as a subprocess with a clean environment (no guard-proxy or fake-Ollama setting
+inherited from the developer's shell), its output in a log file, and is reaped by ``stop()``.
+Readiness means *any* HTTP answer on a URL: an instance may refuse us (403) and still be up.
+The pytest fixtures around these live in ``app/tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from .redis_server import free_port
+
+__all__ = [
+    "ADMIN_TOKEN",
+    "START_TIMEOUT",
+    "TESTS_DIR",
+    "FakeOllama",
+    "Process",
+    "Proxy",
+    "clean_env",
+    "free_port",
+    "http_get",
+    "start_fake_ollama",
+    "start_proxy",
+]
+
+TESTS_DIR = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 30.0
+ADMIN_TOKEN = "admin-" + secrets.token_hex(12)
+"""The admin token every test proxy starts with (unless a test overrides it)."""
+
+_OWN_ENV_PREFIXES = (
+    "ACCESS_",
+    "CACHE_",
+    "GUARD_",
+    "LOG_LEVEL",
+    "OLLAMA_",
+    "PROXY_",
+    "REDIS_",
+    "FAKE_OLLAMA_",
+    "NOTIFY_SOCKET",
+)
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment without any guard-proxy or fake-Ollama setting, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_ENV_PREFIXES)}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    """``(status, body)`` without environment proxies; raises ``OSError`` when nothing answers."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except urllib.error.URLError as exc:
+        raise OSError(str(exc.reason)) from exc
+
+
+def _answers(url: str) -> bool:
+    try:
+        http_get(url)
+    except OSError:
+        return False
+    return True
+
+
+class Process:
+    """A subprocess started with ``clean_env(env)``, its output appended to ``log``."""
+
+    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], log: Path) -> None:
+        self.name = name
+        self.log = log
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(
+                list(argv),
+                env=clean_env(env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=TESTS_DIR,
+            )
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_ready(self, url: str, timeout: float = START_TIMEOUT) -> None:
+        """Return once ``url`` answers; fail the test if the process exits or never answers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running:
+                pytest.fail(f"{self.name} exited with {self.proc.returncode}:\n{self.log_text()}")
+            if _answers(url):
+                return
+            time.sleep(0.05)
+        self.stop()
+        pytest.fail(f"{self.name} did not answer {url} in time:\n{self.log_text()}")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 10 s; always reaped."""
+        if self.running:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def log_text(self) -> str:
+        """The end of the log, for failure messages."""
+        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+
+
+class FakeOllama:
+    """The fake upstream (``tests/fake_ollama.py`` under uvicorn): its URL and request record."""
+
+    def __init__(self, url: str, process: Process) -> None:
+        self.url = url
+        self.process = process
+
+    def requests(self, marker: str | None = None) -> list[dict[str, Any]]:
+        """Recorded requests; with ``marker``, only those whose body mentions it."""
+        data = httpx.get(f"{self.url}/_fake/requests", timeout=5).json()["requests"]
+        if marker is None:
+            return list(data)
+        return [r for r in data if marker in repr(r.get("body"))]
+
+    def stats(self) -> dict[str, int]:
+        return dict(httpx.get(f"{self.url}/_fake/stats", timeout=5).json())
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_fake_ollama(log: Path, env: Mapping[str, str] | None = None) -> FakeOllama:
+    """Start the fake Ollama on a free port (``FAKE_OLLAMA_*`` knobs in ``env``); wait for it."""
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "fake_ollama:app", "--app-dir", str(TESTS_DIR)]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    process = Process("fake ollama", argv, env or {}, log)
+    url = f"http://127.0.0.1:{port}"
+    process.wait_ready(f"{url}/api/version")
+    return FakeOllama(url, process)
+
+
+class Proxy:
+    """A running ``guard-proxy serve`` and the environment that configures it.
+
+    Pass ``env`` to CLI commands: they then find the instance through ``PROXY_HOST``/
+    ``PROXY_PORT`` exactly as an operator's shell would.
+    """
+
+    def __init__(self, env: dict[str, str], port: int, process: Process) -> None:
+        self.env = env
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = process
+        self.log = process.log
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """The JSON lines of the log (anything else skipped)."""
+        records = []
+        for line in self.logs().splitlines():
+            with contextlib.suppress(ValueError):
+                records.append(json.loads(line))
+        return records
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=kwargs.pop("timeout", 30), **kwargs)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_proxy(log: Path, env: Mapping[str, str], args: Sequence[str] = ()) -> Proxy:
+    """Run ``python -m guard_proxy serve *args`` with ``env`` and wait for ``/health``.
+
+    ``env`` must set ``PROXY_PORT`` (the instance listens on 127.0.0.1 there); on a failed
+    start the test fails with the log and the process is stopped.
+    """
+    full = dict(env)
+    port = int(full["PROXY_PORT"])
+    argv = [sys.executable, "-m", "guard_proxy", "serve", *args]
+    proxy = Proxy(full, port, Process("guard-proxy serve", argv, full, log))
+    try:
+        proxy.process.wait_ready(f"{proxy.url}/health")
+    except BaseException:
+        proxy.stop()
+        raise
+    return proxy
