@@ -351,17 +351,38 @@ def plots(r: dict[str, Any]) -> None:
         return
     ov = r.get("overhead", {}).get("rows", [])
     if ov:
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        labels = [f"{x['backend']}\nc={x['concurrency']}" for x in ov]
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+        one = [x for x in ov if x["concurrency"] == 1]
+        xs = range(len(one))
+        left.bar([i - 0.2 for i in xs], [x["overhead_ms"]["p50"] for x in one], 0.4, label="p50")
+        left.bar([i + 0.2 for i in xs], [x["overhead_ms"]["p99"] for x in one], 0.4, label="p99")
+        left.axhline(0.5, ls="--", lw=0.8, color="C0")
+        left.axhline(2.0, ls="--", lw=0.8, color="C1")
+        left.set_xticks(list(xs), [x["backend"] for x in one], fontsize=8)
+        left.set_ylabel("proxied − direct (ms)")
+        left.set_title("Cached-verdict overhead, c=1 (dashed: goals)", fontsize=10)
+        left.legend(fontsize=8)
         xs = range(len(ov))
-        ax.bar([i - 0.2 for i in xs], [x["overhead_ms"]["p50"] for x in ov], 0.4, label="p50")
-        ax.bar([i + 0.2 for i in xs], [x["overhead_ms"]["p99"] for x in ov], 0.4, label="p99")
-        ax.axhline(0.5, ls="--", lw=0.8, color="C0")
-        ax.axhline(2.0, ls="--", lw=0.8, color="C1")
-        ax.set_xticks(list(xs), labels, fontsize=8)
-        ax.set_ylabel("proxied − direct (ms)")
-        ax.set_title("Proxy overhead with a cached verdict (dashed: goals)")
-        ax.legend()
+        right.bar(
+            [i - 0.2 for i in xs],
+            [x.get("proxy_cpu_us_per_req") or 0 for x in ov],
+            0.4,
+            label="proxy",
+        )
+        right.bar(
+            [i + 0.2 for i in xs],
+            [x.get("upstream_cpu_us_per_req") or 0 for x in ov],
+            0.4,
+            label="bare ASGI upstream",
+        )
+        right.set_xticks(
+            list(xs),
+            [f"{x['backend'].replace('memory-nolog', 'no log')}\nc={x['concurrency']}" for x in ov],
+            fontsize=7,
+        )
+        right.set_ylabel("CPU µs per request")
+        right.set_title("CPU per request", fontsize=10)
+        right.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(PLOT_DIR / "overhead.png", dpi=110)
         plt.close(fig)
