@@ -10,14 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 from support.fixtures import redis_server, redis_server_factory  # noqa: F401
-from support.processes import FakeOllama, start_fake_ollama
+from support.processes import FakeOllama, spawn_fake_ollama
 
 
 @pytest.fixture(scope="session")
 def fake_ollama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeOllama]:
     """A fake Ollama on a free port for the whole session (3-character stream chunks)."""
     log = tmp_path_factory.mktemp("fake-ollama") / "fake.log"
-    fake = start_fake_ollama(log, {"FAKE_OLLAMA_CHUNK": "3", "FAKE_OLLAMA_SLOW_DELAY": "0.05"})
+    fake = spawn_fake_ollama(log, {"FAKE_OLLAMA_CHUNK": "3", "FAKE_OLLAMA_SLOW_DELAY": "0.05"})
     try:
         yield fake
     finally:

@@ -7,9 +7,10 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from support.processes import ADMIN_TOKEN, Proxy
 from support.redis_server import RedisServer
 
-from .conftest import ADMIN_TOKEN, Instance, RunCli
+from .conftest import RunCli
 from .test_status import generate
 
 
@@ -17,7 +18,7 @@ def test_stats(
     run_cli: RunCli,
     secrets: list[str],
     redis_server: RedisServer,
-    start_proxy: Callable[..., Instance],
+    start_proxy: Callable[..., Proxy],
 ) -> None:
     assert redis_server.password
     secrets.extend([redis_server.password, ADMIN_TOKEN])
@@ -41,7 +42,7 @@ def test_clear_with_the_admin_token(
     run_cli: RunCli,
     secrets: list[str],
     redis_server: RedisServer,
-    start_proxy: Callable[..., Instance],
+    start_proxy: Callable[..., Proxy],
 ) -> None:
     assert redis_server.password
     secrets.extend([redis_server.password, ADMIN_TOKEN])
@@ -62,7 +63,7 @@ def test_clear_with_the_admin_token(
 
 
 def test_clear_with_the_token_from_a_file(
-    run_cli: RunCli, secrets: list[str], tmp_path: Path, start_proxy: Callable[..., Instance]
+    run_cli: RunCli, secrets: list[str], tmp_path: Path, start_proxy: Callable[..., Proxy]
 ) -> None:
     secrets.append(ADMIN_TOKEN)
     instance = start_proxy({"CACHE_BACKEND": "memory"})
@@ -75,7 +76,7 @@ def test_clear_with_the_token_from_a_file(
 
 
 def test_clear_refused(
-    run_cli: RunCli, secrets: list[str], start_proxy: Callable[..., Instance]
+    run_cli: RunCli, secrets: list[str], start_proxy: Callable[..., Proxy]
 ) -> None:
     wrong = "wrong-" + ADMIN_TOKEN[::-1]
     secrets.extend([ADMIN_TOKEN, wrong])
@@ -91,7 +92,7 @@ def test_clear_refused(
     assert "no admin token is configured here" in result.stderr, str(result)
 
 
-def test_instance_down(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
+def test_instance_down(run_cli: RunCli, start_proxy: Callable[..., Proxy]) -> None:
     instance = start_proxy({"CACHE_BACKEND": "memory"})
     instance.stop()
     for action in ("stats", "clear"):
@@ -101,7 +102,7 @@ def test_instance_down(run_cli: RunCli, start_proxy: Callable[..., Instance]) ->
 
 
 def test_clear_when_the_instance_has_no_admin_token(
-    run_cli: RunCli, secrets: list[str], start_proxy: Callable[..., Instance]
+    run_cli: RunCli, secrets: list[str], start_proxy: Callable[..., Proxy]
 ) -> None:
     secrets.append(ADMIN_TOKEN)
     instance = start_proxy({"CACHE_BACKEND": "memory", "GUARD_PROXY_ADMIN_TOKEN": ""})

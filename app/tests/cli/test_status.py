@@ -15,11 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.processes import Proxy
 from support.redis_server import RedisServer, free_port
 
 from guard_proxy import __version__
 
-from .conftest import Instance, Result, RunCli, wait_until
+from .conftest import Result, RunCli, wait_until
 
 BANNED = "forbidden-zebra"
 
@@ -39,7 +40,7 @@ def config_file(tmp_path: Path) -> Path:
     return path
 
 
-def generate(instance: Instance, prompt: str) -> int:
+def generate(instance: Proxy, prompt: str) -> int:
     """POST /api/generate (not streamed); the HTTP status."""
     body = json.dumps({"model": "llama3.2", "prompt": prompt, "stream": False}).encode()
     req = urllib.request.Request(
@@ -56,7 +57,7 @@ def generate(instance: Instance, prompt: str) -> int:
         return int(exc.code)
 
 
-def status(run_cli: RunCli, instance: Instance, *args: str) -> Result:
+def status(run_cli: RunCli, instance: Proxy, *args: str) -> Result:
     return run_cli("status", *args, env=instance.env)
 
 
@@ -71,7 +72,7 @@ def test_healthy_on_redis(
     run_cli: RunCli,
     secrets: list[str],
     redis_server: RedisServer,
-    start_proxy: Callable[..., Instance],
+    start_proxy: Callable[..., Proxy],
     config_file: Path,
 ) -> None:
     assert redis_server.password
@@ -113,7 +114,7 @@ def test_falls_back_to_memory_and_recovers(
     run_cli: RunCli,
     secrets: list[str],
     redis_server: RedisServer,
-    start_proxy: Callable[..., Instance],
+    start_proxy: Callable[..., Proxy],
 ) -> None:
     assert redis_server.password
     secrets.append(redis_server.password)
@@ -145,7 +146,7 @@ def test_falls_back_to_memory_and_recovers(
     assert row(result, "failovers").startswith("1 failover, 1 recovery; last: recovery 20")
 
 
-def test_redis_refused_at_start(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
+def test_redis_refused_at_start(run_cli: RunCli, start_proxy: Callable[..., Proxy]) -> None:
     port = free_port()
     instance = start_proxy({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(port)})
     result = status(run_cli, instance)
@@ -155,7 +156,7 @@ def test_redis_refused_at_start(run_cli: RunCli, start_proxy: Callable[..., Inst
 
 
 def test_memory_by_configuration_is_healthy(
-    run_cli: RunCli, start_proxy: Callable[..., Instance]
+    run_cli: RunCli, start_proxy: Callable[..., Proxy]
 ) -> None:
     instance = start_proxy({"CACHE_BACKEND": "memory"})
     result = status(run_cli, instance)
@@ -164,14 +165,14 @@ def test_memory_by_configuration_is_healthy(
     assert row(result, "redis") == "not used"
 
 
-def test_redis_disabled_is_healthy(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
+def test_redis_disabled_is_healthy(run_cli: RunCli, start_proxy: Callable[..., Proxy]) -> None:
     instance = start_proxy({"REDIS_ENABLED": "false", "REDIS_PORT": str(free_port())})
     result = status(run_cli, instance)
     assert result.returncode == 0, str(result)
     assert row(result, "redis") == "not used"
 
 
-def test_upstream_down_is_degraded(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
+def test_upstream_down_is_degraded(run_cli: RunCli, start_proxy: Callable[..., Proxy]) -> None:
     instance = start_proxy(
         {"CACHE_BACKEND": "memory", "OLLAMA_URL": f"http://127.0.0.1:{free_port()}"}
     )
@@ -180,7 +181,7 @@ def test_upstream_down_is_degraded(run_cli: RunCli, start_proxy: Callable[..., I
     assert "UNREACHABLE" in row(result, "upstream"), str(result)
 
 
-def test_instance_down(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
+def test_instance_down(run_cli: RunCli, start_proxy: Callable[..., Proxy]) -> None:
     instance = start_proxy({"CACHE_BACKEND": "memory"})
     assert status(run_cli, instance).returncode == 0
     instance.stop()
@@ -194,7 +195,7 @@ def test_instance_down(run_cli: RunCli, start_proxy: Callable[..., Instance]) ->
 
 
 def test_url_from_wildcard_listen_address(
-    run_cli: RunCli, start_proxy: Callable[..., Instance]
+    run_cli: RunCli, start_proxy: Callable[..., Proxy]
 ) -> None:
     instance = start_proxy({"CACHE_BACKEND": "memory", "PROXY_HOST": "0.0.0.0"})
     result = status(run_cli, instance)
@@ -202,7 +203,7 @@ def test_url_from_wildcard_listen_address(
     assert result.stdout.startswith(f"guard-proxy at http://127.0.0.1:{instance.env['PROXY_PORT']}")
 
 
-def test_url_option_wins_over_config(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
+def test_url_option_wins_over_config(run_cli: RunCli, start_proxy: Callable[..., Proxy]) -> None:
     instance = start_proxy({"CACHE_BACKEND": "memory"})
     env = {"PROXY_PORT": str(free_port())}  # the config points elsewhere
     assert run_cli("status", env=env).returncode == 2
@@ -216,7 +217,7 @@ def test_invalid_config_without_url(run_cli: RunCli) -> None:
     assert "PROXY_PORT" in result.stderr or "server.port" in result.stderr, str(result)
 
 
-def test_version_and_uptime(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
+def test_version_and_uptime(run_cli: RunCli, start_proxy: Callable[..., Proxy]) -> None:
     instance = start_proxy({"CACHE_BACKEND": "memory"})
     result = status(run_cli, instance)
     assert result.returncode == 0, str(result)
@@ -227,14 +228,14 @@ def test_version_and_uptime(run_cli: RunCli, start_proxy: Callable[..., Instance
     ), str(result)
 
 
-def test_refused_by_the_allow_list(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
+def test_refused_by_the_allow_list(run_cli: RunCli, start_proxy: Callable[..., Proxy]) -> None:
     instance = start_proxy({"CACHE_BACKEND": "memory", "ACCESS_ALLOW": "192.0.2.0/24"})
     result = status(run_cli, instance)
     assert result.returncode == 2, str(result)
     assert "HTTP 403" in result.stdout and "access.allow" in result.stdout, str(result)
 
 
-def test_cache_disabled_is_healthy(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
+def test_cache_disabled_is_healthy(run_cli: RunCli, start_proxy: Callable[..., Proxy]) -> None:
     instance = start_proxy({"CACHE_ENABLED": "false", "REDIS_PORT": str(free_port())})
     result = status(run_cli, instance)
     assert result.returncode == 0, str(result)
@@ -242,7 +243,7 @@ def test_cache_disabled_is_healthy(run_cli: RunCli, start_proxy: Callable[..., I
     assert "redis" not in re.findall(r"^  (\S+)", result.stdout, re.M)
 
 
-def test_frozen_instance_is_down(run_cli: RunCli, start_proxy: Callable[..., Instance]) -> None:
+def test_frozen_instance_is_down(run_cli: RunCli, start_proxy: Callable[..., Proxy]) -> None:
     instance = start_proxy({"CACHE_BACKEND": "memory"})
     pid = instance.process.proc.pid
     os.kill(pid, signal.SIGSTOP)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from support.processes import ADMIN_TOKEN, FakeOllama, Proxy, free_port, start_proxy
+from support.processes import ADMIN_TOKEN, FakeOllama, Proxy, free_port, spawn_proxy
 
 INPUT_TERM = "kaboom"
 OUTPUT_TERM = "forbidden-term"
@@ -70,7 +70,7 @@ def proxy_factory(
             "GUARD_PROXY_ADMIN_TOKEN": ADMIN_TOKEN,
             **(env or {}),
         }
-        proxy = start_proxy(workdir / "proxy.log", full_env, ["--config", str(config_path)])
+        proxy = spawn_proxy(workdir / "proxy.log", full_env, ["--config", str(config_path)])
         started.append(proxy)
         return proxy
 

@@ -36,8 +36,8 @@ __all__ = [
     "clean_env",
     "free_port",
     "http_get",
-    "start_fake_ollama",
-    "start_proxy",
+    "spawn_fake_ollama",
+    "spawn_proxy",
 ]
 
 TESTS_DIR = Path(__file__).resolve().parent.parent
@@ -154,7 +154,7 @@ class FakeOllama:
         self.process.stop()
 
 
-def start_fake_ollama(log: Path, env: Mapping[str, str] | None = None) -> FakeOllama:
+def spawn_fake_ollama(log: Path, env: Mapping[str, str] | None = None) -> FakeOllama:
     """Start the fake Ollama on a free port (``FAKE_OLLAMA_*`` knobs in ``env``); wait for it."""
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "fake_ollama:app", "--app-dir", str(TESTS_DIR)]
@@ -197,7 +197,7 @@ class Proxy:
         self.process.stop()
 
 
-def start_proxy(log: Path, env: Mapping[str, str], args: Sequence[str] = ()) -> Proxy:
+def spawn_proxy(log: Path, env: Mapping[str, str], args: Sequence[str] = ()) -> Proxy:
     """Run ``python -m guard_proxy serve *args`` with ``env`` and wait for ``/health``.
 
     ``env`` must set ``PROXY_PORT`` (the instance listens on 127.0.0.1 there); on a failed
