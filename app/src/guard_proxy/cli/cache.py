@@ -12,7 +12,14 @@ import argparse
 import sys
 from typing import Any
 
-from guard_proxy.cli.status import EXIT_DOWN, add_url_arguments, error_text
+from guard_proxy.cli._instance import (
+    EXIT_DOWN,
+    Unreachable,
+    add_url_arguments,
+    error_text,
+    request,
+    resolve_or_report,
+)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -41,25 +48,10 @@ def add_parser(subparsers: Any) -> None:
     clear.set_defaults(handler=run_clear)
 
 
-def _resolve(args: argparse.Namespace) -> tuple[str, Any] | None:
-    from guard_proxy.cli.status import resolve
-    from guard_proxy.exceptions import ConfigError
-
-    try:
-        return resolve(args)
-    except ConfigError as exc:
-        for line in exc.lines():
-            print(f"error: {line}", file=sys.stderr)
-        print("error: cannot work out the instance URL; pass --url", file=sys.stderr)
-        return None
-
-
 def run_stats(args: argparse.Namespace) -> int:
     import json
 
-    from guard_proxy.cli.status import Unreachable, request
-
-    resolved = _resolve(args)
+    resolved = resolve_or_report(args)
     if resolved is None:
         return EXIT_DOWN
     url, _ = resolved
@@ -104,7 +96,7 @@ def _flatten(doc: dict[str, Any], prefix: str = "") -> Any:
 def _show(key: str, value: Any) -> str:
     import json
 
-    from guard_proxy.cli.status import human_bytes, when
+    from guard_proxy.cli._format import human_bytes, when
 
     name = key.rsplit(".", 1)[-1]
     if value is None:
@@ -123,9 +115,7 @@ def _show(key: str, value: Any) -> str:
 def run_clear(args: argparse.Namespace) -> int:
     import json
 
-    from guard_proxy.cli.status import Unreachable, request
-
-    resolved = _resolve(args)
+    resolved = resolve_or_report(args)
     if resolved is None:
         return EXIT_DOWN
     url, settings = resolved

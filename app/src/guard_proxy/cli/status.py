@@ -6,23 +6,31 @@ Asks the instance itself over HTTP (``/health``, ``/cache/health``, ``/cache/sta
 (fell back to memory although Redis is configured, or the upstream is unreachable), 2 the
 instance does not answer (or its address cannot be worked out).
 
-Also home of the small HTTP helpers shared with ``guard-proxy cache``.
+Finding and asking the instance is :mod:`guard_proxy.cli._instance`; reading ``/metrics`` is
+:mod:`guard_proxy.cli._prometheus`. This module gathers, judges and renders.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from guard_proxy.cli import add_config_argument
+from guard_proxy.cli._format import human_bytes, human_duration, when
+from guard_proxy.cli._instance import (
+    EXIT_DOWN,
+    Unreachable,
+    add_url_arguments,
+    get_json,
+    request,
+    resolve_or_report,
+)
+from guard_proxy.cli._prometheus import blocks_by_scanner, parse
 
 if TYPE_CHECKING:
     from guard_proxy.config import Settings
 
-EXIT_HEALTHY, EXIT_DEGRADED, EXIT_DOWN = 0, 1, 2
-DEFAULT_TIMEOUT = 3.0
+EXIT_HEALTHY, EXIT_DEGRADED = 0, 1
 
 
 def add_parser(subparsers: Any) -> None:
@@ -36,160 +44,6 @@ def add_parser(subparsers: Any) -> None:
     add_url_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document instead")
     parser.set_defaults(handler=run)
-
-
-def add_url_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--url``, ``--config`` and ``--timeout``: how the CLI finds and waits for an instance."""
-    parser.add_argument(
-        "--url",
-        metavar="URL",
-        default=None,
-        help="base URL of the instance (default: http://<server.host>:<server.port> from config)",
-    )
-    add_config_argument(parser)
-    parser.add_argument(
-        "--timeout",
-        metavar="S",
-        type=_seconds,
-        default=DEFAULT_TIMEOUT,
-        help=f"seconds to wait for each HTTP answer (default {DEFAULT_TIMEOUT:g})",
-    )
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds in (0, 3600], got {text!r}")
-    return value
-
-
-# --------------------------------------------------------------------------- HTTP helpers
-
-
-class Unreachable(Exception):
-    """The instance did not answer: refused, timed out, reset, or not HTTP."""
-
-
-@dataclass
-class Reply:
-    status: int
-    body: bytes
-    content_type: str = ""
-
-    def json(self) -> Any:
-        import json
-
-        return json.loads(self.body)
-
-
-def base_url(host: str, port: int) -> str:
-    """``http://host:port`` for a listen address; wildcard binds map to loopback."""
-    if host in ("", "0.0.0.0"):
-        host = "127.0.0.1"
-    elif host in ("::", "[::]"):
-        host = "::1"
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return f"http://{host}:{port}"
-
-
-def resolve(args: argparse.Namespace) -> tuple[str, Settings | None]:
-    """The instance URL and the settings (``None`` when --url is given and config is invalid).
-
-    Raises :class:`guard_proxy.exceptions.ConfigError` when the URL has to come from an invalid
-    configuration.
-    """
-    from guard_proxy.config import load_settings
-    from guard_proxy.exceptions import ConfigError
-
-    try:
-        settings = load_settings(args.config)
-    except ConfigError:
-        if args.url is None:
-            raise
-        return args.url.rstrip("/"), None
-    if args.url is not None:
-        return args.url.rstrip("/"), settings
-    return base_url(settings.server.host, settings.server.port), settings
-
-
-def request(
-    url: str,
-    *,
-    method: str = "GET",
-    timeout: float = DEFAULT_TIMEOUT,
-    headers: dict[str, str] | None = None,
-) -> Reply:
-    """One HTTP call without environment proxies; any HTTP status is a :class:`Reply`."""
-    import http.client
-    import urllib.error
-    import urllib.request
-
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    data = b"" if method == "POST" else None
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with opener.open(req, timeout=timeout) as resp:
-            return Reply(resp.status, resp.read(), resp.headers.get("content-type", ""))
-    except urllib.error.HTTPError as exc:
-        body = exc.read() if exc.fp is not None else b""
-        return Reply(exc.code, body, exc.headers.get("content-type", "") if exc.headers else "")
-    except urllib.error.URLError as exc:
-        raise Unreachable(_reason(exc.reason)) from exc
-    except TimeoutError as exc:
-        raise Unreachable(f"no answer within {timeout:g} s") from exc
-    except (http.client.HTTPException, ConnectionError, OSError) as exc:
-        raise Unreachable(_reason(exc)) from exc
-
-
-def _reason(reason: object) -> str:
-    import socket
-
-    if isinstance(reason, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(reason, TimeoutError):
-        return "timed out"
-    if isinstance(reason, socket.gaierror):
-        return f"cannot resolve host ({reason.strerror})"
-    if isinstance(reason, OSError) and reason.strerror:
-        return reason.strerror.lower()
-    return str(reason) or type(reason).__name__
-
-
-def error_text(body: bytes) -> str:
-    """The message of an error answer (``{"error": ...}`` in either shape), or its text."""
-    import json
-
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        return body.decode("utf-8", "replace").strip()[:200] or "(empty body)"
-    if isinstance(doc, dict):
-        err = doc.get("error", doc.get("detail", doc))
-        if isinstance(err, dict):
-            err = err.get("message", err)
-        return str(err)
-    return str(doc)
-
-
-def get_json(url: str, timeout: float) -> tuple[Any, str | None]:
-    """``(document, None)`` or ``(None, why not)`` for an endpoint that may be missing.
-
-    A 503 with a JSON body is a document too: ``/cache/health`` answers so when unhealthy.
-    """
-    try:
-        reply = request(url, timeout=timeout)
-    except Unreachable as exc:
-        return None, str(exc)
-    if reply.status not in (200, 503):
-        return None, f"HTTP {reply.status}: {error_text(reply.body)}"
-    try:
-        return reply.json(), None
-    except ValueError:
-        return None, "not JSON"
 
 
 # --------------------------------------------------------------------------- gathering
@@ -339,109 +193,7 @@ def judge(snap: Snapshot, settings: Settings | None) -> tuple[int, list[str]]:
     return (EXIT_DEGRADED if reasons else EXIT_HEALTHY), reasons
 
 
-# --------------------------------------------------------------------------- /metrics
-
-Sample = tuple[str, dict[str, str], float]
-
-
-def parse(text: str) -> list[Sample]:
-    """Samples of a Prometheus text exposition: ``(name, labels, value)``; comments skipped."""
-    import re
-
-    label = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
-    samples: list[Sample] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        labels: dict[str, str] = {}
-        if "{" in line:
-            name, _, rest = line.partition("{")
-            body, _, tail = rest.rpartition("}")
-            for m in label.finditer(body):
-                labels[m.group(1)] = (
-                    m.group(2).replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
-                )
-        else:
-            name, _, tail = line.partition(" ")
-        fields = tail.split()
-        if not fields:
-            continue
-        try:
-            value = float(fields[0])
-        except ValueError:
-            continue
-        samples.append((name.strip(), labels, value))
-    return samples
-
-
-BLOCKS_METRIC = "guard_proxy_blocks_total"
-
-
-def blocks_by_scanner(samples: list[Sample]) -> dict[str, float]:
-    """Blocks since start keyed ``"<direction> <scanner>"``, from :data:`BLOCKS_METRIC`."""
-    counts: dict[str, float] = {}
-    for name, labels, value in samples:
-        if name != BLOCKS_METRIC or "scanner" not in labels:
-            continue
-        direction = labels.get("direction", "")
-        key = f"{direction} {labels['scanner']}".strip()
-        counts[key] = counts.get(key, 0.0) + value
-    return {k: int(v) if v.is_integer() else v for k, v in counts.items() if v}
-
-
 # --------------------------------------------------------------------------- rendering
-
-
-def human_bytes(value: Any) -> str:
-    try:
-        n = float(value)
-    except (TypeError, ValueError):
-        return "unknown"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"  # pragma: no cover - unreachable
-
-
-def human_duration(seconds: Any) -> str:
-    try:
-        total = int(float(seconds))
-    except (TypeError, ValueError):
-        return "unknown"
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h {minutes}m"
-    if hours:
-        return f"{hours}h {minutes}m {secs}s"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"
-
-
-def when(value: Any, *, ago: bool = True) -> str | None:
-    """A timestamp (epoch seconds or ISO text) as ``ISO (N ago)``; ``None`` when absent."""
-    import time
-    from datetime import UTC, datetime
-
-    if value in (None, "", 0):
-        return None
-    try:
-        if isinstance(value, int | float):
-            moment = datetime.fromtimestamp(float(value), UTC)
-        else:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-    except (ValueError, OverflowError, OSError):
-        return str(value)
-    text = f"{moment.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC"
-    if not ago:
-        return text
-    return f"{text} ({human_duration(max(0.0, time.time() - moment.timestamp()))} ago)"
 
 
 def _yes_no(value: Any, yes: str, no: str, unknown: str = "unknown") -> str:
@@ -592,15 +344,10 @@ def as_json(snap: Snapshot, settings: Settings | None) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from guard_proxy.exceptions import ConfigError
-
-    try:
-        url, settings = resolve(args)
-    except ConfigError as exc:
-        for line in exc.lines():
-            print(f"error: {line}", file=sys.stderr)
-        print("error: cannot work out the instance URL; pass --url", file=sys.stderr)
+    resolved = resolve_or_report(args)
+    if resolved is None:
         return EXIT_DOWN
+    url, settings = resolved
     if args.url is not None:
         settings = None  # the local config describes some other instance: guess nothing from it
     snap = gather(url, args.timeout, settings)

@@ -1,0 +1,185 @@
+"""How the operator commands find and ask a running instance: ``--url``/``--config``, HTTP.
+
+``status`` and ``cache`` share these. Requests go through ``urllib`` without environment
+proxies; any HTTP status is a :class:`Reply`, and no answer at all is :class:`Unreachable`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from guard_proxy.cli import add_config_argument
+
+if TYPE_CHECKING:
+    from guard_proxy.config import Settings
+
+EXIT_DOWN = 2
+"""Exit code of every instance command when the instance does not answer (or cannot be found)."""
+DEFAULT_TIMEOUT = 3.0
+
+
+def add_url_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--url``, ``--config`` and ``--timeout``: how the CLI finds and waits for an instance."""
+    parser.add_argument(
+        "--url",
+        metavar="URL",
+        default=None,
+        help="base URL of the instance (default: http://<server.host>:<server.port> from config)",
+    )
+    add_config_argument(parser)
+    parser.add_argument(
+        "--timeout",
+        metavar="S",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds to wait for each HTTP answer (default {DEFAULT_TIMEOUT:g})",
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds in (0, 3600], got {text!r}")
+    return value
+
+
+class Unreachable(Exception):
+    """The instance did not answer: refused, timed out, reset, or not HTTP."""
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    content_type: str = ""
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+def base_url(host: str, port: int) -> str:
+    """``http://host:port`` for a listen address; wildcard binds map to loopback."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host in ("::", "[::]"):
+        host = "::1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def resolve(args: argparse.Namespace) -> tuple[str, Settings | None]:
+    """The instance URL and the settings (``None`` when --url is given and config is invalid).
+
+    Raises :class:`guard_proxy.exceptions.ConfigError` when the URL has to come from an invalid
+    configuration.
+    """
+    from guard_proxy.config import load_settings
+    from guard_proxy.exceptions import ConfigError
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError:
+        if args.url is None:
+            raise
+        return args.url.rstrip("/"), None
+    if args.url is not None:
+        return args.url.rstrip("/"), settings
+    return base_url(settings.server.host, settings.server.port), settings
+
+
+def request(
+    url: str,
+    *,
+    method: str = "GET",
+    timeout: float = DEFAULT_TIMEOUT,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """One HTTP call without environment proxies; any HTTP status is a :class:`Reply`."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    data = b"" if method == "POST" else None
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with opener.open(req, timeout=timeout) as resp:
+            return Reply(resp.status, resp.read(), resp.headers.get("content-type", ""))
+    except urllib.error.HTTPError as exc:
+        body = exc.read() if exc.fp is not None else b""
+        return Reply(exc.code, body, exc.headers.get("content-type", "") if exc.headers else "")
+    except urllib.error.URLError as exc:
+        raise Unreachable(_reason(exc.reason)) from exc
+    except TimeoutError as exc:
+        raise Unreachable(f"no answer within {timeout:g} s") from exc
+    except (http.client.HTTPException, ConnectionError, OSError) as exc:
+        raise Unreachable(_reason(exc)) from exc
+
+
+def _reason(reason: object) -> str:
+    import socket
+
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, TimeoutError):
+        return "timed out"
+    if isinstance(reason, socket.gaierror):
+        return f"cannot resolve host ({reason.strerror})"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror.lower()
+    return str(reason) or type(reason).__name__
+
+
+def error_text(body: bytes) -> str:
+    """The message of an error answer (``{"error": ...}`` in either shape), or its text."""
+    import json
+
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace").strip()[:200] or "(empty body)"
+    if isinstance(doc, dict):
+        err = doc.get("error", doc.get("detail", doc))
+        if isinstance(err, dict):
+            err = err.get("message", err)
+        return str(err)
+    return str(doc)
+
+
+def get_json(url: str, timeout: float) -> tuple[Any, str | None]:
+    """``(document, None)`` or ``(None, why not)`` for an endpoint that may be missing.
+
+    A 503 with a JSON body is a document too: ``/cache/health`` answers so when unhealthy.
+    """
+    try:
+        reply = request(url, timeout=timeout)
+    except Unreachable as exc:
+        return None, str(exc)
+    if reply.status not in (200, 503):
+        return None, f"HTTP {reply.status}: {error_text(reply.body)}"
+    try:
+        return reply.json(), None
+    except ValueError:
+        return None, "not JSON"
+
+
+def resolve_or_report(args: argparse.Namespace) -> tuple[str, Settings | None] | None:
+    """:func:`resolve`, or ``None`` after printing why the URL cannot be worked out."""
+    from guard_proxy.exceptions import ConfigError
+
+    try:
+        return resolve(args)
+    except ConfigError as exc:
+        for line in exc.lines():
+            print(f"error: {line}", file=sys.stderr)
+        print("error: cannot work out the instance URL; pass --url", file=sys.stderr)
+        return None
