@@ -15,6 +15,26 @@ def fail_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("FAIL")]
 
 
+def acl_user(
+    factory: Callable[..., RedisServer], secrets: list[str], rules: str
+) -> tuple[RedisServer, dict[str, str]]:
+    """A server with an ACL user ``app`` (``rules`` after ``on >password``), and its env.
+
+    Both the server's and ``app``'s password are registered as secrets.
+    """
+    app_password = random.token_hex(12)
+    server = factory(extra_config=[f"user app on >{app_password} {rules}"])
+    assert server.password
+    secrets.extend([server.password, app_password])
+    env = {
+        "REDIS_HOST": server.host,
+        "REDIS_PORT": str(server.port),
+        "REDIS_USERNAME": "app",
+        "REDIS_PASSWORD": app_password,
+    }
+    return server, env
+
+
 def test_good_redis(run_cli: RunCli, secrets: list[str], redis_server: RedisServer) -> None:
     assert redis_server.password
     secrets.append(redis_server.password)
@@ -111,18 +131,7 @@ def test_frozen_redis(run_cli: RunCli, secrets: list[str], redis_server: RedisSe
 def test_acl_user_missing_a_command(
     run_cli: RunCli, secrets: list[str], redis_server_factory: Callable[..., RedisServer]
 ) -> None:
-    app_password = random.token_hex(12)
-    server: RedisServer = redis_server_factory(
-        extra_config=[f"user app on >{app_password} ~guard:* +@all -unlink"]
-    )
-    assert server.password
-    secrets.extend([server.password, app_password])
-    env = {
-        "REDIS_HOST": server.host,
-        "REDIS_PORT": str(server.port),
-        "REDIS_USERNAME": "app",
-        "REDIS_PASSWORD": app_password,
-    }
+    server, env = acl_user(redis_server_factory, secrets, "~guard:* +@all -unlink")
     result = run_cli("check-redis", env=env)
     assert result.returncode == 1, str(result)
     assert re.search(r"^ok +AUTH as user 'app'", result.stdout, re.M), str(result)
@@ -136,18 +145,7 @@ def test_acl_user_missing_a_command(
 def test_acl_user_without_set(
     run_cli: RunCli, secrets: list[str], redis_server_factory: Callable[..., RedisServer]
 ) -> None:
-    app_password = random.token_hex(12)
-    server: RedisServer = redis_server_factory(
-        extra_config=[f"user app on >{app_password} ~guard:* +@all -set"]
-    )
-    assert server.password
-    secrets.extend([server.password, app_password])
-    env = {
-        "REDIS_HOST": server.host,
-        "REDIS_PORT": str(server.port),
-        "REDIS_USERNAME": "app",
-        "REDIS_PASSWORD": app_password,
-    }
+    _, env = acl_user(redis_server_factory, secrets, "~guard:* +@all -set")
     result = run_cli("check-redis", env=env)
     assert result.returncode == 1, str(result)
     (line,) = fail_lines(result.stdout)  # GET, EXISTS, ... are allowed: no cascade
@@ -159,19 +157,8 @@ def test_acl_user_without_set(
 def test_acl_user_outside_its_key_pattern(
     run_cli: RunCli, secrets: list[str], redis_server_factory: Callable[..., RedisServer]
 ) -> None:
-    app_password = random.token_hex(12)
-    server: RedisServer = redis_server_factory(
-        extra_config=[f"user app on >{app_password} ~guard:* +@all"]
-    )
-    assert server.password
-    secrets.extend([server.password, app_password])
-    env = {
-        "REDIS_HOST": server.host,
-        "REDIS_PORT": str(server.port),
-        "REDIS_USERNAME": "app",
-        "REDIS_PASSWORD": app_password,
-        "CACHE_PREFIX": "elsewhere:",
-    }
+    _, env = acl_user(redis_server_factory, secrets, "~guard:* +@all")
+    env["CACHE_PREFIX"] = "elsewhere:"
     result = run_cli("check-redis", env=env)
     assert result.returncode == 1, str(result)
     assert any(line.startswith("FAIL  SET EX") for line in fail_lines(result.stdout)), str(result)
