@@ -3,7 +3,10 @@
     GuardProxyError
     ├── ConfigError            invalid configuration; carries one problem per key
     ├── CacheError
-    │   └── CacheBackendError  a backend could not serve (refused, timeout, auth, protocol)
+    │   └── CacheBackendError  a backend could not serve: refused, reset, timeout (breaker counts)
+    │       ├── AuthFailed       the server refused our credentials (counted; logged as such)
+    │       ├── PoolTimeout      every connection was busy, server not at fault (breaker ignores)
+    │       └── CommandRejected  the server answered with an error: OOM, NOPERM (breaker ignores)
     ├── GuardError
     │   ├── ScannerLoadError   a scanner (built-in or plug-in) could not be built
     │   └── ScannerError       a scanner raised while scanning
@@ -37,7 +40,19 @@ class CacheError(GuardProxyError):
 
 
 class CacheBackendError(CacheError):
-    """A cache backend could not serve a call (connection refused, timeout, auth, protocol)."""
+    """A cache backend could not serve a call (connection refused, reset, timeout, protocol)."""
+
+
+class AuthFailed(CacheBackendError):
+    """The server rejected the username/password (``WRONGPASS``, ``NOAUTH``)."""
+
+
+class PoolTimeout(CacheBackendError):
+    """No connection became free in time: a local limit, not a sign that the server is down."""
+
+
+class CommandRejected(CacheBackendError):
+    """The server is up and answered the command with an error (``OOM``, ``NOPERM``)."""
 
 
 class GuardError(GuardProxyError):

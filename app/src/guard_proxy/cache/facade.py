@@ -25,13 +25,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from guard_proxy.cache.backends.base import AuthFailed, CommandRejected, PoolTimeout
 from guard_proxy.cache.backends.memory import MemoryBackend
 from guard_proxy.cache.breaker import CircuitBreaker
 from guard_proxy.cache.keys import make_key
 from guard_proxy.cache.singleflight import SingleFlight
 from guard_proxy.config.settings import CacheSettings, RedisSettings
-from guard_proxy.exceptions import CacheBackendError
+from guard_proxy.exceptions import AuthFailed, CacheBackendError, CommandRejected, PoolTimeout
 
 if TYPE_CHECKING:
     from guard_proxy.cache.backends.redis import RedisBackend

@@ -1,14 +1,10 @@
-"""The backend contract and the errors a backend may raise.
+"""The backend contract.
 
 A backend stores opaque ``bytes`` values under ``str`` keys with a TTL in seconds. Every
-method may raise :class:`~guard_proxy.exceptions.CacheBackendError` (or a subclass below)
+method may raise :class:`~guard_proxy.exceptions.CacheBackendError` or one of its subclasses
+(``AuthFailed``, ``PoolTimeout``, ``CommandRejected``, all in :mod:`guard_proxy.exceptions`)
 and nothing else; the facade decides what a failure means. The facade owns the backend and
 calls :meth:`CacheBackend.aclose` once; a closed backend is not used again.
-
-    CacheBackendError    could not serve: refused, reset, timeout   (the breaker counts it)
-    ├── AuthFailed       the server refused our credentials         (counted; logged as such)
-    ├── PoolTimeout      every connection was busy; server not at fault  (breaker ignores it)
-    └── CommandRejected  the server answered with an error (OOM, NOPERM) (breaker ignores it)
 """
 
 from __future__ import annotations
@@ -17,19 +13,7 @@ from abc import ABC, abstractmethod
 
 from guard_proxy.exceptions import CacheBackendError
 
-__all__ = ["AuthFailed", "CacheBackend", "CacheBackendError", "CommandRejected", "PoolTimeout"]
-
-
-class AuthFailed(CacheBackendError):
-    """The server rejected the username/password (``WRONGPASS``, ``NOAUTH``)."""
-
-
-class PoolTimeout(CacheBackendError):
-    """No connection became free in time: a local limit, not a sign that the server is down."""
-
-
-class CommandRejected(CacheBackendError):
-    """The server is up and answered the command with an error."""
+__all__ = ["CacheBackend", "CacheBackendError"]
 
 
 class CacheBackend(ABC):

@@ -6,8 +6,9 @@ Contract on top of :class:`CacheBackend`:
   each read <= ``socket_timeout``, and an outer deadline covers the whole call. redis-py's
   retries are off (``Retry(NoBackoff(), 0)``): a retry against a dead server only multiplies
   the stall (field notes §2); the facade's breaker is the retry policy.
-* Errors are translated here, once, to the classes in :mod:`.base`; nothing from ``redis``
-  leaks out. Pool exhaustion raises :class:`PoolTimeout`, so it never trips the breaker.
+* Errors are translated here, once, to the cache errors of :mod:`guard_proxy.exceptions`;
+  nothing from ``redis`` leaks out. Pool exhaustion raises ``PoolTimeout``, so it never
+  trips the breaker.
 * The server is found either statically (``host``/``port``) or through Sentinel
   (``sentinels`` + ``sentinel_service``): then every new connection asks the Sentinels for
   the current primary, and :meth:`RedisBackend.reset` drops old connections so that the next
@@ -31,15 +32,10 @@ from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnec
 from redis.backoff import NoBackoff
 from redis.maint_notifications import MaintNotificationsConfig
 
-from guard_proxy.cache.backends.base import (
-    AuthFailed,
-    CacheBackend,
-    CacheBackendError,
-    CommandRejected,
-    PoolTimeout,
-)
+from guard_proxy.cache.backends.base import CacheBackend
 from guard_proxy.cache.keys import glob_escape
 from guard_proxy.config.settings import RedisSettings
+from guard_proxy.exceptions import AuthFailed, CacheBackendError, CommandRejected, PoolTimeout
 
 __all__ = ["RedisBackend"]
 
@@ -161,7 +157,7 @@ class RedisBackend(CacheBackend):
     # ------------------------------------------------------------------ the call wrapper
 
     async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
-        """Run one bounded call; translate every failure to a :mod:`.base` error."""
+        """Run one bounded call; translate every failure to a ``CacheBackendError``."""
         try:
             async with asyncio.timeout(self._pool_wait):
                 await self._slots.acquire()
