@@ -6,9 +6,9 @@ import hashlib
 import json
 
 import httpx
-from support.processes import FakeOllama, Proxy
+from support.processes import FakeOllama, free_port
 
-from .conftest import ndjson
+from .conftest import StartProxy, ndjson
 
 
 def test_root_get_and_head(client: httpx.Client) -> None:
@@ -136,11 +136,9 @@ def test_query_string_and_headers_reach_upstream(
     assert seen["headers"]["x-trace-id"] == marker
 
 
-def test_upstream_unreachable_is_502_in_each_format(proxy_factory: object) -> None:
-    from support.redis_server import free_port
-
+def test_upstream_unreachable_is_502_in_each_format(proxy_factory: StartProxy) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
-    proxy: Proxy = proxy_factory(upstream=dead)  # type: ignore[operator]
+    proxy = proxy_factory(upstream=dead)
     with proxy.client() as c:
         native = c.get("/api/tags")
         assert native.status_code == 502

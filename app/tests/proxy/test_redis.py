@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from support.processes import Proxy
+from support.processes import ADMIN_TOKEN, Proxy
 from support.redis_server import RedisServer
 
 from .conftest import StartProxy
@@ -155,8 +155,6 @@ def test_redis_refused_at_start_serves_from_memory(
 def test_cache_clear_through_the_proxy(
     proxy_factory: StartProxy, redis_server: RedisServer, marker: str
 ) -> None:
-    from .conftest import ADMIN_TOKEN
-
     proxy = _redis_proxy(proxy_factory, redis_server)
     _wait_backend(proxy, "redis")
     with redis_server.client() as r:
