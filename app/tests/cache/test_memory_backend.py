@@ -101,3 +101,39 @@ async def test_concurrent_use_keeps_bound() -> None:
 def test_max_size_must_be_positive() -> None:
     with pytest.raises(ValueError):
         MemoryBackend(0)
+
+
+async def test_equal_small_values_are_stored_once() -> None:
+    mem = MemoryBackend(10)
+    first = bytes(bytearray(b'{"allowed":true,"findings":[]}'))
+    second = bytes(bytearray(b'{"allowed":true,"findings":[]}'))
+    assert first is not second
+    await mem.set("a", first, 60)
+    await mem.set("b", second, 60)
+    a, b = await mem.get("a"), await mem.get("b")
+    assert a == first
+    assert a is b  # one shared object, not one per entry
+    big = b"x" * 1000
+    await mem.set("c", big, 60)
+    await mem.set("d", b"x" * 1000, 60)
+    assert await mem.get("c") == big
+    assert await mem.get("c") is not await mem.get("d")  # large values are not shared
+
+
+async def test_an_entry_does_not_keep_the_serialiser_buffer() -> None:
+    """orjson 3.13's ``bytes`` each pin ~4 KB; a stored entry must cost a few hundred bytes."""
+    import tracemalloc
+
+    import orjson
+
+    mem = MemoryBackend(5000)
+    keys = [f"guard:input:{i:064x}" for i in range(2000)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i, key in enumerate(keys):
+            await mem.set(key, orjson.dumps({"allowed": False, "findings": [["s", f"r{i}"]]}), 60)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown / 2000 < 1024, f"{grown / 2000:.0f} B per entry"
