@@ -9,7 +9,6 @@ status and body. The request body goes upstream exactly as the client sent it.
 
 from __future__ import annotations
 
-import httpx
 import orjson
 
 from guard_proxy.exceptions import UpstreamError
@@ -24,7 +23,12 @@ from guard_proxy.proxy.passthrough import relay, upstream_failed
 from guard_proxy.proxy.release import Releaser
 from guard_proxy.proxy.shapes import Shape, get_path, text_paths, tool_texts
 from guard_proxy.proxy.state import RequestInfo, request_info
-from guard_proxy.proxy.upstream import Upstream, forward_headers, response_headers
+from guard_proxy.proxy.upstream import (
+    Upstream,
+    UpstreamBroken,
+    UpstreamResponse,
+    forward_headers,
+)
 from guard_proxy.proxy.verdicts import Check, VerdictService
 
 CACHE_HEADER = b"x-guard-cache"
@@ -119,7 +123,7 @@ class Guarded:
         send: Send,
         path: str,
         query: bytes,
-        headers: list[tuple[bytes, bytes]],
+        headers: list[tuple[str, str]],
         body: bytes,
         streamed: bool,
         info: RequestInfo,
@@ -134,14 +138,14 @@ class Guarded:
             await upstream_failed(send, path, exc)
             return
         try:
-            ctype = response.headers.get("content-type", "")
-            if response.status_code != 200 or not self.verdicts.active(Direction.OUTPUT):
+            ctype = response.content_type
+            if response.status != 200 or not self.verdicts.active(Direction.OUTPUT):
                 await relay(send, response, extra=[cache_header])
             elif "ndjson" in ctype or "event-stream" in ctype:
                 await self._stream(send, path, response, "ndjson" in ctype, info, cache_header)
             else:
                 await self._complete(send, path, response, info, cache_header)
-        except httpx.HTTPError:
+        except UpstreamBroken:
             # Ollama broke the connection mid-answer; what was released stays released.
             self.metrics.upstream_errors += 1
             info.verdict = info.verdict + ",upstream_broken"
@@ -153,11 +157,11 @@ class Guarded:
         self,
         send: Send,
         path: str,
-        response: httpx.Response,
+        response: UpstreamResponse,
         info: RequestInfo,
         cache_header: tuple[bytes, bytes],
     ) -> None:
-        raw = await response.aread()
+        raw = await response.read()
         texts: list[str]
         try:
             obj = orjson.loads(raw)
@@ -175,9 +179,9 @@ class Guarded:
         await send(
             {
                 "type": "http.response.start",
-                "status": response.status_code,
+                "status": response.status,
                 "headers": [
-                    *response_headers(response, rewritten=True),
+                    *response.headers(rewritten=True),
                     (b"content-length", str(len(raw)).encode()),
                     cache_header,
                 ],
@@ -189,7 +193,7 @@ class Guarded:
         self,
         send: Send,
         path: str,
-        response: httpx.Response,
+        response: UpstreamResponse,
         ndjson: bool,
         info: RequestInfo,
         cache_header: tuple[bytes, bytes],
@@ -203,12 +207,12 @@ class Guarded:
         await send(
             {
                 "type": "http.response.start",
-                "status": response.status_code,
-                "headers": [*response_headers(response, rewritten=True), cache_header],
+                "status": response.status,
+                "headers": [*response.headers(rewritten=True), cache_header],
             }
         )
         relay_stream = relay_ndjson if ndjson else relay_sse
-        outcome = await relay_stream(send, response.aiter_bytes(), releaser, path)
+        outcome = await relay_stream(send, response.chunks(), releaser, path)
         if outcome.blocked is not None:
             info.verdict = "blocked_output"
             info.blocked_by = outcome.blocked

@@ -1,15 +1,13 @@
 """Routes carried unchanged: method, status, headers that matter and body, streamed both ways.
 
-The response body is relayed chunk by chunk as Ollama sends it (``aiter_raw``: no decoding,
-no buffering), raced against the client's disconnect. Request bodies are read whole (the
-access middleware bounds them), except blob uploads, which stream to Ollama as they arrive.
+The response body is relayed chunk by chunk as Ollama sends it (no decoding, no buffering),
+raced against the client's disconnect. Request bodies are read whole (the access middleware
+bounds them), except blob uploads, which stream to Ollama as they arrive.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-
-import httpx
 
 from guard_proxy.exceptions import UpstreamError
 from guard_proxy.proxy.asgi import ClientDisconnected, Receive, Scope, Send, read_body
@@ -18,27 +16,27 @@ from guard_proxy.proxy.errors import send_error
 from guard_proxy.proxy.state import request_info
 from guard_proxy.proxy.upstream import (
     Upstream,
+    UpstreamBroken,
+    UpstreamResponse,
     UpstreamTimeout,
     forward_headers,
-    response_headers,
 )
 
 
 async def relay(
     send: Send,
-    response: httpx.Response,
+    response: UpstreamResponse,
     head: bool = False,
     extra: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
     """Send ``response`` to the client as received; the caller closes it."""
-    headers = response_headers(response)
+    headers = response.headers()
     if extra:
         headers.extend(extra)
-    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
     if not head:
-        async for chunk in response.aiter_raw():
-            if chunk:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        async for chunk in response.chunks():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
@@ -110,7 +108,7 @@ class Passthrough:
         method: str,
         path: str,
         query: bytes,
-        headers: list[tuple[bytes, bytes]],
+        headers: list[tuple[str, str]],
         content: bytes | AsyncIterator[bytes] | None,
     ) -> None:
         try:
@@ -122,7 +120,7 @@ class Passthrough:
             return
         try:
             await relay(send, response, head=method == "HEAD")
-        except httpx.HTTPError:
+        except UpstreamBroken:
             # Ollama broke the connection mid-body: the status is already sent; end it.
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:

@@ -101,9 +101,9 @@ def get_path(obj: Any, path: Path) -> Any:
 
 def with_texts(obj: dict[str, Any], values: dict[Path, str]) -> dict[str, Any]:
     """A copy of ``obj`` with the strings at ``values``' paths replaced (copy on write)."""
-    root: Any = dict(obj)
+    root = dict(obj)
     for path, value in values.items():
-        node = root
+        node: Any = root
         for key in path[:-1]:
             child = node[key]
             child = list(child) if isinstance(child, list) else dict(child)

@@ -1,27 +1,38 @@
-"""The one HTTP client that talks to Ollama: a tuned ``httpx.AsyncClient`` with a keep-alive pool.
+"""The one HTTP client that talks to Ollama: an ``aiohttp.ClientSession`` with a keep-alive pool.
 
 Connect timeouts are short; streams have no read timeout; non-streamed calls time out after
-``ollama.timeout``. httpx errors are translated here to :class:`UpstreamUnavailable` (the
-upstream could not be reached: 502) and :class:`UpstreamTimeout` (no answer in time: 504).
+``ollama.timeout`` without a byte. Bodies pass through byte for byte (no decompression, no
+cookies, no headers the client did not send but ``Host`` and the framing). aiohttp errors are
+translated here: :class:`UpstreamUnavailable` (the upstream could not be reached: 502),
+:class:`UpstreamTimeout` (no answer in time: 504) and, once the answer has begun,
+:class:`UpstreamBroken` (the connection broke mid-body).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from urllib.parse import quote
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from guard_proxy.config import OllamaSettings
 from guard_proxy.exceptions import UpstreamError
 
 Headers = list[tuple[bytes, bytes]]
 
-# httpcore scans every pooled connection on each request and response (a poll() per idle
-# connection, plus a quadratic idle count): with 32 concurrent requests on one pool that scan
-# costs more than the request. Requests are spread round-robin over small pools instead.
-POOL_SHARDS = 8
+# Connections to Ollama at once. Generations stream for minutes, so the pool is sized for
+# Ollama's own queue (OLLAMA_MAX_QUEUE, 512 by default) plus its parallel slots, not for the
+# request rate: a request beyond it waits for a free connection.
+POOL_LIMIT = 1024
+# Idle keep-alive connections are dropped after this many seconds, below the 5 s idle timeout
+# common to servers (uvicorn, Node), so the proxy never reuses a socket the server is closing.
+KEEPALIVE_S = 4.0
 # Parsed upstream URLs by (path, query): the hot routes have a handful.
 _URL_CACHE_SIZE = 1024
+_READ_BUFSIZE = 1 << 16
+# Characters a path segment may hold unquoted (RFC 3986 pchar, plus "/").
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 # Request headers that describe the hop between client and proxy, not the request.
 _HOP_BY_HOP = frozenset(
@@ -40,6 +51,8 @@ _HOP_BY_HOP = frozenset(
 _DROP_REQUEST = _HOP_BY_HOP | {b"host", b"content-length", b"accept-encoding", b"expect"}
 _DROP_RESPONSE = _HOP_BY_HOP | {b"date", b"server"}
 _DROP_RESPONSE_REWRITTEN = _DROP_RESPONSE | {b"content-length", b"content-encoding"}
+# Headers aiohttp would add on its own; the client's own (if any) are forwarded instead.
+_NO_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 
 
 class UpstreamUnavailable(UpstreamError):
@@ -50,148 +63,191 @@ class UpstreamTimeout(UpstreamError):
     """Ollama did not answer within ``ollama.timeout`` (504)."""
 
 
-def forward_headers(raw: Iterable[tuple[bytes, bytes]], *, identity: bool) -> Headers:
+class UpstreamBroken(UpstreamError):
+    """Ollama broke the connection (or fell silent past the timeout) in the middle of a body."""
+
+
+def forward_headers(raw: Iterable[tuple[bytes, bytes]], *, identity: bool) -> list[tuple[str, str]]:
     """The client's request headers that go upstream.
 
     ``identity`` asks Ollama for an uncompressed body (guarded routes read it); otherwise the
     client's own ``accept-encoding`` is kept and the body is relayed as the bytes received.
     """
-    out: Headers = []
-    encoding = b"identity"
+    out: list[tuple[str, str]] = []
+    encoding = "identity"
     for name, value in raw:
         if name in _DROP_REQUEST:
             if name == b"accept-encoding" and not identity:
-                encoding = value
+                encoding = value.decode("latin-1")
             continue
-        out.append((name, value))
-    out.append((b"accept-encoding", encoding))
+        out.append((name.decode("latin-1"), value.decode("latin-1")))
+    out.append(("Accept-Encoding", encoding))
     return out
 
 
-def response_headers(response: httpx.Response, *, rewritten: bool = False) -> Headers:
-    """Ollama's response headers that go back to the client.
+class UpstreamResponse:
+    """Ollama's answer with its body unread. The caller reads it once, then :meth:`aclose` s it.
 
-    ``rewritten``: the proxy changes the body, so length and encoding are its own.
+    ``chunks()`` yields the body as it arrives (transfer framing removed, content encoding
+    kept); ``read()`` returns all of it. Both raise :class:`UpstreamBroken` if the connection
+    breaks mid-body.
     """
-    drop = _DROP_RESPONSE_REWRITTEN if rewritten else _DROP_RESPONSE
-    return [(k.lower(), v) for k, v in response.headers.raw if k.lower() not in drop]
+
+    __slots__ = ("_raw", "status")
+
+    def __init__(self, raw: aiohttp.ClientResponse) -> None:
+        self._raw = raw
+        self.status = raw.status
+
+    @property
+    def content_type(self) -> str:
+        """The ``Content-Type`` header, or ``""``."""
+        return self._raw.headers.get("Content-Type", "")
+
+    def headers(self, *, rewritten: bool = False) -> Headers:
+        """The response headers that go back to the client.
+
+        ``rewritten``: the proxy changes the body, so length and encoding are its own.
+        """
+        drop = _DROP_RESPONSE_REWRITTEN if rewritten else _DROP_RESPONSE
+        out: Headers = []
+        for name, value in self._raw.raw_headers:
+            name = name.lower()
+            if name not in drop:
+                out.append((name, value))
+        return out
+
+    async def read(self) -> bytes:
+        """The whole body."""
+        try:
+            return await self._raw.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _broken(exc) from exc
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body, piece by piece as it arrives (no empty pieces)."""
+        content = self._raw.content
+        try:
+            while True:
+                chunk = await content.readany()
+                if not chunk:
+                    return
+                yield chunk
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _broken(exc) from exc
+
+    async def aclose(self) -> None:
+        """Give the connection back (or close it, when the body was not read to its end)."""
+        self._raw.release()
+
+
+def _broken(exc: BaseException) -> UpstreamBroken:
+    return UpstreamBroken(f"Ollama broke the answer off: {type(exc).__name__}")
 
 
 class Upstream:
     """The Ollama client. One per process; :meth:`aclose` at shutdown.
 
-    Requests go straight to ``httpx.AsyncHTTPTransport`` pools (HTTP/1.1 keep-alive; see
-    ``POOL_SHARDS``): a proxy wants none of the client layer's cookie jar (shared across
-    all users), redirect following or auth, and skipping it keeps the hot path short.
+    One ``ClientSession`` (created on first use, inside the event loop) over one
+    ``TCPConnector``: HTTP/1.1 keep-alive, no cookie jar (it would be shared across all
+    users), no redirects, no decompression, no environment proxies.
 
     **Parameters:**
 
     * **settings** - ``ollama`` settings: ``url``, ``connect_timeout``, ``timeout``.
-    * **transport** - an httpx transport for tests; the default pools HTTP/1.1 connections.
     """
 
-    def __init__(
-        self,
-        settings: OllamaSettings,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
+    def __init__(self, settings: OllamaSettings) -> None:
         self.url = settings.url.rstrip("/")
-        self._base = httpx.URL(self.url)
-        self._prefix = self._base.raw_path.rstrip(b"/")
+        self._base = URL(self.url)
+        self._prefix = self._base.raw_path.rstrip("/")
         connect = settings.connect_timeout
-        self.stream_timeout = {"connect": connect, "read": None, "write": None, "pool": None}
-        self.call_timeout = {
-            "connect": connect,
-            "read": settings.timeout,
-            "write": settings.timeout,
-            "pool": None,
-        }
+        self.stream_timeout = aiohttp.ClientTimeout(sock_connect=connect)
+        self.call_timeout = aiohttp.ClientTimeout(sock_connect=connect, sock_read=settings.timeout)
         probe = min(connect, 2.0)
-        self._probe_timeout = {"connect": probe, "read": 2.0, "write": 2.0, "pool": 2.0}
-        if transport is not None:
-            self._shards: list[httpx.AsyncBaseTransport] = [transport]
-        else:
-            limits = httpx.Limits(
-                max_connections=None, max_keepalive_connections=16, keepalive_expiry=60.0
-            )
-            self._shards = [
-                httpx.AsyncHTTPTransport(
-                    limits=limits, http1=True, http2=False, retries=0, trust_env=False
-                )
-                for _ in range(POOL_SHARDS)
-            ]
-        self._turn = 0
-        self._urls: dict[tuple[str, bytes], httpx.URL] = {}
+        self._probe_timeout = aiohttp.ClientTimeout(total=2.0, sock_connect=probe)
+        self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[tuple[str, bytes], URL] = {}
 
-    def _request(
-        self,
-        method: str,
-        path: str,
-        query: bytes,
-        headers: Headers,
-        content: bytes | AsyncIterable[bytes] | None,
-        timeout: Mapping[str, float | None],
-    ) -> httpx.Request:
+    def _open_session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=POOL_LIMIT,
+            keepalive_timeout=KEEPALIVE_S,
+            ttl_dns_cache=60,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            skip_auto_headers=_NO_AUTO_HEADERS,
+            trust_env=False,
+            read_bufsize=_READ_BUFSIZE,
+            requote_redirect_url=False,
+        )
+        return self._session
+
+    def _url(self, path: str, query: bytes) -> URL:
         url = self._urls.get((path, query))
         if url is None:
-            raw_path = self._prefix + path.encode("latin-1")
+            # ``path`` is decoded (ASGI ``path``); the query string is still encoded.
+            url = self._base.with_path(
+                quote(self._prefix + path, safe=_PATH_SAFE), encoded=True
+            ).with_query(None)
             if query:
-                raw_path += b"?" + query
-            url = self._base.copy_with(raw_path=raw_path)
+                url = URL(str(url) + "?" + query.decode("latin-1"), encoded=True)
             if len(self._urls) >= _URL_CACHE_SIZE:
                 self._urls.clear()
             self._urls[(path, query)] = url
-        return httpx.Request(
-            method, url, headers=headers, content=content, extensions={"timeout": timeout}
-        )
+        return url
 
     async def open(
         self,
         method: str,
         path: str,
         query: bytes,
-        headers: Headers,
+        headers: list[tuple[str, str]],
         content: bytes | AsyncIterable[bytes] | None,
         *,
         streamed: bool,
-    ) -> httpx.Response:
+    ) -> UpstreamResponse:
         """Send a request and return the response with its body unread (caller closes it).
 
         ``streamed`` selects the timeout: no read timeout for streams.
         """
-        timeout = self.stream_timeout if streamed else self.call_timeout
-        request = self._request(method, path, query, headers, content, timeout)
-        self._turn = turn = (self._turn + 1) % len(self._shards)
+        session = self._session or self._open_session()
         try:
-            response = await self._shards[turn].handle_async_request(request)
-        except httpx.TimeoutException as exc:
-            if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-                raise UpstreamUnavailable(
-                    f"cannot connect to Ollama at {self.url}: timeout"
-                ) from exc
+            raw = await session.request(
+                method,
+                self._url(path, query),
+                headers=headers,
+                data=content,
+                allow_redirects=False,
+                timeout=self.stream_timeout if streamed else self.call_timeout,
+            )
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise UpstreamUnavailable(f"cannot connect to Ollama at {self.url}: timeout") from exc
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamTimeout(f"Ollama at {self.url} did not answer in time") from exc
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(
                 f"cannot reach Ollama at {self.url}: {type(exc).__name__}"
             ) from exc
-        response.request = request
-        return response
+        return UpstreamResponse(raw)
 
     async def reachable(self) -> bool:
         """Whether ``GET /`` answers (any status below 500) within a short timeout."""
-        request = self._request("GET", "/", b"", [], None, self._probe_timeout)
+        session = self._session or self._open_session()
         try:
-            response = await self._shards[0].handle_async_request(request)
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-        except httpx.HTTPError:
+            async with session.get(
+                self._url("/", b""), allow_redirects=False, timeout=self._probe_timeout
+            ) as response:
+                await response.read()
+                return response.status < 500
+        except (TimeoutError, aiohttp.ClientError):
             return False
-        return response.status_code < 500
 
     async def aclose(self) -> None:
-        """Close the pools."""
-        for shard in self._shards:
-            await shard.aclose()
+        """Close the pool."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
