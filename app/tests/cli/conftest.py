@@ -7,9 +7,12 @@ leaking into its output. Instances come from ``support.processes`` (as for the p
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +83,23 @@ def run_cli(secrets: list[str]) -> Iterator[RunCli]:
 
 
 # --------------------------------------------------------------------------- a live instance
+
+
+def generate(instance: Proxy, prompt: str) -> int:
+    """POST /api/generate (not streamed); the HTTP status."""
+    body = json.dumps({"model": "llama3.2", "prompt": prompt, "stream": False}).encode()
+    req = urllib.request.Request(
+        f"{instance.url}/api/generate",
+        data=body,
+        method="POST",
+        headers={"content-type": "application/json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
 
 
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float = START_TIMEOUT) -> None:

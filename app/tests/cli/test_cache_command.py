@@ -10,8 +10,7 @@ from pathlib import Path
 from support.processes import ADMIN_TOKEN, Proxy
 from support.redis_server import RedisServer
 
-from .conftest import RunCli
-from .test_status import generate
+from .conftest import RunCli, generate
 
 
 def test_stats(

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from support.redis_server import RedisServer, free_port
 
 from guard_proxy import __version__
 
-from .conftest import Result, RunCli, wait_until
+from .conftest import Result, RunCli, generate, wait_until
 
 BANNED = "forbidden-zebra"
 
@@ -38,23 +37,6 @@ def config_file(tmp_path: Path) -> Path:
         "  prefix: 'gp-test:'\n"
     )
     return path
-
-
-def generate(instance: Proxy, prompt: str) -> int:
-    """POST /api/generate (not streamed); the HTTP status."""
-    body = json.dumps({"model": "llama3.2", "prompt": prompt, "stream": False}).encode()
-    req = urllib.request.Request(
-        f"{instance.url}/api/generate",
-        data=body,
-        method="POST",
-        headers={"content-type": "application/json"},
-    )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(req, timeout=10) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
 
 
 def status(run_cli: RunCli, instance: Proxy, *args: str) -> Result:
