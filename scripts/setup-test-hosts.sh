@@ -164,8 +164,12 @@ main() {
   if [[ "$(cat /proc/sys/vm/overcommit_memory)" != 1 ]]; then
     sysctl -q -w vm.overcommit_memory=1 || gp_log "could not set vm.overcommit_memory=1 (Redis will warn)"
   fi
-  ((want_tools)) && setup_tools
-  ((want_image)) && build_image
+  # The venv (PyPI) and the image (Debian mirror) are independent: in parallel.
+  local tools_pid="" rc=0
+  if ((want_tools)); then setup_tools & tools_pid=$!; fi
+  if ((want_image)); then build_image || rc=1; fi
+  if [[ -n "$tools_pid" ]]; then wait "$tools_pid" || rc=1; fi
+  ((rc == 0)) || { echo "setup failed" >&2; return 1; }
   gp_log "test hosts ready in $((SECONDS - t0)) s"
 }
 
