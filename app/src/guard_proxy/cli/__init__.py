@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from guard_proxy.config import Settings
 
 from guard_proxy import __version__
 
@@ -61,3 +65,18 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="YAML configuration file (default: $GUARD_PROXY_CONFIG; env overrides it)",
     )
+
+
+def load_or_report(config: str | None) -> Settings | None:
+    """Load the settings, or print one ``error: key: problem`` line per problem and return None."""
+    import sys
+
+    from guard_proxy.config import load_settings
+    from guard_proxy.exceptions import ConfigError
+
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        for line in exc.lines():
+            print(f"error: {line}", file=sys.stderr)
+        return None

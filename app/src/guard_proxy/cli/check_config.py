@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from guard_proxy.cli import add_config_argument
+from guard_proxy.cli import add_config_argument, load_or_report
 
 
 def add_parser(subparsers: Any) -> None:
@@ -29,14 +29,11 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
-    from guard_proxy.config import load_settings, redacted
-    from guard_proxy.exceptions import ConfigError, ScannerLoadError
+    from guard_proxy.config import redacted
+    from guard_proxy.exceptions import ScannerLoadError
 
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        for line in exc.lines():
-            print(f"error: {line}", file=sys.stderr)
+    settings = load_or_report(args.config)
+    if settings is None:
         return 1
     try:
         from guard_proxy.guard import Guard

@@ -10,10 +10,9 @@ prints a password. It is a diagnostic: the proxy itself starts on memory without
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING, Any
 
-from guard_proxy.cli import add_config_argument
+from guard_proxy.cli import add_config_argument, load_or_report
 
 if TYPE_CHECKING:
     from guard_proxy.config import RedisSettings, Settings
@@ -46,14 +45,9 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from guard_proxy.config import load_settings
-    from guard_proxy.exceptions import ConfigError
 
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        for line in exc.lines():
-            print(f"error: {line}", file=sys.stderr)
+    settings = load_or_report(args.config)
+    if settings is None:
         return 1
     reason = _not_used_reason(settings)
     if reason is not None:

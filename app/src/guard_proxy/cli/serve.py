@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-from guard_proxy.cli import add_config_argument
+from guard_proxy.cli import add_config_argument, load_or_report
 
 
 def add_parser(subparsers: Any) -> None:
@@ -32,16 +32,12 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     import logging
 
-    from guard_proxy.config import load_settings
-    from guard_proxy.exceptions import ConfigError, ScannerLoadError
+    from guard_proxy.exceptions import ScannerLoadError
 
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        for line in exc.lines():
-            print(f"error: {line}", file=sys.stderr)
+    loaded = load_or_report(args.config)
+    if loaded is None:
         return 2
-    server = settings.server
+    server = loaded.server
     if args.host is not None:
         server = dataclasses.replace(server, host=args.host)
     if args.port is not None:
@@ -49,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: --port must be 1-65535, got {args.port}", file=sys.stderr)
             return 2
         server = dataclasses.replace(server, port=args.port)
-    settings = dataclasses.replace(settings, server=server)
+    settings = dataclasses.replace(loaded, server=server)
 
     from guard_proxy.proxy.jsonlog import setup_logging
 

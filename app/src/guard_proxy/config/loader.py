@@ -13,7 +13,7 @@ import re
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 import yaml
@@ -55,7 +55,7 @@ def load_settings(
     if not isinstance(data, dict):
         problems.add("config", "the file must hold a mapping of sections")
         data = {}
-    settings = _build(Settings, Settings(), data, "", env, problems)
+    settings: Settings = _build(Settings, Settings(), data, "", env, problems)
     if not problems.items:
         settings = _read_secret_files(settings, problems)
     if problems.items:
@@ -105,7 +105,7 @@ def _build(
         key = f"{prefix}{name}"
         typ = hints[name]
         current = getattr(base, name)
-        if dataclasses.is_dataclass(typ):
+        if _is_settings_class(typ):
             if name in data:
                 changes[name] = _build(typ, current, data[name], f"{key}.", env, problems)
             else:
@@ -133,6 +133,10 @@ def _build(
 
 
 _INVALID: Any = object()
+
+
+def _is_settings_class(typ: Any) -> TypeGuard[type[Any]]:
+    return isinstance(typ, type) and dataclasses.is_dataclass(typ)
 
 
 def _type_name(typ: Any) -> str:
@@ -168,7 +172,7 @@ def _cast_yaml(
         items = []
         for i, item in enumerate(raw):
             item_key = f"{key}[{i}]"
-            if dataclasses.is_dataclass(inner):
+            if _is_settings_class(inner):
                 items.append(_build_item(inner, item, item_key, env, problems))
             else:
                 value = _cast_yaml(item, inner, f, item_key, env, problems)
@@ -291,8 +295,8 @@ def _read_secret_files(settings: Settings, problems: _Problems) -> Settings:
     """Replace secrets whose ``*_file`` field is set by the file's content (newline stripped)."""
     sections: dict[str, Any] = {}
     for section_field in dataclasses.fields(settings):
-        section = getattr(settings, section_field.name)
-        if not dataclasses.is_dataclass(section):
+        section: Any = getattr(settings, section_field.name)
+        if not (dataclasses.is_dataclass(section) and not isinstance(section, type)):
             continue
         changes = {}
         for f in dataclasses.fields(section):
