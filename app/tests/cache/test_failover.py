@@ -63,9 +63,13 @@ async def test_refused_at_start_falls_back_then_recovers(
     await eventually(lambda: cache.active_backend == "redis")
     assert (await cache.health())["redis_connected"] is True
     assert (await cache.stats())["recoveries"] == 1
-    assert (await cache.get_or_compute(key, compute))[1] == "miss"  # Redis is the truth now
+    # The verdict computed during the outage stays valid (the key determines it) ...
+    assert await cache.get_or_compute(key, compute) == (VERDICT, "hit")
+    # ... and new verdicts are stored in Redis again.
+    fresh = cache.key("input", "cfg", "after recovery")
+    assert (await cache.get_or_compute(fresh, compute))[1] == "miss"
     with server.client() as client:
-        assert client.exists(key) == 1
+        assert client.exists(fresh) == 1
     assert any("answers again" in r.getMessage() for r in caplog.records)
 
 
@@ -141,9 +145,12 @@ async def test_write_through_keeps_verdicts_across_a_failover(
     key = cache.key("input", "cfg", "warm")
     assert (await cache.get_or_compute(key, compute))[1] == "miss"
     redis_server.kill()
-    # The first call after the kill fails over; the verdict is still there in memory.
-    assert await cache.get_or_compute(key, compute) == (VERDICT, "hit")
+    # The first call that reaches Redis after the kill fails over ...
+    other = cache.key("input", "cfg", "cold")
+    assert (await cache.get_or_compute(other, compute))[1] == "miss"
     assert cache.active_backend == "memory"
+    # ... and the verdict is still there in memory.
+    assert await cache.get_or_compute(key, compute) == (VERDICT, "hit")
 
 
 async def test_breaker_open_means_no_redis_traffic(
@@ -159,7 +166,8 @@ async def test_breaker_open_means_no_redis_traffic(
     await cache.set(key, VERDICT)
 
     redis_server.freeze()
-    assert await cache.get(key) == VERDICT  # times out on Redis, served from memory
+    assert await cache.get(cache.key("input", "cfg", "cold")) is None  # times out on Redis
+    assert await cache.get(key) == VERDICT  # served from memory
     redis_server.thaw()
     assert cache.breaker.is_open
     assert cache.active_backend == "memory"
@@ -212,12 +220,14 @@ async def test_pool_wait_does_not_open_the_breaker(
     await cache.set(key, VERDICT)
     # Hold the only connection slot: every call waits for the pool, then gives up.
     async with cache.redis._slots:
-        assert await cache.get(key) == VERDICT  # from memory
-        assert await cache.get_or_compute(key, compute) == (VERDICT, "hit")
+        assert await cache.get(key) == VERDICT  # from memory, no pool wait
+        cold = cache.key("input", "cfg", "cold")
+        assert await cache.get(cold) is None  # the lookup waits: 1
+        assert await cache.get_or_compute(cold, compute) == (VERDICT, "miss")  # lookup, store: 3
     assert cache.breaker.is_closed
     assert cache.active_backend == "redis"
     stats = await cache.stats()
-    assert stats["pool_timeouts"] == 2
+    assert stats["pool_timeouts"] == 3
     assert stats["failovers"] == 0
     assert stats["errors"] == 0
 
@@ -366,6 +376,8 @@ async def test_restart_between_calls_needs_no_failover(
     redis_server.kill()
     redis_server.start()
     await asyncio.sleep(0.05)  # let the loop see the old sockets' EOF, as between requests
-    assert (await cache.get_or_compute(key, compute))[1] == "miss"  # the new Redis is empty
+    assert await cache.get_or_compute(key, compute) == (VERDICT, "hit")  # from memory
+    cold = cache.key("input", "cfg", "cold")  # a memory miss: Redis over the pooled sockets
+    assert (await cache.get_or_compute(cold, compute))[1] == "miss"  # the new Redis is empty
     assert cache.active_backend == "redis"
     assert (await cache.stats())["failovers"] == 0

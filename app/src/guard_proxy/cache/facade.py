@@ -7,9 +7,12 @@ replaced by memory until a background probe sees it answer again.
 * Serving: Redis while the breaker is closed, memory while it is open (or when Redis is not
   wanted). While the breaker is open no call touches Redis; the prober PINGs every
   ``redis.probe_interval`` and closes it.
-* Write-through: every ``set`` goes to memory too, so a failover starts with the recent
-  verdicts already warm. While Redis serves, reads go to Redis only (it is the shared truth);
-  memory is read only while Redis is not usable.
+* Two levels: every ``set`` goes to memory and Redis. A read asks memory first (L1) and
+  Redis only on a memory miss (L2), filling memory from a Redis hit for the TTL Redis has
+  left. That is safe because a key determines its verdict (the key hashes the scanner
+  configuration and the text), so a verdict in memory is as right as the one in Redis; and a
+  failover starts warm. Redis remains the shared level: another instance's verdicts are
+  found there.
 * ``get_or_compute`` runs the lookup, the computation and the store once per key per process
   for all concurrent callers (single-flight). Only ``compute``'s own exceptions propagate.
 """
@@ -78,7 +81,9 @@ class GuardCache:
         self._warned: set[str] = set()
         self.last_error: str | None = None
         # counters
-        self.hits = 0
+        self.hits = 0  # memory_hits + redis_hits + coalesced
+        self.memory_hits = 0
+        self.redis_hits = 0
         self.misses = 0
         self.errors = 0
         self.sets = 0
@@ -281,6 +286,8 @@ class GuardCache:
             "configured_backend": self.configured_backend,
             "active_backend": self.active_backend,
             "hits": self.hits,
+            "memory_hits": self.memory_hits,
+            "redis_hits": self.redis_hits,
             "misses": self.misses,
             "hit_rate": round(self.hits / lookups, 4) if lookups else 0.0,
             "sets": self.sets,
@@ -385,16 +392,26 @@ class GuardCache:
     # ------------------------------------------------------------------ internals
 
     async def _lookup(self, key: str) -> Verdict | None:
-        raw = await self._on_redis(lambda r: r.get(key))
-        if isinstance(raw, _Skip):
-            raw = await self.memory.get(key)
+        """Memory first, then Redis (filling memory); counts ``memory_hits``/``redis_hits``."""
+        raw = await self.memory.get(key)
+        if raw is not None:
+            value = _decode(raw)
+            if value is not None:
+                self.memory_hits += 1
+                return value
+        found = await self._on_redis(lambda r: r.get_with_ttl(key))
+        if isinstance(found, _Skip):
+            return None
+        raw, left = found
         if raw is None:
             return None
-        try:
-            value = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+        value = _decode(raw)
+        if value is None:
             return None
-        return value if isinstance(value, dict) else None
+        self.redis_hits += 1
+        if left is not None and left > 0:  # None: no expiry, or PTTL refused by an ACL
+            await self.memory.set(key, raw, min(left, self.ttl))
+        return value
 
     async def _store(self, key: str, raw: bytes, ttl: int) -> None:
         await self.memory.set(key, raw, ttl)
@@ -482,6 +499,15 @@ class GuardCache:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
+
+
+def _decode(raw: bytes) -> Verdict | None:
+    """The verdict dict in ``raw``, or None when it is not one."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _copy(value: Verdict) -> Verdict:

@@ -81,7 +81,7 @@ class MemoryBackend(CacheBackend):
             self._shared[compact] = compact
         return compact
 
-    async def set(self, key: str, value: bytes, ttl: int) -> None:
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
         self._data[key] = (self._clock() + ttl, self._compact(value))
         self._data.move_to_end(key)
         while len(self._data) > self.max_size:

@@ -194,6 +194,28 @@ class RedisBackend(CacheBackend):
     async def set(self, key: str, value: bytes, ttl: int) -> None:
         await self._call(lambda: self.client.set(key, value, ex=ttl))
 
+    async def get_with_ttl(self, key: str) -> tuple[bytes | None, float | None]:
+        """The value and its remaining TTL in seconds, in one round trip (GET + PTTL).
+
+        The TTL is None when the key has no expiry or PTTL was refused (an ACL without it);
+        the value is then still returned.
+        """
+
+        async def op() -> list[Any]:
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.get(key)
+                pipe.pttl(key)
+                replies: list[Any] = await pipe.execute(raise_on_error=False)
+            if isinstance(replies[0], BaseException):
+                raise replies[0]  # inside _call, so it is translated like any error
+            return replies
+
+        value, pttl = await self._call(op)
+        if isinstance(value, str):
+            value = value.encode()
+        ttl = pttl / 1000 if isinstance(pttl, int) and pttl >= 0 else None
+        return value, ttl
+
     async def delete(self, key: str) -> bool:
         count: int = await self._call(lambda: self.client.unlink(key))
         return count > 0
