@@ -20,9 +20,10 @@ not against --python-version (redis-py needs async-timeout below Python
 3.11.3, which a newer controller would leave out), so pip runs here with its
 marker environment replaced by the target's own.
 
-dest ends up holding exactly one file, wheelhouse.tar: every wheel, packed
-reproducibly (sorted names, fixed owner, mode and time), so the controller
-ships one file per release and identical inputs give an identical archive.
+dest receives wheelhouse-<sha256[:16]>.tar: every wheel, packed reproducibly
+(sorted names, fixed owner, mode and time), so the controller ships one file
+per release and identical inputs give an identical archive. Archives older
+than an hour other than the current one are pruned.
 
 Prints one JSON line:
   {"tar": path, "sha256": hex digest of the tar, "app_wheel": name, "wheels": [names]}.
@@ -39,6 +40,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 
 # Runs pip with packaging's default marker environment overridden.
@@ -52,8 +54,16 @@ runpy.run_module("pip", run_name="__main__", alter_sys=True)
 """
 
 _SOURCE_IGNORE = shutil.ignore_patterns(
-    "tests", "build", "dist", "*.egg-info", "__pycache__", "*.pyc",
-    ".pytest_cache", ".mypy_cache", ".ruff_cache", ".venv*",
+    "tests",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    "*.pyc",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".venv*",
 )
 
 # 1980-01-01: the earliest timestamp a zip file can hold.
@@ -88,8 +98,17 @@ def main() -> int:
         shutil.copytree(app_src, src, ignore=_SOURCE_IGNORE)
         app_dir = tmp / "app"
         _run(
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(app_dir),
-             *pip_args, str(src)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--wheel-dir",
+                str(app_dir),
+                *pip_args,
+                str(src),
+            ],
             env,
         )
         app_wheels = sorted(app_dir.glob("*.whl"))
@@ -101,10 +120,24 @@ def main() -> int:
         platform_args = [arg for tag in spec["platforms"] for arg in ("--platform", tag)]
         python_version = spec["markers"]["python_full_version"]
         _run(
-            [sys.executable, "-c", _PIP_WITH_TARGET_MARKERS, "download",
-             "--only-binary=:all:", "--implementation", "cp",
-             "--python-version", python_version, "--abi", spec["abi"], *platform_args,
-             "--dest", str(deps_dir), *pip_args, str(app_wheel)],
+            [
+                sys.executable,
+                "-c",
+                _PIP_WITH_TARGET_MARKERS,
+                "download",
+                "--only-binary=:all:",
+                "--implementation",
+                "cp",
+                "--python-version",
+                python_version,
+                "--abi",
+                spec["abi"],
+                *platform_args,
+                "--dest",
+                str(deps_dir),
+                *pip_args,
+                str(app_wheel),
+            ],
             env,
         )
 
@@ -114,18 +147,31 @@ def main() -> int:
         staged = tmp / "wheelhouse.tar"
         _pack(staged, [(name, wheels[name]) for name in names])
 
-        # Replace dest only once everything is built: a failed build leaves
-        # the previous wheelhouse intact.
-        if dest.exists():
-            shutil.rmtree(dest)
-        dest.mkdir(parents=True)
-        tar = dest / "wheelhouse.tar"
-        shutil.move(str(staged), str(tar))
+        # Publish under a name derived from the content, by an atomic rename
+        # in dest: a concurrent run reading an earlier archive is never
+        # disturbed, and a failed build leaves dest as it was.
+        digest = hashlib.sha256(staged.read_bytes()).hexdigest()
+        dest.mkdir(parents=True, exist_ok=True)
+        tar = dest / f"wheelhouse-{digest[:16]}.tar"
+        partial = dest / f".{tar.name}.{os.getpid()}.partial"
+        shutil.copyfile(staged, partial)
+        os.replace(partial, tar)
 
-    digest = hashlib.sha256(tar.read_bytes()).hexdigest()
-    print(json.dumps({"tar": str(tar), "sha256": digest, "app_wheel": app_wheel.name,
-                      "wheels": names}))
+    _prune(dest, keep=tar)
+    print(
+        json.dumps(
+            {"tar": str(tar), "sha256": digest, "app_wheel": app_wheel.name, "wheels": names}
+        )
+    )
     return 0
+
+
+def _prune(dest: Path, keep: Path, max_age: float = 3600.0) -> None:
+    """Remove other archives (and leftovers) older than ``max_age`` seconds."""
+    now = time.time()
+    for path in dest.iterdir():
+        if path != keep and path.is_file() and now - path.stat().st_mtime > max_age:
+            path.unlink(missing_ok=True)
 
 
 def _pack(target: Path, members: list[tuple[str, Path]]) -> None:
