@@ -4,9 +4,9 @@ Contract: no method ever raises because of the cache or stalls longer than one b
 call (see :mod:`.backends.redis`); a failing Redis is counted, logged once per failover, and
 replaced by memory until a background probe sees it answer again.
 
-* Serving: Redis while the breaker is closed, memory while it is open (or when Redis is not
-  wanted). While the breaker is open no call touches Redis; the prober PINGs every
-  ``redis.probe_interval`` and closes it.
+* Serving: memory and Redis while the breaker is closed, memory alone while it is open (or
+  when Redis is not wanted). While the breaker is open no call touches Redis; the prober
+  PINGs every ``redis.probe_interval`` and closes it.
 * Two levels: every ``set`` goes to memory and Redis. A read asks memory first (L1) and
   Redis only on a memory miss (L2), filling memory from a Redis hit for the TTL Redis has
   left. That is safe because a key determines its verdict (the key hashes the scanner
