@@ -116,6 +116,29 @@ class StreamGuard:
             self._released = max(self._released, self.total - self.holdback)
         return self._verdict, self._released
 
+    def feed_many(self, texts: Sequence[str]) -> tuple[Verdict, int]:
+        """Feed several chunks with one scan; the result is the same as feeding them in turn.
+
+        When the joined text is blocked, the chunks are scanned again one by one from the
+        state before the call, so ``releasable`` is what chunk-by-chunk feeding would give
+        (the text before the chunk that completes the finding can still be released).
+        """
+        if len(texts) == 1 or not self._verdict.allowed or self._finished:
+            return self.feed("".join(texts))
+        saved = (self._tail, self.total, self._released, len(self._parts or ()))
+        verdict, releasable = self.feed("".join(texts))
+        if verdict.allowed:
+            return verdict, releasable
+        self._tail, self.total, self._released, parts = saved
+        if self._parts is not None:
+            del self._parts[parts:]
+        self._verdict = ALLOWED
+        for text in texts:
+            verdict, releasable = self.feed(text)
+            if not verdict.allowed:
+                break
+        return verdict, releasable
+
     def finish(self) -> tuple[Verdict, int]:
         """End of stream: run the final checks; when allowed, everything is releasable."""
         if self._finished or not self._verdict.allowed:

@@ -41,14 +41,15 @@ class Outcome:
         self.failed = False
 
 
-async def _send(send: Send, out: list[bytes]) -> None:
-    if out:
+async def _send(send: Send, out: list[bytes], more: bool = True) -> None:
+    """Send ``out`` as one body message; ``more=False`` ends the response with it."""
+    if out or not more:
         body = out[0] if len(out) == 1 else b"".join(out)
-        await send({"type": "http.response.body", "body": body, "more_body": True})
+        await send({"type": "http.response.body", "body": body, "more_body": more})
 
 
-async def _end(send: Send) -> None:
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+def _stopped(step: Step) -> bool:
+    return step.blocked is not None or step.failed
 
 
 async def relay_ndjson(
@@ -58,49 +59,49 @@ async def relay_ndjson(
     outcome = Outcome()
     buffer = b""
     finished = False
+    step: Step | None = None
     async for chunk in chunks:
         buffer = buffer + chunk if buffer else chunk
         if b"\n" not in buffer:
             continue
         *lines, buffer = buffer.split(b"\n")
-        out: list[bytes] = []
+        step = None
         for line in lines:
             step, finished = _ndjson_line(line, releaser)
-            out.extend(step.out)
-            if step.blocked is not None or step.failed:
-                await _send(send, out)
-                await _stop_ndjson(send, path, step, outcome)
-                return outcome
-            if finished:
+            if step is not None:
                 break
-        await _send(send, out)
-        if finished:
-            await _end(send)
+        if step is None:
+            step = releaser.flush()
+        if _stopped(step):
+            await _stop_ndjson(send, path, step, outcome)
             return outcome
+        if finished:
+            await _send(send, step.out, more=False)
+            return outcome
+        await _send(send, step.out)
+        step = None
     if buffer.strip():
         step, finished = _ndjson_line(buffer, releaser)
-        if step.blocked is not None or step.failed:
-            await _send(send, step.out)
+        if step is not None and _stopped(step):
             await _stop_ndjson(send, path, step, outcome)
             return outcome
-        await _send(send, step.out)
     if not finished:
         step = releaser.finish()
-        await _send(send, step.out)
-        if step.blocked is not None or step.failed:
+        if _stopped(step):
             await _stop_ndjson(send, path, step, outcome)
             return outcome
-    await _end(send)
+    await _send(send, step.out if step is not None else [], more=False)
     return outcome
 
 
 _UNREADABLE = Step(failed=True)
 
 
-def _ndjson_line(line: bytes, releaser: Releaser) -> tuple[Step, bool]:
-    """Handle one line; returns the step and whether the stream is finished."""
+def _ndjson_line(line: bytes, releaser: Releaser) -> tuple[Step | None, bool]:
+    """Queue one line; returns a step when the line ends the stream (or stops it), and
+    whether the stream is finished."""
     if not line.strip():
-        return Step(), False
+        return None, False
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -110,15 +111,15 @@ def _ndjson_line(line: bytes, releaser: Releaser) -> tuple[Step, bool]:
     raw = line + b"\n"
     if "error" in obj:
         step = releaser.finish()
-        if step.blocked is None and not step.failed:
+        if not _stopped(step):
             step.out.append(raw)
         return step, True
-    step = releaser.push(obj, raw)
-    if obj.get("done") is True and step.blocked is None and not step.failed:
-        final = releaser.finish()
-        final.out[:0] = step.out
-        return final, True
-    return step, False
+    stop = releaser.add(obj, raw)
+    if stop is not None:
+        return stop, False
+    if obj.get("done") is True:
+        return releaser.finish(), True
+    return None, False
 
 
 async def _stop_ndjson(send: Send, path: str, step: Step, outcome: Outcome) -> None:
@@ -128,8 +129,7 @@ async def _stop_ndjson(send: Send, path: str, step: Step, outcome: Outcome) -> N
     else:
         outcome.failed = True
         body = error_body(path, UNREADABLE if step is _UNREADABLE else FAILED)
-    await send({"type": "http.response.body", "body": ndjson_encode(body), "more_body": True})
-    await _end(send)
+    await _send(send, [*step.out, ndjson_encode(body)], more=False)
 
 
 async def relay_sse(
@@ -140,12 +140,13 @@ async def relay_sse(
     buffer = b""
     event: list[bytes] = []
     finished = False
+    step: Step | None = None
     async for chunk in chunks:
         buffer = buffer + chunk if buffer else chunk
         if b"\n" not in buffer:
             continue
         *lines, buffer = buffer.split(b"\n")
-        out: list[bytes] = []
+        step = None
         for line in lines:
             line = line.rstrip(b"\r")
             if line:
@@ -153,48 +154,47 @@ async def relay_sse(
                 continue
             if not event:
                 continue
-            step, done = _sse_event(event, releaser)
+            step, finished = _sse_event(event, releaser)
             event = []
-            finished = finished or done
-            out.extend(step.out)
-            if step.blocked is not None or step.failed:
-                await _send(send, out)
-                await _stop_sse(send, path, step, outcome)
-                return outcome
-            if finished:
+            if step is not None:
                 break
-        await _send(send, out)
-        if finished:
-            await _end(send)
+        if step is None:
+            step = releaser.flush()
+        if _stopped(step):
+            await _stop_sse(send, path, step, outcome)
             return outcome
+        if finished:
+            await _send(send, step.out, more=False)
+            return outcome
+        await _send(send, step.out)
+        step = None
     if buffer.strip():
         event.append(buffer.rstrip(b"\r"))
     if event:
-        step, done = _sse_event(event, releaser)
-        finished = finished or done
-        await _send(send, step.out)
-        if step.blocked is not None or step.failed:
+        step, finished = _sse_event(event, releaser)
+        if step is not None and _stopped(step):
             await _stop_sse(send, path, step, outcome)
             return outcome
     if not finished:
         step = releaser.finish()
-        await _send(send, step.out)
-        if step.blocked is not None or step.failed:
+        if _stopped(step):
             await _stop_sse(send, path, step, outcome)
             return outcome
-    await _end(send)
+    await _send(send, step.out if step is not None else [], more=False)
     return outcome
 
 
-def _sse_event(lines: list[bytes], releaser: Releaser) -> tuple[Step, bool]:
+def _sse_event(lines: list[bytes], releaser: Releaser) -> tuple[Step | None, bool]:
+    """Queue one event; returns a step when it ends (or stops) the stream, and whether the
+    stream is finished."""
     raw = b"\n".join(lines) + b"\n\n"
     data = [line[5:].removeprefix(b" ") for line in lines if line.startswith(b"data:")]
     if not data:
-        return releaser.push(None, raw), False
+        return releaser.add(None, raw), False
     payload = b"\n".join(data)
     if payload.strip() == b"[DONE]":
         step = releaser.finish()
-        if step.blocked is None and not step.failed:
+        if not _stopped(step):
             step.out.append(raw)
         return step, True
     try:
@@ -205,10 +205,10 @@ def _sse_event(lines: list[bytes], releaser: Releaser) -> tuple[Step, bool]:
         return _UNREADABLE, False
     if "error" in obj:
         step = releaser.finish()
-        if step.blocked is None and not step.failed:
+        if not _stopped(step):
             step.out.append(raw)
         return step, True
-    return releaser.push(obj, raw), False
+    return releaser.add(obj, raw), False
 
 
 async def _stop_sse(send: Send, path: str, step: Step, outcome: Outcome) -> None:
@@ -223,11 +223,4 @@ async def _stop_sse(send: Send, path: str, step: Step, outcome: Outcome) -> None
             openai_type="api_error",
             code="guard_unavailable",
         )
-    await send(
-        {
-            "type": "http.response.body",
-            "body": sse_encode(body) + b"data: [DONE]\n\n",
-            "more_body": True,
-        }
-    )
-    await _end(send)
+    await _send(send, [*step.out, sse_encode(body), b"data: [DONE]\n\n"], more=False)

@@ -1,10 +1,14 @@
 """Release streamed pieces (NDJSON lines, SSE events) only as far as the stream guard allows.
 
-Each piece's generated text is fed to the :class:`StreamGuard`, which answers how many
+Pieces are queued with :meth:`Releaser.add` and their text is scanned by :meth:`flush` (once
+per upstream read, however many pieces it held; with the same outcome as scanning piece by
+piece, see :meth:`StreamGuard.feed_many`). The :class:`StreamGuard` answers how many
 characters from the stream start are safe to send. Pieces wholly inside that prefix go out
 as the bytes Ollama sent; a piece that straddles it is split, and only its released part is
-sent now. Pieces without text (tool calls, usage, the final counters) keep their place in
-the order. Nothing past the released prefix ever leaves the proxy.
+sent now. The held-back rest of a split piece travels in the next piece with text in the
+same field, so each flush sends at most one line that was not received as such. Pieces
+without text (tool calls, usage, the final counters) keep their place in the order. Nothing
+past the released prefix ever leaves the proxy.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from guard_proxy.proxy.verdicts import VerdictService
 
 
 class _Piece:
-    __slots__ = ("end", "obj", "paths", "raw", "start", "texts")
+    """One line or event. ``raw`` is ``None`` once its text differs from what was received."""
+
+    __slots__ = ("end", "obj", "paths", "raw", "split", "start", "texts")
 
     def __init__(
         self,
@@ -30,18 +36,20 @@ class _Piece:
         paths: list[Path],
         texts: list[str],
         start: int,
+        end: int,
     ) -> None:
         self.obj = obj
         self.raw = raw
         self.paths = paths
         self.texts = texts
         self.start = start
-        self.end = start + sum(len(t) for t in texts)
+        self.end = end
+        self.split = False  # its head has been sent; what is left is held back
 
 
 @dataclass(slots=True)
 class Step:
-    """What to send after one piece: ``out`` bytes, then stop if ``blocked`` or ``failed``."""
+    """What to send after some pieces: ``out`` bytes, then stop if ``blocked`` or ``failed``."""
 
     out: list[bytes] = field(default_factory=list)
     blocked: Verdict | None = None
@@ -74,51 +82,106 @@ class Releaser:
         self.total = 0
         self.released = 0
         self.bypass = False  # a scanner failed under fail_mode open: stop guarding
+        self._unfed: list[str] = []  # each queued piece's text since the last scan
+        self._out: list[bytes] = []  # pieces passed through in bypass mode
 
     def push(self, obj: dict[str, Any] | None, raw: bytes) -> Step:
-        """Add one piece (``obj`` is None for pieces without JSON, e.g. SSE comments)."""
+        """:meth:`add` one piece and :meth:`flush` at once."""
+        stop = self.add(obj, raw)
+        return stop if stop is not None else self.flush()
+
+    def add(self, obj: dict[str, Any] | None, raw: bytes) -> Step | None:
+        """Queue one piece (``obj`` is None for pieces without JSON, e.g. SSE comments).
+
+        Returns a :class:`Step` only when the piece stops the stream (a tool call blocked or
+        its scan failed closed); its text is scanned by the next :meth:`flush` or :meth:`finish`.
+        """
         if self.bypass:
-            return Step([raw])
-        paths = text_paths(obj, self.kind) if obj is not None else []
-        texts = [get_path(obj, p) for p in paths] if obj is not None else []
-        for tool_text in tool_texts(obj, self.kind) if obj is not None else []:
-            verdict = self.verdicts.scan_now(Direction.OUTPUT, tool_text)
-            if verdict is None:
-                return Step(failed=True)
+            self._out.append(raw)
+            return None
+        if obj is None:
+            paths: list[Path] = []
+            texts: list[str] = []
+        else:
+            paths = text_paths(obj, self.kind)
+            texts = [get_path(obj, p) for p in paths]
+            for tool_text in tool_texts(obj, self.kind):
+                verdict = self.verdicts.scan_now(Direction.OUTPUT, tool_text)
+                if verdict is None or not verdict.allowed:
+                    # What came before the tool call is released as far as the guard allows.
+                    step = self.flush()
+                    if step.blocked is None and not step.failed:
+                        step.blocked = verdict
+                        step.failed = verdict is None
+                    return step
+        start = self.total
+        if texts:
+            text = texts[0] if len(texts) == 1 else "".join(texts)
+            self._unfed.append(text)
+            self.total += len(text)
+        piece = _Piece(obj, raw, paths, texts, start, self.total)
+        pending = self.pending
+        if pending and pending[-1].split and _merge(pending[-1], piece):
+            pending.pop()
+        pending.append(piece)
+        return None
+
+    def flush(self) -> Step:
+        """Scan the text queued since the last flush and release what the guard allows."""
+        if self.bypass:
+            return self._take_out()
+        if self._unfed:
+            try:
+                verdict, releasable = self.guard.feed_many(self._unfed)
+            except ScannerError as exc:
+                return self._scanner_failed(exc)
+            finally:
+                self._unfed.clear()
             if not verdict.allowed:
-                return Step(blocked=verdict)
-        piece = _Piece(obj, raw, paths, texts, self.total)
-        self.pending.append(piece)
-        self.total = piece.end
-        if piece.end == piece.start:
-            return Step(self._release(self.released))
-        try:
-            verdict, releasable = self.guard.feed("".join(texts))
-        except ScannerError as exc:
-            return self._scanner_failed(exc)
-        if not verdict.allowed:
-            return Step(blocked=verdict)
-        return Step(self._release(releasable))
+                return Step(self._release(releasable), blocked=verdict)
+            return Step(self._release(releasable))
+        return Step(self._release(self.released))
 
     def finish(self) -> Step:
-        """The stream ended: scan what is held back and release it all if allowed."""
+        """The stream ended: scan what is queued and held back, and release it all if allowed."""
         if self.bypass:
-            return Step()
+            return self._take_out()
+        if self._unfed:
+            step = self.flush()
+            if step.blocked is not None or step.failed or self.bypass:
+                return step
+            out = step.out
+        else:
+            out = []
         try:
             verdict, _ = self.guard.finish()
         except ScannerError as exc:
-            return self._scanner_failed(exc)
+            failed = self._scanner_failed(exc)
+            failed.out[:0] = out
+            return failed
         if not verdict.allowed:
-            return Step(blocked=verdict)
-        return Step(self._release(self.total))
+            return Step(out, blocked=verdict)
+        out.extend(self._release(self.total))
+        return Step(out)
+
+    def _take_out(self) -> Step:
+        out, self._out = self._out, []
+        return Step(out)
 
     def _scanner_failed(self, exc: ScannerError) -> Step:
         if self.verdicts._failed(Direction.OUTPUT, exc) is None:
             return Step(failed=True)
         self.bypass = True
-        out = [p.raw if p.raw is not None else self.encode(p.obj or {}) for p in self.pending]
+        self._unfed.clear()
+        out = [self._bytes(p) for p in self.pending]
         self.pending.clear()
         return Step(out)
+
+    def _bytes(self, piece: _Piece) -> bytes:
+        if piece.raw is not None:
+            return piece.raw
+        obj = piece.obj or {}
+        return self.encode(with_texts(obj, dict(zip(piece.paths, piece.texts, strict=True))))
 
     def _release(self, upto: int) -> list[bytes]:
         self.released = max(self.released, upto)
@@ -129,21 +192,35 @@ class Releaser:
             piece = pending[0]
             if piece.end <= upto:
                 pending.popleft()
-                out.append(piece.raw if piece.raw is not None else self.encode(piece.obj or {}))
+                out.append(self._bytes(piece))
                 continue
             if piece.start < upto and piece.obj is not None:
                 cut = upto - piece.start
                 head: dict[Path, str] = {}
-                tail: dict[Path, str] = {}
+                tail: list[str] = []
                 for path, text in zip(piece.paths, piece.texts, strict=True):
                     take = min(len(text), cut)
                     cut -= take
                     head[path] = text[:take]
-                    tail[path] = text[take:]
+                    tail.append(text[take:])
                 out.append(self.encode(with_texts(piece.obj, head)))
-                piece.obj = with_texts(piece.obj, tail)
-                piece.texts = [tail[p] for p in piece.paths]
+                piece.texts = tail
                 piece.raw = None
                 piece.start = upto
+                piece.split = True
+                if len(pending) > 1 and _merge(piece, pending[1]):
+                    pending.popleft()
             break
         return out
+
+
+def _merge(rest: _Piece, nxt: _Piece) -> bool:
+    """Move the held-back text of a split piece into the next piece, if it has text in the
+    same field (then the rest needs no line of its own). Returns whether it moved."""
+    live = [(p, t) for p, t in zip(rest.paths, rest.texts, strict=True) if t]
+    if len(live) != 1 or not nxt.paths or nxt.paths[0] != live[0][0]:
+        return False
+    nxt.texts[0] = live[0][1] + nxt.texts[0]
+    nxt.start = rest.start
+    nxt.raw = None
+    return True
