@@ -118,3 +118,18 @@ async def test_coalesced_callers_count_as_hits_of_neither_level(
     stats = await cache.stats()
     assert (stats["misses"], stats["coalesced"], stats["memory_hits"]) == (1, 3, 1)
     assert stats["hits"] == stats["memory_hits"] + stats["redis_hits"] + stats["coalesced"] == 4
+
+
+async def test_exists_agrees_with_a_lookup(
+    make_cache: CacheFactory, redis_server: RedisServer
+) -> None:
+    settings = redis_server.settings(probe_interval=3600, **RELAXED)
+    first, second = await make_cache(redis=settings), await make_cache(redis=settings)
+    in_redis = first.key("input", "cfg", "written by first")
+    await first.set(in_redis, VERDICT)
+    assert await second.exists(in_redis)  # memory miss, Redis holds it
+    only_here = second.key("input", "cfg", "only in second's memory")
+    await second.memory.set(only_here, b'{"allowed":true,"findings":[]}', 60)
+    assert await second.exists(only_here)
+    assert await second.get(only_here) == {"allowed": True, "findings": []}
+    assert not await second.exists(second.key("input", "cfg", "nowhere"))

@@ -220,13 +220,13 @@ class GuardCache:
         return in_memory or in_redis is True
 
     async def exists(self, key: str) -> bool:
-        """True when the serving backend holds ``key``."""
+        """True when a lookup would find ``key``: in memory, else in Redis (while it serves)."""
         if not self.enabled:
             return False
+        if await self.memory.exists(key):
+            return True
         found = await self._on_redis(lambda r: r.exists(key))
-        if isinstance(found, _Skip):
-            return await self.memory.exists(key)
-        return found
+        return found is True
 
     async def clear(self) -> int:
         """Remove every key under the prefix (SCAN + UNLINK, never FLUSHDB) and memory entries.
