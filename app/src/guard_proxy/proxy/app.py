@@ -1,29 +1,25 @@
 """The app factory: routes, middlewares and lifespan wired from settings, guard and cache.
 
 Middleware order, outermost first: request log (times, counts, logs every request),
-access (allow-list, admin token, body limit), then the routes. Proxy routes are pure-ASGI
-endpoints: FastAPI only routes to them.
+access (allow-list, admin token, body limit), then the :class:`Router`. Every layer and
+endpoint is pure ASGI: no framework sits on the hot path.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI
-from starlette.routing import Route
-
-from guard_proxy import __version__
 from guard_proxy.config import Settings
 from guard_proxy.guard import Guard
 from guard_proxy.proxy import shapes
 from guard_proxy.proxy.access import AccessMiddleware
+from guard_proxy.proxy.asgi import ASGIApp
 from guard_proxy.proxy.guarded import Guarded
 from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.own import CacheClear, CacheHealth, CacheStats, Health, MetricsEndpoint
 from guard_proxy.proxy.passthrough import Passthrough
 from guard_proxy.proxy.requestlog import RequestLogMiddleware
+from guard_proxy.proxy.router import Router
 from guard_proxy.proxy.upstream import Upstream
 from guard_proxy.proxy.verdicts import VerdictService
 
@@ -55,55 +51,34 @@ def create_app(
     cache: Any,
     *,
     upstream: Upstream | None = None,
-) -> FastAPI:
+) -> ASGIApp:
     """Build the proxy app. Its lifespan starts the cache and closes cache and upstream.
 
     ``cache`` is a :class:`guard_proxy.cache.GuardCache` (not started yet).
     """
-    upstream = upstream or Upstream(settings.ollama)
+    client = upstream or Upstream(settings.ollama)
     metrics = Metrics()
     verdicts = VerdictService(guard, cache, metrics, settings.guard.fail_mode)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await cache.start()
+    async def shutdown() -> None:
         try:
-            yield
+            await client.aclose()
         finally:
-            await upstream.aclose()
             await cache.aclose()
 
-    routes: list[Route] = [
-        Route("/health", Health(upstream, cache, settings.cache.enabled), methods=["GET"]),
-        Route("/cache/health", CacheHealth(cache), methods=["GET"]),
-        Route("/cache/stats", CacheStats(cache), methods=["GET"]),
-        Route("/cache/clear", CacheClear(cache), methods=["POST"]),
-        Route("/metrics", MetricsEndpoint(metrics, cache), methods=["GET"]),
-    ]
+    router = Router(startup=cache.start, shutdown=shutdown)
+    router.add("/health", Health(client, cache, settings.cache.enabled), ["GET"])
+    router.add("/cache/health", CacheHealth(cache), ["GET"])
+    router.add("/cache/stats", CacheStats(cache), ["GET"])
+    router.add("/cache/clear", CacheClear(cache), ["POST"])
+    router.add("/metrics", MetricsEndpoint(metrics, cache), ["GET"])
     for shape in GUARDED_SHAPES:
-        endpoint = Guarded(shape, upstream, guard, verdicts, metrics)
-        routes.append(Route(shape.route, endpoint, methods=["POST"]))
+        router.add(shape.route, Guarded(shape, client, guard, verdicts, metrics), ["POST"])
     for path, methods, streamed, stream_request in PASSTHROUGH_ROUTES:
         route = path.replace(":path", "")
-        relay = Passthrough(upstream, route, streamed=streamed, stream_request=stream_request)
-        routes.append(Route(path, relay, methods=list(methods)))
-
-    app = FastAPI(
-        title="guard-proxy",
-        version=__version__,
-        lifespan=lifespan,
-        openapi_url=None,
-        docs_url=None,
-        redoc_url=None,
+        relay = Passthrough(client, route, streamed=streamed, stream_request=stream_request)
+        router.add(path, relay, methods)
+    access = AccessMiddleware(
+        router, settings=settings.access, max_body_bytes=settings.server.max_body_bytes
     )
-    app.router.routes.extend(routes)
-    app.add_middleware(
-        AccessMiddleware, settings=settings.access, max_body_bytes=settings.server.max_body_bytes
-    )
-    app.add_middleware(RequestLogMiddleware, metrics=metrics, access_log=settings.server.access_log)
-    app.state.settings = settings
-    app.state.metrics = metrics
-    app.state.upstream = upstream
-    app.state.cache = cache
-    app.state.verdicts = verdicts
-    return app
+    return RequestLogMiddleware(access, metrics=metrics, access_log=settings.server.access_log)

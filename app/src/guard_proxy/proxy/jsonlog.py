@@ -45,6 +45,10 @@ class JsonFormatter(logging.Formatter):
 
 def setup_logging(level: str = "info") -> None:
     """Send every logger (ours and uvicorn's) to stdout as JSON lines at ``level``."""
+    # The JSON lines carry no thread or process names: don't look them up for every record.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
