@@ -8,7 +8,6 @@ which makes Ollama stop generating.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -24,20 +23,48 @@ async def _wait_disconnect(receive: Receive) -> None:
             return
 
 
+class _Race:
+    """Cancels ``task`` when the watcher sees the client leave, unless the work is done."""
+
+    __slots__ = ("disconnected", "done", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.done = False
+        self.disconnected = False
+
+    def watcher_done(self, watcher: asyncio.Future[None]) -> None:
+        if watcher.cancelled():
+            return
+        watcher.exception()  # a failed receive counts as a departed client, as before
+        if not self.done:
+            self.disconnected = True
+            self.task.cancel()
+
+
 async def run_until_disconnect(receive: Receive, work: Coroutine[Any, Any, T]) -> T:
-    """Run ``work``; if the client disconnects first, cancel it and raise ClientDisconnected."""
-    task = asyncio.ensure_future(work)
+    """Run ``work``; if the client disconnects first, cancel it and raise ClientDisconnected.
+
+    ``work`` runs in the calling task (no second task per request); a watcher task waits for
+    ``http.disconnect`` and cancels the calling task, and this cancellation, and only this
+    one, becomes :class:`ClientDisconnected`.
+    """
+    task = asyncio.current_task()
+    if task is None:  # pragma: no cover - always called from a task under a server
+        raise RuntimeError("run_until_disconnect() needs a running task")
+    race = _Race(task)
     watcher = asyncio.ensure_future(_wait_disconnect(receive))
+    watcher.add_done_callback(race.watcher_done)
     try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+        result = await work
     except asyncio.CancelledError:
-        task.cancel()
-        watcher.cancel()
+        if race.disconnected and task.uncancel() == 0:
+            raise ClientDisconnected from None
         raise
-    if task.done():
+    finally:
+        race.done = True
         watcher.cancel()
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
-    raise ClientDisconnected
+    if race.disconnected:  # the work swallowed our cancellation
+        task.uncancel()
+        raise ClientDisconnected
+    return result
