@@ -68,6 +68,8 @@ def test_proxy_sandbox_is_really_applied(proxy_host: Any) -> None:
     """systemd silently skips sandboxing in unprivileged containers unless PrivateUsers=yes:
     check the running process, not only the unit's score."""
     pid = main_pid(proxy_host, PROXY_UNIT)
+    ns = proxy_host.run("readlink /proc/%s/ns/mnt /proc/1/ns/mnt", str(pid)).stdout.split()
+    assert len(ns) == 2 and ns[0] != ns[1], f"mount namespaces {ns}: sandbox not in force"
     assert "ro" in root_mount_options(proxy_host, pid)
     status = proxy_host.file(f"/proc/{pid}/status").content_string
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)

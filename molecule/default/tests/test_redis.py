@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 import pytest
-from gplib import REDIS_UNIT, cmdlines, main_pid, redis_cli, redis_port
+from gplib import REDIS_UNIT, cmdlines, main_pid, redis_cli, redis_port, root_mount_options
 
 
 def test_redis_active_and_enabled(redis_host: Any) -> None:
@@ -19,6 +19,15 @@ def test_redis_runs_as_redis(redis_host: Any) -> None:
     pid = main_pid(redis_host, REDIS_UNIT)
     assert pid > 0
     assert redis_host.run("ps -o user= -p %s", str(pid)).stdout.strip() == "redis"
+
+
+def test_redis_sandbox_is_really_applied(redis_host: Any) -> None:
+    """The drop-in's ProtectSystem=strict holds in the running process (own mount
+    namespace, read-only /), not only in systemd-analyze's reading of the unit."""
+    pid = main_pid(redis_host, REDIS_UNIT)
+    ns = redis_host.run("readlink /proc/%s/ns/mnt /proc/1/ns/mnt", str(pid)).stdout.split()
+    assert len(ns) == 2 and ns[0] != ns[1]
+    assert "ro" in root_mount_options(redis_host, pid)
 
 
 def _own_ipv4(host: Any) -> set[str]:
