@@ -25,8 +25,15 @@ _LEVELS = {
 class JsonFormatter(logging.Formatter):
     """Format a record as one JSON object on one line."""
 
+    _second = -1
+    _stamp = ""
+
     def format(self, record: logging.LogRecord) -> str:
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        second = int(record.created)
+        if second != self._second:  # one strftime per second, not per line
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        ts = self._stamp
         data: dict[str, Any] = {
             "ts": f"{ts}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
@@ -45,7 +52,9 @@ class JsonFormatter(logging.Formatter):
 
 def setup_logging(level: str = "info") -> None:
     """Send every logger (ours and uvicorn's) to stdout as JSON lines at ``level``."""
-    # The JSON lines carry no thread or process names: don't look them up for every record.
+    # The JSON lines carry no caller, thread or process: don't look them up for every record
+    # (the logging HOWTO's "Optimization" switches).
+    logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
