@@ -21,10 +21,11 @@ from guard_proxy.exceptions import UpstreamError
 
 Headers = list[tuple[bytes, bytes]]
 
-# Connections to Ollama at once. Generations stream for minutes, so the pool is sized for
-# Ollama's own queue (OLLAMA_MAX_QUEUE, 512 by default) plus its parallel slots, not for the
-# request rate: a request beyond it waits for a free connection.
-POOL_LIMIT = 1024
+# No cap on connections to Ollama: each one serves one client request, generations stream
+# for minutes, and a cap would only queue requests behind them (or, since the connect
+# timeout also bounds the wait for a pooled connection, fail them). Ollama queues itself
+# (OLLAMA_MAX_QUEUE); bound client concurrency in uvicorn if needed.
+POOL_LIMIT = 0
 # Idle keep-alive connections are dropped after this many seconds, below the 5 s idle timeout
 # common to servers (uvicorn, Node), so the proxy never reuses a socket the server is closing.
 KEEPALIVE_S = 4.0
@@ -161,11 +162,15 @@ class Upstream:
         self.url = settings.url.rstrip("/")
         self._base = URL(self.url)
         self._prefix = self._base.raw_path.rstrip("/")
+        # ``connect`` bounds name resolution and connecting; ``sock_read`` the wait for each
+        # read of a non-streamed answer. Streams have no read timeout.
         connect = settings.connect_timeout
-        self.stream_timeout = aiohttp.ClientTimeout(sock_connect=connect)
-        self.call_timeout = aiohttp.ClientTimeout(sock_connect=connect, sock_read=settings.timeout)
+        self.stream_timeout = aiohttp.ClientTimeout(connect=connect, sock_connect=connect)
+        self.call_timeout = aiohttp.ClientTimeout(
+            connect=connect, sock_connect=connect, sock_read=settings.timeout
+        )
         probe = min(connect, 2.0)
-        self._probe_timeout = aiohttp.ClientTimeout(total=2.0, sock_connect=probe)
+        self._probe_timeout = aiohttp.ClientTimeout(total=2.0, connect=probe)
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[tuple[str, bytes], URL] = {}
 
