@@ -42,6 +42,25 @@ class Check:
     failed: bool = False
 
 
+def decode_verdict(value: Any) -> Verdict:
+    """A cached verdict back as a :class:`Verdict`; raises ``ValueError`` when malformed.
+
+    Reads :meth:`Verdict.to_dict`'s form (findings as ``[scanner, reason]`` pairs) and the
+    form earlier releases stored by mistake (the dataclass itself, so findings as
+    ``{"scanner", "reason"}`` objects), which stays in Redis until its TTL runs out.
+    """
+    if not isinstance(value, dict):
+        raise ValueError("malformed verdict")
+    findings = value.get("findings")
+    if isinstance(findings, list) and any(isinstance(f, dict) for f in findings):
+        try:
+            pairs = [[f["scanner"], f["reason"]] for f in findings]
+        except (KeyError, TypeError) as exc:
+            raise ValueError("malformed verdict") from exc
+        value = {**value, "findings": pairs}
+    return Verdict.from_dict(value)
+
+
 class VerdictService:
     """Guard + cache + fail mode. One per app.
 
@@ -104,16 +123,19 @@ class VerdictService:
             return self._failed(direction, exc)
 
     async def _one(self, direction: Direction, text: str) -> tuple[Verdict | None, str]:
-        async def compute() -> Verdict:
+        # The cache holds and hands back the stored form (``Verdict.to_dict()``) on every
+        # path, miss or hit, so both are read by one decoder.
+        async def compute() -> dict[str, Any]:
             if len(text) > OFFLOAD_CHARS:
-                return await asyncio.to_thread(self._timed_scan, direction, text)
-            return self._timed_scan(direction, text)
+                verdict = await asyncio.to_thread(self._timed_scan, direction, text)
+            else:
+                verdict = self._timed_scan(direction, text)
+            return verdict.to_dict()
 
         try:
             key = self.cache.key(direction.value, self._hash[direction], text)
             value, status = await self.cache.get_or_compute(key, compute)
-            verdict = value if isinstance(value, Verdict) else Verdict.from_dict(value)
-            return verdict, str(status)
+            return decode_verdict(value), str(status)
         except ScannerError as exc:
             return self._failed(direction, exc), "miss"
         except ValueError:
