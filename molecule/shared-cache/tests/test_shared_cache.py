@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -35,14 +36,28 @@ def test_both_proxies_serve_from_redis(name: str, request: pytest.FixtureRequest
     assert r["json"]["cache"]["active_backend"] == "redis"
 
 
+def _last_request_log(proxy: Any, path: str) -> dict[str, Any]:
+    """The newest JSON request line the proxy logged for ``path``."""
+    out = proxy.run("journalctl --no-pager -o cat -n 200 -u %s", PROXY_UNIT).stdout
+    for line in reversed(out.splitlines()):
+        if line.startswith("{") and f'"path":"{path}"' in line.replace(" ", ""):
+            entry: dict[str, Any] = json.loads(line)
+            return entry
+    raise AssertionError(f"no request line for {path} in the journal")
+
+
 def test_verdict_from_proxy1_is_a_hit_on_proxy2(proxy1: Any, proxy2: Any) -> None:
     text = f"shared verdict {uuid.uuid4().hex}"
     _generate(proxy1, text)
+    assert _last_request_log(proxy1, "/api/generate").get("cache") == "miss"
     before = _stats(proxy2)
     _generate(proxy2, text)
     after = _stats(proxy2)
     assert after["hits"] > before["hits"], (before, after)
     assert after["misses"] == before["misses"], (before, after)
+    entry = _last_request_log(proxy2, "/api/generate")
+    assert entry.get("cache") == "hit", entry
+    assert text not in json.dumps(entry), "prompt text in the request log"
 
 
 def test_new_prompt_on_proxy2_is_a_miss(proxy2: Any) -> None:
