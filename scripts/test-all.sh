@@ -95,9 +95,22 @@ suite() {
   return 0
 }
 
-run_setup() {
-  step setup-app-venv 900 "$GP_ROOT/scripts/setup-app-venv.sh"
-  step setup-test-hosts 1200 "$GP_ROOT/scripts/setup-test-hosts.sh"
+run_setup() {  # run_setup SUITE...: install only what the chosen suites need
+  local w app=0 tools=0 image=0
+  for w in "$@"; do
+    case "$w" in
+      app) app=1 ;;
+      lint|syntax) tools=1 ;;
+      molecule*) tools=1; image=1 ;;
+    esac
+  done
+  ((app)) && step setup-app-venv 900 "$GP_ROOT/scripts/setup-app-venv.sh"
+  if ((image)); then
+    step setup-test-hosts 1200 "$GP_ROOT/scripts/setup-test-hosts.sh"
+  elif ((tools)); then
+    step setup-tools 900 "$GP_ROOT/scripts/setup-test-hosts.sh" --no-image
+  fi
+  return 0
 }
 
 run_app() {
@@ -146,7 +159,7 @@ main() {
   mkdir -p "$RESULTS"
   local want=("$@") t0=$SECONDS
   ((${#want[@]})) || want=(app lint syntax molecule)
-  run_setup
+  run_setup "${want[@]}"
   local w
   for w in "${want[@]}"; do
     case "$w" in
