@@ -1,8 +1,9 @@
 """The app factory: routes, middlewares and lifespan wired from settings, guard and cache.
 
 Middleware order, outermost first: request log (times, counts, logs every request),
-access (allow-list, admin token, body limit), then the :class:`Router`. Every layer and
-endpoint is pure ASGI: no framework sits on the hot path.
+access (allow-list, admin token, body limit), then the :class:`Router`. Every layer and every
+proxied route is pure ASGI: no framework sits on the hot path. The proxy's own endpoints
+(and their OpenAPI document) are a FastAPI app the router dispatches to by path.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from guard_proxy.proxy.access import AccessMiddleware
 from guard_proxy.proxy.asgi import ASGIApp
 from guard_proxy.proxy.guarded import Guarded
 from guard_proxy.proxy.metrics import Metrics
-from guard_proxy.proxy.own import CacheClear, CacheHealth, CacheStats, Health, MetricsEndpoint
+from guard_proxy.proxy.own import ROUTES as OWN_ROUTES
+from guard_proxy.proxy.own import own_app
 from guard_proxy.proxy.passthrough import Passthrough
 from guard_proxy.proxy.requestlog import RequestLogMiddleware
 from guard_proxy.proxy.router import Router
@@ -67,11 +69,9 @@ def create_app(
             await cache.aclose()
 
     router = Router(startup=cache.start, shutdown=shutdown)
-    router.add("/health", Health(client, cache, settings.cache.enabled), ["GET"])
-    router.add("/cache/health", CacheHealth(cache), ["GET"])
-    router.add("/cache/stats", CacheStats(cache), ["GET"])
-    router.add("/cache/clear", CacheClear(cache), ["POST"])
-    router.add("/metrics", MetricsEndpoint(metrics, cache), ["GET"])
+    own = own_app(client, cache, settings.cache.enabled, metrics)
+    for path, method in OWN_ROUTES:
+        router.add(path, own, [method])
     for shape in GUARDED_SHAPES:
         router.add(shape.route, Guarded(shape, client, guard, verdicts, metrics), ["POST"])
     for path, methods, streamed, stream_request in PASSTHROUGH_ROUTES:

@@ -1,51 +1,139 @@
-"""The proxy's own endpoints: health, cache health/stats/clear and metrics.
+"""The proxy's own endpoints as a FastAPI app: health, cache health/stats/clear, metrics.
 
-``POST /cache/clear`` is protected by the access middleware (admin token).
+The :class:`~guard_proxy.proxy.router.Router` dispatches these paths (and ``/openapi.json``
+and ``/docs``, which describe them) to this app; proxied routes never touch FastAPI. Access
+control (allow-list, admin token for ``POST /cache/clear``) is the access middleware's, in
+front of the router: the app only documents it. Bodies are written with orjson as
+``application/json; charset=utf-8``, the same bytes and headers as every other JSON answer of
+the proxy; the response models type them and describe them in the OpenAPI document.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+import orjson
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
+from pydantic import BaseModel, ConfigDict
 
 from guard_proxy import __version__
-from guard_proxy.proxy.asgi import Receive, Scope, Send, send_bytes
-from guard_proxy.proxy.errors import send_json
+from guard_proxy.proxy.asgi import ASGIApp, Receive, Scope, Send
 from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.state import request_info
 from guard_proxy.proxy.upstream import Upstream
 
 logger = logging.getLogger("guard_proxy.proxy")
 
-PROMETHEUS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+Endpoint = Callable[[], Awaitable[Response]]
+
+PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# What the router sends here (a GET route also answers HEAD).
+ROUTES = (
+    ("/health", "GET"),
+    ("/cache/health", "GET"),
+    ("/cache/stats", "GET"),
+    ("/cache/clear", "POST"),
+    ("/metrics", "GET"),
+    ("/openapi.json", "GET"),
+    ("/docs", "GET"),
+)
 
 
-class Health:
-    """``GET /health``: always 200 while the process serves; upstream, cache and uptime."""
+class JSONBody(JSONResponse):
+    """A JSON response written by orjson, typed ``application/json; charset=utf-8``."""
 
-    def __init__(self, upstream: Upstream, cache: Any, cache_enabled: bool) -> None:
-        self.upstream = upstream
-        self.cache = cache
-        self.cache_enabled = cache_enabled
-        self.started = time.time()
-        self.started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started))
+    media_type = "application/json; charset=utf-8"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_info(scope).route = "/health"
-        reachable = await self.upstream.reachable()
-        await send_json(
-            send,
-            200,
-            {
-                "status": "ok",
-                "version": __version__,
-                "started_at": self.started_at,
-                "uptime_s": round(time.time() - self.started, 3),
-                "upstream": {"url": self.upstream.url, "reachable": reachable},
-                "cache": {"enabled": self.cache_enabled, "active_backend": _active(self.cache)},
-            },
-        )
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+# ---------------------------------------------------------------------- response models
+
+
+class UpstreamState(BaseModel):
+    url: str
+    reachable: bool
+
+
+class CacheSummary(BaseModel):
+    enabled: bool
+    active_backend: Literal["redis", "memory", "none"]
+
+
+class HealthBody(BaseModel):
+    """``GET /health``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["ok"]
+    version: str
+    started_at: str
+    uptime_s: float
+    upstream: UpstreamState
+    cache: CacheSummary
+
+
+class CacheHealthBody(BaseModel):
+    """``GET /cache/health`` (the cache may add fields)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    healthy: bool
+    degraded: bool
+    enabled: bool
+    configured_backend: str
+    active_backend: Literal["redis", "memory", "none"]
+    redis_connected: bool
+    latency_ms: float | None
+    redis_address: str | None
+    breaker: dict[str, Any]
+    last_error: str | None
+
+
+class CacheStatsBody(BaseModel):
+    """``GET /cache/stats`` (the cache may add counters)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    enabled: bool
+    configured_backend: str
+    active_backend: Literal["redis", "memory", "none"]
+    hits: int
+    misses: int
+    hit_rate: float
+    sets: int
+    errors: int
+    failovers: int
+    recoveries: int
+    memory_entries: int
+    redis: dict[str, Any] | None
+
+
+class ClearedBody(BaseModel):
+    """``POST /cache/clear``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cleared: int
+
+
+class ErrorBody(BaseModel):
+    error: str
+
+
+_ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "admin token missing or wrong"},
+    403: {"model": ErrorBody, "description": "no admin token configured, or address not allowed"},
+}
+_DENIED: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorBody, "description": "client address not in access.allow"},
+}
 
 
 def _active(cache: Any) -> str:
@@ -53,58 +141,98 @@ def _active(cache: Any) -> str:
     return str(backend) if backend else "none"
 
 
-class CacheHealth:
-    """``GET /cache/health``: 200 when the cache is healthy (memory counts), else 503."""
+def own_app(upstream: Upstream, cache: Any, cache_enabled: bool, metrics: Metrics) -> ASGIApp:
+    """The FastAPI app of the own endpoints, wrapped so each request is logged under its path.
 
-    def __init__(self, cache: Any) -> None:
-        self.cache = cache
+    ``cache`` is the app's :class:`guard_proxy.cache.GuardCache`.
+    """
+    started = time.time()
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+    app = FastAPI(
+        title="guard-proxy",
+        version=__version__,
+        description=(
+            "The guard proxy's own endpoints. Ollama's native API and its OpenAI-compatible "
+            "`/v1` API are proxied as Ollama documents them and are not listed here."
+        ),
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+    )
+    # Documents the Bearer scheme; the access middleware checks the token before this runs.
+    admin_token = HTTPBearer(auto_error=False, description="access.admin_token")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_info(scope).route = "/cache/health"
-        health = await self.cache.health()
-        status = 200 if health.get("healthy", True) else 503
-        await send_json(send, status, health)
+    def get(path: str, **kwargs: Any) -> Callable[[Endpoint], Endpoint]:
+        """A GET route documented once; HEAD answers the same (its body is dropped)."""
 
+        responses = {**_DENIED, **kwargs.pop("responses", {})}
 
-class CacheStats:
-    """``GET /cache/stats``."""
+        def register(endpoint: Endpoint) -> Endpoint:
+            app.get(path, responses=responses, **kwargs)(endpoint)
+            app.head(path, include_in_schema=False, **kwargs)(endpoint)
+            return endpoint
 
-    def __init__(self, cache: Any) -> None:
-        self.cache = cache
+        return register
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_info(scope).route = "/cache/stats"
-        await send_json(send, 200, await self.cache.stats())
-
-
-class CacheClear:
-    """``POST /cache/clear``: delete the keys under the prefix and the memory entries."""
-
-    def __init__(self, cache: Any) -> None:
-        self.cache = cache
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        info = request_info(scope)
-        info.route = "/cache/clear"
-        cleared = await self.cache.clear()
-        logger.warning(
-            "cache cleared", extra={"fields": {"cleared": cleared, "client": info.client}}
+    @get("/health", response_model=HealthBody, response_class=JSONBody)
+    async def health() -> Response:
+        """Always 200 while the process serves: upstream reachability and the cache backend."""
+        body = HealthBody(
+            status="ok",
+            version=__version__,
+            started_at=started_at,
+            uptime_s=round(time.time() - started, 3),
+            upstream=UpstreamState(url=upstream.url, reachable=await upstream.reachable()),
+            cache=CacheSummary(enabled=cache_enabled, active_backend=_active(cache)),  # type: ignore[arg-type]
         )
-        await send_json(send, 200, {"cleared": cleared})
+        return JSONBody(body.model_dump())
 
+    @get(
+        "/cache/health",
+        response_model=CacheHealthBody,
+        response_class=JSONBody,
+        responses={503: {"model": CacheHealthBody, "description": "cache closed"}},
+    )
+    async def cache_health() -> Response:
+        """200 while the cache serves (memory counts), 503 once it is closed."""
+        state = await cache.health()
+        return JSONBody(state, status_code=200 if state.get("healthy", True) else 503)
 
-class MetricsEndpoint:
-    """``GET /metrics``: Prometheus text format."""
+    @get("/cache/stats", response_model=CacheStatsBody, response_class=JSONBody)
+    async def cache_stats() -> Response:
+        """Cache counters, the serving backend, and Redis memory and key count when connected."""
+        return JSONBody(await cache.stats())
 
-    def __init__(self, metrics: Metrics, cache: Any) -> None:
-        self.metrics = metrics
-        self.cache = cache
+    @app.post(
+        "/cache/clear",
+        response_model=ClearedBody,
+        response_class=JSONBody,
+        responses=_ADMIN_ERRORS,
+        dependencies=[Depends(admin_token)],
+    )
+    async def cache_clear(request: Request) -> Response:
+        """Delete the keys under ``cache.prefix`` (never FLUSHDB) and the memory entries."""
+        cleared = await cache.clear()
+        client = request_info(request.scope).client
+        logger.warning("cache cleared", extra={"fields": {"cleared": cleared, "client": client}})
+        return JSONBody(ClearedBody(cleared=cleared).model_dump())
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_info(scope).route = "/metrics"
+    @get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {PROMETHEUS_TYPE: {}}, "description": "Prometheus text"}},
+    )
+    async def metrics_text() -> Response:
+        """Prometheus text format: requests, blocks, scan times, cache counters."""
         try:
-            stats = await self.cache.stats()
+            stats = await cache.stats()
         except Exception:  # the cache must never break the metrics
-            stats = {"active_backend": _active(self.cache)}
-        body = self.metrics.render(stats).encode()
-        await send_bytes(send, 200, body, PROMETHEUS_TYPE)
+            stats = {"active_backend": _active(cache)}
+        return Response(metrics.render(stats).encode(), media_type=PROMETHEUS_TYPE)
+
+    async def own(scope: Scope, receive: Receive, send: Send) -> None:
+        request_info(scope).route = scope["path"]
+        await app(scope, receive, send)
+
+    return own
