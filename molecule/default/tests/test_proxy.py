@@ -14,6 +14,7 @@ from gplib import (
     exposure,
     http,
     main_pid,
+    proxy_config,
     proxy_url,
     redis_cli,
     root_mount_options,
@@ -108,6 +109,32 @@ def test_banned_prompt_is_blocked(proxy_host: Any) -> None:
     assert r["status"] == 400, r["body"]
     assert r["json"]["guard"]["direction"] == "input"
     assert "response" not in r["json"]
+
+
+_RAW_PING = r"""
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+s.sendall(b"PING\r\n")
+print(s.recv(200).decode().strip())
+"""
+
+
+def test_redis_refuses_unauthenticated_ping_over_the_network(proxy_host: Any) -> None:
+    redis = proxy_config(proxy_host)["redis"]
+    out = proxy_host.run("python3 -c %s %s %s", _RAW_PING, str(redis["host"]), str(redis["port"]))
+    assert out.rc == 0, out.stderr
+    assert out.stdout.startswith("-NOAUTH"), out.stdout
+
+
+def test_blocked_request_is_logged_without_its_text(proxy_host: Any) -> None:
+    marker = uuid.uuid4().hex
+    body = {"model": MODEL, "prompt": f"{BANNED} {marker}", "stream": False}
+    assert http(proxy_host, "POST", proxy_url(proxy_host) + "/api/generate", body)["status"] == 400
+    out = proxy_host.run("journalctl --no-pager -o cat -n 100 -u %s", PROXY_UNIT).stdout
+    lines = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    generate = [x for x in lines if x.get("path") == "/api/generate"]
+    assert generate and generate[-1]["status"] == 400
+    assert marker not in out, "prompt text in the proxy's log"
 
 
 def test_verdict_lands_in_redis_under_prefix(
