@@ -1,6 +1,6 @@
 """How the operator commands find and ask a running instance: ``--url``/``--config``, HTTP.
 
-``status`` and ``cache`` share these. Requests go through ``urllib`` without environment
+``status`` and ``cache`` share these. Requests go through ``httpx`` without environment
 proxies; any HTTP status is a :class:`Reply`, and no answer at all is :class:`Unreachable`.
 """
 
@@ -103,26 +103,39 @@ def request(
     timeout: float = DEFAULT_TIMEOUT,
     headers: dict[str, str] | None = None,
 ) -> Reply:
-    """One HTTP call without environment proxies; any HTTP status is a :class:`Reply`."""
-    import http.client
-    import urllib.error
-    import urllib.request
+    """One HTTP call without environment proxies; any HTTP status is a :class:`Reply`.
 
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    data = b"" if method == "POST" else None
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    ``timeout`` bounds the connect and each read; HTTPS is verified against the system's CA
+    store. Redirects are followed (an ``Authorization`` header never leaves the origin).
+    """
+    import ssl
+    from urllib.parse import urlsplit
+
+    import httpx
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise Unreachable(f"unknown url type: {parts.scheme or repr(url)}")
+    if not parts.hostname:
+        raise Unreachable("no host given")
+    content = b"" if method == "POST" else None
     try:
-        with opener.open(req, timeout=timeout) as resp:
-            return Reply(resp.status, resp.read(), resp.headers.get("content-type", ""))
-    except urllib.error.HTTPError as exc:
-        body = exc.read() if exc.fp is not None else b""
-        return Reply(exc.code, body, exc.headers.get("content-type", "") if exc.headers else "")
-    except urllib.error.URLError as exc:
-        raise Unreachable(_reason(exc.reason)) from exc
-    except TimeoutError as exc:
+        with httpx.Client(
+            trust_env=False,
+            verify=ssl.create_default_context(),
+            timeout=timeout,
+            follow_redirects=True,
+        ) as client:
+            resp = client.request(method, url, headers=headers, content=content)
+            return Reply(resp.status_code, resp.content, resp.headers.get("content-type", ""))
+    except httpx.ConnectTimeout as exc:
+        raise Unreachable("timed out") from exc
+    except httpx.TimeoutException as exc:
         raise Unreachable(f"no answer within {timeout:g} s") from exc
-    except (http.client.HTTPException, ConnectionError, OSError) as exc:
-        raise Unreachable(_reason(exc)) from exc
+    except httpx.RemoteProtocolError as exc:
+        raise Unreachable(_protocol_reason(exc)) from exc
+    except (httpx.TransportError, httpx.InvalidURL) as exc:
+        raise Unreachable(_reason(_os_error(exc) or exc)) from exc
 
 
 def _reason(reason: object) -> str:
@@ -137,6 +150,22 @@ def _reason(reason: object) -> str:
     if isinstance(reason, OSError) and reason.strerror:
         return reason.strerror.lower()
     return str(reason) or type(reason).__name__
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The socket error under an httpx error (httpx -> httpcore -> OSError), if any."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _protocol_reason(exc: Exception) -> str:
+    if str(exc).startswith("Server disconnected without sending a response"):
+        return "Remote end closed connection without response"
+    return str(exc) or type(exc).__name__
 
 
 def error_text(body: bytes) -> str:
