@@ -45,7 +45,6 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-
     settings = load_or_report(args.config)
     if settings is None:
         return 1
