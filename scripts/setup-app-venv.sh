@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Create or refresh the app's development venv (.venv) with the test extra,
-# plus the Debian packages the app tests need (a real redis-server).
+# plus the Debian packages the app tests need (a real redis-server; openssl for
+# the TLS tests, which make their own CA).
 # Idempotent: pip runs only when app/pyproject.toml changed since last time.
 set -euo pipefail
 # shellcheck source=lib/env.sh
 . "$(dirname "$0")/lib/env.sh"
 
-gp_apt_install redis-server python3-venv
+gp_apt_install redis-server python3-venv openssl
 # Tests start their own redis-server; the packaged one is not needed running.
 venv="$GP_ROOT/.venv"
 stamp="$venv/.app-requirements.sha256"
