@@ -161,15 +161,19 @@ def test_secret_files_are_read_and_stripped(tmp_path: Path) -> None:
     secret.write_text("s3cr3t\n", encoding="utf-8")
     token = tmp_path / "token"
     token.write_text("admintoken", encoding="utf-8")
+    sentinel = tmp_path / "sentinel"
+    sentinel.write_text("sentinel-pw\r\n", encoding="utf-8")
     settings = load_settings(
         environ={
             "REDIS_PASSWORD": "ignored",
             "REDIS_PASSWORD_FILE": str(secret),
             "GUARD_PROXY_ADMIN_TOKEN_FILE": str(token),
+            "REDIS_SENTINEL_PASSWORD_FILE": str(sentinel),
         }
     )
     assert settings.redis.password == "s3cr3t"
     assert settings.access.admin_token == "admintoken"
+    assert settings.redis.sentinel_password == "sentinel-pw"
 
 
 def test_redacted_dump_masks_secrets_only() -> None:

@@ -218,6 +218,9 @@ class RedisSettings:
     sentinel_service: str = _f("mymaster", env="REDIS_SENTINEL_SERVICE", nonempty=True)
     sentinel_username: str = _f("", env="REDIS_SENTINEL_USERNAME")
     sentinel_password: str = _f("", env="REDIS_SENTINEL_PASSWORD", secret=True)
+    sentinel_password_file: str = _f(
+        "", env="REDIS_SENTINEL_PASSWORD_FILE", secret_file="sentinel_password"
+    )
 
 
 # --------------------------------------------------------------------------- root
