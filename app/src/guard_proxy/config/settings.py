@@ -59,35 +59,26 @@ class RegexSettings:
     max_match_length: int = _f(256, min=1, max=65536)
 
 
+SECRET_KINDS = (
+    "private_key",
+    "aws_access_key",
+    "github_token",
+    "gitlab_token",
+    "slack_token",
+    "google_api_key",
+    "openai_api_key",
+    "jwt",
+    "password_assignment",
+)
+PII_KINDS = ("email", "credit_card", "phone", "iban")
+
+
 @dataclass(frozen=True, kw_only=True)
 class SecretsSettings:
     """Private keys, cloud and VCS tokens, JWTs and password assignments."""
 
     enabled: bool = True
-    kinds: tuple[str, ...] = _f(
-        (
-            "private_key",
-            "aws_access_key",
-            "github_token",
-            "gitlab_token",
-            "slack_token",
-            "google_api_key",
-            "openai_api_key",
-            "jwt",
-            "password_assignment",
-        ),
-        choices=(
-            "private_key",
-            "aws_access_key",
-            "github_token",
-            "gitlab_token",
-            "slack_token",
-            "google_api_key",
-            "openai_api_key",
-            "jwt",
-            "password_assignment",
-        ),
-    )
+    kinds: tuple[str, ...] = _f(SECRET_KINDS, choices=SECRET_KINDS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,9 +86,7 @@ class PiiSettings:
     """Personal data: e-mail addresses, card numbers (Luhn-checked), phone numbers, IBANs."""
 
     enabled: bool = True
-    kinds: tuple[str, ...] = _f(
-        ("email", "credit_card", "iban"), choices=("email", "credit_card", "phone", "iban")
-    )
+    kinds: tuple[str, ...] = _f(("email", "credit_card", "iban"), choices=PII_KINDS)
 
 
 @dataclass(frozen=True, kw_only=True)
