@@ -1,0 +1,93 @@
+"""Replication + Sentinel as deployed: one primary, two replicas, three authenticated
+Sentinels that agree on it, hardened files, and a proxy that found the primary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gplib import PROXY_UNIT, REDIS_UNIT, cmdlines
+from sentinel_lib import SENTINEL_PORT, address, cache_health, replication, sentinel_primary
+
+SENTINEL_UNIT = "redis-sentinel.service"
+
+
+def test_redis_and_sentinel_run_on_every_redis_host(redis_hosts: list[Any]) -> None:
+    for host in redis_hosts:
+        for unit in (REDIS_UNIT, SENTINEL_UNIT):
+            service = host.service(unit)
+            assert service.is_running, (host.backend.name, unit)
+            assert service.is_enabled, (host.backend.name, unit)
+
+
+def test_one_primary_and_two_synced_replicas(
+    redis_hosts: list[Any], proxy_creds: tuple[str, str]
+) -> None:
+    roles = [replication(host, proxy_creds) for host in redis_hosts]
+    assert sorted(r["role"] for r in roles) == ["master", "slave", "slave"], roles
+    primary = redis_hosts[[r["role"] for r in roles].index("master")]
+    for r in roles:
+        if r["role"] == "slave":
+            assert r["master_host"] == address(primary)
+            assert r["master_link_status"] == "up", r
+
+
+def test_every_sentinel_names_the_primary(
+    redis_hosts: list[Any], proxy_creds: tuple[str, str], sentinel_password: str
+) -> None:
+    primary = next(h for h in redis_hosts if replication(h, proxy_creds)["role"] == "master")
+    for host in redis_hosts:
+        assert sentinel_primary(host, sentinel_password) == address(primary)
+
+
+def test_sentinel_refuses_clients_without_the_password(redis_hosts: list[Any]) -> None:
+    for host in redis_hosts:
+        out = host.run("redis-cli -h 127.0.0.1 -p %s PING", str(SENTINEL_PORT))
+        assert "NOAUTH" in out.stdout + out.stderr, out.stdout
+
+
+def test_wrong_sentinel_password_is_refused(redis_hosts: list[Any]) -> None:
+    out = redis_hosts[0].run(
+        "REDISCLI_AUTH=wrong-password-for-the-test redis-cli --no-auth-warning -h 127.0.0.1 -p %s PING",
+        str(SENTINEL_PORT),
+    )
+    assert "WRONGPASS" in out.stdout + out.stderr or "invalid" in out.stdout + out.stderr
+
+
+def test_files_the_role_owns_and_the_runtime_files(redis_hosts: list[Any]) -> None:
+    for host in redis_hosts:
+        for path in ("/etc/redis/replication.conf", "/etc/redis/sentinel-static.conf"):
+            f = host.file(path)
+            assert (f.user, f.group, f.mode) == ("root", "redis", 0o640), path
+        runtime = host.file("/etc/redis/runtime")
+        assert (runtime.user, runtime.group, runtime.mode) == ("redis", "redis", 0o750)
+        for path in ("/etc/redis/runtime/redis.conf", "/etc/redis/runtime/sentinel.conf"):
+            f = host.file(path)
+            assert f.user == "redis" and f.mode & 0o077 == 0, (path, f.mode)
+
+
+def test_sentinel_sandbox_is_in_force(redis_hosts: list[Any]) -> None:
+    for host in redis_hosts:
+        pid = int(host.run("systemctl show -P MainPID %s", SENTINEL_UNIT).stdout.strip())
+        assert pid > 0
+        assert host.run("ps -o user= -p %s", str(pid)).stdout.strip() == "redis"
+        for line in host.file(f"/proc/{pid}/mountinfo").content_string.splitlines():
+            fields = line.split()
+            if len(fields) > 5 and fields[4] == "/":
+                assert "ro" in fields[5].split(","), line
+
+
+def test_sentinel_password_in_no_command_line(
+    redis_hosts: list[Any], proxy_host: Any, sentinel_password: str
+) -> None:
+    for host in [*redis_hosts, proxy_host]:
+        assert not [c for c in cmdlines(host) if sentinel_password in c]
+
+
+def test_proxy_serves_from_the_primary_found_by_sentinel(
+    proxy_host: Any, redis_hosts: list[Any], proxy_creds: tuple[str, str]
+) -> None:
+    assert proxy_host.service(PROXY_UNIT).is_running
+    primary = next(h for h in redis_hosts if replication(h, proxy_creds)["role"] == "master")
+    health = cache_health(proxy_host)
+    assert health["active_backend"] == "redis", health
+    assert health["redis_address"].startswith(f"{address(primary)}:6379/0 (sentinel mymaster)"), health
