@@ -6,12 +6,15 @@ answer, end the stream in its own format (an NDJSON ``{"error": ...}`` line; an 
 ``data: {"error": {...}}`` event then ``data: [DONE]``) and return, so that the caller closes
 the upstream response and Ollama stops generating. Ollama's own mid-stream error lines and
 the final ``done`` line pass through after the held-back text is released.
+
+One loop (:func:`_relay`) serves both; a :class:`_Framing` says how lines become pieces,
+how a piece is queued and how a stop is written.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -52,49 +55,141 @@ def _stopped(step: Step) -> bool:
     return step.blocked is not None or step.failed
 
 
+_UNREADABLE = Step(failed=True)
+
+
+class _Framing(Protocol):
+    """How one stream format is read and ended; one instance per stream (it may hold state).
+
+    :meth:`lines` and :meth:`rest` queue pieces into the releaser and return a step when a
+    piece ends (or stops) the stream, and whether the stream is finished.
+    """
+
+    def lines(self, lines: list[bytes], releaser: Releaser) -> tuple[Step | None, bool]:
+        """Queue the pieces of these complete lines, up to the first that returns a step."""
+        ...
+
+    def rest(self, buffer: bytes, releaser: Releaser) -> tuple[Step | None, bool]:
+        """Queue what is left once the upstream ended (``buffer``: an unterminated line)."""
+        ...
+
+    def error_body(self, path: str, message: str) -> dict[str, Any]:
+        """The error object that ends a stream the guard could not check."""
+        ...
+
+    def stop(self, body: dict[str, Any]) -> list[bytes]:
+        """The bytes that end the stream with ``body``."""
+        ...
+
+
+class _Ndjson:
+    """One JSON object per line."""
+
+    __slots__ = ()
+
+    def lines(self, lines: list[bytes], releaser: Releaser) -> tuple[Step | None, bool]:
+        for line in lines:
+            step, finished = _ndjson_line(line, releaser)
+            if step is not None:
+                return step, finished
+        return None, False
+
+    def rest(self, buffer: bytes, releaser: Releaser) -> tuple[Step | None, bool]:
+        if buffer.strip():
+            return _ndjson_line(buffer, releaser)
+        return None, False
+
+    def error_body(self, path: str, message: str) -> dict[str, Any]:
+        return error_body(path, message)
+
+    def stop(self, body: dict[str, Any]) -> list[bytes]:
+        return [ndjson_encode(body)]
+
+
+class _Sse:
+    """Events of ``field: value`` lines, each ended by an empty line."""
+
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event: list[bytes] = []
+
+    def lines(self, lines: list[bytes], releaser: Releaser) -> tuple[Step | None, bool]:
+        event = self.event
+        for line in lines:
+            line = line.rstrip(b"\r")
+            if line:
+                event.append(line)
+                continue
+            if not event:
+                continue
+            step, finished = _sse_event(event, releaser)
+            event = self.event = []
+            if step is not None:
+                return step, finished
+        return None, False
+
+    def rest(self, buffer: bytes, releaser: Releaser) -> tuple[Step | None, bool]:
+        if buffer.strip():
+            self.event.append(buffer.rstrip(b"\r"))
+        if self.event:
+            return _sse_event(self.event, releaser)
+        return None, False
+
+    def error_body(self, path: str, message: str) -> dict[str, Any]:
+        return error_body(path, message, openai_type="api_error", code="guard_unavailable")
+
+    def stop(self, body: dict[str, Any]) -> list[bytes]:
+        return [sse_encode(body), b"data: [DONE]\n\n"]
+
+
 async def relay_ndjson(
     send: Send, chunks: AsyncIterator[bytes], releaser: Releaser, path: str
 ) -> Outcome:
     """Relay an NDJSON answer through ``releaser``; see the module docstring."""
+    return await _relay(send, chunks, releaser, path, _Ndjson())
+
+
+async def relay_sse(
+    send: Send, chunks: AsyncIterator[bytes], releaser: Releaser, path: str
+) -> Outcome:
+    """Relay an SSE answer through ``releaser``; see the module docstring."""
+    return await _relay(send, chunks, releaser, path, _Sse())
+
+
+async def _relay(
+    send: Send, chunks: AsyncIterator[bytes], releaser: Releaser, path: str, framing: _Framing
+) -> Outcome:
+    """Read ``chunks`` by line in ``framing``, send what ``releaser`` releases, stop on a block."""
     outcome = Outcome()
     buffer = b""
-    finished = False
-    step: Step | None = None
+    read, flush = framing.lines, releaser.flush  # bound once: this loop runs per chunk
     async for chunk in chunks:
         buffer = buffer + chunk if buffer else chunk
         if b"\n" not in buffer:
             continue
         *lines, buffer = buffer.split(b"\n")
-        step = None
-        for line in lines:
-            step, finished = _ndjson_line(line, releaser)
-            if step is not None:
-                break
+        step, finished = read(lines, releaser)
         if step is None:
-            step = releaser.flush()
+            step = flush()
         if _stopped(step):
-            await _stop_ndjson(send, path, step, outcome)
+            await _stop(send, path, step, outcome, framing)
             return outcome
         if finished:
             await _send(send, step.out, more=False)
             return outcome
         await _send(send, step.out)
-        step = None
-    if buffer.strip():
-        step, finished = _ndjson_line(buffer, releaser)
-        if step is not None and _stopped(step):
-            await _stop_ndjson(send, path, step, outcome)
-            return outcome
+    step, finished = framing.rest(buffer, releaser)
+    if step is not None and _stopped(step):
+        await _stop(send, path, step, outcome, framing)
+        return outcome
     if not finished:
         step = releaser.finish()
         if _stopped(step):
-            await _stop_ndjson(send, path, step, outcome)
+            await _stop(send, path, step, outcome, framing)
             return outcome
     await _send(send, step.out if step is not None else [], more=False)
     return outcome
-
-
-_UNREADABLE = Step(failed=True)
 
 
 def _ndjson_line(line: bytes, releaser: Releaser) -> tuple[Step | None, bool]:
@@ -120,68 +215,6 @@ def _ndjson_line(line: bytes, releaser: Releaser) -> tuple[Step | None, bool]:
     if obj.get("done") is True:
         return releaser.finish(), True
     return None, False
-
-
-async def _stop_ndjson(send: Send, path: str, step: Step, outcome: Outcome) -> None:
-    if step.blocked is not None:
-        outcome.blocked = step.blocked.scanners
-        body: dict[str, Any] = block_body(path, "output", outcome.blocked)
-    else:
-        outcome.failed = True
-        body = error_body(path, UNREADABLE if step is _UNREADABLE else FAILED)
-    await _send(send, [*step.out, ndjson_encode(body)], more=False)
-
-
-async def relay_sse(
-    send: Send, chunks: AsyncIterator[bytes], releaser: Releaser, path: str
-) -> Outcome:
-    """Relay an SSE answer through ``releaser``; see the module docstring."""
-    outcome = Outcome()
-    buffer = b""
-    event: list[bytes] = []
-    finished = False
-    step: Step | None = None
-    async for chunk in chunks:
-        buffer = buffer + chunk if buffer else chunk
-        if b"\n" not in buffer:
-            continue
-        *lines, buffer = buffer.split(b"\n")
-        step = None
-        for line in lines:
-            line = line.rstrip(b"\r")
-            if line:
-                event.append(line)
-                continue
-            if not event:
-                continue
-            step, finished = _sse_event(event, releaser)
-            event = []
-            if step is not None:
-                break
-        if step is None:
-            step = releaser.flush()
-        if _stopped(step):
-            await _stop_sse(send, path, step, outcome)
-            return outcome
-        if finished:
-            await _send(send, step.out, more=False)
-            return outcome
-        await _send(send, step.out)
-        step = None
-    if buffer.strip():
-        event.append(buffer.rstrip(b"\r"))
-    if event:
-        step, finished = _sse_event(event, releaser)
-        if step is not None and _stopped(step):
-            await _stop_sse(send, path, step, outcome)
-            return outcome
-    if not finished:
-        step = releaser.finish()
-        if _stopped(step):
-            await _stop_sse(send, path, step, outcome)
-            return outcome
-    await _send(send, step.out if step is not None else [], more=False)
-    return outcome
 
 
 def _sse_event(lines: list[bytes], releaser: Releaser) -> tuple[Step | None, bool]:
@@ -211,16 +244,12 @@ def _sse_event(lines: list[bytes], releaser: Releaser) -> tuple[Step | None, boo
     return releaser.add(obj, raw), False
 
 
-async def _stop_sse(send: Send, path: str, step: Step, outcome: Outcome) -> None:
+async def _stop(send: Send, path: str, step: Step, outcome: Outcome, framing: _Framing) -> None:
+    """End the stream after ``step``'s bytes with the block or error body, in ``framing``."""
     if step.blocked is not None:
         outcome.blocked = step.blocked.scanners
-        body = block_body(path, "output", outcome.blocked)
+        body: dict[str, Any] = block_body(path, "output", outcome.blocked)
     else:
         outcome.failed = True
-        body = error_body(
-            path,
-            UNREADABLE if step is _UNREADABLE else FAILED,
-            openai_type="api_error",
-            code="guard_unavailable",
-        )
-    await _send(send, [*step.out, sse_encode(body), b"data: [DONE]\n\n"], more=False)
+        body = framing.error_body(path, UNREADABLE if step is _UNREADABLE else FAILED)
+    await _send(send, [*step.out, *framing.stop(body)], more=False)
