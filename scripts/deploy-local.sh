@@ -16,7 +16,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib/env.sh"
 
 INVENTORY="$GP_ROOT/inventories/local"
-VAULT_PASS="$INVENTORY/vault-password.demo"
+VAULT_PASS="$INVENTORY/vault-password.demo.txt"
 NETWORK="gp-local"
 LABEL="io.guard-proxy.deploy-local=1"
 fake_ollama=1
