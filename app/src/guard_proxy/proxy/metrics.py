@@ -10,40 +10,10 @@ from bisect import bisect_left
 from collections.abc import Mapping
 from typing import Any
 
-SCAN_BUCKETS = (
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-)
-REQUEST_BUCKETS = (
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-    300.0,
-)
+# The 1-2.5-5 steps both histograms share; each adds its own ends.
+_STEPS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+SCAN_BUCKETS = (0.0001, 0.00025, 0.0005, *_STEPS)
+REQUEST_BUCKETS = (*_STEPS, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 class Histogram:
@@ -74,6 +44,26 @@ class Histogram:
         out.append(f"{name}_count{{{labels}}} {self.count}")
 
 
+class _Histograms(dict[str, Histogram]):
+    """Histograms by label value, each made with ``buckets`` on its first observation."""
+
+    __slots__ = ("buckets",)
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        super().__init__()
+        self.buckets = buckets
+
+    def __missing__(self, key: str) -> Histogram:
+        hist = self[key] = Histogram(self.buckets)
+        return hist
+
+
+def _head(out: list[str], name: str, kind: str, help_text: str) -> None:
+    """Append the ``# HELP`` and ``# TYPE`` lines of metric ``name``."""
+    out.append(f"# HELP {name} {help_text}")
+    out.append(f"# TYPE {name} {kind}")
+
+
 def _esc(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
@@ -83,9 +73,9 @@ class Metrics:
 
     def __init__(self) -> None:
         self.requests: dict[tuple[str, str, int], int] = {}
-        self.request_time: dict[str, Histogram] = {}
+        self.request_time = _Histograms(REQUEST_BUCKETS)
         self.blocks: dict[tuple[str, str], int] = {}
-        self.scan_time: dict[str, Histogram] = {}
+        self.scan_time = _Histograms(SCAN_BUCKETS)
         self.scanner_errors: dict[tuple[str, str], int] = {}
         self.upstream_errors = 0
         self.client_disconnects = 0
@@ -93,10 +83,7 @@ class Metrics:
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)
         self.requests[key] = self.requests.get(key, 0) + 1
-        hist = self.request_time.get(route)
-        if hist is None:
-            hist = self.request_time[route] = Histogram(REQUEST_BUCKETS)
-        hist.observe(seconds)
+        self.request_time[route].observe(seconds)
 
     def block(self, direction: str, scanners: list[str]) -> None:
         for scanner in scanners or ["unknown"]:
@@ -104,10 +91,7 @@ class Metrics:
             self.blocks[key] = self.blocks.get(key, 0) + 1
 
     def scan(self, direction: str, seconds: float) -> None:
-        hist = self.scan_time.get(direction)
-        if hist is None:
-            hist = self.scan_time[direction] = Histogram(SCAN_BUCKETS)
-        hist.observe(seconds)
+        self.scan_time[direction].observe(seconds)
 
     def scanner_error(self, direction: str, mode: str) -> None:
         key = (direction, mode)
@@ -116,39 +100,43 @@ class Metrics:
     def render(self, cache_stats: Mapping[str, Any] | None) -> str:
         """The Prometheus text exposition of every metric."""
         out: list[str] = []
-        out.append("# HELP guard_proxy_requests_total Requests by route, method and status.")
-        out.append("# TYPE guard_proxy_requests_total counter")
+        _head(out, "guard_proxy_requests_total", "counter", "Requests by route, method and status.")
         for (route, method, status), n in sorted(self.requests.items()):
             out.append(
                 f'guard_proxy_requests_total{{route="{_esc(route)}",method="{method}",'
                 f'status="{status}"}} {n}'
             )
-        out.append("# HELP guard_proxy_request_duration_seconds Request duration by route.")
-        out.append("# TYPE guard_proxy_request_duration_seconds histogram")
+        _head(
+            out, "guard_proxy_request_duration_seconds", "histogram", "Request duration by route."
+        )
         for route, hist in sorted(self.request_time.items()):
             hist.render("guard_proxy_request_duration_seconds", f'route="{_esc(route)}"', out)
-        out.append("# HELP guard_proxy_blocks_total Guard blocks by scanner and direction.")
-        out.append("# TYPE guard_proxy_blocks_total counter")
+        _head(out, "guard_proxy_blocks_total", "counter", "Guard blocks by scanner and direction.")
         for (scanner, direction), n in sorted(self.blocks.items()):
             out.append(
                 f'guard_proxy_blocks_total{{scanner="{_esc(scanner)}",direction="{direction}"}} {n}'
             )
-        out.append("# HELP guard_proxy_scan_duration_seconds Time spent scanning (cache misses).")
-        out.append("# TYPE guard_proxy_scan_duration_seconds histogram")
+        _head(
+            out,
+            "guard_proxy_scan_duration_seconds",
+            "histogram",
+            "Time spent scanning (cache misses).",
+        )
         for direction, hist in sorted(self.scan_time.items()):
             hist.render("guard_proxy_scan_duration_seconds", f'direction="{direction}"', out)
-        out.append("# HELP guard_proxy_scanner_errors_total Scanner failures by fail mode.")
-        out.append("# TYPE guard_proxy_scanner_errors_total counter")
+        _head(out, "guard_proxy_scanner_errors_total", "counter", "Scanner failures by fail mode.")
         for (direction, mode), n in sorted(self.scanner_errors.items()):
             out.append(
                 f'guard_proxy_scanner_errors_total{{direction="{direction}",'
                 f'fail_mode="{mode}"}} {n}'
             )
-        out.append("# HELP guard_proxy_upstream_errors_total Ollama unreachable or timed out.")
-        out.append("# TYPE guard_proxy_upstream_errors_total counter")
+        _head(
+            out, "guard_proxy_upstream_errors_total", "counter", "Ollama unreachable or timed out."
+        )
         out.append(f"guard_proxy_upstream_errors_total {self.upstream_errors}")
-        out.append("# HELP guard_proxy_client_disconnects_total Clients gone before the end.")
-        out.append("# TYPE guard_proxy_client_disconnects_total counter")
+        _head(
+            out, "guard_proxy_client_disconnects_total", "counter", "Clients gone before the end."
+        )
         out.append(f"guard_proxy_client_disconnects_total {self.client_disconnects}")
         _render_cache(cache_stats, out)
         return "\n".join(out) + "\n"
@@ -168,18 +156,18 @@ def _render_cache(stats: Mapping[str, Any] | None, out: list[str]) -> None:
     stats = stats or {}
     for key, help_text in _CACHE_COUNTERS:
         name = f"guard_proxy_cache_{key}_total"
-        out.append(f"# HELP {name} {help_text}")
-        out.append(f"# TYPE {name} counter")
+        _head(out, name, "counter", help_text)
         value = stats.get(key, 0)
         out.append(f"{name} {int(value) if isinstance(value, int | float) else 0}")
-    out.append("# HELP guard_proxy_cache_memory_entries Entries in the memory backend.")
-    out.append("# TYPE guard_proxy_cache_memory_entries gauge")
+    _head(out, "guard_proxy_cache_memory_entries", "gauge", "Entries in the memory backend.")
     entries = stats.get("memory_entries", 0)
     out.append(f"guard_proxy_cache_memory_entries {entries if isinstance(entries, int) else 0}")
-    out.append(
-        "# HELP guard_proxy_cache_active_backend The backend serving the cache (1 = active)."
+    _head(
+        out,
+        "guard_proxy_cache_active_backend",
+        "gauge",
+        "The backend serving the cache (1 = active).",
     )
-    out.append("# TYPE guard_proxy_cache_active_backend gauge")
     active = stats.get("active_backend", "none")
     for backend in ("redis", "memory", "none"):
         out.append(
