@@ -192,6 +192,15 @@ async def _relay(
     return outcome
 
 
+def _end(releaser: Releaser, raw: bytes) -> tuple[Step, bool]:
+    """The stream ends with ``raw`` (an upstream error or end marker) after all held-back
+    text, unless that text is blocked."""
+    step = releaser.finish()
+    if not _stopped(step):
+        step.out.append(raw)
+    return step, True
+
+
 def _ndjson_line(line: bytes, releaser: Releaser) -> tuple[Step | None, bool]:
     """Queue one line; returns a step when the line ends the stream (or stops it), and
     whether the stream is finished."""
@@ -205,10 +214,7 @@ def _ndjson_line(line: bytes, releaser: Releaser) -> tuple[Step | None, bool]:
         return _UNREADABLE, False
     raw = line + b"\n"
     if "error" in obj:
-        step = releaser.finish()
-        if not _stopped(step):
-            step.out.append(raw)
-        return step, True
+        return _end(releaser, raw)
     stop = releaser.add(obj, raw)
     if stop is not None:
         return stop, False
@@ -226,10 +232,7 @@ def _sse_event(lines: list[bytes], releaser: Releaser) -> tuple[Step | None, boo
         return releaser.add(None, raw), False
     payload = b"\n".join(data)
     if payload.strip() == b"[DONE]":
-        step = releaser.finish()
-        if not _stopped(step):
-            step.out.append(raw)
-        return step, True
+        return _end(releaser, raw)
     try:
         obj = orjson.loads(payload)
     except orjson.JSONDecodeError:
@@ -237,10 +240,7 @@ def _sse_event(lines: list[bytes], releaser: Releaser) -> tuple[Step | None, boo
     if not isinstance(obj, dict):
         return _UNREADABLE, False
     if "error" in obj:
-        step = releaser.finish()
-        if not _stopped(step):
-            step.out.append(raw)
-        return step, True
+        return _end(releaser, raw)
     return releaser.add(obj, raw), False
 
 
