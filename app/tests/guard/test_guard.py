@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 import pytest
+from support.guards import NONE_ON, guard_with, only
 
 from guard_proxy.config.settings import (
     BannedSubstringsSettings,
@@ -20,7 +21,6 @@ from guard_proxy.guard import ALLOWED, Direction, Finding, Guard, Scanner
 from guard_proxy.guard.plugins import WITHHELD, safe_reason
 
 from . import sample_plugin
-from .helpers import NONE_ON, guard_with, only
 
 PLUGIN = "guard.sample_plugin"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from support.guards import guard_with, only
 
 from guard_proxy.config.settings import (
     BannedSubstringsSettings,
@@ -16,8 +17,6 @@ from guard_proxy.config.settings import (
 )
 from guard_proxy.guard import Finding
 from guard_proxy.guard.scanners.pii import iban_valid, luhn_valid
-
-from .helpers import guard_with, only
 
 BANNED = only(banned_substrings=BannedSubstringsSettings(patterns=("Project Falcon", "zyx", "c++")))
 REGEX = only(regex=RegexSettings(patterns=(r"order #\d{6}", r"(?i)drop\s+table")))

@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 import pytest
+from support.guards import NONE_ON, guard_with, only
 
 from guard_proxy.config.settings import (
     BannedSubstringsSettings,
@@ -19,7 +20,6 @@ from guard_proxy.config.settings import (
 )
 from guard_proxy.guard import ALLOWED, Finding, Guard, StreamGuard, Verdict
 
-from .helpers import NONE_ON, guard_with, only
 from .test_scanners import NEGATIVE, POSITIVE
 
 TERM = "Project Falcon"

@@ -8,34 +8,15 @@ from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 import orjson
+from support.guards import TERM, NoCache, banned_guard, make_releaser
 
-from guard_proxy.config.settings import (
-    BannedSubstringsSettings,
-    GuardSettings,
-    InvisibleTextSettings,
-    PiiSettings,
-    PromptInjectionSettings,
-    RegexSettings,
-    ScannerSetSettings,
-    SecretsSettings,
-    SizeSettings,
-)
-from guard_proxy.guard import Direction, Finding, Guard, StreamGuard
+from guard_proxy.guard import Direction, Finding, StreamGuard
 from guard_proxy.proxy.framing import ndjson_encode, relay_ndjson, relay_sse, sse_encode
 from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.release import Releaser
 from guard_proxy.proxy.verdicts import VerdictService
 
-TERM = "forbidden-term"
 WORDS = ["sky", " is", " blue", " because", " air", " scatters", " light", "."]
-
-
-class _NoCache:
-    def key(self, direction: str, config_hash: str, text: str) -> str:
-        return text
-
-    async def get_or_compute(self, key: str, compute: Any) -> tuple[Any, str]:
-        return await compute(), "disabled"
 
 
 class _Counting:
@@ -52,31 +33,12 @@ class _Counting:
         return None
 
 
-def _guard() -> Guard:
-    only_banned = ScannerSetSettings(
-        banned_substrings=BannedSubstringsSettings(patterns=(TERM,)),
-        regex=RegexSettings(enabled=False),
-        secrets=SecretsSettings(enabled=False),
-        pii=PiiSettings(enabled=False),
-        prompt_injection=PromptInjectionSettings(enabled=False),
-        invisible_text=InvisibleTextSettings(enabled=False),
-        size=SizeSettings(enabled=False),
-    )
-    return Guard.from_settings(GuardSettings(input=only_banned, output=only_banned))
-
-
-def _releaser(kind: str, encode: Any = ndjson_encode) -> Releaser:
-    guard = _guard()
-    verdicts = VerdictService(guard, _NoCache(), Metrics(), "closed")
-    return Releaser(guard.stream(Direction.OUTPUT), kind, encode, verdicts)
-
-
 def _generate(text: str, done: bool = False) -> bytes:
     return ndjson_encode({"model": "m", "response": text, "done": done})
 
 
 def test_one_line_out_per_line_in_once_text_flows() -> None:
-    releaser = _releaser("generate")
+    releaser = make_releaser("generate")
     sent: list[bytes] = []
     pieces = [WORDS[i % len(WORDS)] for i in range(200)]
     received = {_generate(word) for word in pieces}
@@ -92,7 +54,7 @@ def test_one_line_out_per_line_in_once_text_flows() -> None:
 
 
 def test_held_back_text_never_moves_into_another_field() -> None:
-    releaser = _releaser("chat")
+    releaser = make_releaser("chat")
     thinking = ["I think", " about", " it"] * 10
     content = ["The", " answer", " is", " here"] * 10
     sent: list[bytes] = []
@@ -113,7 +75,7 @@ def test_held_back_text_never_moves_into_another_field() -> None:
 
 def test_many_pieces_queued_are_scanned_once() -> None:
     scanner = _Counting()
-    verdicts = VerdictService(_guard(), _NoCache(), Metrics(), "closed")
+    verdicts = VerdictService(banned_guard(), NoCache(), Metrics(), "closed")
     releaser = Releaser(StreamGuard([scanner]), "generate", ndjson_encode, verdicts)
     for word in WORDS * 5:
         assert releaser.add(orjson.loads(_generate(word)), _generate(word)) is None
@@ -125,8 +87,8 @@ def test_many_pieces_queued_are_scanned_once() -> None:
 
 
 def test_block_in_one_read_releases_what_piece_by_piece_would() -> None:
-    one_by_one = _releaser("generate")
-    batched = _releaser("generate")
+    one_by_one = make_releaser("generate")
+    batched = make_releaser("generate")
     parts = ["x" * 30, "forb", "idden", "-te", "rm and more"]
     sent = b""
     for part in parts:
@@ -164,7 +126,7 @@ async def test_ndjson_relay_sends_at_most_once_per_read() -> None:
     lines = [_generate(WORDS[i % len(WORDS)]) for i in range(300)] + [_generate("", True)]
     reads = [b"".join(lines[i : i + 3]) for i in range(0, len(lines), 3)]
     sink = _Sink()
-    outcome = await relay_ndjson(sink, _reads(reads), _releaser("generate"), "/api/generate")
+    outcome = await relay_ndjson(sink, _reads(reads), make_releaser("generate"), "/api/generate")
     assert outcome.blocked is None
     assert len(sink.messages) <= len(reads)
     assert sink.messages[-1]["more_body"] is False
@@ -183,7 +145,7 @@ async def test_sse_block_in_the_last_read_sends_error_and_done_together() -> Non
     outcome = await relay_sse(
         sink,
         _reads([b"".join(events)]),
-        _releaser("openai_chat", sse_encode),
+        make_releaser("openai_chat", sse_encode),
         "/v1/chat/completions",
     )
     assert outcome.blocked == ["banned_substrings"]
@@ -193,7 +155,7 @@ async def test_sse_block_in_the_last_read_sends_error_and_done_together() -> Non
 
 
 def test_feed_many_matches_feeding_one_by_one() -> None:
-    guard = _guard()
+    guard = banned_guard()
     rng = random.Random(7)
     blocked = 0
     for n in range(300):

@@ -6,52 +6,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+from support.guards import TERM, make_releaser
 
-from guard_proxy.config.settings import (
-    BannedSubstringsSettings,
-    GuardSettings,
-    InvisibleTextSettings,
-    PiiSettings,
-    PromptInjectionSettings,
-    RegexSettings,
-    ScannerSetSettings,
-    SecretsSettings,
-    SizeSettings,
-)
-from guard_proxy.guard import Direction, Guard
 from guard_proxy.proxy.framing import ndjson_encode, relay_ndjson, relay_sse, sse_encode
-from guard_proxy.proxy.metrics import Metrics
-from guard_proxy.proxy.release import Releaser
-from guard_proxy.proxy.verdicts import VerdictService
-
-TERM = "forbidden-term"
-
-
-class _NoCache:
-    def key(self, direction: str, config_hash: str, text: str) -> str:
-        return text
-
-    async def get_or_compute(self, key: str, compute: Any) -> tuple[Any, str]:
-        return await compute(), "disabled"
-
-
-def _guard() -> Guard:
-    only_banned = ScannerSetSettings(
-        banned_substrings=BannedSubstringsSettings(patterns=(TERM,)),
-        regex=RegexSettings(enabled=False),
-        secrets=SecretsSettings(enabled=False),
-        pii=PiiSettings(enabled=False),
-        prompt_injection=PromptInjectionSettings(enabled=False),
-        invisible_text=InvisibleTextSettings(enabled=False),
-        size=SizeSettings(enabled=False),
-    )
-    return Guard.from_settings(GuardSettings(input=only_banned, output=only_banned))
-
-
-def _releaser(kind: str, encode: Any = ndjson_encode) -> Releaser:
-    guard = _guard()
-    verdicts = VerdictService(guard, _NoCache(), Metrics(), "closed")
-    return Releaser(guard.stream(Direction.OUTPUT), kind, encode, verdicts)
 
 
 def _line(text: str, done: bool = False) -> tuple[dict[str, Any], bytes]:
@@ -60,7 +17,7 @@ def _line(text: str, done: bool = False) -> tuple[dict[str, Any], bytes]:
 
 
 def test_holds_back_then_releases_whole_pieces_as_received() -> None:
-    releaser = _releaser("generate")
+    releaser = make_releaser("generate")
     hold = releaser.guard.holdback
     assert hold == len(TERM) - 1
     obj, raw = _line("a" * 40)
@@ -79,7 +36,7 @@ def test_holds_back_then_releases_whole_pieces_as_received() -> None:
 
 
 def test_term_split_across_pieces_is_blocked_and_never_released() -> None:
-    releaser = _releaser("generate")
+    releaser = make_releaser("generate")
     sent = b""
     blocked = None
     for piece in ["x" * 30, "forb", "idden", "-te", "rm and more"]:
@@ -95,7 +52,7 @@ def test_term_split_across_pieces_is_blocked_and_never_released() -> None:
 
 
 def test_pieces_without_text_keep_their_place() -> None:
-    releaser = _releaser("chat")
+    releaser = make_releaser("chat")
     text = {"message": {"role": "assistant", "content": "hello world, this is long enough"}}
     tool = {
         "message": {
@@ -112,7 +69,7 @@ def test_pieces_without_text_keep_their_place() -> None:
 
 
 def test_tool_call_arguments_are_scanned() -> None:
-    releaser = _releaser("chat")
+    releaser = make_releaser("chat")
     tool = {
         "message": {
             "role": "assistant",
@@ -143,7 +100,9 @@ async def test_ndjson_lines_split_across_http_chunks() -> None:
     lines = [_line(t)[1] for t in ["Hello ", "there ", "friend"]] + [_line("", done=True)[1]]
     upstream = b"".join(lines)
     sink = _Sink()
-    outcome = await relay_ndjson(sink, _chunks(upstream, 7), _releaser("generate"), "/api/generate")
+    outcome = await relay_ndjson(
+        sink, _chunks(upstream, 7), make_releaser("generate"), "/api/generate"
+    )
     assert outcome.blocked is None and sink.ended
     got = [orjson.loads(x) for x in sink.body.splitlines()]
     assert "".join(x["response"] for x in got) == "Hello there friend"
@@ -159,7 +118,7 @@ async def test_sse_block_ends_with_error_event_then_done() -> None:
     outcome = await relay_sse(
         sink,
         _chunks(b"".join(events), 5),
-        _releaser("openai_chat", sse_encode),
+        make_releaser("openai_chat", sse_encode),
         "/v1/chat/completions",
     )
     assert outcome.blocked == ["banned_substrings"]
@@ -174,7 +133,7 @@ async def test_unparseable_upstream_line_withholds_the_answer() -> None:
     outcome = await relay_ndjson(
         sink,
         _chunks(b'{"response": "hi"}\nnot json\n', 100),
-        _releaser("generate"),
+        make_releaser("generate"),
         "/api/generate",
     )
     assert outcome.failed
@@ -182,7 +141,7 @@ async def test_unparseable_upstream_line_withholds_the_answer() -> None:
 
 
 def test_released_text_before_block_is_only_safe_text() -> None:
-    releaser = _releaser("generate")
+    releaser = make_releaser("generate")
     out: list[bytes] = []
     for piece in ["y" * 50, "zz forbidden", "-term"]:
         obj, raw = _line(piece)

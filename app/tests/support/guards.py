@@ -1,0 +1,74 @@
+"""Builders of guards and stream releasers shared by the guard and proxy tests.
+
+``NONE_ON``/``only``/``guard_with`` build guards from settings; ``banned_guard`` and
+``make_releaser`` build the guard (banning ``TERM``) and releaser the stream tests drive
+without an app.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from guard_proxy.config.settings import (
+    BannedSubstringsSettings,
+    GuardSettings,
+    InvisibleTextSettings,
+    PiiSettings,
+    PromptInjectionSettings,
+    RegexSettings,
+    ScannerSetSettings,
+    SecretsSettings,
+    SizeSettings,
+)
+from guard_proxy.guard import Direction, Guard
+from guard_proxy.proxy.framing import ndjson_encode
+from guard_proxy.proxy.metrics import Metrics
+from guard_proxy.proxy.release import Releaser
+from guard_proxy.proxy.verdicts import VerdictService
+
+TERM = "forbidden-term"
+
+NONE_ON = ScannerSetSettings(
+    banned_substrings=BannedSubstringsSettings(enabled=False),
+    regex=RegexSettings(enabled=False),
+    secrets=SecretsSettings(enabled=False),
+    pii=PiiSettings(enabled=False),
+    prompt_injection=PromptInjectionSettings(enabled=False),
+    invisible_text=InvisibleTextSettings(enabled=False),
+    size=SizeSettings(enabled=False),
+)
+
+
+def only(**scanners: Any) -> ScannerSetSettings:
+    """A scanner set with every built-in off except the ones given."""
+    return dataclasses.replace(NONE_ON, **scanners)
+
+
+def guard_with(
+    input: ScannerSetSettings = NONE_ON, output: ScannerSetSettings = NONE_ON, **kw: Any
+) -> Guard:
+    return Guard.from_settings(GuardSettings(input=input, output=output, **kw))
+
+
+def banned_guard() -> Guard:
+    """A guard whose only scanner bans ``TERM``, in both directions."""
+    only_banned = only(banned_substrings=BannedSubstringsSettings(patterns=(TERM,)))
+    return guard_with(only_banned, only_banned)
+
+
+class NoCache:
+    """A verdict cache that always computes."""
+
+    def key(self, direction: str, config_hash: str, text: str) -> str:
+        return text
+
+    async def get_or_compute(self, key: str, compute: Any) -> tuple[Any, str]:
+        return await compute(), "disabled"
+
+
+def make_releaser(kind: str, encode: Any = ndjson_encode) -> Releaser:
+    """A releaser of ``kind`` pieces behind :func:`banned_guard`'s output stream, no cache."""
+    guard = banned_guard()
+    verdicts = VerdictService(guard, NoCache(), Metrics(), "closed")
+    return Releaser(guard.stream(Direction.OUTPUT), kind, encode, verdicts)
