@@ -490,9 +490,7 @@ async def _generate(
         await _json(send, 400, {"error": "model is required"})
         return
     if model is None:
-        await _json(
-            send, 404, {"error": f'model "{body.get("model")}" not found, try pulling it first'}
-        )
+        await _json(send, 404, {"error": _not_found(body.get("model"))})
         return
     prompt = body.get("prompt", "") or ""
     if not isinstance(prompt, str):
@@ -542,9 +540,7 @@ async def _chat(
         return
     model = app._model_or_none(body.get("model"))
     if model is None:
-        await _json(
-            send, 404, {"error": f'model "{body.get("model")}" not found, try pulling it first'}
-        )
+        await _json(send, 404, {"error": _not_found(body.get("model"))})
         return
     messages = body.get("messages") or []
     if not isinstance(messages, list):
@@ -614,9 +610,7 @@ async def _embed(
 ) -> None:
     model = app._model_or_none(body.get("model"))
     if model is None:
-        await _json(
-            send, 404, {"error": f'model "{body.get("model")}" not found, try pulling it first'}
-        )
+        await _json(send, 404, {"error": _not_found(body.get("model"))})
         return
     inputs = body.get("input", "")
     inputs = [inputs] if isinstance(inputs, str) else inputs
@@ -638,9 +632,7 @@ async def _embeddings(
 ) -> None:
     model = app._model_or_none(body.get("model"))
     if model is None:
-        await _json(
-            send, 404, {"error": f'model "{body.get("model")}" not found, try pulling it first'}
-        )
+        await _json(send, 404, {"error": _not_found(body.get("model"))})
         return
     await _json(send, 200, {"embedding": _embedding(str(body.get("prompt", "")))})
 
@@ -679,7 +671,7 @@ async def _v1_generate(
     app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, *, chat: bool
 ) -> None:
     if app._model_or_none(body.get("model")) is None:
-        await _v1_error(send, 404, f'model "{body.get("model")}" not found, try pulling it first')
+        await _v1_error(send, 404, _not_found(body.get("model")))
         return
     if chat:
         text = _last_text(body.get("messages"))
@@ -780,7 +772,7 @@ async def _v1_embeddings(
     app: FakeOllama, body: Any, record: Any, receive: Receive, send: Send, method: str
 ) -> None:
     if app._model_or_none(body.get("model")) is None:
-        await _v1_error(send, 404, f'model "{body.get("model")}" not found, try pulling it first')
+        await _v1_error(send, 404, _not_found(body.get("model")))
         return
     inputs = body.get("input", "")
     inputs = [inputs] if isinstance(inputs, str) else inputs
@@ -851,6 +843,11 @@ async def _json(
         }
     )
     await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+def _not_found(model: Any) -> str:
+    """Ollama's message for a model it does not have (native and /v1 alike)."""
+    return f'model "{model}" not found, try pulling it first'
 
 
 async def _v1_error(send: Send, status: int, message: str) -> None:
