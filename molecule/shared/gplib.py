@@ -21,6 +21,30 @@ REDIS_UNIT = "redis-server.service"
 CACHE_PREFIX = "guard:"
 SECRET_DIR = "/run/gp-test"
 
+# Requests through a proxy (run inside its host) until a stop file appears (bounded: at most
+# max_seconds and max_requests); prints {"ok": n, "failed": n, "errors": [...]}.
+TRAFFIC_SCRIPT = r"""
+import json, os, sys, time, urllib.request, urllib.error
+url, stop, max_seconds, max_requests = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+ok = failed = 0
+errors = []
+deadline = time.monotonic() + max_seconds
+i = 0
+while not os.path.exists(stop) and time.monotonic() < deadline and i < max_requests:
+    i += 1
+    body = json.dumps({"model": "llama3.2", "prompt": f"ECHO:traffic {i % 7}", "stream": False}).encode()
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            r.read()
+            ok += 1
+    except Exception as exc:
+        failed += 1
+        errors.append(repr(exc)[:200])
+    time.sleep(0.05)
+print(json.dumps({"ok": ok, "failed": failed, "errors": errors[:5]}))
+"""
+
 # A stdlib HTTP client run inside a host (the minbase image has no curl).
 # argv: method url json-body-or-empty timeout; prints one JSON line.
 _HTTP = r"""

@@ -11,31 +11,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from gplib import PROXY_UNIT, REDIS_UNIT, http, main_pid, name_of, proxy_url, wait_for
+from gplib import (
+    PROXY_UNIT,
+    REDIS_UNIT,
+    TRAFFIC_SCRIPT,
+    http,
+    main_pid,
+    name_of,
+    proxy_url,
+    wait_for,
+)
 
-# Requests through the proxy until a stop file appears (bounded: at most
-# max_seconds and max_requests); prints {"ok": n, "failed": n, "errors": [...]}.
-_TRAFFIC = r"""
-import json, os, sys, time, urllib.request, urllib.error
-url, stop, max_seconds, max_requests = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
-ok = failed = 0
-errors = []
-deadline = time.monotonic() + max_seconds
-i = 0
-while not os.path.exists(stop) and time.monotonic() < deadline and i < max_requests:
-    i += 1
-    body = json.dumps({"model": "llama3.2", "prompt": f"ECHO:traffic {i % 7}", "stream": False}).encode()
-    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            r.read()
-            ok += 1
-    except Exception as exc:
-        failed += 1
-        errors.append(repr(exc)[:200])
-    time.sleep(0.05)
-print(json.dumps({"ok": ok, "failed": failed, "errors": errors[:5]}))
-"""
 _STOP = "/run/gp-test-traffic-stop"
 
 
@@ -66,7 +52,7 @@ def test_redis_stop_and_start_with_traffic(redis_host: Any, proxy_host: Any, res
     restarts_before = _restarts(proxy_host, PROXY_UNIT)
     proxy_host.run("rm -f %s", _STOP)
     traffic = subprocess.Popen(
-        ["podman", "exec", name_of(proxy_host), "python3", "-c", _TRAFFIC, url, _STOP, "120", "5000"],
+        ["podman", "exec", name_of(proxy_host), "python3", "-c", TRAFFIC_SCRIPT, url, _STOP, "120", "5000"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

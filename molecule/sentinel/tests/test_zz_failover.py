@@ -12,7 +12,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from gplib import PROXY_UNIT, REDIS_UNIT, main_pid, name_of, proxy_url, redis_cli, wait_for
+from gplib import (
+    PROXY_UNIT,
+    REDIS_UNIT,
+    TRAFFIC_SCRIPT,
+    main_pid,
+    name_of,
+    proxy_url,
+    redis_cli,
+    wait_for,
+)
 from sentinel_lib import (
     address,
     cache_health,
@@ -22,29 +31,6 @@ from sentinel_lib import (
     sentinel_primary,
 )
 
-# Requests through the proxy until a stop file appears (bounded); prints
-# {"ok": n, "failed": n, "errors": [...]}.
-_TRAFFIC = r"""
-import json, os, sys, time, urllib.request
-url, stop, max_seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-ok = failed = 0
-errors = []
-deadline = time.monotonic() + max_seconds
-i = 0
-while not os.path.exists(stop) and time.monotonic() < deadline:
-    i += 1
-    body = json.dumps({"model": "llama3.2", "prompt": f"ECHO:traffic {i % 7}", "stream": False}).encode()
-    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            r.read()
-            ok += 1
-    except Exception as exc:
-        failed += 1
-        errors.append(repr(exc)[:200])
-    time.sleep(0.05)
-print(json.dumps({"ok": ok, "failed": failed, "errors": errors[:5]}))
-"""
 _STOP = "/run/gp-test-sentinel-traffic-stop"
 
 
@@ -93,8 +79,8 @@ def test_primary_stop_promotes_a_replica_and_the_proxy_follows(
     pid_before = main_pid(proxy_host, PROXY_UNIT)
     proxy_host.run("rm -f %s", _STOP)
     traffic = subprocess.Popen(
-        ["podman", "exec", name_of(proxy_host), "python3", "-c", _TRAFFIC,
-         proxy_url(proxy_host) + "/api/generate", _STOP, "180"],
+        ["podman", "exec", name_of(proxy_host), "python3", "-c", TRAFFIC_SCRIPT,
+         proxy_url(proxy_host) + "/api/generate", _STOP, "180", "10000"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
