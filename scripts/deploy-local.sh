@@ -143,6 +143,8 @@ main() {
   export ANSIBLE_ROLES_PATH="$GP_ROOT/roles"
   cd "$GP_ROOT"
   ensure_image
+  # The hosts of this instance must resolve each other (proxy -> redis1).
+  "$GP_ROOT/scripts/preflight-hosts.sh"
   podman network exists "$NETWORK" || podman network create "$NETWORK" >/dev/null
   local h hosts
   hosts="$(inventory_hosts)"

@@ -2,13 +2,18 @@
 # Prepare this machine for local systemd test hosts (Molecule + podman).
 #
 # Idempotent; every step is skipped when already done:
-#   1. Debian packages: podman, runc, debootstrap, python3-venv.
+#   1. Debian packages: podman, runc, netavark, aardvark-dns, iptables (what
+#      netavark sets up its bridges and NAT with), debootstrap,
+#      python3-venv (Debian's podman depends on none of runc, netavark or
+#      aardvark-dns; without the last two its networks have no DNS).
 #   2. podman settings under .work/podman (CONTAINERS_CONF, nothing in /etc).
 #   3. vm.overcommit_memory=1 on this machine (Redis's start-up warning is
 #      about the host kernel's value, which containers cannot change).
 #   4. Base image localhost/debian-systemd:bookworm, built with debootstrap
 #      from the mirror this machine's apt already uses (never pulled).
 #   5. The pinned tool venv (.venv-tools) from requirements/tools.txt.
+#   6. Preflight (scripts/preflight-hosts.sh): two throw-away hosts on a
+#      throw-away network must resolve and reach each other by name.
 #
 # Usage: scripts/setup-test-hosts.sh [--no-image] [--no-tools] [--rebuild-image]
 set -euo pipefail
@@ -28,7 +33,7 @@ for arg in "$@"; do
   esac
 done
 
-APT_PACKAGES=(podman runc debootstrap python3-venv)
+APT_PACKAGES=(podman runc netavark aardvark-dns iptables debootstrap python3-venv)
 
 # The Debian mirror this machine uses, read from its own apt sources.
 # Prints "MAIN_URI SECURITY_URI".
@@ -170,6 +175,7 @@ main() {
   if ((want_image)); then build_image || rc=1; fi
   if [[ -n "$tools_pid" ]]; then wait "$tools_pid" || rc=1; fi
   ((rc == 0)) || { echo "setup failed" >&2; return 1; }
+  if ((want_image)); then "$GP_ROOT/scripts/preflight-hosts.sh" || return 1; fi
   gp_log "test hosts ready in $((SECONDS - t0)) s"
 }
 

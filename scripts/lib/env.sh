@@ -60,6 +60,10 @@ events_logfile_path = "$GP_PODMAN_DIR/events.log"
 tmp_dir = "$runroot/libpod"
 
 [network]
+# netavark + aardvark-dns give named networks DNS (hosts resolve each other by
+# name). Podman remembers the first backend it chose for a storage folder, so
+# say it explicitly: a folder first used under CNI would otherwise stay there.
+network_backend = "netavark"
 network_config_dir = "$GP_PODMAN_DIR/networks"
 EOF
   cat > "$GP_PODMAN_DIR/storage.conf.tmp" <<EOF
