@@ -86,3 +86,19 @@ class Quoting:
 
 def quoting(options: dict[str, Any]) -> Quoting:
     return Quoting()
+
+
+class HoldingWordScanner(WordScanner):
+    """The same with ``hold``: only a tail that is a prefix of the word is still open."""
+
+    def hold(self, text: str, start: int) -> Any:
+        if self.word == "broken":
+            return "not an index"
+        for i in range(max(start, len(text) - len(self.word) + 1), len(text)):
+            if self.word.startswith(text[i:]):
+                return i
+        return len(text)
+
+
+def holding(options: dict[str, Any]) -> HoldingWordScanner:
+    return HoldingWordScanner(options.get("word", "plugh"), options.get("window", 16))

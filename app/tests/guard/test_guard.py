@@ -285,6 +285,7 @@ def test_exports() -> None:
         "Direction",
         "Finding",
         "Guard",
+        "HoldScanner",
         "LengthScanner",
         "RangeScanner",
         "Scanner",

@@ -16,23 +16,28 @@ def _line(text: str, done: bool = False) -> tuple[dict[str, Any], bytes]:
     return obj, ndjson_encode(obj)
 
 
-def test_holds_back_then_releases_whole_pieces_as_received() -> None:
+def test_holds_back_only_what_could_still_become_the_term() -> None:
     releaser = make_releaser("generate")
-    hold = releaser.guard.holdback
-    assert hold == len(TERM) - 1
+    assert releaser.guard.holdback == len(TERM) - 1  # the most it could ever hold
     obj, raw = _line("a" * 40)
     step = releaser.push(obj, raw)
-    # 40 characters arrived, the last `hold` are held: the piece is split.
-    assert [orjson.loads(b)["response"] for b in step.out] == ["a" * (40 - hold)]
-    obj2, raw2 = _line("b" * 40)
+    assert step.out == [raw]  # nothing in it can start the term: sent as received
+    obj2, raw2 = _line("b" * 30 + "forbid")
     step2 = releaser.push(obj2, raw2)
-    texts = [orjson.loads(b)["response"] for b in step2.out]
-    assert "".join(texts) == "a" * hold + "b" * (40 - hold)
+    # "forbid" could still become the term: the piece is split before it.
+    assert [orjson.loads(b)["response"] for b in step2.out] == ["b" * 30]
+    obj3, raw3 = _line("dance")
+    step3 = releaser.push(obj3, raw3)
+    # "forbiddance" is not the term: the held rest travels in the next piece.
+    assert [orjson.loads(b)["response"] for b in step3.out] == ["forbiddance"]
+    obj4, raw4 = _line("x forbidden-")
+    step4 = releaser.push(obj4, raw4)
+    assert [orjson.loads(b)["response"] for b in step4.out] == ["x "]
     final, final_raw = _line("", done=True)
     releaser.push(final, final_raw)
     end = releaser.finish()
     assert end.out[-1] == final_raw  # the final line keeps its own bytes
-    assert "".join(orjson.loads(b)["response"] for b in end.out) == "b" * hold
+    assert "".join(orjson.loads(b)["response"] for b in end.out) == "forbidden-"
 
 
 def test_term_split_across_pieces_is_blocked_and_never_released() -> None:
@@ -53,7 +58,8 @@ def test_term_split_across_pieces_is_blocked_and_never_released() -> None:
 
 def test_pieces_without_text_keep_their_place() -> None:
     releaser = make_releaser("chat")
-    text = {"message": {"role": "assistant", "content": "hello world, this is long enough"}}
+    # The text ends in "f", which could still start the term: it is held, so is the tool call.
+    text = {"message": {"role": "assistant", "content": "hello world, this is long enough f"}}
     tool = {
         "message": {
             "role": "assistant",

@@ -61,6 +61,17 @@ class PluginScanner:
         return Finding(self.name, safe_reason(str(result.reason), text))
 
 
+class HoldingPluginScanner(PluginScanner):
+    """A loaded plug-in that also says which tail of a streamed text it still holds open."""
+
+    __slots__ = ()
+
+    def hold(self, text: str, start: int) -> int:
+        """The plug-in's own answer (the stream guard checks that it is an index)."""
+        at: int = self._inner.hold(text, start)
+        return at
+
+
 def _version(module_name: str, inner: Any) -> str:
     """The plug-in's version: its own ``version``, its module's, or its distribution's."""
     for value in (getattr(inner, "version", None), getattr(inner, "__version__", None)):
@@ -115,4 +126,5 @@ def load_plugin(index: int, settings: PluginSettings) -> PluginScanner:
     window = getattr(inner, "window", 0)
     if isinstance(window, bool) or not isinstance(window, int) or window < 0:
         raise ScannerLoadError(f"{where}: window must be an integer >= 0")
-    return PluginScanner(settings.name, settings.path, inner, window, _version(module_name, inner))
+    kind = HoldingPluginScanner if callable(getattr(inner, "hold", None)) else PluginScanner
+    return kind(settings.name, settings.path, inner, window, _version(module_name, inner))

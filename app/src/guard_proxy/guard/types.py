@@ -70,7 +70,8 @@ class Scanner(Protocol):
 
     ``window`` is the longest stretch of text, in characters, that one finding can depend on
     (its match plus any context it looks at). Streamed answers are scanned in overlapping
-    windows of that size and that much text is held back. ``0`` means the scanner needs the
+    windows of that size, and at most ``window - 1`` characters are held back (all of them,
+    unless the scanner also has :meth:`HoldScanner.hold`). ``0`` means the scanner needs the
     whole text: in a stream it runs once, at the end, and nothing is released before then.
     ``scan`` must be thread-safe, must not keep the text, and its ``Finding.reason`` must
     never contain the text.
@@ -93,6 +94,22 @@ class RangeScanner(Scanner, Protocol):
     """
 
     def scan_from(self, text: str, start: int, final: bool) -> Finding | None: ...
+
+
+@runtime_checkable
+class HoldScanner(Scanner, Protocol):
+    """A scanner that says which part of a streamed text could still become a finding.
+
+    ``hold(text, start)`` returns the index in ``text`` where the earliest candidate begins
+    that more text could still complete (or whose verdict depends on text not yet seen), and
+    ``len(text)`` when none is open: a stream may then send everything before that index.
+    ``text[:start]`` is context; candidates beginning before ``start`` were closed by an
+    earlier call and need not be looked at. A smaller answer only holds more; however small,
+    a stream never holds more than ``window - 1`` characters. Optional: without it, a stream
+    holds the last ``window - 1`` characters.
+    """
+
+    def hold(self, text: str, start: int) -> int: ...
 
 
 @runtime_checkable

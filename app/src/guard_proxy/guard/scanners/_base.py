@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
+from guard_proxy.guard.scanners._partial import PartialMatcher, matcher
 from guard_proxy.guard.types import Finding
 
 # A judge turns a candidate match into a reason (a finding) or None (not a finding).
@@ -63,6 +64,9 @@ class PatternScanner:
     Put literals first in patterns and boundary look-behinds after them
     (``AKIA(?<![A-Z0-9]AKIA)``): ``re`` then skips ahead to the literal instead of trying the
     pattern at every position.
+
+    In a stream, :meth:`scan_hold` also says where the earliest candidate that more text
+    could still complete begins (see :mod:`~guard_proxy.guard.scanners._partial`).
     """
 
     __slots__ = (
@@ -71,6 +75,7 @@ class PatternScanner:
         "_judge",
         "_longest",
         "_lookahead",
+        "_partial",
         "_pattern",
         "name",
         "window",
@@ -95,6 +100,40 @@ class PatternScanner:
         self._anchors = minimal_anchors(anchors)
         self._longest = longest
         self.window = longest + (1 if lookahead else 0)
+        self._partial = matcher([self.spec], _fold_or_none(fold))
+
+    @property
+    def spec(self) -> tuple[str, int, bool]:
+        """``(source, flags, lookahead)``: what :class:`PartialMatcher` is built from."""
+        return self._pattern.pattern, self._pattern.flags, self._lookahead
+
+    @property
+    def folds(self) -> bool:
+        """Whether the pattern runs on :func:`fold` ed text."""
+        return self._fold
+
+    @property
+    def partial(self) -> PartialMatcher | None:
+        """The partial matcher of this pattern alone (``None``: ``regex`` cannot compile it)."""
+        return self._partial
+
+    def hold(self, text: str, start: int) -> int:
+        """Where the earliest candidate that more text could complete begins (``>= start``),
+        ``len(text)`` when none; ``0`` when unknown (the guard then holds the whole window)."""
+        return 0 if self._partial is None else self._partial.open_at(text, start)
+
+    def scan_hold(self, text: str, start: int, since: int) -> tuple[Finding | None, int]:
+        """``(scan_from(text, start, False), hold(text, since))`` in one pass over the text.
+
+        ``since >= start`` is the earliest start still open after the previous call: a new
+        finding cannot begin before it, so the exact scan runs only when a complete match
+        begins at or after ``since``.
+        """
+        p = self._partial
+        if p is None:
+            return self.scan_from(text, start, False), 0
+        complete, at = p.probe(text, since)
+        return (self.scan_from(text, start, False) if complete else None), at
 
     def scan(self, text: str) -> Finding | None:
         """The first finding in ``text``, or ``None``."""
@@ -155,14 +194,58 @@ class MultiPatternScanner:
 
     Separate passes keep one kind's candidate from hiding another's (an IBAN-shaped run must
     not swallow the character before an ``@``); each pass has a literal or narrow prefix.
+
+    In a stream (:meth:`scan_hold`) the parts' open candidates are found by one partial
+    search per group of parts (folded or not); ``prefilter``: the exact scans run only when
+    that search sees a complete match (off for operators' patterns, which always run in
+    ``re``, whose verdict is the documented one). ``split_above``: a longer stretch of new
+    text is searched part by part instead (an alternation of patterns that begin with a
+    character class is searched position by position, while each part alone skips ahead).
     """
 
-    __slots__ = ("_parts", "name", "window")
+    __slots__ = ("_each", "_matchers", "_parts", "_prefilter", "_split", "name", "window")
 
-    def __init__(self, name: str, parts: list[PatternScanner]) -> None:
+    def __init__(
+        self,
+        name: str,
+        parts: list[PatternScanner],
+        *,
+        prefilter: bool = True,
+        split_above: int | None = None,
+    ) -> None:
         self.name = name
         self._parts = tuple(parts)
         self.window = max((p.window for p in parts), default=0)
+        self._prefilter = prefilter
+        self._each = _each(self._parts)
+        self._matchers = _combined(self._parts) if prefilter else self._each
+        self._split = (1 << 62) if split_above is None or self._each is None else split_above
+
+    def hold(self, text: str, start: int) -> int:
+        """The earliest :meth:`PatternScanner.hold` of the parts."""
+        if self._matchers is None:
+            return 0
+        return min((m.open_at(text, start) for m in self._matchers), default=len(text))
+
+    def scan_hold(self, text: str, start: int, since: int) -> tuple[Finding | None, int]:
+        """See :meth:`PatternScanner.scan_hold`."""
+        matchers = self._matchers if len(text) - since <= self._split else self._each
+        if matchers is None:
+            return self.scan_from(text, start, False), 0
+        at = len(text)
+        if not self._prefilter:
+            for m in matchers:
+                pos = m.open_at(text, since)
+                if pos < at:
+                    at = pos
+            return self.scan_from(text, start, False), at
+        complete = False
+        for m in matchers:
+            seen, pos = m.probe(text, since)
+            complete = complete or seen
+            if pos < at:
+                at = pos
+        return (self.scan_from(text, start, False) if complete else None), at
 
     def scan(self, text: str) -> Finding | None:
         """The first finding of the first part that has one, or ``None``."""
@@ -175,3 +258,31 @@ class MultiPatternScanner:
             if finding is not None:
                 return finding
         return None
+
+
+def _fold_or_none(folds: bool) -> Callable[[str], str] | None:
+    return fold if folds else None
+
+
+def _each(parts: tuple[PatternScanner, ...]) -> tuple[PartialMatcher, ...] | None:
+    """Each part's own matcher; ``None`` when any part has none."""
+    out = tuple(p.partial for p in parts if p.partial is not None)
+    return out if len(out) == len(parts) else None
+
+
+def _combined(parts: tuple[PatternScanner, ...]) -> tuple[PartialMatcher, ...] | None:
+    """One matcher per group of parts that run on the same text (folded or not)."""
+    out: list[PartialMatcher] = []
+    for folds in (False, True):
+        group = tuple(p for p in parts if p.folds == folds)
+        if not group:
+            continue
+        one = matcher([p.spec for p in group], _fold_or_none(folds))
+        if one is not None:
+            out.append(one)
+            continue
+        each = _each(group)
+        if each is None:
+            return None
+        out.extend(each)
+    return tuple(out)

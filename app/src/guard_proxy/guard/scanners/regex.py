@@ -42,4 +42,6 @@ def build(direction: str, settings: RegexSettings) -> MultiPatternScanner | None
         parts.append(
             PatternScanner(NAME, pattern, longest, constant(f"matched {key}"), lookahead=True)
         )
-    return MultiPatternScanner(NAME, parts)
+    # Operators' patterns always run in ``re`` (their documented syntax and verdict);
+    # ``regex`` only tells a stream which candidates are still open.
+    return MultiPatternScanner(NAME, parts, prefilter=False)
