@@ -161,6 +161,40 @@ def test_upstream_down_is_degraded(run_cli: RunCli, start_proxy: Callable[..., P
     result = status(run_cli, instance)
     assert result.returncode == 1, str(result)
     assert "UNREACHABLE" in row(result, "upstream"), str(result)
+    url = instance.env["OLLAMA_URL"]
+    assert f"  ! not ready: upstream {url} not reachable" in result.stdout.splitlines(), str(result)
+    doc = json.loads(status(run_cli, instance, "--json").stdout)
+    assert doc["ready"]["status"] == "not ready"
+    assert doc["ready"]["checks"]["upstream"] == {"ok": False, "url": url}
+
+
+def test_not_ready_when_required_redis_is_gone(
+    run_cli: RunCli,
+    secrets: list[str],
+    redis_server: RedisServer,
+    start_proxy: Callable[..., Proxy],
+) -> None:
+    assert redis_server.password
+    secrets.append(redis_server.password)
+    instance = start_proxy({**redis_server.env(), "CACHE_REQUIRE_REDIS": "true"})
+    healthy = status(run_cli, instance)
+    assert healthy.returncode == 0, str(healthy)
+    assert "not ready" not in healthy.stdout
+    assert json.loads(status(run_cli, instance, "--json").stdout)["ready"]["status"] == "ready"
+
+    redis_server.kill()
+    results: list[Result] = []
+
+    def not_ready() -> bool:
+        results.append(status(run_cli, instance))
+        return "not ready" in results[-1].stdout
+
+    wait_until(not_ready, "status to report the instance not ready")
+    result = results[-1]
+    assert result.returncode == 1, str(result)
+    reason = next(line for line in result.stdout.splitlines() if "not ready" in line)
+    assert reason.startswith("  ! not ready: redis required but "), str(result)
+    assert redis_server.address in reason, str(result)
 
 
 def test_instance_down(run_cli: RunCli, start_proxy: Callable[..., Proxy]) -> None:

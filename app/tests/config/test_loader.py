@@ -202,3 +202,39 @@ def test_guard_directions_have_their_own_defaults(tmp_path: Path) -> None:
     assert settings.guard.input.banned_substrings.patterns == ()
     # untouched output settings keep the output defaults
     assert settings.guard.output.prompt_injection.enabled is False
+
+
+def test_require_redis_is_a_bool_off_by_default(tmp_path: Path) -> None:
+    assert load_settings(environ={}).cache.require_redis is False
+    assert load_settings(environ={"CACHE_REQUIRE_REDIS": "yes"}).cache.require_redis is True
+    path = write(tmp_path, "cache: {require_redis: true, backend: redis}\n")
+    assert load_settings(path, environ={}).cache.require_redis is True
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "env", "key", "says"),
+    [
+        ("cache: {require_redis: true, backend: memory}\n", {}, "cache.require_redis", "memory"),
+        ("cache: {require_redis: true, enabled: false}\n", {}, "cache.require_redis", "enabled"),
+        (
+            "cache: {require_redis: true}\nredis: {enabled: false}\n",
+            {},
+            "cache.require_redis",
+            "redis.enabled",
+        ),
+        (
+            "cache: {backend: memory}\n",
+            {"CACHE_REQUIRE_REDIS": "1"},
+            "cache.require_redis (from CACHE_REQUIRE_REDIS)",
+            "cache.backend is memory",
+        ),
+    ],
+)
+def test_require_redis_contradicting_settings_are_errors_naming_the_key(
+    tmp_path: Path, yaml_text: str, env: dict[str, str], key: str, says: str
+) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(write(tmp_path, yaml_text), environ=env)
+    assert [k for k, _ in exc.value.problems] == [key]
+    assert says in exc.value.problems[0][1]
+    assert exc.value.lines()[0].startswith(f"{key}: ")

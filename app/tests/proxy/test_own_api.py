@@ -19,6 +19,7 @@ from .conftest import StartProxy
 JSON = "application/json; charset=utf-8"
 OWN = {
     "/health": "get",
+    "/ready": "get",
     "/cache/health": "get",
     "/cache/stats": "get",
     "/cache/clear": "post",
@@ -84,7 +85,7 @@ def test_metrics_content_type(client: httpx.Client) -> None:
     assert response.text.startswith("# HELP guard_proxy_requests_total ")
 
 
-@pytest.mark.parametrize("path", ["/health", "/metrics", "/openapi.json"])
+@pytest.mark.parametrize("path", ["/health", "/ready", "/metrics", "/openapi.json"])
 def test_head_answers_like_get(client: httpx.Client, path: str) -> None:
     head = client.head(path)
     assert head.status_code == 200
@@ -109,7 +110,7 @@ def test_other_fastapi_paths_are_not_served(client: httpx.Client) -> None:
 def test_denied_address_cannot_read_the_api_description(proxy_factory: StartProxy) -> None:
     proxy = proxy_factory(env={"ACCESS_ALLOW": "10.1.0.0/16"})
     with proxy.client() as c:
-        for path in ("/openapi.json", "/docs", "/health"):
+        for path in ("/openapi.json", "/docs", "/health", "/ready"):
             response = c.get(path)
             assert response.status_code == 403
             assert response.json() == {"error": "forbidden: client address not allowed"}

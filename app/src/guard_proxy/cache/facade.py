@@ -80,6 +80,9 @@ class GuardCache:
         self._down_since: float | None = None
         self._warned: set[str] = set()
         self.last_error: str | None = None
+        self.last_ping_ms: float | None = None  # the last PING that answered
+        # Called (no arguments, must not raise or block) when the serving backend changes.
+        self.listeners: list[Callable[[], None]] = []
         # counters
         self.hits = 0  # memory_hits + redis_hits + coalesced
         self.memory_hits = 0
@@ -119,6 +122,18 @@ class GuardCache:
             if s.sentinels:
                 return f"{s.sentinel_service}/{s.db} via sentinels {','.join(s.sentinels)}"
             return f"{s.host}:{s.port}/{s.db}"
+        return None
+
+    @property
+    def redis_endpoint(self) -> str | None:
+        """``host:port`` of the Redis in use or wanted, short (Sentinel: the current primary)."""
+        if self.redis is not None:
+            return self.redis.endpoint
+        if self.wants_redis:
+            s = self.redis_settings
+            if s.sentinels:
+                return f"{s.sentinel_service} (no primary known)"
+            return f"[{s.host}]:{s.port}" if ":" in s.host else f"{s.host}:{s.port}"
         return None
 
     def key(self, direction: str, config_hash: str, text: str) -> str:
@@ -161,6 +176,7 @@ class GuardCache:
             self.breaker.trip()
             self._failed_over(exc, at_start=True)
         else:
+            self.last_ping_ms = round(latency * 1000, 3)
             logger.info(
                 "cache: serving from redis at %s (PING %.2f ms)",
                 self.redis.address,
@@ -328,7 +344,7 @@ class GuardCache:
         if self.enabled:
             latency = await self._on_redis(lambda r: r.ping())
             if not isinstance(latency, _Skip):
-                latency_ms = round(latency * 1000, 3)
+                latency_ms = self.last_ping_ms = round(latency * 1000, 3)
         active = self.active_backend
         if active != "redis":  # another call tripped the breaker while we pinged
             latency_ms = None
@@ -358,7 +374,9 @@ class GuardCache:
         if backend is None:
             return False
         if self.breaker.is_closed:
-            await self._on_redis(lambda r: r.ping())
+            latency = await self._on_redis(lambda r: r.ping())
+            if not isinstance(latency, _Skip):
+                self.last_ping_ms = round(latency * 1000, 3)
             return self.breaker.is_closed
         try:
             await backend.reset()
@@ -455,6 +473,8 @@ class GuardCache:
         self.last_failover_at = time.time()
         self._down_since = time.monotonic()
         self.last_error = self._scrub(str(exc))
+        self.last_ping_ms = None
+        self._notify()
         address = self.redis_address
         interval = self.redis_settings.probe_interval
         if isinstance(exc, AuthFailed):
@@ -483,12 +503,21 @@ class GuardCache:
         down_for = time.monotonic() - self._down_since if self._down_since is not None else 0.0
         self._down_since = None
         self._warned.clear()
+        self.last_ping_ms = round(latency * 1000, 3)
+        self._notify()
         logger.warning(
             "cache: redis at %s answers again after %.1fs (PING %.2f ms); serving from redis",
             self.redis_address,
             down_for,
             latency * 1000,
         )
+
+    def _notify(self) -> None:
+        for listener in self.listeners:
+            try:
+                listener()
+            except Exception:  # a listener must never break the cache
+                logger.debug("cache: a backend-change listener failed", exc_info=True)
 
     def _warn_once(self, kind: str, message: str) -> None:
         if kind not in self._warned:

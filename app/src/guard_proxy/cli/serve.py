@@ -64,10 +64,15 @@ def run(args: argparse.Namespace) -> int:
 
     from guard_proxy.cache import GuardCache
     from guard_proxy.proxy import create_app
+    from guard_proxy.proxy.readiness import Readiness
     from guard_proxy.proxy.sdnotify import notify
+    from guard_proxy.proxy.upstream import Upstream
 
     cache = GuardCache.from_settings(settings)
-    app = create_app(settings, guard, cache)
+    readiness = Readiness(
+        Upstream(settings.ollama), cache, require_redis=settings.cache.require_redis
+    )
+    app = create_app(settings, guard, cache, readiness=readiness)
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
@@ -90,7 +95,13 @@ def run(args: argparse.Namespace) -> int:
                 )
                 notify("READY=1")
 
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # SIGTERM/SIGINT: from now on /ready answers 503 "draining".
+            readiness.draining = True
+            super().handle_exit(sig, frame)
+
         async def shutdown(self, sockets: Any = None) -> None:
+            readiness.draining = True
             notify("STOPPING=1")
             await super().shutdown(sockets=sockets)
 

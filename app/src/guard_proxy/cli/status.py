@@ -1,10 +1,11 @@
 """``guard-proxy status``: one screen on a running instance, and an exit code for monitoring.
 
-Asks the instance itself over HTTP (``/health``, ``/cache/health``, ``/cache/stats``,
-``/metrics``): the running process is the truth about which backend serves. Exit codes:
-0 healthy (on Redis, or on memory when memory is what is configured), 1 serving but degraded
-(fell back to memory although Redis is configured, or the upstream is unreachable), 2 the
-instance does not answer (or its address cannot be worked out).
+Asks the instance itself over HTTP (``/health``, ``/ready``, ``/cache/health``,
+``/cache/stats``, ``/metrics``): the running process is the truth about which backend serves.
+Exit codes: 0 healthy (on Redis, or on memory when memory is what is configured), 1 serving
+but degraded (fell back to memory although Redis is configured, the upstream is unreachable,
+or ``/ready`` says not ready), 2 the instance does not answer (or its address cannot be
+worked out).
 
 Finding and asking the instance is :mod:`guard_proxy.cli._instance`; reading ``/metrics`` is
 :mod:`guard_proxy.cli._prometheus`. This module gathers, judges and renders.
@@ -39,7 +40,8 @@ def add_parser(subparsers: Any) -> None:
         help="show the state of a running instance (exit 0 healthy, 1 degraded, 2 down)",
         description="Show version, uptime, upstream, cache backend, Redis, hit rate, "
         "failovers and blocks of a running guard-proxy. Exit 0 when healthy, 1 when serving "
-        "but degraded (memory fallback or upstream down), 2 when the instance does not answer.",
+        "but degraded (memory fallback, upstream down, or not ready), 2 when the instance does not "
+        "answer.",
     )
     add_url_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document instead")
@@ -57,6 +59,7 @@ class Snapshot:
     answered: bool = False
     error: str | None = None
     health: dict[str, Any] = field(default_factory=dict)
+    ready: dict[str, Any] = field(default_factory=dict)
     cache_health: dict[str, Any] = field(default_factory=dict)
     cache_stats: dict[str, Any] = field(default_factory=dict)
     blocks: dict[str, float] | None = None
@@ -82,7 +85,11 @@ def gather(url: str, timeout: float, settings: Settings | None) -> Snapshot:
         return snap
     snap.answered = True
     snap.health = health
-    for name, path in (("cache_health", "/cache/health"), ("cache_stats", "/cache/stats")):
+    for name, path in (
+        ("ready", "/ready"),
+        ("cache_health", "/cache/health"),
+        ("cache_stats", "/cache/stats"),
+    ):
         doc, why = get_json(f"{url}{path}", timeout)
         if isinstance(doc, dict):
             setattr(snap, name, doc)
@@ -188,6 +195,9 @@ def judge(snap: Snapshot, settings: Settings | None) -> tuple[int, list[str]]:
         )
     elif snap.cache_health.get("healthy") is False:
         reasons.append("cache reports itself unhealthy")
+    if snap.ready.get("status") == "not ready":
+        why = [str(r) for r in snap.ready.get("reasons") or []] or ["no reason given"]
+        reasons.append("not ready: " + "; ".join(why))
     if snap.health.get("status") not in (None, "ok"):
         reasons.append(f"instance reports status {snap.health.get('status')!r}")
     return (EXIT_DEGRADED if reasons else EXIT_HEALTHY), reasons
@@ -331,6 +341,7 @@ def as_json(snap: Snapshot, settings: Settings | None) -> dict[str, Any]:
         "active_backend": active_backend(snap) if snap.answered else None,
         "redis_address": snap.redis_address,
         "health": snap.health,
+        "ready": snap.ready,
         "cache_health": snap.cache_health,
         "cache_stats": snap.cache_stats,
         "blocks": snap.blocks,

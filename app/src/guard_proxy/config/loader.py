@@ -57,6 +57,8 @@ def load_settings(
         data = {}
     settings: Settings = _build(Settings, Settings(), data, "", env, problems)
     if not problems.items:
+        _check_combinations(settings, env, problems)
+    if not problems.items:
         settings = _read_secret_files(settings, problems)
     if problems.items:
         raise ConfigError(problems.items)
@@ -289,6 +291,20 @@ def _validate(value: Any, f: dataclasses.Field[Any], key: str, problems: _Proble
             host, sep, port = item.rpartition(":")
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 problems.add(key, f"must be host:port, got {item!r}")
+
+
+def _check_combinations(settings: Settings, env: Mapping[str, str], problems: _Problems) -> None:
+    """Settings that are valid alone but contradict each other; named by the key that asks."""
+    if settings.cache.require_redis:
+        key = "cache.require_redis"
+        if "CACHE_REQUIRE_REDIS" in env:
+            key += " (from CACHE_REQUIRE_REDIS)"
+        if not settings.cache.enabled:
+            problems.add(key, "needs the cache, but cache.enabled is false")
+        elif settings.cache.backend == "memory":
+            problems.add(key, "needs Redis, but cache.backend is memory")
+        if not settings.redis.enabled:
+            problems.add(key, "needs Redis, but redis.enabled is false")
 
 
 def _read_secret_files(settings: Settings, problems: _Problems) -> Settings:

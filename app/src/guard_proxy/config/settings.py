@@ -180,6 +180,8 @@ class CacheSettings:
     max_size: int = _f(1000, env="CACHE_MAX_SIZE", min=1)
     prefix: str = _f("guard:", env="CACHE_PREFIX", nonempty=True)
     sweep_interval: float = _f(30.0, env="CACHE_SWEEP_INTERVAL", duration=True)
+    # Readiness (``GET /ready``) then also needs the cache on Redis and a live PING.
+    require_redis: bool = _f(False, env="CACHE_REQUIRE_REDIS")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,6 +20,7 @@ from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.own import ROUTES as OWN_ROUTES
 from guard_proxy.proxy.own import own_app
 from guard_proxy.proxy.passthrough import Passthrough
+from guard_proxy.proxy.readiness import Readiness
 from guard_proxy.proxy.requestlog import RequestLogMiddleware
 from guard_proxy.proxy.router import Router
 from guard_proxy.proxy.upstream import Upstream
@@ -53,12 +54,16 @@ def create_app(
     cache: Any,
     *,
     upstream: Upstream | None = None,
+    readiness: Readiness | None = None,
 ) -> ASGIApp:
     """Build the proxy app. Its lifespan starts the cache and closes cache and upstream.
 
-    ``cache`` is a :class:`guard_proxy.cache.GuardCache` (not started yet).
+    ``cache`` is a :class:`guard_proxy.cache.GuardCache` (not started yet). ``readiness``
+    (built here when not given) must be over the same upstream and cache.
     """
-    client = upstream or Upstream(settings.ollama)
+    client = readiness.upstream if readiness is not None else upstream or Upstream(settings.ollama)
+    if readiness is None:
+        readiness = Readiness(client, cache, require_redis=settings.cache.require_redis)
     metrics = Metrics()
     verdicts = VerdictService(guard, cache, metrics, settings.guard.fail_mode)
 
@@ -69,7 +74,7 @@ def create_app(
             await cache.aclose()
 
     router = Router(startup=cache.start, shutdown=shutdown)
-    own = own_app(client, cache, settings.cache.enabled, metrics)
+    own = own_app(client, cache, settings.cache.enabled, metrics, readiness)
     for path, method in OWN_ROUTES:
         router.add(path, own, [method])
     for shape in GUARDED_SHAPES:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from guard_proxy import __version__
 from guard_proxy.proxy.asgi import ASGIApp, Receive, Scope, Send
 from guard_proxy.proxy.metrics import Metrics
+from guard_proxy.proxy.readiness import Readiness
 from guard_proxy.proxy.state import request_info
 from guard_proxy.proxy.upstream import Upstream
 
@@ -35,6 +36,7 @@ PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # What the router sends here (a GET route also answers HEAD).
 ROUTES = (
     ("/health", "GET"),
+    ("/ready", "GET"),
     ("/cache/health", "GET"),
     ("/cache/stats", "GET"),
     ("/cache/clear", "POST"),
@@ -77,6 +79,38 @@ class HealthBody(BaseModel):
     uptime_s: float
     upstream: UpstreamState
     cache: CacheSummary
+
+
+class ReadyUpstream(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ok: bool
+    url: str
+
+
+class ReadyCache(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ok: bool
+    required: bool
+    active_backend: Literal["redis", "memory", "none"]
+
+
+class ReadyChecks(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    upstream: ReadyUpstream
+    cache: ReadyCache
+
+
+class ReadyBody(BaseModel):
+    """``GET /ready``: 200 ``ready``, or 503 ``not ready`` with the reasons."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["ready", "not ready"]
+    reasons: list[str]
+    checks: ReadyChecks
 
 
 class CacheHealthBody(BaseModel):
@@ -141,7 +175,13 @@ def _active(cache: Any) -> str:
     return str(backend) if backend else "none"
 
 
-def own_app(upstream: Upstream, cache: Any, cache_enabled: bool, metrics: Metrics) -> ASGIApp:
+def own_app(
+    upstream: Upstream,
+    cache: Any,
+    cache_enabled: bool,
+    metrics: Metrics,
+    readiness: Readiness,
+) -> ASGIApp:
     """The FastAPI app of the own endpoints, wrapped so each request is logged under its path.
 
     ``cache`` is the app's :class:`guard_proxy.cache.GuardCache`.
@@ -187,6 +227,18 @@ def own_app(upstream: Upstream, cache: Any, cache_enabled: bool, metrics: Metric
             cache=CacheSummary(enabled=cache_enabled, active_backend=_active(cache)),  # type: ignore[arg-type]
         )
         return JSONBody(body.model_dump())
+
+    @get(
+        "/ready",
+        response_model=ReadyBody,
+        response_class=JSONBody,
+        responses={503: {"model": ReadyBody, "description": "not ready: the reasons say why"}},
+    )
+    async def ready() -> Response:
+        """Readiness: 200 when the upstream answers and, with ``cache.require_redis``, Redis
+        serves the cache and answers a PING now; otherwise 503 with the reasons."""
+        report = await readiness.check()
+        return JSONBody(report.body(), status_code=200 if report.ready else 503)
 
     @get(
         "/cache/health",

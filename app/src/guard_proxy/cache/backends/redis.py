@@ -154,6 +154,18 @@ class RedisBackend(CacheBackend):
             return sentinel_address(self.settings, self.pool.master_address)
         return f"{self.settings.host}:{self.settings.port}/{db}"
 
+    @property
+    def endpoint(self) -> str:
+        """``host:port`` of the server in use, short (Sentinel: the primary it last named)."""
+        s = self.settings
+        db = f"/{s.db}" if s.db else ""
+        if isinstance(self.pool, SentinelConnectionPool):
+            primary = self.pool.master_address
+            if not primary:
+                return f"{s.sentinel_service}{db} (no primary known)"
+            return f"{_hostport(*primary)}{db} (primary of {s.sentinel_service})"
+        return f"{_hostport(s.host, s.port)}{db}"
+
     # ------------------------------------------------------------------ the call wrapper
 
     async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
@@ -286,6 +298,10 @@ class RedisBackend(CacheBackend):
             if cursor == 0:
                 return total, True
         return total, False
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def sentinel_address(settings: RedisSettings, primary: tuple[str, int] | None) -> str:
