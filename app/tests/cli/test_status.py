@@ -68,7 +68,14 @@ def test_healthy_on_redis(
 
     result = status(run_cli, instance)
     assert result.returncode == 0, str(result)
-    assert result.stdout.startswith(f"guard-proxy at {instance.url}: HEALTHY"), str(result)
+    first, second = result.stdout.splitlines()[:2]
+    # The instance's own summary line first (the same as systemd's Status:), then the screen.
+    assert re.fullmatch(
+        rf"ready · cache redis {re.escape(redis_server.address)} \(\d+\.\d ms\) · upstream ok"
+        r" · [\d,]+ req, 1 blocked",
+        first,
+    ), str(result)
+    assert second == f"guard-proxy at {instance.url}: HEALTHY", str(result)
     assert row(result, "version").startswith(f"{__version__}, "), str(result)
     assert "reachable" in row(result, "upstream") and "UNREACHABLE" not in result.stdout
     assert row(result, "cache") == "configured auto, active redis"
@@ -113,7 +120,13 @@ def test_falls_back_to_memory_and_recovers(
 
     wait_until(degraded, "status to report the memory fallback")
     result = results[-1]
-    assert result.stdout.startswith(f"guard-proxy at {instance.url}: DEGRADED"), str(result)
+    first, second = result.stdout.splitlines()[:2]
+    assert first.startswith("DEGRADED · cache memory since "), str(result)
+    # A pooled connection may see the kill first ("lost"), a new one is refused.
+    assert re.search(
+        rf"\({re.escape(redis_server.address)} connection (refused|lost)\) · upstream ok", first
+    ), str(result)
+    assert second == f"guard-proxy at {instance.url}: DEGRADED", str(result)
     assert "fell back to memory" in result.stdout, str(result)
     assert row(result, "cache") == "configured auto, active memory"
     assert "NOT CONNECTED" in row(result, "redis"), str(result)
@@ -216,7 +229,9 @@ def test_url_from_wildcard_listen_address(
     instance = start_proxy({"CACHE_BACKEND": "memory", "PROXY_HOST": "0.0.0.0"})
     result = status(run_cli, instance)
     assert result.returncode == 0, str(result)
-    assert result.stdout.startswith(f"guard-proxy at http://127.0.0.1:{instance.env['PROXY_PORT']}")
+    assert result.stdout.splitlines()[1].startswith(
+        f"guard-proxy at http://127.0.0.1:{instance.env['PROXY_PORT']}"
+    ), str(result)
 
 
 def test_url_option_wins_over_config(run_cli: RunCli, start_proxy: Callable[..., Proxy]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -108,7 +109,12 @@ def test_sd_notify_ready_and_stopping(tmp_path: Path, abstract: bool) -> None:
         # READY comes after the socket listens.
         assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
         process.terminate()
-        assert sock.recv(256).decode() == "STOPPING=1"
+        after = [sock.recv(4096).decode()]
+        while after[-1] != "STOPPING=1":
+            after.append(sock.recv(4096).decode())
+        # Only STATUS lines (the state, then DRAINING on the way out) before STOPPING=1.
+        assert all(m.startswith("STATUS=") for m in after[:-1]), after
+        assert after[-2].startswith("STATUS=DRAINING · "), after
         # uvicorn re-raises SIGTERM after a graceful shutdown; systemd counts that as clean.
         assert process.wait(timeout=15) in (0, -15)
     finally:
@@ -124,6 +130,10 @@ def test_health(client: httpx.Client, fake_ollama: object) -> None:
     assert body["uptime_s"] >= 0 and body["started_at"].endswith("Z")
     assert body["upstream"] == {"url": fake_ollama.url, "reachable": True}  # type: ignore[attr-defined]
     assert body["cache"] == {"enabled": True, "active_backend": "memory"}
+    # Memory is what this instance is configured for: ready, not degraded.
+    assert re.fullmatch(
+        r"ready · cache memory · upstream ok · [\d,]+ req, [\d,]+ blocked", body["summary"]
+    ), body["summary"]
 
 
 def test_cache_health_and_stats(client: httpx.Client) -> None:

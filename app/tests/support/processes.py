@@ -55,6 +55,8 @@ _OWN_ENV_PREFIXES = (
     "REDIS_",
     "FAKE_OLLAMA_",
     "NOTIFY_SOCKET",
+    "JOURNAL_STREAM",
+    "WATCHDOG_",
 )
 
 

@@ -1,8 +1,9 @@
 """``guard-proxy serve``: load settings, build guard, cache and app, and run uvicorn.
 
 Exit 2 on a configuration error (one line per problem on stderr) or a scanner that cannot
-be loaded. After the socket listens, ``READY=1`` goes to ``$NOTIFY_SOCKET``; ``STOPPING=1``
-at shutdown.
+be loaded. After the socket listens, ``READY=1`` goes to ``$NOTIFY_SOCKET``, then a
+``STATUS=`` line on every change of state and every few seconds; ``WATCHDOG=1`` every half
+``$WATCHDOG_USEC`` from the event loop; ``STOPPING=1`` at shutdown.
 """
 
 from __future__ import annotations
@@ -64,18 +65,23 @@ def run(args: argparse.Namespace) -> int:
 
     from guard_proxy.cache import GuardCache
     from guard_proxy.proxy import create_app
+    from guard_proxy.proxy.metrics import Metrics
     from guard_proxy.proxy.readiness import Readiness
     from guard_proxy.proxy.sdnotify import notify
+    from guard_proxy.proxy.statusline import SystemdReporter
     from guard_proxy.proxy.upstream import Upstream
 
     cache = GuardCache.from_settings(settings)
     readiness = Readiness(
         Upstream(settings.ollama), cache, require_redis=settings.cache.require_redis
     )
-    app = create_app(settings, guard, cache, readiness=readiness)
+    metrics = Metrics()
+    app = create_app(settings, guard, cache, readiness=readiness, metrics=metrics)
+    reporter = SystemdReporter(readiness, metrics)
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
+            reporter.start_watchdog()  # before the lifespan: a start-up that hangs is caught too
             await super().startup(sockets=sockets)
             if self.started:
                 log.info(
@@ -94,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
                     },
                 )
                 notify("READY=1")
+                reporter.start()
 
         def handle_exit(self, sig: int, frame: Any) -> None:
             # SIGTERM/SIGINT: from now on /ready answers 503 "draining".
@@ -102,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
         async def shutdown(self, sockets: Any = None) -> None:
             readiness.draining = True
+            await reporter.stop()
             notify("STOPPING=1")
             await super().shutdown(sockets=sockets)
 

@@ -219,8 +219,13 @@ def _num(value: Any) -> str:
 
 
 def render(snap: Snapshot, settings: Settings | None) -> list[str]:
+    """The screen: the instance's own one-line summary (when it gave one), then the rows."""
     title = {0: "HEALTHY", 1: "DEGRADED", 2: "DOWN"}[snap.exit_code]
-    lines = [f"guard-proxy at {snap.url}: {title}"]
+    lines = []
+    line = snap.health.get("summary")
+    if isinstance(line, str) and line:
+        lines.append(line)
+    lines.append(f"guard-proxy at {snap.url}: {title}")
     lines += [f"  ! {reason}" for reason in snap.reasons]
     if not snap.answered:
         return lines
@@ -337,6 +342,7 @@ def as_json(snap: Snapshot, settings: Settings | None) -> dict[str, Any]:
         "exit_code": snap.exit_code,
         "reasons": snap.reasons,
         "error": snap.error,
+        "summary": snap.health.get("summary"),
         "configured_backend": configured_backend(snap, settings) if snap.answered else None,
         "active_backend": active_backend(snap) if snap.answered else None,
         "redis_address": snap.redis_address,

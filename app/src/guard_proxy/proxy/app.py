@@ -55,16 +55,18 @@ def create_app(
     *,
     upstream: Upstream | None = None,
     readiness: Readiness | None = None,
+    metrics: Metrics | None = None,
 ) -> ASGIApp:
     """Build the proxy app. Its lifespan starts the cache and closes cache and upstream.
 
     ``cache`` is a :class:`guard_proxy.cache.GuardCache` (not started yet). ``readiness``
-    (built here when not given) must be over the same upstream and cache.
+    (built here when not given) must be over the same upstream and cache; ``metrics`` are
+    the counters the app fills (new ones when not given).
     """
     client = readiness.upstream if readiness is not None else upstream or Upstream(settings.ollama)
     if readiness is None:
         readiness = Readiness(client, cache, require_redis=settings.cache.require_redis)
-    metrics = Metrics()
+    metrics = metrics if metrics is not None else Metrics()
     verdicts = VerdictService(guard, cache, metrics, settings.guard.fail_mode)
 
     async def shutdown() -> None:

@@ -75,6 +75,7 @@ class Metrics:
         self.requests: dict[tuple[str, str, int], int] = {}
         self.request_time = _Histograms(REQUEST_BUCKETS)
         self.blocks: dict[tuple[str, str], int] = {}
+        self.blocked = 0  # blocked requests (``blocks`` counts per scanner)
         self.scan_time = _Histograms(SCAN_BUCKETS)
         self.scanner_errors: dict[tuple[str, str], int] = {}
         self.upstream_errors = 0
@@ -86,6 +87,7 @@ class Metrics:
         self.request_time[route].observe(seconds)
 
     def block(self, direction: str, scanners: list[str]) -> None:
+        self.blocked += 1
         for scanner in scanners or ["unknown"]:
             key = (scanner, direction)
             self.blocks[key] = self.blocks.get(key, 0) + 1

@@ -26,6 +26,7 @@ from guard_proxy.proxy.asgi import ASGIApp, Receive, Scope, Send
 from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.readiness import Readiness
 from guard_proxy.proxy.state import request_info
+from guard_proxy.proxy.statusline import summary
 from guard_proxy.proxy.upstream import Upstream
 
 logger = logging.getLogger("guard_proxy.proxy")
@@ -74,6 +75,7 @@ class HealthBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Literal["ok"]
+    summary: str
     version: str
     started_at: str
     uptime_s: float
@@ -217,13 +219,15 @@ def own_app(
 
     @get("/health", response_model=HealthBody, response_class=JSONBody)
     async def health() -> Response:
-        """Always 200 while the process serves: upstream reachability and the cache backend."""
+        """Liveness: always 200 while the process serves; upstream, cache backend, summary line."""
+        reachable = await readiness.upstream_reachable()
         body = HealthBody(
             status="ok",
+            summary=summary(readiness, metrics, reachable),
             version=__version__,
             started_at=started_at,
             uptime_s=round(time.time() - started, 3),
-            upstream=UpstreamState(url=upstream.url, reachable=await upstream.reachable()),
+            upstream=UpstreamState(url=upstream.url, reachable=reachable),
             cache=CacheSummary(enabled=cache_enabled, active_backend=_active(cache)),  # type: ignore[arg-type]
         )
         return JSONBody(body.model_dump())
