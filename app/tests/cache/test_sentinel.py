@@ -50,6 +50,7 @@ async def test_sentinel_finds_primary_and_follows_promotion(
     cache = await make_cache(redis=sentinel.settings(probe_interval=0.05, **RELAXED))
     assert cache.active_backend == "redis"
     assert (await cache.health())["redis_address"].startswith(primary.address)
+    assert cache.redis_endpoint == f"{primary.address} (primary of mymaster)"
 
     key = cache.key("input", "cfg", "written before the failover")
     assert (await cache.get_or_compute(key, compute))[1] == "miss"
@@ -69,6 +70,7 @@ async def test_sentinel_finds_primary_and_follows_promotion(
     health = await cache.health()
     assert health["redis_connected"] is True
     assert health["redis_address"].startswith(replica.address)
+    assert cache.redis_endpoint == f"{replica.address} (primary of mymaster)"  # STATUS= names it
     cache.memory._data.clear()  # prove the hit comes from the promoted replica
     assert await cache.get_or_compute(key, compute) == (VERDICT, "hit")
     stats = await cache.stats()
@@ -89,6 +91,7 @@ async def test_no_sentinel_reachable_means_memory(
         "MasterNotFoundError: No master found for 'mymaster' (sentinels: ConnectionError)"
     )
     assert (await cache.health())["redis_address"] == f"mymaster/0 via sentinels {dead.address}"
+    assert cache.redis_endpoint == "mymaster (no primary known)"
     key = cache.key("input", "cfg", "x")
     assert await cache.get_or_compute(key, compute) == (VERDICT, "miss")
     dead.close()

@@ -150,5 +150,8 @@ def test_reported_texts_hold_no_secret() -> None:
         "connection refused"
     )
     assert short_error("TimeoutError: no answer within 0.350s") == "timeout"
+    assert short_error("MasterNotFoundError: No master found (sentinels: TimeoutError)") == (
+        "no primary found by the sentinels"
+    )
     assert short_error("ResponseError: something s3cret") == "ResponseError"
     assert short_error(None) == "not connected"

@@ -26,6 +26,7 @@ PROBE_TTL = 1.0
 
 # (pattern in a cache error text, short words) — first match wins.
 _SHORT_ERRORS = (
+    (re.compile(r"MasterNotFound|No master found", re.I), "no primary found by the sentinels"),
     (
         re.compile(r"WRONGPASS|NOAUTH|invalid username-password|Authentication|AuthFailed", re.I),
         "authentication failed",
@@ -38,7 +39,6 @@ _SHORT_ERRORS = (
         "cannot resolve host",
     ),
     (re.compile(r"timeout|timed out", re.I), "timeout"),
-    (re.compile(r"MasterNotFound|No master found", re.I), "no primary found by the sentinels"),
     (re.compile(r"NOPERM", re.I), "denied by ACL"),
     (re.compile(r"reset by peer|Connection closed|closed by server", re.I), "connection lost"),
 )
