@@ -37,6 +37,7 @@ def _serve(
         ({}, "guard:\n  fail_mode: maybe\n", "guard.fail_mode"),
         ({"REDIS_DB": "16"}, "", "redis.db"),
         ({"ACCESS_ALLOW": "10.0.0.0/33"}, "", "access.allow"),
+        ({"CACHE_REQUIRE_REDIS": "1"}, "cache:\n  backend: memory\n", "cache.require_redis"),
     ],
 )
 @pytest.mark.parametrize("command", ["serve", "check-config"])

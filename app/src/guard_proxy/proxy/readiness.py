@@ -134,6 +134,8 @@ class Readiness:
     async def _run_probe(self) -> bool:
         try:
             reachable = await self.upstream.reachable()
+        except Exception:  # reachable() translates the client's errors; anything else is "no"
+            reachable = False
         finally:
             self._probe = None
         self._reachable = reachable
