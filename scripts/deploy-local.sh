@@ -2,10 +2,11 @@
 # Deploy the whole stack onto local systemd hosts and print where the proxy answers.
 #
 #   scripts/deploy-local.sh            create/start the hosts of inventories/local as
-#                                      podman containers, run site.yml, add a fake Ollama
+#                                      podman containers, add a fake Ollama, run site.yml
 #   scripts/deploy-local.sh --destroy  remove those containers and their network
 #
-# Options: --no-fake-ollama (leave ollama.url pointing at nothing), -- ARGS passes
+# Options: --no-fake-ollama (ollama.url must then reach a real Ollama: a proxy
+# without an upstream is not ready and the play fails), -- ARGS passes
 # ARGS to ansible-playbook (e.g. -- --check --diff).
 #
 # The hosts live in their own podman instance (.work/podman-local), so Molecule's
@@ -27,7 +28,7 @@ while (($#)); do
     --destroy) destroy=1 ;;
     --no-fake-ollama) fake_ollama=0 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -103,7 +104,7 @@ wait_booted() {
 }
 
 print_endpoints() {
-  local h ip port bind url
+  local h ip port bind url backend
   echo
   echo "guard-proxy is deployed:"
   for h in $(inventory_hosts guard_proxy); do
@@ -121,7 +122,15 @@ print(host.group(1) if host else "127.0.0.1", port.group(1) if port else "8080")
     else
       url="http://$ip:$port"
     fi
-    echo "  $h: $url"
+    backend="$(podman exec "$h" python3 -c '
+import json, sys, urllib.request
+try:
+    with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/cache/health", timeout=5) as r:
+        print(json.load(r).get("active_backend", "?"))
+except Exception as exc:
+    print(f"unknown ({exc.__class__.__name__})")
+' "$port" 2>/dev/null || echo unknown)"
+    echo "  $h: $url  (cache: $backend)"
   done
   [[ -n "${url:-}" ]] || return 0
   echo
@@ -164,12 +173,13 @@ main() {
   } > "$fast_inv"
   local fast=(-i "$fast_inv")
   export ANSIBLE_CONNECTION_PLUGINS="$GP_ROOT/molecule/shared/plugins/connection" ANSIBLE_PIPELINING=true
-  ansible-playbook -i "$INVENTORY" --vault-password-file "$VAULT_PASS" "${fast[@]}" site.yml "${extra[@]}"
+  # The fake upstream first: a proxy is not ready without one.
   if ((fake_ollama)); then
     gp_log "fake Ollama upstream on each proxy host"
     ansible-playbook -i "$INVENTORY" --vault-password-file "$VAULT_PASS" "${fast[@]}" \
       molecule/shared/fake_ollama.yml "${extra[@]}"
   fi
+  ansible-playbook -i "$INVENTORY" --vault-password-file "$VAULT_PASS" "${fast[@]}" site.yml "${extra[@]}"
   print_endpoints
 }
 

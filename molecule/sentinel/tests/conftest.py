@@ -34,9 +34,9 @@ def proxy_creds(proxy_host: Any) -> tuple[str, str]:
 
 @pytest.fixture(scope="session")
 def sentinel_password(proxy_host: Any) -> str:
-    """The Sentinels' password, from the proxy's 0600 environment file."""
-    text = proxy_host.file("/etc/guard-proxy/credentials/sentinel.env").content_string
-    for line in text.splitlines():
-        if line.startswith("REDIS_SENTINEL_PASSWORD="):
-            return line.split("=", 1)[1].strip()
-    raise AssertionError("no REDIS_SENTINEL_PASSWORD in the proxy's sentinel.env")
+    """The Sentinels' password, from the source of the proxy's ``sentinel_password`` credential."""
+    path = "/etc/guard-proxy/credentials/sentinel_password"
+    assert proxy_host.file(path).mode == 0o600
+    password = str(proxy_host.file(path).content_string)
+    assert password, f"{path} is empty"
+    return password

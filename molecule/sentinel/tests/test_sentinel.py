@@ -91,3 +91,34 @@ def test_proxy_serves_from_the_primary_found_by_sentinel(
     health = cache_health(proxy_host)
     assert health["active_backend"] == "redis", health
     assert health["redis_address"].startswith(f"{address(primary)}:6379/0 (sentinel mymaster)"), health
+
+
+def test_the_sentinel_password_reaches_the_proxy_as_a_credential_only(
+    proxy_host: Any, sentinel_password: str
+) -> None:
+    unit = proxy_host.run("systemctl cat %s", PROXY_UNIT).stdout
+    assert "LoadCredential=sentinel_password:" in unit
+    assert "EnvironmentFile" not in unit
+    assert not proxy_host.file("/etc/guard-proxy/credentials/sentinel.env").exists
+    pid = proxy_host.run("systemctl show -P MainPID %s", PROXY_UNIT).stdout.strip()
+    environ = proxy_host.run("cat /proc/%s/environ", pid).stdout
+    assert "REDIS_SENTINEL_PASSWORD_FILE=" in environ
+    assert sentinel_password not in environ
+    assert not any(sentinel_password in line for line in cmdlines(proxy_host))
+
+
+def test_check_redis_through_the_sentinels_with_the_service_credentials(proxy_host: Any) -> None:
+    """What the role's post-deploy check runs: exit 0, the primary named, no secret printed."""
+    run = proxy_host.run(
+        "systemd-run --quiet --wait --pipe --collect --unit gp-test-check-redis "
+        "--property User=guard-proxy --property Group=guard-proxy "
+        "--property LoadCredential=redis_password:/etc/guard-proxy/credentials/redis_password "
+        "--property LoadCredential=sentinel_password:/etc/guard-proxy/credentials/sentinel_password "
+        "--setenv REDIS_PASSWORD_FILE=/run/credentials/gp-test-check-redis.service/redis_password "
+        "--setenv REDIS_SENTINEL_PASSWORD_FILE="
+        "/run/credentials/gp-test-check-redis.service/sentinel_password "
+        "/opt/guard-proxy/current/bin/guard-proxy check-redis --config /etc/guard-proxy/config.yaml"
+    )
+    assert run.rc == 0, run.stdout + run.stderr
+    secret = proxy_host.file("/etc/guard-proxy/credentials/sentinel_password").content_string
+    assert secret not in run.stdout + run.stderr
