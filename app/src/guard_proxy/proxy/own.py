@@ -1,4 +1,4 @@
-"""The proxy's own endpoints as a FastAPI app: health, cache health/stats/clear, metrics.
+"""The proxy's own endpoints as a FastAPI app: health, readiness, cache health/stats/clear, metrics.
 
 The :class:`~guard_proxy.proxy.router.Router` dispatches these paths (and ``/openapi.json``
 and ``/docs``, which describe them) to this app; proxied routes never touch FastAPI. Access
