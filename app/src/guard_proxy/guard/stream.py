@@ -84,7 +84,9 @@ class StreamGuard:
 
     def __init__(self, scanners: Sequence[Scanner]) -> None:
         self._length: list[tuple[Scanner, Any]] = []
-        # (index into _opened, scanner, method(s), window); see feed() for each kind's calls.
+        # (index into _opened, scanner, method(s), window). _holding: the built-ins, whose
+        # scan_hold(text, start, since) is scan_from + hold in one pass (PatternScanner);
+        # _range: scan_from and an optional hold; _plain: scan and an optional hold.
         self._holding: list[tuple[int, Scanner, Any, int]] = []
         self._range: list[tuple[int, Scanner, Any, Any, int]] = []
         self._plain: list[tuple[int, Scanner, Any, Any, int]] = []

@@ -13,6 +13,10 @@ Judge = Callable[[re.Match[str]], str | None]
 
 _UNBOUNDED = 1 << 30
 
+LONG = 96
+"""New characters past which a stream scans in ``re`` and searches only the tail (measured:
+the ``regex`` partial search of an alternation costs more per character than ``re``)."""
+
 
 def constant(reason: str) -> Judge:
     """A judge that accepts every candidate with the same reason."""
@@ -119,19 +123,31 @@ class PatternScanner:
 
     def hold(self, text: str, start: int) -> int:
         """Where the earliest candidate that more text could complete begins (``>= start``),
-        ``len(text)`` when none; ``0`` when unknown (the guard then holds the whole window)."""
-        return 0 if self._partial is None else self._partial.open_at(text, start)
+        ``len(text)`` when none; ``0`` when unknown (the guard then holds the whole window).
+
+        Only the last ``window - 1`` characters are searched: a candidate that began earlier
+        would be longer than any match of the pattern.
+        """
+        if self._partial is None:
+            return 0
+        nearest = len(text) - self.window + 1
+        return self._partial.open_at(text, start if start > nearest else nearest)
 
     def scan_hold(self, text: str, start: int, since: int) -> tuple[Finding | None, int]:
-        """``(scan_from(text, start, False), hold(text, since))`` in one pass over the text.
+        """``(scan_from(text, start, False), hold(text, since))``, cheaper than both.
 
         ``since >= start`` is the earliest start still open after the previous call: a new
-        finding cannot begin before it, so the exact scan runs only when a complete match
-        begins at or after ``since``.
+        finding cannot begin before it, so when a few characters came, one partial search
+        tells whether the exact scan must run at all (a complete match begins at or after
+        ``since``). When many came, the exact scan runs (``re`` skips ahead faster than a
+        partial search) and only the last ``window - 1`` characters are searched for open
+        candidates.
         """
         p = self._partial
         if p is None:
             return self.scan_from(text, start, False), 0
+        if len(text) - since > LONG:
+            return self.scan_from(text, start, False), self.hold(text, since)
         complete, at = p.probe(text, since)
         return (self.scan_from(text, start, False) if complete else None), at
 
@@ -219,26 +235,24 @@ class MultiPatternScanner:
         self._prefilter = prefilter
         self._each = _each(self._parts)
         self._matchers = _combined(self._parts) if prefilter else self._each
-        self._split = (1 << 62) if split_above is None or self._each is None else split_above
+        self._split = LONG if split_above is None else split_above
 
     def hold(self, text: str, start: int) -> int:
-        """The earliest :meth:`PatternScanner.hold` of the parts."""
-        if self._matchers is None:
+        """The earliest :meth:`PatternScanner.hold` of the parts (each searches only its own
+        window's worth of the end)."""
+        if self._each is None:
             return 0
-        return min((m.open_at(text, start) for m in self._matchers), default=len(text))
+        return min((p.hold(text, start) for p in self._parts), default=len(text))
 
     def scan_hold(self, text: str, start: int, since: int) -> tuple[Finding | None, int]:
-        """See :meth:`PatternScanner.scan_hold`."""
-        matchers = self._matchers if len(text) - since <= self._split else self._each
+        """See :meth:`PatternScanner.scan_hold`; past ``split_above`` new characters, or
+        without ``prefilter``, the exact scans run and each part searches its own tail."""
+        matchers = self._matchers
         if matchers is None:
             return self.scan_from(text, start, False), 0
+        if not self._prefilter or len(text) - since > self._split:
+            return self.scan_from(text, start, False), self.hold(text, since)
         at = len(text)
-        if not self._prefilter:
-            for m in matchers:
-                pos = m.open_at(text, since)
-                if pos < at:
-                    at = pos
-            return self.scan_from(text, start, False), at
         complete = False
         for m in matchers:
             seen, pos = m.probe(text, since)

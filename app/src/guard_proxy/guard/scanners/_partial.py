@@ -65,6 +65,24 @@ def lookbehind_first(source: str) -> tuple[str, int]:
     return f"(?{m.group(2)}{m.group(3)}){m.group(1)}{source[m.end() :]}", len(m.group(1))
 
 
+def literal_prefix(source: str, flags: int = 0) -> str:
+    """The literal every match of ``source`` begins with (``""`` when none or case-folded)."""
+    try:
+        from re import _parser  # type: ignore[attr-defined]  # stdlib, private but stable
+
+        parsed = _parser.parse(source, flags)
+    except Exception:  # pragma: no cover - depends on the interpreter's private parser
+        return ""
+    if (flags | parsed.state.flags) & re.IGNORECASE:
+        return ""
+    out = []
+    for op, arg in parsed:
+        if op is not _parser.LITERAL:
+            break
+        out.append(chr(arg))
+    return "".join(out)
+
+
 def _open_source(source: str, lookahead: bool) -> str:
     return f"(?:{source})" + ("[\\s\\S]" if lookahead else "") + "(?!)"
 
@@ -77,7 +95,7 @@ class PartialMatcher:
     ``ValueError``) when ``regex`` cannot compile them; the caller then keeps the fixed window.
     """
 
-    __slots__ = ("_any", "_exact", "_fold", "_open", "_tail")
+    __slots__ = ("_any", "_exact", "_fold", "_open", "_prefix", "_tail")
 
     def __init__(
         self,
@@ -102,6 +120,22 @@ class PartialMatcher:
             else self._open
         )
         self._fold = fold
+        # One pattern that begins with a literal: str.find skips to where a candidate can be.
+        self._prefix = literal_prefix(patterns[0][0], flags) if len(patterns) == 1 else ""
+
+    def _first(self, view: str, pos: int) -> int:
+        """The first start ``>= pos`` where the literal prefix, or a part of it cut by the end
+        of the text, stands; ``len(view)`` when none (then no candidate starts there)."""
+        prefix = self._prefix
+        i = view.find(prefix, pos)
+        if i >= 0:
+            return i
+        j = view.find(prefix[0], max(pos, len(view) - len(prefix) + 1))
+        while j >= 0:
+            if prefix.startswith(view[j:]):
+                return j
+            j = view.find(prefix[0], j + 1)
+        return len(view)
 
     def _view(self, text: str, since: int) -> tuple[str, int]:
         """The text to search and the offset of its first character in ``text``."""
@@ -121,19 +155,29 @@ class PartialMatcher:
     def open_at(self, text: str, since: int) -> int:
         """The earliest index ``>= since`` where an open candidate starts, else ``len(text)``."""
         view, lo = self._view(text, since)
-        m = self._open.search(view, since - lo, partial=True)
+        pos = since - lo
+        if self._prefix:
+            pos = self._first(view, pos)
+            if pos >= len(view):
+                return len(text)
+        m = self._open.search(view, pos, partial=True)
         return len(text) if m is None else self._refine(view, m.start()) + lo
 
     def probe(self, text: str, since: int) -> tuple[bool, int]:
         """``(complete, open)``: whether a complete match starts at or after ``since``, and
         :meth:`open_at`."""
         view, lo = self._view(text, since)
-        m = self._any.search(view, since - lo, partial=True)
+        pos = since - lo
+        if self._prefix:
+            pos = self._first(view, pos)
+            if pos >= len(view):
+                return False, len(text)
+        m = self._any.search(view, pos, partial=True)
         if m is None:
             return False, len(text)
         if m.partial:
             return False, self._refine(view, m.start()) + lo
-        m = self._open.search(view, since - lo, partial=True)
+        m = self._open.search(view, pos, partial=True)
         return True, len(text) if m is None else self._refine(view, m.start()) + lo
 
 

@@ -14,7 +14,7 @@ from guard_proxy.guard.scanners._base import MultiPatternScanner, PatternScanner
 
 NAME = "pii"
 SPLIT_ABOVE = 16
-"""New text longer than this is searched kind by kind in a stream (see ``scan_hold``)."""
+"""Past this many new characters a stream scans kind by kind (see ``scan_hold``)."""
 
 # Only the tail of the local part is needed to know an address is there.
 _EMAIL = r"@(?<=[A-Za-z0-9._%+-]@)[A-Za-z0-9][A-Za-z0-9-]{0,62}\.[A-Za-z]{2}"
@@ -112,5 +112,6 @@ def build(direction: str, settings: PiiSettings) -> MultiPatternScanner | None:
         longest = max_width(source)
         assert longest is not None, kind
         parts.append(PatternScanner(NAME, re.compile(source), longest, judge, lookahead=lookahead))
-    # Most kinds begin with a character class: past a few characters, one search per kind.
+    # Most kinds begin with a character class, which an alternation searches position by
+    # position: past a few characters, the exact scans and a search per kind are faster.
     return MultiPatternScanner(NAME, parts, split_above=SPLIT_ABOVE)
