@@ -4,13 +4,17 @@ Run: ``python -m uvicorn fake_upstream:app --app-dir bench --no-access-log``.
 Answers without delay so the baseline measures HTTP, not a model. Streams send
 ``options.num_predict`` chunks (default ``FAKE_UPSTREAM_CHUNKS``, 500) back to back, or
 ``bench_chunk_delay_ms`` apart when the request body sets it: NDJSON on ``/api/generate`` and
-``/api/chat``, SSE on ``/v1/chat/completions``.
+``/api/chat``, SSE on ``/v1/chat/completions``. With ``bench_prose`` the chunks are English
+prose cut into ~4-character tokens, and each line carries ``bench_sent``, the characters sent
+so far (this token included), and ``bench_t``, when it was sent (µs since the epoch): the
+streaming-lag measurement reads both back through the proxy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -26,6 +30,22 @@ MODEL = "bench:latest"
 ANSWER = "The sky is blue because air scatters short wavelengths more than long ones."
 WORDS = ("sky", " is", " blue", " because", " air", " scatters", " light", ".")
 DEFAULT_CHUNKS = int(os.environ.get("FAKE_UPSTREAM_CHUNKS", "500"))
+PROSE = (
+    "The quick answer is that caching verdicts saves a scan on every repeated prompt, so the "
+    "proxy spends its time on new text only. When an answer streams, each token passes through "
+    "the guard before it reaches the client, and the guard keeps back only what could still "
+    "turn into something it must block. Ordinary sentences like this one cannot, so they flow "
+    "through as they arrive. A model that writes about gardens, rivers and the weather in plain "
+    "words should feel exactly as fast behind the proxy as without it, from the first word to "
+    "the last one, and the reader should never notice that anything was checked at all. "
+)
+# ~4-character tokens, as a model's tokenizer cuts English: a leading space, then letters.
+TOKENS = tuple(re.findall(r"\s*\S{1,4}", PROSE))
+
+
+def _token(i: int, prose: bool) -> str:
+    return TOKENS[i % len(TOKENS)] if prose else WORDS[i % len(WORDS)]
+
 
 _JSON = [(b"content-type", b"application/json; charset=utf-8")]
 _NDJSON = [(b"content-type", b"application/x-ndjson")]
@@ -79,9 +99,16 @@ async def _native(send: Send, request: dict[str, Any], chat: bool) -> None:
         return
     chunks = int((request.get("options") or {}).get("num_predict", DEFAULT_CHUNKS))
     delay = float(request.get("bench_chunk_delay_ms", 0)) / 1000
+    prose = bool(request.get("bench_prose"))
+    sent = 0
     await send({"type": "http.response.start", "status": 200, "headers": _NDJSON})
     for i in range(chunks):
-        body = orjson.dumps(line(WORDS[i % len(WORDS)], False)) + b"\n"
+        obj = line(_token(i, prose), False)
+        if prose:
+            sent += len(obj["message"]["content"] if chat else obj["response"])
+            obj["bench_sent"] = sent
+            obj["bench_t"] = time.time_ns() // 1000
+        body = orjson.dumps(obj) + b"\n"
         await send({"type": "http.response.body", "body": body, "more_body": True})
         if delay:
             await asyncio.sleep(delay)
@@ -109,19 +136,26 @@ async def _openai_chat(send: Send, request: dict[str, Any]) -> None:
         return
     chunks = int(request.get("max_tokens") or DEFAULT_CHUNKS)
     delay = float(request.get("bench_chunk_delay_ms", 0)) / 1000
+    prose = bool(request.get("bench_prose"))
+    sent = 0
     await send({"type": "http.response.start", "status": 200, "headers": _SSE})
     for i in range(chunks):
-        event = {
+        token = _token(i, prose)
+        event: dict[str, Any] = {
             **base,
             "object": "chat.completion.chunk",
             "choices": [
                 {
                     "index": 0,
-                    "delta": {"role": "assistant", "content": WORDS[i % len(WORDS)]},
+                    "delta": {"role": "assistant", "content": token},
                     "finish_reason": None,
                 }
             ],
         }
+        if prose:
+            sent += len(token)
+            event["bench_sent"] = sent
+            event["bench_t"] = time.time_ns() // 1000
         body = b"data: " + orjson.dumps(event) + b"\n\n"
         await send({"type": "http.response.body", "body": body, "more_body": True})
         if delay:

@@ -7,6 +7,9 @@ Jobs (``kind``):
                   blocks of ``block`` requests per worker, so drift hits every target alike.
   ``stream``      streamed requests against several targets, interleaved; reports time to
                   first body byte, total time and the number of lines/events received.
+  ``lag``         paced prose streams against several targets, interleaved; reports when text
+                  arrived: time to first text, text held by the proxy at that moment (from the
+                  upstream's ``bench_sent``), and the text that came with the end of the stream.
   ``fill``        ``count`` unique prompts against one target at ``concurrency``, flat out.
   ``poll``        GET ``url`` every ``interval`` s until ``field`` equals ``value`` (bounded).
 Only loopback URLs are accepted. Every loop is bounded by a count, and measuring loops also by
@@ -76,6 +79,8 @@ def body(req: dict[str, Any], unique: str | None = None) -> bytes:
             obj["max_tokens"] = chunks
     if req.get("chunk_delay_ms"):
         obj["bench_chunk_delay_ms"] = req["chunk_delay_ms"]
+    if req.get("prose"):
+        obj["bench_prose"] = True
     return orjson.dumps(obj)
 
 
@@ -242,6 +247,95 @@ async def _stream(job: dict[str, Any]) -> dict[str, Any]:
     return {"samples": out}
 
 
+def _text_of(obj: dict[str, Any]) -> str:
+    """The answer text of one NDJSON line or SSE chunk (chat, generate or OpenAI chat)."""
+    if "message" in obj:
+        return str((obj.get("message") or {}).get("content") or "")
+    if "response" in obj:
+        return str(obj.get("response") or "")
+    choices = obj.get("choices") or [{}]
+    return str((choices[0].get("delta") or {}).get("content") or "")
+
+
+async def _lag_once(t: Target, path: str, data: bytes, sse: bool) -> dict[str, Any]:
+    """One paced stream, read as it arrives: when text came, how much, and how much the
+    upstream had sent by then (from each line's ``bench_t``/``bench_sent``, same clock)."""
+    t0 = time.perf_counter_ns()
+    buffer = b""
+    received = 0  # characters of text so far
+    schedule: list[tuple[int, int]] = []  # (sent at µs since the epoch, characters sent by then)
+    first_us = first_wall = received_first = None
+    before_end = None  # text received before the read that carried the end of the stream
+    async with t.session.post(t.base + path, data=data, headers=HEADERS) as resp:
+        async for chunk in resp.content.iter_any():
+            now = (time.perf_counter_ns() - t0) // 1000
+            wall = time.time_ns() // 1000
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            got, ended = 0, False
+            for line in lines:
+                if sse:
+                    if not line.startswith(b"data: "):
+                        continue
+                    line = line[6:]
+                    if line.strip() == b"[DONE]":
+                        ended = True
+                        continue
+                if not line.strip():
+                    continue
+                obj = orjson.loads(line)
+                got += len(_text_of(obj))
+                if obj.get("bench_t"):
+                    schedule.append((int(obj["bench_t"]), int(obj["bench_sent"])))
+                ended = ended or obj.get("done") is True
+            if ended and before_end is None:
+                before_end = received
+            received += got
+            if got and first_us is None:
+                first_us, first_wall, received_first = now, wall, received
+    end_us = (time.perf_counter_ns() - t0) // 1000
+    sent = max((n for _, n in schedule), default=0)
+    held = None
+    if first_wall is not None and received_first is not None:
+        # Tokens whose line was merged into a later one are missing: at most one token low.
+        sent_then = max((n for at, n in schedule if at <= first_wall), default=0)
+        held = max(0, sent_then - received_first)
+    return {
+        "first_text_us": first_us,
+        "held_at_first": held,
+        "final_burst": received - (before_end if before_end is not None else received),
+        "total_us": end_us,
+        "chars": received,
+        "sent": sent,
+        "status": resp.status,
+    }
+
+
+async def _lag(job: dict[str, Any]) -> dict[str, Any]:
+    req = job["request"]
+    path = PATHS[req.get("api", "chat")]
+    sse = req.get("api") == "openai"
+    data = body({**req, "stream": True, "prose": True})
+    targets = [Target(n, u, 1) for n, u in job["targets"].items()]
+    out: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
+    try:
+        for _ in range(int(job.get("warmup", 1))):
+            for t in targets:
+                await _lag_once(t, path, data, sse)
+        t_end = time.perf_counter() + float(job.get("seconds", 1e9))
+        for i in range(int(job["n"])):
+            if i and time.perf_counter() > t_end:
+                break
+            # Rotate the order, so no target is always first after a pause.
+            k = i % len(targets)
+            for t in targets[k:] + targets[:k]:
+                out[t.name].append(await _lag_once(t, path, data, sse))
+    finally:
+        for t in targets:
+            await t.session.close()
+    return {"samples": out}
+
+
 async def _fill(job: dict[str, Any]) -> dict[str, Any]:
     conc = int(job.get("concurrency", 16))
     req = job["request"]
@@ -315,6 +409,7 @@ async def _single(job: dict[str, Any]) -> dict[str, Any]:
 JOBS = {
     "interleave": _interleave,
     "stream": _stream,
+    "lag": _lag,
     "fill": _fill,
     "poll": _poll,
     "single": _single,

@@ -44,6 +44,7 @@ def render(r: dict[str, Any]) -> str:
         "",
         "```sh",
         "make -C bench          # = .venv/bin/python bench/run.py --profile",
+        "make -C bench lag      # only section 6: bench/run.py --only lag --merge",
         "```",
         "",
         (
@@ -244,7 +245,8 @@ def render(r: dict[str, Any]) -> str:
             "(proxied − direct total time) / chunks; proxy CPU per chunk is the proxy's CPU time",
             "over the proxied streams divided by their chunks. Back to back, the upstream's chunks",
             "coalesce in socket buffers and the proxy reads many per call; 1 ms apart, every chunk",
-            "is its own read: the honest per-chunk cost (real models emit tokens ms apart).",
+            "is its own read: the honest per-chunk cost (real models emit tokens ms apart)."
+            + _run_note(st.get("meta")),
             "",
         ]
         rows = []
@@ -313,6 +315,10 @@ def render(r: dict[str, Any]) -> str:
             rows,
         )
 
+    lg = r.get("lag")
+    if lg:
+        out += _lag_section(lg)
+
     analysis = BENCH / "analysis.md"
     if analysis.exists():
         out += [analysis.read_text().rstrip(), ""]
@@ -338,6 +344,129 @@ def render(r: dict[str, Any]) -> str:
                 "",
             ]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _run_note(m: dict[str, Any] | None) -> str:
+    """For a phase run on its own and merged (``--merge``): when, where and how."""
+    if not m:
+        return ""
+    return (
+        f" Run {m.get('date', '?')} at commit `{m.get('commit', '?')}` (`{m.get('command', '')}`), "
+        f"load average {m.get('loadavg_1m_start', '?')} → {m.get('loadavg_1m_end', '?')}."
+    )
+
+
+def _lag_section(lg: dict[str, Any]) -> list[str]:
+    when = _run_note(lg.get("meta"))
+    out = [
+        "## 6. Streaming lag: what the hold-back costs a reader",
+        "",
+        (
+            f"{lg['request']}: direct, this proxy, and the same proxy with the stream guard of "
+            f"`{lg['reference_rev']}` (the fixed hold-back of the longest window − 1 = 171 "
+            "characters; the rest of the code is this checkout's), interleaved "
+            "stream by stream. First text = when the first characters of the answer reach the "
+            "client (added: minus direct, at the median). Held = characters the upstream had "
+            "sent but the client had not yet got at that moment. Final burst = characters that "
+            "came with the end of the stream, after the model's last token. CPU = the proxy's "
+            "CPU time over these streams per upstream chunk (the request itself included)." + when
+        ),
+        "",
+    ]
+    rows = []
+    for row in lg["rows"]:
+        tag = f"{row['format']}, {row.get('pacing') or str(row['tokens_per_s']) + ' tok/s'}"
+        d = row["direct"]
+        for name, label in (("proxied", "match-aware"), ("reference", "fixed (reference)")):
+            x = row[name]
+            rows.append(
+                [
+                    tag,
+                    label,
+                    f"{_f(d['first_text_p50_ms'], 1)} / {_f(x['first_text_p50_ms'], 1)}",
+                    _signed(x.get("first_text_added_ms"), 1),
+                    f"{_f(x['held_at_first_p50'])} (max {_f(x['held_at_first_max'])})",
+                    f"{_f(x['final_burst_p50'])} (max {_f(x['final_burst_max'])})",
+                    _signed(x.get("total_added_ms"), 1),
+                    _f(row["cpu_us_per_chunk"][name], 1),
+                    f"{x['complete']}/{x['n']}",
+                ]
+            )
+    out += _table(
+        [
+            "format",
+            "hold-back",
+            "first text p50 ms direct / proxied",
+            "first text added ms",
+            "held at first release, chars p50",
+            "final burst, chars p50",
+            "end added ms",
+            "CPU µs/chunk",
+            "complete",
+        ],
+        rows,
+    )
+    cpu = lg.get("guard_cpu_us_per_chunk")
+    if cpu:
+        out += [
+            "The stream guard alone, in-process (bench/guard_cpu.py: the same prose through the "
+            "default output scanners, thread CPU per `feed`, best of 9), each algorithm run on "
+            "this machine in the same minute:",
+            "",
+        ]
+        out += _table(
+            ["hold-back", *(f"{k}-char chunks µs" for k in cpu["fixed"])],
+            [[label, *(_f(v, 2) for v in cpu[label].values())] for label in cpu],
+        )
+    if (PLOT_DIR / "lag.png").exists():
+        out += ["![streaming lag](../bench/results/lag.png)", ""]
+    return out
+
+
+def _lag_plot(plt: Any, lg: dict[str, Any]) -> None:
+    """Bars for the match-aware hold-back, the fixed one as a reference line per bar; the lag
+    panels show the paced rows (back to back, the answer arrives in one read anyway)."""
+    metrics = (
+        ("first_text_added_ms", "first text added (ms, log)", 20.0),
+        ("held_at_first_p50", "held at first release (chars)", None),
+        ("final_burst_p50", "final burst (chars)", 32.0),
+        ("cpu", "proxy CPU per chunk (µs)", None),
+    )
+    fig, axes = plt.subplots(1, len(metrics), figsize=(12, 3.4))
+    for ax, (key, title, goal) in zip(axes, metrics, strict=True):
+        rows = [x for x in lg["rows"] if key == "cpu" or x.get("tokens_per_s")]
+
+        def value(row: dict[str, Any], name: str, key: str = key) -> float:
+            v = row["cpu_us_per_chunk"][name] if key == "cpu" else row[name].get(key)
+            return float(v or 0)
+
+        xs = list(range(len(rows)))
+        floor = 0.1 if key == "first_text_added_ms" else 0.0
+        bars = ax.bar(xs, [max(value(x, "proxied"), floor) for x in rows], 0.5, label="match-aware")
+        ax.bar_label(bars, labels=[f"{value(x, 'proxied'):g}" for x in rows], fontsize=7)
+        ax.hlines(
+            [value(x, "reference") for x in rows],
+            [i - 0.35 for i in xs],
+            [i + 0.35 for i in xs],
+            colors="C3",
+            linestyles="--",
+            label=f"fixed hold-back ({lg['reference_rev']})",
+        )
+        if goal is not None:
+            ax.axhline(goal, ls=":", lw=0.8, color="k", label="goal")
+        if floor:
+            ax.set_yscale("log")
+        labels = [
+            f"{x['format']}\n{x['tokens']} tok" + ("" if x.get("tokens_per_s") else ", b2b")
+            for x in rows
+        ]
+        ax.set_xticks(xs, labels, fontsize=7)
+        ax.set_title(title, fontsize=9)
+    axes[0].legend(fontsize=7, loc="center right")
+    fig.suptitle("Streamed prose, 50 tokens/s, default scanners", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(PLOT_DIR / "lag.png", dpi=110)
+    plt.close(fig)
 
 
 def plots(r: dict[str, Any]) -> None:
@@ -407,6 +536,8 @@ def plots(r: dict[str, Any]) -> None:
         fig.tight_layout()
         fig.savefig(PLOT_DIR / "verdict.png", dpi=110)
         plt.close(fig)
+    if r.get("lag", {}).get("rows"):
+        _lag_plot(plt, r["lag"])
 
 
 def write(r: dict[str, Any]) -> None:

@@ -1,6 +1,7 @@
 """Run every benchmark and write ``bench/results/latest.json`` and ``docs/benchmarks.md``.
 
-Usage: ``python bench/run.py [--quick] [--profile] [--only PHASE,...]`` (or ``make -C bench``).
+Usage: ``python bench/run.py [--quick] [--profile] [--only PHASE,...] [--merge]`` (or
+``make -C bench``; ``make -C bench lag`` runs only the streaming-lag phase, merged).
 Starts its own fake upstream, redis-server and proxies (``python -m guard_proxy serve``, one
 uvicorn worker, env-configured) on loopback, and drives load from a separate process
 (bench/loadgen.py). Every overhead is proxied minus direct, measured interleaved in the same run.
@@ -26,7 +27,29 @@ import stats
 from procs import BENCH, ROOT, RUN_DIR, LoadGen, Proc, Redis
 
 RESULTS = BENCH / "results"
-PHASES = ("overhead", "verdict", "streaming", "outage", "memory")
+PHASES = ("overhead", "verdict", "streaming", "lag", "outage", "memory")
+DEFAULT_GUARD = BENCH / "guard-default.yaml"
+REFERENCE_REV = "7aff4f6"
+"""The last commit whose stream guard had the fixed hold-back (longest window - 1)."""
+LAG_TOKENS = 100  # ~380 characters of prose: longer than the old 171-character hold-back
+
+
+def reference_src(rev: str = REFERENCE_REV) -> Path:
+    """This checkout's ``app/src`` with ``guard/stream.py`` as it was at ``rev``: the same
+    proxy, scanners and releaser with the old algorithm (put it first on PYTHONPATH)."""
+    dest = RUN_DIR / f"ref-stream-{rev}"
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(
+        ROOT / "app" / "src", dest, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
+    old = subprocess.run(
+        ["git", "show", f"{rev}:app/src/guard_proxy/guard/stream.py"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout
+    (dest / "guard_proxy" / "guard" / "stream.py").write_bytes(old)
+    return dest
 
 
 class Bench:
@@ -264,6 +287,90 @@ class Bench:
                     "seconds": self.secs(5.0),
                 },
             )
+
+    # ------------------------------------------------------------------ 6. streaming lag
+
+    def phase_lag(self) -> None:
+        """Paced prose (a ~4-character token every 20 ms: 50 tokens/s) through the default
+        scanners, memory cache: direct, this proxy, and the same proxy at ``REFERENCE_REV``
+        (the fixed hold-back), interleaved stream by stream."""
+        config = {"GUARD_PROXY_CONFIG": str(DEFAULT_GUARD)}
+        new, new_url = self.proxy("lag", "memory", **config)
+        reference = str(reference_src())
+        ref, ref_url = self.proxy("lag-ref", "memory", PYTHONPATH=reference, **config)
+        rows = []
+        # (api, ms between tokens, tokens, streams per target, seconds): paced as a model
+        # streams, for the lag; a long stream, for CPU per chunk (in a short one the fixed
+        # hold-back sends nothing for its first ~45 chunks, which flatters its CPU figure);
+        # back to back (reads coalesce chunks: the partial searches cover more text).
+        plan = (
+            ("chat", 20, LAG_TOKENS, 12, 60.0),
+            ("openai", 20, LAG_TOKENS, 12, 60.0),
+            ("chat", 20, 4 * LAG_TOKENS, 3, 100.0),
+            ("chat", 0, LAG_TOKENS, 12, 20.0),
+        )
+        for api, delay, tokens, n, secs in plan:
+            req = {"api": api, "size": 64, "chunks": tokens, "chunk_delay_ms": delay}
+            warmup = 1
+            cpu0 = {"proxied": new.cpu_seconds(), "reference": ref.cpu_seconds()}
+            out = self.load.run(
+                {
+                    "kind": "lag",
+                    "targets": {
+                        "direct": self.upstream_url,
+                        "proxied": new_url,
+                        "reference": ref_url,
+                    },
+                    "request": req,
+                    "n": self.n(n),
+                    "warmup": warmup,
+                    "seconds": self.secs(secs),
+                },
+                timeout=400,
+            )
+            row: dict[str, Any] = stats.lag_compare(out)
+            chunks = {k: (len(out["samples"][k]) + warmup) * tokens for k in cpu0}
+            row["cpu_us_per_chunk"] = {
+                "proxied": round(
+                    (new.cpu_seconds() - cpu0["proxied"]) * 1e6 / chunks["proxied"], 2
+                ),
+                "reference": round(
+                    (ref.cpu_seconds() - cpu0["reference"]) * 1e6 / chunks["reference"], 2
+                ),
+            }
+            row.update(
+                api=api,
+                format="SSE" if api == "openai" else "NDJSON",
+                tokens=tokens,
+                tokens_per_s=round(1000 / delay) if delay else None,
+                pacing=(f"{round(1000 / delay)} tok/s" if delay else "back-to-back")
+                + (f", {tokens} tokens" if tokens != LAG_TOKENS else ""),
+            )
+            rows.append(row)
+            print(stats.lag_line(f"lag {row['format']} {row['pacing']}", row), flush=True)
+        guard_cpu = {}
+        for label, env in (("match-aware", {}), ("fixed", {"PYTHONPATH": reference})):
+            done = subprocess.run(
+                [sys.executable, str(BENCH / "guard_cpu.py")],
+                env={**os.environ, **env},
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            guard_cpu[label] = json.loads(done.stdout)
+        print("guard CPU µs per chunk (4/16/64 chars):", guard_cpu, flush=True)
+        self.results["lag"] = {
+            "guard_cpu_us_per_chunk": guard_cpu,
+            "request": (
+                f"{LAG_TOKENS} tokens (one row: {4 * LAG_TOKENS}) of English prose, ~4 "
+                "characters each, 20 ms apart (one row: back to back), default scanners, "
+                "memory cache"
+            ),
+            "reference_rev": REFERENCE_REV,
+            "reference": f"this checkout with guard/stream.py from {REFERENCE_REV}",
+            "rows": rows,
+        }
 
     # ------------------------------------------------------------------ 3. Redis outage
 
@@ -526,6 +633,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(PHASES), help="comma-separated phases")
     parser.add_argument("--output", default=str(RESULTS / "latest.json"))
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other phases' results of --output and replace only those run now",
+    )
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     phases = [p for p in args.only.split(",") if p]
@@ -551,8 +663,17 @@ def main(argv: list[str] | None = None) -> int:
             bench.close()
         else:
             procs.stop_all()
-    results["meta"] = meta(started, argv)
-    results["meta"]["loadavg_1m_start"] = load_start
+    run_meta = meta(started, argv)
+    run_meta["loadavg_1m_start"] = load_start
+    if args.merge and Path(args.output).exists():
+        merged = json.loads(Path(args.output).read_text())
+        for phase in phases:
+            if phase in results:
+                results[phase]["meta"] = run_meta
+        merged.update({k: v for k, v in results.items() if k != "meta"})
+        results = merged
+    else:
+        results["meta"] = run_meta
     results["goals"] = stats.goals(results)
     Path(args.output).write_text(json.dumps(results, indent=1, sort_keys=False) + "\n")
     print(f"wrote {args.output} in {results['meta']['duration_s']}s")

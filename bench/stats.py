@@ -17,6 +17,8 @@ GOALS = {
     "socket_timeout_ms": 100.0,
     "chunk_overhead_us": 50.0,
     "rss_100k_mb": 100.0,
+    "lag_first_text_added_ms": 20.0,
+    "lag_final_burst_chars": 32.0,
 }
 
 
@@ -138,6 +140,52 @@ def find_entries(doc: Any) -> int | None:
     return None
 
 
+# --------------------------------------------------------------------------- streaming lag
+
+
+def _median(values: list[float]) -> float:
+    return pct(sorted(values), 50)
+
+
+def lag_compare(out: dict[str, Any]) -> dict[str, Any]:
+    """Per target: medians (and p90) of time to first text, text held at the first release and
+    text in the final burst; ``added`` = the target's median minus the direct one."""
+    rows: dict[str, Any] = {}
+    for name, samples in out["samples"].items():
+        ok = [x for x in samples if x["status"] == 200 and x["first_text_us"] is not None]
+        first = sorted(x["first_text_us"] / 1000 for x in ok)
+        rows[name] = {
+            "n": len(samples),
+            "complete": sum(1 for x in ok if x["chars"] == x["sent"]),
+            "first_text_p50_ms": round(pct(first, 50), 3),
+            "first_text_p90_ms": round(pct(first, 90), 3),
+            "held_at_first_p50": _median([x["held_at_first"] for x in ok]),
+            "held_at_first_max": max((x["held_at_first"] for x in ok), default=None),
+            "final_burst_p50": _median([x["final_burst"] for x in ok]),
+            "final_burst_max": max((x["final_burst"] for x in ok), default=None),
+            "total_p50_ms": round(_median([x["total_us"] / 1000 for x in ok]), 3),
+        }
+    direct = rows.get("direct", {})
+    for name, row in rows.items():
+        if name != "direct" and direct:
+            row["first_text_added_ms"] = round(
+                row["first_text_p50_ms"] - direct["first_text_p50_ms"], 3
+            )
+            row["total_added_ms"] = round(row["total_p50_ms"] - direct["total_p50_ms"], 3)
+    return rows
+
+
+def lag_line(label: str, row: dict[str, Any]) -> str:
+    parts = [label]
+    for name in ("proxied", "reference"):
+        r = row[name]
+        parts.append(
+            f"{name}: first text +{r['first_text_added_ms']}ms held {r['held_at_first_p50']} "
+            f"burst {r['final_burst_p50']} cpu {row['cpu_us_per_chunk'][name]}us/chunk"
+        )
+    return " | ".join(parts)
+
+
 # --------------------------------------------------------------------------- goals
 
 
@@ -215,6 +263,50 @@ def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
                 "us",
             )
         )
+    lag_rows = r.get("lag", {}).get("rows", [])
+    for row in lag_rows:
+        tag = f"{row['format']}, {row.get('pacing') or str(row['tokens_per_s']) + ' tok/s'}"
+        new = row["proxied"]
+        cpu = row["cpu_us_per_chunk"]
+        if row["tokens"] == max(x["tokens"] for x in lag_rows) or not row.get("tokens_per_s"):
+            # Only where both send every chunk as it comes (see phase_lag).
+            out.append(
+                _goal(
+                    f"streamed prose: proxy CPU per chunk, target = fixed hold-back ({tag})",
+                    cpu["reference"],
+                    cpu["proxied"],
+                    "us",
+                )
+            )
+        if not row.get("tokens_per_s") or row["tokens"] != min(x["tokens"] for x in lag_rows):
+            continue  # the lag goals: on the paced rows of the usual length
+        out.append(
+            _goal(
+                f"streamed prose: first text added p50 ({tag})",
+                GOALS["lag_first_text_added_ms"],
+                new.get("first_text_added_ms"),
+                "ms",
+            )
+        )
+        out.append(
+            _goal(
+                f"streamed prose: final burst p50 ({tag})",
+                GOALS["lag_final_burst_chars"],
+                new.get("final_burst_p50"),
+                "chars",
+            )
+        )
+    guard_cpu = r.get("lag", {}).get("guard_cpu_us_per_chunk", {})
+    if "fixed" in guard_cpu:
+        for size in ("4", "16", "64"):
+            out.append(
+                _goal(
+                    f"stream guard alone: CPU per {size}-char chunk, target = fixed hold-back",
+                    guard_cpu["fixed"][size],
+                    guard_cpu["match-aware"][size],
+                    "us",
+                )
+            )
     mem = r.get("memory", {}).get("rows", [])
     if len(mem) >= 2:
         last = mem[-1]
