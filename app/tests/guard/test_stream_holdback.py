@@ -8,6 +8,7 @@ a character of any finding the whole text has. Plus one explicit case per built-
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -85,7 +86,9 @@ def check(guard: Guard, text: str, cuts: list[int]) -> Verdict:
     whole = guard.scan("output", text)
     verdict, released = stream_all(guard.stream("output"), chunked(text, cuts))
     assert verdict.allowed == whole.allowed
-    assert verdict.scanners == whole.scanners
+    # A stream stops at its first complete finding: later scanners' findings are never seen.
+    assert set(verdict.scanners) <= set(whole.scanners)
+    assert bool(verdict.scanners) == bool(whole.scanners)
     if not whole.allowed:
         limit = first_finding(guard, text)
         assert limit < len(text)
@@ -132,7 +135,9 @@ def test_random_terms_planted_in_text_are_never_released(
 
 
 def _atom() -> st.SearchStrategy[str]:
-    return st.sampled_from(["a", "b", "1", " ", "-", "[ab]", "[0-9]", r"\d", r"\s", ".", "A"])
+    # Characters, classes and zero-width assertions that look at most one character away.
+    chars = ["a", "b", "1", " ", "-", "[ab]", "[0-9]", r"\d", r"\s", ".", "A"]
+    return st.sampled_from([*chars, r"\b", r"\B", "(?=[ab])", "(?!1)", "(?<= )", "(?<!a)"])
 
 
 def _piece(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
@@ -159,6 +164,10 @@ def _regexes() -> st.SearchStrategy[str]:
 def test_random_regexes_stream_like_the_whole_text(
     text: str, cuts: list[int], patterns: list[str]
 ) -> None:
+    # A pattern that can match zero characters somewhere is no rule (the empty string alone
+    # is refused at start-up).
+    for p in patterns:
+        assume(all(m.end() > m.start() for m in re.finditer(p, text + " ab 1-A\nab1 ")))
     try:
         guard = guard_with(output=only(regex=RegexSettings(patterns=tuple(patterns))))
     except ScannerLoadError:  # matches the empty string: refused at start-up
@@ -203,6 +212,38 @@ def test_split_finding_of_every_kind_is_caught_and_never_released(kind: str, siz
     # Everything before the finding went out before it was complete (the prose was not held).
     _, released = stream_all(DEFAULT_OUTPUT.stream("output"), chunked(text, list(range(1, 200))))
     assert max(released) == start
+
+
+PROSE = (
+    "The",
+    " quick",
+    " answer",
+    " is",
+    " in 2024",
+    " A",
+    " e",
+    " sk",
+    " gh",
+    " passes",
+    " DE",
+    " 12 345",
+    " eyJ",
+    "-----",
+    " so",
+    ".\n",
+)
+
+
+@BOUNDED
+@given(data=st.data())
+def test_default_scanners_on_long_mixed_texts_in_any_chunking(data: st.DataObject) -> None:
+    """Prose, near-misses and real findings of every kind; few cuts give long chunks, which
+    take the exact-scan path."""
+    pieces = st.sampled_from([*PROSE, *(text for text, _ in KINDS.values())])
+    text = "".join(data.draw(st.lists(pieces, min_size=1, max_size=14)))
+    assume(len(text) > 1)
+    cuts = data.draw(st.lists(st.integers(1, len(text) - 1), max_size=30))
+    check(DEFAULT_OUTPUT, text, cuts)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -264,6 +305,18 @@ def test_word_boundary_holds_only_the_candidate() -> None:
     assert stream.feed("drop table")[1] == 0  # "table" must be followed by a boundary
     verdict, _ = stream.feed(" now")
     assert verdict.scanners == ["regex"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text"), [(r"\s\b", "1111 1"), (r"x\B", "ax1"), (r"1\b", "a1 ")]
+)
+def test_boundary_at_the_end_of_a_chunk_waits_for_the_next_character(
+    pattern: str, text: str
+) -> None:
+    # At the end of a chunk, \b and \B depend on the character that has not come yet.
+    guard = guard_with(output=only(regex=RegexSettings(patterns=(pattern,))))
+    for cut in range(1, len(text)):
+        check(guard, text, [cut])
 
 
 def test_prose_is_held_only_at_the_start_of_a_word_that_could_begin_a_secret() -> None:

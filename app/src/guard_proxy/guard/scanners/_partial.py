@@ -65,6 +65,41 @@ def lookbehind_first(source: str) -> tuple[str, int]:
     return f"(?{m.group(2)}{m.group(3)}){m.group(1)}{source[m.end() :]}", len(m.group(1))
 
 
+_BOUNDARY = r"(?:(?<=\w)(?!\w)|(?<!\w)(?=\w))"
+_NOT_BOUNDARY = r"(?:(?<=\w)(?=\w)|(?<!\w)(?!\w))"
+
+
+def boundaries_as_lookarounds(source: str) -> str:
+    """``\\b`` and ``\\B`` (outside character classes) written as look-arounds: the same
+    matches, but at the end of a text ``regex`` treats a look-ahead as open (more text may
+    decide it), while it decides ``\\b`` there as if the text had ended."""
+    out: list[str] = []
+    i, n, in_class = 0, len(source), False
+    while i < n:
+        ch = source[i]
+        if ch == "\\" and i + 1 < n:
+            nxt = source[i + 1]
+            if not in_class and nxt in "bB":
+                out.append(_BOUNDARY if nxt == "b" else _NOT_BOUNDARY)
+            else:
+                out.append(source[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+            # A "]" right after "[" or "[^" is a member, not the end of the class.
+            j = i + 1 + (source.startswith("^", i + 1))
+            if source.startswith("]", j):
+                out.append(source[i : j + 1])
+                i = j + 1
+                continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
 def literal_prefix(source: str, flags: int = 0) -> str:
     """The literal every match of ``source`` begins with (``""`` when none or case-folded)."""
     try:
@@ -109,6 +144,7 @@ class PartialMatcher:
         if len(patterns) > 1 and flags & ~re.UNICODE:
             raise ValueError("patterns with flags are not combined")
         rflags = _regex_flags(flags)
+        patterns = [(boundaries_as_lookarounds(s), f, la) for s, f, la in patterns]
         self._any = regex.compile("|".join(f"(?:{s})" for s, _, _ in patterns), rflags)
         self._open = regex.compile("|".join(_open_source(s, la) for s, _, la in patterns), rflags)
         exact = [(lookbehind_first(s), la) for s, _, la in patterns]
