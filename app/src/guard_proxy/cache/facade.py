@@ -30,6 +30,7 @@ import orjson
 
 from guard_proxy.cache.backends.memory import MemoryBackend
 from guard_proxy.cache.breaker import CircuitBreaker
+from guard_proxy.cache.endpoint import redis_endpoint
 from guard_proxy.cache.keys import make_key
 from guard_proxy.cache.singleflight import SingleFlight
 from guard_proxy.config.settings import CacheSettings, RedisSettings
@@ -129,12 +130,7 @@ class GuardCache:
         """``host:port`` of the Redis in use or wanted, short (Sentinel: the current primary)."""
         if self.redis is not None:
             return self.redis.endpoint
-        if self.wants_redis:
-            s = self.redis_settings
-            if s.sentinels:
-                return f"{s.sentinel_service} (no primary known)"
-            return f"[{s.host}]:{s.port}" if ":" in s.host else f"{s.host}:{s.port}"
-        return None
+        return redis_endpoint(self.redis_settings) if self.wants_redis else None
 
     def key(self, direction: str, config_hash: str, text: str) -> str:
         """``prefix + direction + ":" + sha256(config_hash + "\\0" + text)``."""
@@ -176,7 +172,7 @@ class GuardCache:
             self.breaker.trip()
             self._failed_over(exc, at_start=True)
         else:
-            self.last_ping_ms = round(latency * 1000, 3)
+            self.last_ping_ms = _ms(latency)
             logger.info(
                 "cache: serving from redis at %s (PING %.2f ms)",
                 self.redis.address,
@@ -344,7 +340,7 @@ class GuardCache:
         if self.enabled:
             latency = await self._on_redis(lambda r: r.ping())
             if not isinstance(latency, _Skip):
-                latency_ms = self.last_ping_ms = round(latency * 1000, 3)
+                latency_ms = self.last_ping_ms = _ms(latency)
         active = self.active_backend
         if active != "redis":  # another call tripped the breaker while we pinged
             latency_ms = None
@@ -376,7 +372,7 @@ class GuardCache:
         if self.breaker.is_closed:
             latency = await self._on_redis(lambda r: r.ping())
             if not isinstance(latency, _Skip):
-                self.last_ping_ms = round(latency * 1000, 3)
+                self.last_ping_ms = _ms(latency)
             return self.breaker.is_closed
         try:
             await backend.reset()
@@ -503,7 +499,7 @@ class GuardCache:
         down_for = time.monotonic() - self._down_since if self._down_since is not None else 0.0
         self._down_since = None
         self._warned.clear()
-        self.last_ping_ms = round(latency * 1000, 3)
+        self.last_ping_ms = _ms(latency)
         self._notify()
         logger.warning(
             "cache: redis at %s answers again after %.1fs (PING %.2f ms); serving from redis",
@@ -551,3 +547,8 @@ def _copy(value: Verdict) -> Verdict:
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0][:160].rstrip(".") if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _ms(seconds: float) -> float:
+    """A latency in milliseconds, as reported (three decimals)."""
+    return round(seconds * 1000, 3)

@@ -33,6 +33,7 @@ from redis.backoff import NoBackoff
 from redis.maint_notifications import MaintNotificationsConfig
 
 from guard_proxy.cache.backends.base import CacheBackend
+from guard_proxy.cache.endpoint import redis_endpoint
 from guard_proxy.cache.keys import glob_escape
 from guard_proxy.config.settings import RedisSettings
 from guard_proxy.exceptions import AuthFailed, CacheBackendError, CommandRejected, PoolTimeout
@@ -157,14 +158,9 @@ class RedisBackend(CacheBackend):
     @property
     def endpoint(self) -> str:
         """``host:port`` of the server in use, short (Sentinel: the primary it last named)."""
-        s = self.settings
-        db = f"/{s.db}" if s.db else ""
         if isinstance(self.pool, SentinelConnectionPool):
-            primary = self.pool.master_address
-            if not primary:
-                return f"{s.sentinel_service}{db} (no primary known)"
-            return f"{_hostport(*primary)}{db} (primary of {s.sentinel_service})"
-        return f"{_hostport(s.host, s.port)}{db}"
+            return redis_endpoint(self.settings, self.pool.master_address)
+        return redis_endpoint(self.settings)
 
     # ------------------------------------------------------------------ the call wrapper
 
@@ -298,10 +294,6 @@ class RedisBackend(CacheBackend):
             if cursor == 0:
                 return total, True
         return total, False
-
-
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def sentinel_address(settings: RedisSettings, primary: tuple[str, int] | None) -> str:
