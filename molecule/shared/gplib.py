@@ -8,6 +8,7 @@ stdin, never on a command line, so the process-list checks stay meaningful.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -63,6 +64,23 @@ except Exception as e:  # refused, reset, timeout: status 0
     status, headers, body = 0, {}, repr(e)
 print(json.dumps({"status": status, "headers": headers, "body": body}))
 """
+
+
+def run_playbook(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """``ansible-playbook`` from the project root against this scenario's hosts, as Molecule
+    runs it (its inventory directory, its ansible.cfg through ``ANSIBLE_CONFIG``); output
+    captured, no colours. Paths in ``args`` are relative to the project root."""
+    project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+    return subprocess.run(
+        ["ansible-playbook", "-i", inventory, *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
+    )
 
 
 def name_of(host: Any) -> str:

@@ -13,32 +13,24 @@ Playbooks run from this controller with Molecule's own inventory and ansible.cfg
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from gplib import PROXY_UNIT, REDIS_UNIT, http, proxy_redis_credentials, proxy_url, wait_for
+from gplib import (
+    PROXY_UNIT,
+    REDIS_UNIT,
+    http,
+    proxy_redis_credentials,
+    proxy_url,
+    run_playbook,
+    wait_for,
+)
 
-PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 FAKE_OLLAMA_UNIT = "fake-ollama.service"
-
-
-def _playbook(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """ansible-playbook against this scenario's hosts, output captured."""
-    inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
-    return subprocess.run(
-        ["ansible-playbook", "-i", str(inventory), *args],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
-    )
 
 
 def _recap(output: str) -> dict[str, dict[str, int]]:
@@ -65,7 +57,7 @@ def restore(redis_host: Any, proxy_host: Any) -> Iterator[None]:
 
 
 def test_check_diff_on_the_converged_stack_changes_nothing(proxy_host: Any) -> None:
-    run = _playbook("--check", "--diff", "molecule/shared/converge.yml")
+    run = run_playbook("--check", "--diff", "molecule/shared/converge.yml")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     recap = _recap(run.stdout)
     assert {"redis1", "proxy1"} <= set(recap), run.stdout[-2000:]
@@ -97,7 +89,7 @@ def test_required_redis_stopped_fails_the_converge(
     redis_host: Any, proxy_host: Any, restore: None
 ) -> None:
     redis_host.run("systemctl stop %s", REDIS_UNIT)
-    run = _playbook("playbooks/guard_proxy.yml")
+    run = run_playbook("playbooks/guard_proxy.yml")
     out = run.stdout + run.stderr
     assert run.returncode != 0, out[-3000:]
     assert "guard_proxy_redis_required is true" in out, out[-3000:]
@@ -117,7 +109,7 @@ def test_required_redis_wrong_password_fails_without_showing_it(
     extra = tmp_path / "wrong-password.json"
     extra.touch(mode=0o600)
     extra.write_text(json.dumps({"guard_proxy_redis_password": wrong}))
-    run = _playbook("playbooks/guard_proxy.yml", "-e", f"@{extra}")
+    run = run_playbook("playbooks/guard_proxy.yml", "-e", f"@{extra}")
     out = run.stdout + run.stderr
     try:
         assert run.returncode != 0, out[-3000:]
@@ -126,5 +118,5 @@ def test_required_redis_wrong_password_fails_without_showing_it(
         assert wrong not in out and password not in out
     finally:
         # Put the right credential back (and restart the proxy with it).
-        fixed = _playbook("playbooks/guard_proxy.yml")
+        fixed = run_playbook("playbooks/guard_proxy.yml")
         assert fixed.returncode == 0, (fixed.stdout + fixed.stderr)[-3000:]

@@ -4,12 +4,9 @@ primary nor re-promotes the inventory's first host, and it restarts nothing."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-from pathlib import Path
 from typing import Any
 
-from gplib import REDIS_UNIT, main_pid, name_of, wait_for
+from gplib import REDIS_UNIT, main_pid, name_of, run_playbook, wait_for
 from sentinel_lib import address, cache_health, replication, sentinel_primary
 
 INVENTORY_PRIMARY = "sentinel-redis1"  # redis_replication_primary: first host of the group
@@ -27,15 +24,7 @@ def test_rerun_after_failover_keeps_the_promoted_primary(
     assert name_of(primary) != INVENTORY_PRIMARY, "no failover happened before this test"
     pids = {name_of(h): main_pid(h, REDIS_UNIT) for h in redis_hosts}
 
-    project = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
-    run = subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-         str(project / "playbooks" / "redis.yml")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=project,
-    )
+    run = run_playbook("playbooks/redis.yml")
     assert run.returncode == 0, run.stdout[-3000:]
 
     assert roles() == before
