@@ -132,6 +132,24 @@ except Exception as exc:
 ' "$port" 2>/dev/null || echo unknown)"
     echo "  $h: $url  (cache: $backend)"
   done
+  # The front door: HAProxy on the hosts of the `loadbalancer` group.
+  local lb front="" lbport up total
+  for lb in $(inventory_hosts loadbalancer); do
+    ip="$(podman container inspect -f "{{ (index .NetworkSettings.Networks \"$NETWORK\").IPAddress }}" "$lb")"
+    lbport="$(podman exec "$lb" sh -c \
+      "sed -n '/^frontend guard_proxy_front/,/^\$/s/^ *bind [^:]*:\([0-9]*\).*/\1/p' /etc/haproxy/haproxy.cfg" \
+      2>/dev/null | head -n1)"
+    up=0 total=0
+    for h in $(inventory_hosts guard_proxy); do
+      total=$((total + 1))
+      if podman exec "$lb" /usr/local/sbin/haproxy-server show "guard_proxy/$h" 2>/dev/null | grep -q ' UP,'; then
+        up=$((up + 1))
+      fi
+    done
+    front="http://$ip:${lbport:-8080}"
+    echo "front door: $front  (HAProxy on $lb, $up of $total proxies up)"
+  done
+  [[ -n "$front" ]] && url="$front"
   [[ -n "${url:-}" ]] || return 0
   echo
   echo "Try it (from this machine):"

@@ -46,6 +46,76 @@ while not os.path.exists(stop) and time.monotonic() < deadline and i < max_reque
 print(json.dumps({"ok": ok, "failed": failed, "errors": errors[:5]}))
 """
 
+# Steady traffic for rolling updates, run inside a host until a stop file appears: PLAIN
+# clients each send a non-streamed request every ~20 ms on a new connection (alternating
+# the native and the OpenAI API), STREAMS clients each run "SLOW" streams (10 s with the
+# Molecule fake) back to back. A stream is complete when its last line says done and no
+# line carries an error. When FIRST is given, the first stream's first line creates it.
+# argv: url stop plain streams max_seconds [first]; prints one JSON line.
+ROLLING_TRAFFIC_SCRIPT = r"""
+import json, os, sys, threading, time, urllib.request
+url, stop, plain, streams, max_seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+first = sys.argv[6] if len(sys.argv) > 6 else ""
+deadline = time.monotonic() + max_seconds
+lock = threading.Lock()
+res = {"ok": 0, "failed": 0, "streams_complete": 0, "streams_broken": 0, "errors": []}
+def note(key, error=None):
+    with lock:
+        res[key] += 1
+        if error and len(res["errors"]) < 10:
+            res["errors"].append(error[:300])
+def running():
+    return not os.path.exists(stop) and time.monotonic() < deadline
+def post(path, body, timeout):
+    req = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", "Connection": "close"})
+    return urllib.request.urlopen(req, timeout=timeout)
+def plain_client(n):
+    i = 0
+    while running():
+        i += 1
+        try:
+            if i % 2:
+                body = {"model": "llama3.2", "prompt": f"ECHO:rolling {n} {i % 5}", "stream": False}
+                with post("/api/generate", body, 30) as r:
+                    ok = r.status == 200 and "response" in json.loads(r.read())
+            else:
+                body = {"model": "llama3.2", "messages": [{"role": "user", "content": f"ECHO:rolling {n} {i % 5}"}]}
+                with post("/v1/chat/completions", body, 30) as r:
+                    ok = r.status == 200 and "choices" in json.loads(r.read())
+            note("ok") if ok else note("failed", "unexpected answer")
+        except Exception as exc:
+            note("failed", repr(exc))
+        time.sleep(0.02)
+def stream_client(n):
+    while running():
+        body = {"model": "llama3.2", "prompt": f"SLOW stream {n}", "stream": True}
+        last = None
+        try:
+            with post("/api/generate", body, 60) as r:
+                for raw in r:
+                    if not raw.strip():
+                        continue
+                    last = json.loads(raw)
+                    if first and not os.path.exists(first):
+                        open(first, "w").close()
+                    if "error" in last:
+                        break
+            if last and last.get("done") and "error" not in last:
+                note("streams_complete")
+            else:
+                note("streams_broken", f"last line: {last!r}")
+        except Exception as exc:
+            note("streams_broken", repr(exc))
+threads = [threading.Thread(target=plain_client, args=(n,)) for n in range(plain)]
+threads += [threading.Thread(target=stream_client, args=(n,)) for n in range(streams)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(json.dumps(res))
+"""
+
 # A stdlib HTTP client run inside a host (the minbase image has no curl).
 # argv: method url json-body-or-empty timeout; prints one JSON line.
 _HTTP = r"""

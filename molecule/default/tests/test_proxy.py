@@ -31,6 +31,22 @@ def test_proxy_and_fake_upstream_active_and_enabled(proxy_host: Any) -> None:
         assert svc.is_enabled, unit
 
 
+def test_systemd_owns_the_listening_socket(proxy_host: Any) -> None:
+    """guard-proxy.socket holds 0.0.0.0:8080 (the inventory's address, nothing more) and
+    hands it to the service: the service's process inherits it instead of binding."""
+    socket_unit = proxy_host.service("guard-proxy.socket")
+    assert socket_unit.is_running and socket_unit.is_enabled
+    listen = proxy_host.check_output("systemctl show -P Listen guard-proxy.socket")
+    assert listen.strip() == "0.0.0.0:8080 (Stream)"
+    assert "guard-proxy.socket" in proxy_host.check_output(
+        "systemctl show -P TriggeredBy %s", PROXY_UNIT
+    )
+    # The listening socket appears in PID 1 (systemd) and in the proxy's processes.
+    owners = proxy_host.check_output("ss -Hltnp 'sport = :8080'")
+    assert 'pid=1,' in owners, owners
+    assert f"pid={main_pid(proxy_host, PROXY_UNIT)}," in owners, owners
+
+
 def test_proxy_runs_as_its_own_user_without_login_shell(proxy_host: Any) -> None:
     pid = main_pid(proxy_host, PROXY_UNIT)
     assert pid > 0

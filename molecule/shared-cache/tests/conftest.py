@@ -25,3 +25,8 @@ def proxy1() -> Any:
 @pytest.fixture(scope="session")
 def proxy2() -> Any:
     return testinfra.get_host("podman://proxy2")
+
+
+@pytest.fixture(scope="session")
+def lb1() -> Any:
+    return testinfra.get_host("podman://lb1")

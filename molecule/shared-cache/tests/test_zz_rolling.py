@@ -1,0 +1,173 @@
+"""The proxy tier under traffic: HAProxy (lb1) in front of proxy1 and proxy2.
+
+Clients run inside redis1 and reach the front door as other machines would. Runs after
+the shared-cache tests (file order): the rollouts here restart every proxy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from gplib import (
+    PROXY_UNIT,
+    ROLLING_TRAFFIC_SCRIPT,
+    http,
+    main_pid,
+    name_of,
+    proxy_url,
+    run_playbook,
+    wait_for,
+)
+
+FRONT_DOOR = "http://lb1:8080"
+LB_TOOL = "/usr/local/sbin/haproxy-server"
+STOP = "/run/gp-rolling-stop"
+FIRST = "/run/gp-rolling-first"
+
+
+def _lb_state(lb1: Any, server: str) -> tuple[str, int]:
+    """(HAProxy status, requests in flight) of one proxy, from the runtime API."""
+    out = lb1.check_output("%s show guard_proxy/%s", LB_TOOL, server)
+    # "unchanged: guard_proxy/proxy1 UP, 0 in flight"
+    status = out.split(" ", 2)[2].rsplit(",", 1)[0]
+    return status, int(out.rsplit(",", 1)[1].split()[0])
+
+
+@contextmanager
+def _traffic(client: Any, url: str, plain: int, streams: int) -> Iterator[dict[str, Any]]:
+    """Run the rolling traffic from ``client`` for the duration of the block; the dict it
+    yields is filled with the clients' counts when the block ends."""
+    client.run("rm -f %s %s", STOP, FIRST)
+    proc = subprocess.Popen(
+        ["podman", "exec", name_of(client), "python3", "-c", ROLLING_TRAFFIC_SCRIPT,
+         url, STOP, str(plain), str(streams), "600", FIRST],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    result: dict[str, Any] = {}
+    try:
+        if streams:  # a stream is open before the block starts
+            assert wait_for(lambda: client.file(FIRST).exists, timeout=60)
+        time.sleep(1)
+        yield result
+    finally:
+        client.run("touch %s", STOP)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    result.update(json.loads(out.strip().splitlines()[-1]))
+
+
+def _client_ip(host: Any) -> str:
+    return host.check_output("hostname -I").split()[0]
+
+
+def _request_lines(proxy: Any, marker: str) -> list[dict[str, Any]]:
+    out = proxy.run("journalctl --no-pager -o cat -u %s --since -5min", PROXY_UNIT).stdout
+    lines = []
+    for line in out.splitlines():
+        if line.startswith("{") and marker in line:
+            lines.append(json.loads(line))
+    return lines
+
+
+def test_front_door_balances_and_passes_the_client_address(
+    redis_host: Any, proxy1: Any, proxy2: Any
+) -> None:
+    marker = f"/api/tags?front-door-{uuid.uuid4().hex}"
+    for _ in range(6):
+        r = http(redis_host, "GET", FRONT_DOOR + marker)
+        assert r["status"] == 200, r
+    client = _client_ip(redis_host)
+    seen = {name: _request_lines(p, marker.split("?")[0]) for name, p in
+            (("proxy1", proxy1), ("proxy2", proxy2))}
+    for name, lines in seen.items():
+        assert lines, f"{name} got no request through the front door"
+        # X-Forwarded-For from the trusted balancer: the client is redis1, not lb1.
+        assert lines[-1]["client"] == client, lines[-1]
+
+
+def test_front_door_streams_without_buffering(redis_host: Any, lb1: Any) -> None:
+    with _traffic(redis_host, FRONT_DOOR, plain=0, streams=1) as result:
+        # The first line reached the client while the stream is still open in HAProxy.
+        in_flight = sum(_lb_state(lb1, s)[1] for s in ("proxy1", "proxy2"))
+        assert in_flight >= 1
+    assert result["streams_complete"] >= 1 and result["streams_broken"] == 0, result
+
+
+def test_a_proxy_that_is_not_ready_leaves_the_rotation(
+    redis_host: Any, proxy2: Any, lb1: Any
+) -> None:
+    proxy2.check_output("systemctl stop fake-ollama.service")
+    try:
+        assert wait_for(lambda: _lb_state(lb1, "proxy2")[0].startswith("DOWN"), timeout=30)
+        for i in range(6):
+            body = {"model": "llama3.2", "prompt": f"ECHO:down {i}", "stream": False}
+            r = http(redis_host, "POST", FRONT_DOOR + "/api/generate", body)
+            assert r["status"] == 200, r
+    finally:
+        proxy2.check_output("systemctl start fake-ollama.service")
+    assert wait_for(lambda: _lb_state(lb1, "proxy2")[0] == "UP", timeout=30)
+
+
+def test_a_restart_through_socket_activation_refuses_nothing(
+    redis_host: Any, proxy1: Any
+) -> None:
+    """No HAProxy in the way: clients talk to proxy1 directly while it restarts."""
+    before = main_pid(proxy1, PROXY_UNIT)
+    with _traffic(redis_host, "http://proxy1:8080", plain=2, streams=1) as result:
+        proxy1.check_output("systemctl restart %s", PROXY_UNIT)
+        assert wait_for(lambda: http(proxy1, "GET", proxy_url(proxy1) + "/ready")["status"] == 200)
+    assert main_pid(proxy1, PROXY_UNIT) not in (0, before)
+    assert result["failed"] == 0, result
+    assert result["ok"] > 0, result
+    # The stream open during the restart was finished by the draining process.
+    assert result["streams_broken"] == 0 and result["streams_complete"] >= 1, result
+
+
+def test_rolling_update_under_traffic_fails_no_request(
+    redis_host: Any, proxy1: Any, proxy2: Any, lb1: Any
+) -> None:
+    pids = {p: main_pid(p, PROXY_UNIT) for p in (proxy1, proxy2)}
+    with _traffic(redis_host, FRONT_DOOR, plain=3, streams=2) as result:
+        run = run_playbook("playbooks/rolling_update.yml", "-e", "guard_proxy_server_log_level=debug")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "drained and in MAINT" in run.stdout
+    for proxy, pid in pids.items():
+        assert main_pid(proxy, PROXY_UNIT) not in (0, pid), f"{name_of(proxy)} was not restarted"
+        assert _lb_state(lb1, name_of(proxy))[0] == "UP"
+    assert result["failed"] == 0, result
+    assert result["ok"] > 0, result
+    assert result["streams_broken"] == 0 and result["streams_complete"] >= 2, result
+
+
+def test_a_broken_proxy_stops_the_rollout_and_the_others_serve(
+    redis_host: Any, proxy1: Any, proxy2: Any, lb1: Any
+) -> None:
+    """proxy1 (first in the rollout) gets an upstream that does not answer: the play
+    fails there, proxy2 is not touched, and the front door keeps serving through it."""
+    proxy2_pid = main_pid(proxy2, PROXY_UNIT)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump({"guard_proxy_ollama_url": "{{ 'http://127.0.0.1:9' if inventory_hostname == 'proxy1' "
+                   "else 'http://127.0.0.1:11434' }}", "guard_proxy_health_timeout": 10}, f)
+    try:
+        with _traffic(redis_host, FRONT_DOOR, plain=2, streams=1) as result:
+            run = run_playbook("playbooks/rolling_update.yml", "-e", f"@{f.name}")
+    finally:
+        os.unlink(f.name)
+    assert run.returncode != 0
+    assert "not ready" in run.stdout, run.stdout[-3000:]
+    assert main_pid(proxy2, PROXY_UNIT) == proxy2_pid, "the rollout went past the broken host"
+    assert _lb_state(lb1, "proxy1")[0].startswith("MAINT")
+    assert result["failed"] == 0 and result["streams_broken"] == 0, result
+
+    # The next good rollout heals proxy1 and puts it back.
+    run = run_playbook("playbooks/rolling_update.yml")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert _lb_state(lb1, "proxy1")[0] == "UP"
