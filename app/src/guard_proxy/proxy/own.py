@@ -280,12 +280,9 @@ def own_app(
         responses={200: {"content": {PROMETHEUS_TYPE: {}}, "description": "Prometheus text"}},
     )
     async def metrics_text() -> Response:
-        """Prometheus text format: requests, blocks, scan times, cache counters."""
-        try:
-            stats = await cache.stats()
-        except Exception:  # the cache must never break the metrics
-            stats = {"active_backend": _active(cache)}
-        return Response(metrics.render(stats).encode(), media_type=PROMETHEUS_TYPE)
+        """Prometheus text format: requests, streams, blocks, scans, cache, readiness."""
+        text = await metrics.scrape(cache, readiness)
+        return Response(text.encode(), media_type=PROMETHEUS_TYPE)
 
     async def own(scope: Scope, receive: Receive, send: Send) -> None:
         request_info(scope).route = scope["path"]

@@ -1,5 +1,9 @@
 """Pure-ASGI request log and request metrics: one JSON line per request on stdout.
 
+Besides each request's route, status and duration it counts the requests in flight and, for
+streamed answers (NDJSON or SSE), the time to the first body chunk sent to the client and
+the stream's duration.
+
 The line holds route, method, status, duration_ms, client, verdict and cache result; never
 prompt or answer text, never headers (they may carry tokens).
 """
@@ -10,7 +14,7 @@ import logging
 import time
 
 from guard_proxy.proxy.asgi import ASGIApp, Message, Receive, Scope, Send
-from guard_proxy.proxy.metrics import Metrics
+from guard_proxy.proxy.metrics import Metrics, is_stream
 from guard_proxy.proxy.state import SCOPE_KEY, RequestInfo
 
 logger = logging.getLogger("guard_proxy.access")
@@ -28,13 +32,22 @@ class RequestLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        metrics = self.metrics
+        counted = scope["path"] != "/metrics"  # a scrape would always see itself in flight
+        if counted:
+            metrics.in_flight += 1
         start = time.perf_counter()
         status = 0
+        streamed = False
+        first_chunk = 0.0
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, streamed, first_chunk
             if message["type"] == "http.response.start":
                 status = message["status"]
+                streamed = is_stream(message.get("headers"))
+            elif streamed and not first_chunk and message.get("body"):
+                first_chunk = time.perf_counter()
             await send(message)
 
         try:
@@ -44,10 +57,14 @@ class RequestLogMiddleware:
             raise
         finally:
             elapsed = time.perf_counter() - start
+            if counted:
+                metrics.in_flight -= 1
             info: RequestInfo | None = scope.get(SCOPE_KEY)
             route = (info.route if info else "") or "unmatched"
             method: str = scope["method"]
-            self.metrics.request(route, method, status or 499, elapsed)
+            metrics.request(route, method, status or 499, elapsed)
+            if streamed:
+                metrics.stream(route, first_chunk - start if first_chunk else None, elapsed)
             if self.access_log and logger.isEnabledFor(logging.INFO):
                 fields = {
                     "route": route,

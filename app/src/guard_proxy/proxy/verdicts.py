@@ -89,6 +89,7 @@ class VerdictService:
         result = Check()
         if not self._active[direction]:
             return result
+        start = time.perf_counter()
         statuses: list[str] = []
         for text in texts:
             if not text:
@@ -113,6 +114,7 @@ class VerdictService:
                 result.cache = statuses[0]
         if not result.allowed and not result.failed:
             self.metrics.block(direction.value, result.scanners)
+        self.metrics.verdict(direction.value, time.perf_counter() - start)
         return result
 
     def scan_now(self, direction: Direction, text: str) -> Verdict | None:
