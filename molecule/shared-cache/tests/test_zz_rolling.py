@@ -19,10 +19,12 @@ from typing import Any
 from gplib import (
     PROXY_UNIT,
     ROLLING_TRAFFIC_SCRIPT,
+    exposure,
     http,
     main_pid,
     name_of,
     proxy_url,
+    root_mount_options,
     run_playbook,
     wait_for,
 )
@@ -75,6 +77,17 @@ def _request_lines(proxy: Any, marker: str) -> list[dict[str, Any]]:
         if line.startswith("{") and marker in line:
             lines.append(json.loads(line))
     return lines
+
+
+def test_haproxy_runs_unprivileged_in_its_sandbox(lb1: Any) -> None:
+    assert lb1.service("haproxy.service").is_running
+    assert exposure(lb1, "haproxy.service") <= 2.0
+    pid = main_pid(lb1, "haproxy.service")
+    assert lb1.process.get(pid=pid).user == "haproxy"
+    assert "ro" in root_mount_options(lb1, pid)
+    # The config is checked and readable by HAProxy only.
+    cfg = lb1.file("/etc/haproxy/haproxy.cfg")
+    assert (cfg.user, cfg.group, cfg.mode) == ("root", "haproxy", 0o640)
 
 
 def test_front_door_balances_and_passes_the_client_address(
