@@ -11,7 +11,9 @@
 #      about the host kernel's value, which containers cannot change).
 #   4. Base image localhost/debian-systemd:bookworm, built with debootstrap
 #      from the mirror this machine's apt already uses (never pulled).
-#   5. The pinned tool venv (.venv-tools) from requirements/tools.txt.
+#   5. The pinned tool venv (.venv-tools) from requirements/tools.txt, and
+#      promtool in it (scripts/setup-promtool.sh: extracted from Debian's
+#      prometheus package, which is never installed).
 #   6. Preflight (scripts/preflight-hosts.sh): two throw-away hosts on a
 #      throw-away network must resolve and reach each other by name.
 #
@@ -171,7 +173,7 @@ main() {
   fi
   # The venv (PyPI) and the image (Debian mirror) are independent: in parallel.
   local tools_pid="" rc=0
-  if ((want_tools)); then setup_tools & tools_pid=$!; fi
+  if ((want_tools)); then { setup_tools && "$GP_ROOT/scripts/setup-promtool.sh"; } & tools_pid=$!; fi
   if ((want_image)); then build_image || rc=1; fi
   if [[ -n "$tools_pid" ]]; then wait "$tools_pid" || rc=1; fi
   ((rc == 0)) || { echo "setup failed" >&2; return 1; }

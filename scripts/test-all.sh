@@ -124,6 +124,10 @@ run_lint() {
   cd "$GP_ROOT" || return 1
   step yamllint 300 yamllint --strict .
   step ansible-lint 600 ansible-lint --offline --profile production
+  # The alert and recording rules (monitoring/): valid, and each alert fires on its
+  # synthetic series and stays silent on the healthy one. promtool: setup-promtool.sh.
+  step promtool-check-rules 120 promtool check rules monitoring/prometheus/rules/guard-proxy.rules.yml
+  step promtool-test-rules 300 bash -c 'promtool test rules monitoring/prometheus/tests/*.yml'
 }
 
 run_syntax() {
