@@ -2,6 +2,10 @@
 with one JSON line on stdout (raw latencies in microseconds; statistics are the caller's job).
 
 Jobs (``kind``):
+  ``blocks``      the same request (plain or streamed) against several targets at one
+                  concurrency, a block at a time per target (ABBA order of blocks); the CPU
+                  time of given processes, of this process and of the whole machine is read
+                  at every block boundary and charged to the block's target.
   ``interleave``  the same request against several targets, side by side. Concurrency 1
                   alternates targets per request (ABBA order); higher concurrency alternates
                   blocks of ``block`` requests per worker, so drift hits every target alike.
@@ -27,6 +31,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+import psutil
 
 FILLER = (
     "Please summarise the following notes about the garden, the weather and the river "
@@ -115,6 +120,53 @@ class Target:
             status = resp.status
         return (time.perf_counter_ns() - t0) // 1000, status
 
+    async def timed(self, path: str, data: bytes, stream: bool) -> tuple[int, int, int, bool]:
+        """One request read to its end; (first body byte µs, total µs, status, complete).
+        ``complete`` is whether a stream ended with its last line (always true otherwise)."""
+        t0 = time.perf_counter_ns()
+        first = 0
+        complete = True
+        async with self.session.post(self.base + path, data=data, headers=HEADERS) as resp:
+            if stream:
+                tail = b""
+                async for chunk in resp.content.iter_any():
+                    if chunk and not first:
+                        first = time.perf_counter_ns()
+                    tail = (tail + chunk)[-200:]
+                complete = b'"done":true' in tail or b"[DONE]" in tail
+            else:
+                await resp.read()
+            status = resp.status
+        end = time.perf_counter_ns()
+        return ((first or end) - t0) // 1000, (end - t0) // 1000, status, complete
+
+
+class CpuClock:
+    """Cumulative CPU seconds per label (user + system over its processes), this process as
+    ``loadgen`` and the whole machine as ``machine`` (all cores' non-idle time)."""
+
+    def __init__(self, pids: dict[str, list[int]]) -> None:
+        self.procs = {label: [psutil.Process(p) for p in ps] for label, ps in pids.items()}
+        self.procs["loadgen"] = [psutil.Process()]
+
+    def read(self) -> dict[str, float]:
+        out = {}
+        for label, procs in self.procs.items():
+            total = 0.0
+            for p in procs:
+                try:
+                    t = p.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue
+                total += t.user + t.system
+            out[label] = total
+        # Linux counts guest time inside user time; steal (the hypervisor's) is not ours.
+        m = psutil.cpu_times()._asdict()
+        idle = sum(m.get(k, 0.0) for k in ("idle", "iowait", "guest", "guest_nice", "steal"))
+        out["machine"] = sum(m.values()) - idle
+        out["steal"] = m.get("steal", 0.0)
+        return out
+
 
 class Uniques:
     """Unique-prompt counter shared by all targets of a job (each request gets a fresh tag)."""
@@ -192,6 +244,71 @@ async def _interleave(job: dict[str, Any]) -> dict[str, Any]:
         "errors": bad,
         "status": first_status,
         "busy_s": busy,
+    }
+
+
+async def _blocks(job: dict[str, Any]) -> dict[str, Any]:
+    conc = int(job.get("concurrency", 1))
+    req = job["request"]
+    stream = bool(req.get("stream", False))
+    path = PATHS[req.get("api", "generate")]
+    data = body(req)
+    targets = [Target(n, u, conc) for n, u in job["targets"].items()]
+    names = [t.name for t in targets]
+    total: dict[str, list[int]] = {n: [] for n in names}
+    ttfb: dict[str, list[int]] = {n: [] for n in names}
+    busy = dict.fromkeys(names, 0.0)
+    blocks = dict.fromkeys(names, 0)
+    bad = dict.fromkeys(names, 0)
+    incomplete = dict.fromkeys(names, 0)
+    status: dict[str, int] = {}
+    clock = CpuClock({k: list(v) for k, v in job.get("cpu_pids", {}).items()})
+    cpu: dict[str, dict[str, float]] = {n: {} for n in names}
+
+    async def worker(t: Target, count: int, record: bool) -> None:
+        for _ in range(count):
+            first_us, us, st, complete = await t.timed(path, data, stream)
+            if not record:
+                continue
+            status.setdefault(t.name, st)
+            total[t.name].append(us)
+            ttfb[t.name].append(first_us)
+            bad[t.name] += st != 200
+            incomplete[t.name] += not complete
+
+    block = int(job.get("block", 10))
+    try:
+        # Warm-up: open every connection of the pool (so each worker process of a target gets
+        # its share) and fill each worker's verdict cache. Not recorded.
+        warmup = int(job.get("warmup", 5))
+        for t in targets:
+            await asyncio.gather(*(worker(t, warmup, False) for _ in range(conc)))
+        t_end = time.perf_counter() + float(job.get("seconds", 1e9))
+        before = clock.read()
+        for r in range(int(job.get("max_rounds", 10_000))):
+            if r % 2 == 0 and r and time.perf_counter() > t_end:
+                break
+            for t in targets if r % 2 == 0 else targets[::-1]:
+                t0 = time.perf_counter()
+                await asyncio.gather(*(worker(t, block, True) for _ in range(conc)))
+                busy[t.name] += time.perf_counter() - t0
+                blocks[t.name] += 1
+                after = clock.read()
+                for label, v in after.items():
+                    cpu[t.name][label] = cpu[t.name].get(label, 0.0) + v - before[label]
+                before = after
+    finally:
+        for t in targets:
+            await t.session.close()
+    return {
+        "latency_us": total,
+        "ttfb_us": ttfb if stream else {},
+        "busy_s": busy,
+        "blocks": blocks,
+        "errors": bad,
+        "incomplete": incomplete,
+        "status": status,
+        "cpu_s": cpu,
     }
 
 
@@ -407,6 +524,7 @@ async def _single(job: dict[str, Any]) -> dict[str, Any]:
 
 
 JOBS = {
+    "blocks": _blocks,
     "interleave": _interleave,
     "stream": _stream,
     "lag": _lag,

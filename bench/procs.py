@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +21,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -310,3 +312,80 @@ class LoadGen:
             except subprocess.TimeoutExpired:
                 os.kill(self.popen.pid, signal.SIGKILL)
                 self.popen.wait(5)
+
+
+# --------------------------------------------------------------------------- HAProxy
+
+HAPROXY_INSTALL = (
+    "haproxy not found on PATH: the workers phase measures the proxy through HAProxy too. "
+    "Install it (Debian: `sudo apt-get install haproxy`; 2.6 is what the haproxy role "
+    "deploys) or leave the phase out: bench/run.py --only <other phases>."
+)
+
+
+def haproxy_binary() -> str:
+    """The haproxy executable, or a RuntimeError that says how to install it (never skipped)."""
+    for path in (shutil.which("haproxy"), "/usr/sbin/haproxy"):
+        if path and os.access(path, os.X_OK):
+            return path
+    raise RuntimeError(HAPROXY_INSTALL)
+
+
+def haproxy_config(port: int, backends: list[str]) -> str:
+    """A minimal front door shaped like roles/haproxy/templates/haproxy.cfg.j2: mode http,
+    X-Forwarded-For, leastconn, active checks on /ready, long timeouts for streams, the
+    request log on stdout as deployed. No chroot/user/stats socket: it runs unprivileged."""
+    servers = "\n".join(
+        f"    server p{i} {urlsplit(url).hostname}:{urlsplit(url).port}"
+        for i, url in enumerate(backends, 1)
+    )
+    return f"""global
+    log stdout format short local0 info
+    maxconn 4096
+
+defaults
+    mode http
+    log global
+    option httplog
+    option dontlognull
+    option forwardfor
+    retries 2
+    retry-on conn-failure empty-response
+    option redispatch 1
+    timeout connect 2s
+    timeout client 10m
+    timeout server 10m
+    timeout http-request 30s
+    timeout http-keep-alive 10s
+    timeout queue 30s
+    timeout check 5s
+
+frontend bench_front
+    bind 127.0.0.1:{port}
+    default_backend bench_proxies
+
+backend bench_proxies
+    balance leastconn
+    option httpchk
+    http-check send meth GET uri /ready
+    http-check expect status 200
+    default-server check inter 2s fall 3 rise 2
+{servers}
+"""
+
+
+def start_haproxy(name: str, backends: list[str]) -> tuple[Proc, str]:
+    """``haproxy -f <cfg> -db`` in front of ``backends`` (proxy base URLs), after ``-c``."""
+    binary = haproxy_binary()
+    port = free_port()
+    cfg = RUN_DIR / f"{name}.cfg"
+    cfg.write_text(haproxy_config(port, backends))
+    check = subprocess.run(
+        [binary, "-c", "-q", "-f", str(cfg)], capture_output=True, text=True, timeout=30
+    )
+    if check.returncode != 0:
+        raise RuntimeError(f"haproxy -c rejected {cfg}:\n{check.stdout}{check.stderr}")
+    proc = Proc(name, [binary, "-f", str(cfg), "-db"])
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/ready", proc)
+    return proc, url

@@ -45,6 +45,7 @@ def render(r: dict[str, Any]) -> str:
         "```sh",
         "make -C bench          # = .venv/bin/python bench/run.py --profile",
         "make -C bench lag      # only section 6: bench/run.py --only lag --merge",
+        "make -C bench workers  # only section 7: bench/run.py --only workers --merge",
         "```",
         "",
         (
@@ -319,6 +320,10 @@ def render(r: dict[str, Any]) -> str:
     if lg:
         out += _lag_section(lg)
 
+    wk = r.get("workers")
+    if wk:
+        out += _workers_section(wk)
+
     analysis = BENCH / "analysis.md"
     if analysis.exists():
         out += [analysis.read_text().rstrip(), ""]
@@ -421,6 +426,250 @@ def _lag_section(lg: dict[str, Any]) -> list[str]:
     if (PLOT_DIR / "lag.png").exists():
         out += ["![streaming lag](../bench/results/lag.png)", ""]
     return out
+
+
+WORKERS_ANALYSIS = BENCH / "analysis-workers.md"
+
+
+def _target_label(name: str, wk: dict[str, Any]) -> str:
+    if name.startswith("workers-"):
+        return f"proxy, workers: {name.removeprefix('workers-')}"
+    if name == "haproxy":
+        return f"HAProxy → proxy, workers: {wk['haproxy_behind'].removeprefix('workers-')}"
+    return "direct (upstream)"
+
+
+def _cpu_cell(row: dict[str, Any]) -> str:
+    """proxy (+ HAProxy) / upstream / load generator / other, µs per request."""
+    c = row["cpu_us_per_req"]
+    proxy = sum(v for k, v in c.items() if k.startswith("workers-"))
+    front = f"{proxy:.0f}" + (f" + {c['haproxy']:.0f}" if c.get("haproxy", 0) >= 10 else "")
+    return (
+        f"{front} / {c.get('upstream', 0):.0f} / {c.get('loadgen', 0):.0f} / "
+        f"{c.get('other', 0):.0f} = {c.get('machine', 0):.0f}"
+    )
+
+
+def workers_ratios(wk: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per concurrency: throughput ratios of the plain-request rows."""
+    out = []
+    by = {(x["concurrency"], x["target"]): x for x in wk["rows"] if x["kind"] == "plain"}
+    counts = wk["workers"]
+    for conc in sorted({c for c, _ in by}):
+        direct = by.get((conc, "direct"))
+        row: dict[str, Any] = {"concurrency": conc}
+        for n in counts:
+            x = by.get((conc, f"workers-{n}"))
+            if x and direct:
+                row[f"w{n}_vs_direct"] = x["rps_vs_direct"]
+        hi, lo = by.get((conc, f"workers-{max(counts)}")), by.get((conc, f"workers-{min(counts)}"))
+        if hi and lo and hi is not lo:
+            row["wmax_vs_w1"] = round(hi["rps"] / lo["rps"], 3)
+        lb = by.get((conc, "haproxy"))
+        if lb and hi:
+            row["haproxy_vs_behind"] = round(lb["rps"] / hi["rps"], 3)
+            row["haproxy_added_p50_ms"] = round(lb["p50_ms"] - hi["p50_ms"], 3)
+        out.append(row)
+    return out
+
+
+def _workers_section(wk: dict[str, Any]) -> list[str]:
+    behind = wk["haproxy_behind"].removeprefix("workers-")
+    out = [
+        "## 7. Workers and HAProxy: throughput and overhead by concurrency",
+        "",
+        (
+            f"{wk['request']} (and, for time to first byte, {wk['stream_request']}), memory "
+            "cache, access log on, `access.trusted_proxies` = 127.0.0.1. Targets: the upstream "
+            "directly; the proxy with "
+            + " and ".join(f"`server.workers: {n}`" for n in wk["workers"])
+            + f" (`PROXY_WORKERS`, one listening socket); {wk.get('haproxy_version', 'HAProxy')}"
+            f" in front of the proxy with `workers: {behind}` (one `server` line; mode http, "
+            "`option forwardfor`, `balance leastconn`, checks on `/ready`, request log on "
+            "stdout, as roles/haproxy configures it). At each concurrency the targets take "
+            "turns a block at a time (ABBA), so each runs alone on the machine during its "
+            "blocks; req/s = requests / time in its blocks. CPU µs per request is every "
+            "process's CPU time over the target's blocks divided by its requests (psutil, "
+            "read at each block boundary): proxy (+ HAProxy) / upstream / load generator / "
+            "other (kernel softirq of loopback traffic and anything else running) = the "
+            f"machine's busy time. {wk['cores']} cores; the load generator, the upstream, "
+            "HAProxy and every proxy worker share them." + _run_note(wk.get("meta"))
+        ),
+        "",
+    ]
+    labels = {x["target"]: _target_label(x["target"], wk) for x in wk["rows"]}
+    rows = []
+    for x in (x for x in wk["rows"] if x["kind"] == "plain"):
+        o = x.get("overhead_ms")
+        rows.append(
+            [
+                str(x["concurrency"]),
+                labels[x["target"]],
+                f"{_f(x['p50_ms'])} / {_f(x['p99_ms'])}",
+                f"{_signed(o['p50'])} / {_signed(o['p99'])}" if o else "–",
+                _f(x["rps"], 0),
+                _f(x.get("rps_vs_direct"), 2),
+                _f(x.get("rps_vs_reference"), 2),
+                _cpu_cell(x),
+                f"{100 * (x.get('machine_util') or 0):.0f}%",
+                str(x["errors"]),
+            ]
+        )
+    out += _table(
+        [
+            "conc.",
+            "target",
+            "p50 / p99 ms",
+            "overhead p50 / p99 ms",
+            "req/s",
+            "× direct",
+            "× workers: 1",
+            "CPU µs/req proxy (+ HAProxy) / upstream / loadgen / other = machine",
+            "machine busy",
+            "errors",
+        ],
+        rows,
+    )
+    rows = []
+    for x in (x for x in wk["rows"] if x["kind"] == "stream"):
+        o = x.get("ttfb_overhead_ms")
+        rows.append(
+            [
+                str(x["concurrency"]),
+                labels[x["target"]],
+                f"{_f(x.get('ttfb_p50_ms'))} / {_f(x.get('ttfb_p99_ms'))}",
+                f"{_signed(o['p50'])} / {_signed(o['p99'])}" if o else "–",
+                f"{_f(x['p50_ms'])} / {_f(x['p99_ms'])}",
+                _f(x["rps"], 0),
+                _f(x.get("rps_vs_reference"), 2),
+                _cpu_cell(x),
+                f"{x['errors']} / {x['incomplete']}",
+            ]
+        )
+    if rows:
+        out += ["Streams (time to first byte = first body byte at the client):", ""]
+        out += _table(
+            [
+                "conc.",
+                "target",
+                "TTFB p50 / p99 ms",
+                "TTFB added p50 / p99 ms",
+                "whole stream p50 / p99 ms",
+                "streams/s",
+                "× workers: 1",
+                "CPU µs/stream proxy (+ HAProxy) / upstream / loadgen / other = machine",
+                "errors / incomplete",
+            ],
+            rows,
+        )
+    ratios = workers_ratios(wk)
+    if ratios:
+        hi = max(wk["workers"])
+        out += ["Throughput ratios (plain requests):", ""]
+        out += _table(
+            [
+                "conc.",
+                *(f"workers: {n} ÷ direct" for n in wk["workers"]),
+                f"workers: {hi} ÷ workers: {min(wk['workers'])}",
+                f"HAProxy → workers: {hi} ÷ workers: {hi}",
+                "HAProxy added p50 ms",
+            ],
+            [
+                [
+                    str(r["concurrency"]),
+                    *(_f(r.get(f"w{n}_vs_direct"), 2) for n in wk["workers"]),
+                    _f(r.get("wmax_vs_w1"), 2),
+                    _f(r.get("haproxy_vs_behind"), 2),
+                    _signed(r.get("haproxy_added_p50_ms")),
+                ]
+                for r in ratios
+            ],
+        )
+    shares = [
+        (x["concurrency"], x["target"], share)
+        for x in wk["rows"]
+        if x["kind"] == "plain" and x["target"] != "direct"
+        for g, share in x.get("process_share", {}).items()
+        if len(share) > 2 and g.startswith("workers-")
+    ]
+    if shares:
+        out += [
+            "How the proxy's CPU split over its processes (supervisor first, then each worker), "
+            "plain requests: "
+            + "; ".join(
+                f"c={c} {labels[t]}: " + " / ".join(f"{100 * v:.0f}%" for v in sh.values())
+                for c, t, sh in shares
+            )
+            + ".",
+            "",
+        ]
+    if (PLOT_DIR / "workers.png").exists():
+        out += ["![workers](../bench/results/workers.png)", ""]
+    if WORKERS_ANALYSIS.exists():
+        out += [WORKERS_ANALYSIS.read_text().rstrip(), ""]
+    return out
+
+
+def _workers_plot(plt: Any, wk: dict[str, Any]) -> None:
+    """Throughput, p50 and p99 by concurrency per target; CPU per request by process at the
+    highest concurrency."""
+    plain = [x for x in wk["rows"] if x["kind"] == "plain"]
+    names = list(dict.fromkeys(x["target"] for x in plain))
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.8))
+    styles = {"direct": "k-o"}
+    for i, name in enumerate(names):
+        pts = sorted((x["concurrency"], x) for x in plain if x["target"] == name)
+        xs = [c for c, _ in pts]
+        label = _target_label(name, wk)
+        style = styles.get(name, f"C{i}-o")
+        axes[0].plot(xs, [x["rps"] for _, x in pts], style, label=label)
+        axes[1].plot(xs, [x["p50_ms"] for _, x in pts], style, label=label)
+        axes[2].plot(xs, [x["p99_ms"] for _, x in pts], style, label=label)
+    for ax, title in zip(
+        axes[:3],
+        ("throughput (req/s)", "latency p50 (ms, log)", "latency p99 (ms, log)"),
+        strict=True,
+    ):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(WORKERS_CONC_TICKS), [str(c) for c in WORKERS_CONC_TICKS])
+        ax.set_xlabel("concurrency")
+        ax.set_title(title, fontsize=9)
+    axes[1].set_yscale("log")
+    axes[2].set_yscale("log")
+    axes[0].set_ylim(bottom=0)
+    axes[0].legend(fontsize=7)
+    top = max(x["concurrency"] for x in plain)
+    rows = [x for x in plain if x["concurrency"] == top]
+    parts = (
+        ("proxy", lambda c: sum(v for k, v in c.items() if k.startswith("workers-"))),
+        ("HAProxy", lambda c: c.get("haproxy", 0.0)),
+        ("upstream", lambda c: c.get("upstream", 0.0)),
+        ("load generator", lambda c: c.get("loadgen", 0.0)),
+        ("other (kernel, …)", lambda c: max(c.get("other", 0.0), 0.0)),
+    )
+    ax = axes[3]
+    bottom = [0.0] * len(rows)
+    for j, (label, get) in enumerate(parts):
+        vals = [get(x["cpu_us_per_req"]) for x in rows]
+        ax.bar(range(len(rows)), vals, 0.6, bottom=bottom, label=label, color=f"C{j + 4}")
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    ax.set_xticks(
+        range(len(rows)),
+        [_target_label(x["target"], wk).replace(", ", "\n").replace(" → ", "\n→ ") for x in rows],
+        fontsize=6,
+    )
+    ax.set_title(f"CPU µs per request by process, c={top}", fontsize=9)
+    ax.legend(fontsize=6, loc="upper left")
+    fig.suptitle(
+        f"Proxy workers and HAProxy, cached-verdict requests, {wk['cores']} cores shared",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(PLOT_DIR / "workers.png", dpi=110)
+    plt.close(fig)
+
+
+WORKERS_CONC_TICKS = (1, 8, 32, 64)
 
 
 def _lag_plot(plt: Any, lg: dict[str, Any]) -> None:
@@ -538,6 +787,8 @@ def plots(r: dict[str, Any]) -> None:
         plt.close(fig)
     if r.get("lag", {}).get("rows"):
         _lag_plot(plt, r["lag"])
+    if r.get("workers", {}).get("rows"):
+        _workers_plot(plt, r["workers"])
 
 
 def write(r: dict[str, Any]) -> None:

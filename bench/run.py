@@ -1,7 +1,8 @@
 """Run every benchmark and write ``bench/results/latest.json`` and ``docs/benchmarks.md``.
 
-Usage: ``python bench/run.py [--quick] [--profile] [--only PHASE,...] [--merge]`` (or
-``make -C bench``; ``make -C bench lag`` runs only the streaming-lag phase, merged).
+Usage: ``python bench/run.py [--quick] [--profile] [--only PHASE,...] [--merge]
+[--workers 1,2]`` (or ``make -C bench``; ``make -C bench lag`` / ``workers`` run only the
+streaming-lag / workers phase, merged). The workers phase needs ``haproxy`` on PATH.
 Starts its own fake upstream, redis-server and proxies (``python -m guard_proxy serve``, one
 uvicorn worker, env-configured) on loopback, and drives load from a separate process
 (bench/loadgen.py). Every overhead is proxied minus direct, measured interleaved in the same run.
@@ -27,11 +28,13 @@ import stats
 from procs import BENCH, ROOT, RUN_DIR, LoadGen, Proc, Redis
 
 RESULTS = BENCH / "results"
-PHASES = ("overhead", "verdict", "streaming", "lag", "outage", "memory")
+PHASES = ("overhead", "verdict", "streaming", "lag", "outage", "memory", "workers")
 DEFAULT_GUARD = BENCH / "guard-default.yaml"
 REFERENCE_REV = "7aff4f6"
 """The last commit whose stream guard had the fixed hold-back (longest window - 1)."""
 LAG_TOKENS = 100  # ~380 characters of prose: longer than the old 171-character hold-back
+WORKERS_CONCURRENCY = (1, 8, 32, 64)
+WORKERS_CHUNKS = 20
 
 
 def reference_src(rev: str = REFERENCE_REV) -> Path:
@@ -55,8 +58,8 @@ def reference_src(rev: str = REFERENCE_REV) -> Path:
 class Bench:
     """One benchmark run: shared upstream, Redis and load generator; phases add results."""
 
-    def __init__(self, quick: bool, profile: bool) -> None:
-        self.quick, self.profile = quick, profile
+    def __init__(self, quick: bool, profile: bool, workers: tuple[int, ...] = (1, 2)) -> None:
+        self.quick, self.profile, self.workers = quick, profile, workers
         self.results: dict[str, Any] = {}
         self.upstream, self.upstream_url = procs.start_upstream()
         self.redis = Redis()
@@ -531,6 +534,110 @@ class Bench:
             "cache_stats": st,
         }
 
+    # ------------------------------------------------------------------ 7. workers, HAProxy
+
+    def phase_workers(self) -> None:
+        """Direct, the proxy with each worker count, and HAProxy in front of the proxy with the
+        most workers, a block at a time per target at concurrency 1, 8, 32 and 64: plain
+        requests, then short streams (time to first byte). Every target runs alone on the
+        machine during its blocks; CPU time of every process is charged block by block."""
+        haproxy_binary = procs.haproxy_binary()  # fails here, with how to install it
+        counts = self.workers
+        proxies: dict[str, tuple[Proc, str]] = {}
+        for n in counts:
+            name = f"workers-{n}"
+            proxies[name] = self.proxy(
+                name,
+                "memory",
+                PROXY_WORKERS=str(n),
+                ACCESS_TRUSTED_PROXIES="127.0.0.1/32",
+            )
+            self._wait_workers(proxies[name][0], n)
+        behind = f"workers-{max(counts)}"
+        lb, lb_url = procs.start_haproxy("haproxy", [proxies[behind][1]])
+        targets = {"direct": self.upstream_url}
+        targets.update({name: url for name, (_, url) in proxies.items()})
+        targets["haproxy"] = lb_url
+        cpu_pids: dict[str, list[int]] = {"upstream": [self.upstream.pid], "haproxy": [lb.pid]}
+        for name, (proc, _) in proxies.items():
+            for i, p in enumerate(proc.processes()):
+                cpu_pids[f"{name}:{'main' if i == 0 else p.pid}"] = [p.pid]
+        plain = {"api": "generate", "size": 256, "stream": False}
+        stream = {"api": "generate", "size": 256, "stream": True, "chunks": WORKERS_CHUNKS}
+        cores = os.cpu_count() or 1
+        rows = []
+        for conc in WORKERS_CONCURRENCY:
+            for kind, req, secs, block in (
+                ("plain", plain, 20.0, max(4, 320 // conc)),
+                ("stream", stream, 8.0, max(2, 120 // conc)),
+            ):
+                budget = self.secs(secs)
+                out = self._run_alive(
+                    [self.upstream, lb, *(proc for proc, _ in proxies.values())],
+                    {
+                        "kind": "blocks",
+                        "targets": targets,
+                        "request": req,
+                        "concurrency": conc,
+                        "block": block,
+                        "warmup": 5,
+                        "seconds": budget,
+                        "cpu_pids": cpu_pids,
+                    },
+                    timeout=budget * 4 + 120,
+                )
+                summary = stats.workers_compare(out, cores, reference="workers-1")
+                for target, row in summary.items():
+                    rows.append({"concurrency": conc, "kind": kind, "target": target, **row})
+                print(stats.workers_line(f"workers {kind} c={conc}", summary), flush=True)
+        self.results["workers"] = {
+            "request": "POST /api/generate stream=false, 256-char prompt, cached verdict",
+            "stream_request": (
+                f"POST /api/generate stream=true, 256-char prompt, {WORKERS_CHUNKS} chunks "
+                "back to back"
+            ),
+            "workers": list(counts),
+            "haproxy_behind": behind,
+            "haproxy_version": subprocess.run(
+                [haproxy_binary, "-v"], capture_output=True, text=True, check=False
+            ).stdout.splitlines()[0],
+            "cores": cores,
+            "proxy_processes": {name: len(proc.processes()) for name, (proc, _) in proxies.items()},
+            "rows": rows,
+        }
+
+    def _run_alive(self, watched: list[Proc], job: dict[str, Any], timeout: float) -> Any:
+        """``self.load.run(job)``; if it fails, say which of ``watched`` is gone and why."""
+        try:
+            return self.load.run(job, timeout=timeout)
+        except RuntimeError as exc:
+            gone = [
+                f"{p.name} (pid {p.pid}) exited with {p.popen.returncode}:\n{p.tail(8)}"
+                for p in watched
+                if p.popen.poll() is not None
+            ]
+            if gone:
+                raise RuntimeError(f"{exc}\n" + "\n".join(gone)) from exc
+            raise
+
+    def _wait_workers(self, proc: Proc, n: int, deadline_s: float = 30.0) -> None:
+        """With ``PROXY_WORKERS`` > 1, wait until the supervisor has at least ``n`` child
+        processes; fail (never measure one worker as two) if they do not come."""
+        if n == 1:
+            return
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < deadline_s:
+            if proc.popen.poll() is not None:
+                raise RuntimeError(f"{proc.name} exited:\n{proc.tail()}")
+            if len(proc.processes()) - 1 >= n:
+                time.sleep(1.0)  # each worker still loads its guard after it forks
+                return
+            time.sleep(0.2)
+        raise RuntimeError(
+            f"{proc.name}: PROXY_WORKERS={n} but {len(proc.processes()) - 1} child processes "
+            f"after {deadline_s}s (does this checkout have server.workers?):\n{proc.tail()}"
+        )
+
     # ------------------------------------------------------------------ profiling
 
     def run_profile(self, proxy: str, label: str, job: dict[str, Any]) -> dict[str, Any]:
@@ -631,6 +738,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a fifth of the samples (smoke run)")
     parser.add_argument("--profile", action="store_true", help="also sample the proxy with py-spy")
     parser.add_argument("--only", default=",".join(PHASES), help="comma-separated phases")
+    parser.add_argument(
+        "--workers",
+        default="1,2",
+        help="worker counts for the workers phase (HAProxy goes in front of the largest)",
+    )
     parser.add_argument("--output", default=str(RESULTS / "latest.json"))
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     parser.add_argument(
@@ -645,13 +757,20 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
 
+    if "workers" in phases:
+        try:
+            procs.haproxy_binary()  # before anything runs, not after five minutes of it
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     started = time.monotonic()
     load_start = round(os.getloadavg()[0], 2)
     RUN_DIR.mkdir(exist_ok=True)
     RESULTS.mkdir(exist_ok=True)
     bench: Bench | None = None
     try:
-        bench = Bench(args.quick, args.profile)
+        workers = tuple(sorted({int(x) for x in args.workers.split(",") if x}))
+        bench = Bench(args.quick, args.profile, workers)
         for phase in PHASES:
             if phase in phases:
                 t0 = time.monotonic()

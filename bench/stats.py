@@ -186,6 +186,85 @@ def lag_line(label: str, row: dict[str, Any]) -> str:
     return " | ".join(parts)
 
 
+# --------------------------------------------------------------------------- workers
+
+
+def workers_compare(
+    out: dict[str, Any], cores: int, baseline: str = "direct", reference: str | None = None
+) -> dict[str, Any]:
+    """Per target of one ``blocks`` job: latency (and stream TTFB) percentiles, throughput,
+    overhead against ``baseline`` and throughput ratios against ``baseline`` and ``reference``,
+    and CPU µs per request of every process group. CPU labels are ``group`` or
+    ``group:process``; ``other`` is the machine's busy time that no labelled process took
+    (kernel softirq of loopback traffic, anything else running)."""
+    rows: dict[str, Any] = {}
+    for name, lat in out["latency_us"].items():
+        row = summarize(lat, out["busy_s"][name])
+        ttfb = sorted(out.get("ttfb_us", {}).get(name, []))
+        if ttfb:
+            row["ttfb_p50_ms"] = round(pct(ttfb, 50) / 1000, 3)
+            row["ttfb_p99_ms"] = round(pct(ttfb, 99) / 1000, 3)
+        row["errors"] = out["errors"][name]
+        row["incomplete"] = out.get("incomplete", {}).get(name, 0)
+        row["blocks"] = out["blocks"][name]
+        n = max(row["n"], 1)
+        cpu = out["cpu_s"].get(name, {})
+        groups: dict[str, float] = {}
+        per_process: dict[str, dict[str, float]] = {}
+        for label, secs in cpu.items():
+            if label in ("machine", "steal"):
+                continue
+            group, _, process = label.partition(":")
+            groups[group] = groups.get(group, 0.0) + secs
+            if process:
+                per_process.setdefault(group, {})[process] = secs
+        machine = cpu.get("machine", 0.0)
+        us = {g: round(v * 1e6 / n, 1) for g, v in groups.items()}
+        us["other"] = round((machine - sum(groups.values())) * 1e6 / n, 1)
+        us["machine"] = round(machine * 1e6 / n, 1)
+        row["cpu_us_per_req"] = us
+        row["steal_us_per_req"] = round(cpu.get("steal", 0.0) * 1e6 / n, 1)
+        busy = out["busy_s"][name]
+        row["machine_util"] = round(machine / (busy * cores), 3) if busy else None
+        # How one proxy's CPU split over its processes while this target ran (share of the group).
+        row["process_share"] = {
+            g: {p: round(v / groups[g], 3) for p, v in procs.items()}
+            for g, procs in per_process.items()
+            if groups.get(g, 0.0) > 0.05 * busy
+        }
+        rows[name] = row
+    base = rows.get(baseline)
+    ref = rows.get(reference) if reference else None
+    for name, row in rows.items():
+        if base and name != baseline:
+            row["overhead_ms"] = {
+                "p50": round(row["p50_ms"] - base["p50_ms"], 3),
+                "p99": round(row["p99_ms"] - base["p99_ms"], 3),
+            }
+            if "ttfb_p50_ms" in row and "ttfb_p50_ms" in base:
+                row["ttfb_overhead_ms"] = {
+                    "p50": round(row["ttfb_p50_ms"] - base["ttfb_p50_ms"], 3),
+                    "p99": round(row["ttfb_p99_ms"] - base["ttfb_p99_ms"], 3),
+                }
+            row["rps_vs_direct"] = round(row["rps"] / base["rps"], 3) if base["rps"] else None
+        if ref and name not in (baseline, reference):
+            row["rps_vs_reference"] = round(row["rps"] / ref["rps"], 3) if ref["rps"] else None
+    return rows
+
+
+def workers_line(label: str, rows: dict[str, Any]) -> str:
+    parts = [f"{label:18s}"]
+    for name, r in rows.items():
+        o = r.get("overhead_ms")
+        extra = f" ({o['p50']:+.2f}/{o['p99']:+.2f})" if o else ""
+        ttfb = f" ttfb {r['ttfb_p50_ms']:.2f}" if "ttfb_p50_ms" in r else ""
+        parts.append(
+            f"{name} {r['p50_ms']:.2f}/{r['p99_ms']:.2f}ms{extra} {r['rps']:.0f}/s{ttfb}"
+            f" cpu {r['cpu_us_per_req']['machine']:.0f}us err {r['errors']}"
+        )
+    return " | ".join(parts)
+
+
 # --------------------------------------------------------------------------- goals
 
 
