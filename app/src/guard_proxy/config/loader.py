@@ -194,6 +194,8 @@ def _cast_yaml(
     elif typ is int:
         if isinstance(raw, int) and not isinstance(raw, bool):
             return raw
+        if isinstance(raw, str) and f.metadata.get("auto_cpu"):
+            return _cast_env(raw, typ, f, key, problems)
     elif typ is float:
         if isinstance(raw, int | float) and not isinstance(raw, bool):
             return float(raw)
@@ -235,10 +237,13 @@ def _cast_env(raw: str, typ: Any, f: dataclasses.Field[Any], key: str, problems:
         problems.add(key, f"must be a boolean (true/false), got {shown}")
         return _INVALID
     if typ is int:
+        auto = bool(f.metadata.get("auto_cpu"))
+        if auto and raw.strip().lower() == "auto":
+            return os.cpu_count() or 1
         try:
             return int(raw.strip())
         except ValueError:
-            problems.add(key, f"must be an integer, got {shown}")
+            problems.add(key, f"must be an integer{' or auto' if auto else ''}, got {shown}")
             return _INVALID
     if typ is float:
         if f.metadata.get("duration"):
@@ -272,7 +277,7 @@ def _validate(value: Any, f: dataclasses.Field[Any], key: str, problems: _Proble
         problems.add(key, f"must be at least {meta['min']}, got {value}")
     if "max" in meta and isinstance(value, int | float) and value > meta["max"]:
         problems.add(key, f"must be at most {meta['max']}, got {value}")
-    if meta.get("duration") and isinstance(value, float) and value <= 0:
+    if meta.get("duration") and "min" not in meta and isinstance(value, float) and value <= 0:
         problems.add(key, f"must be a positive duration, got {value}")
     if meta.get("nonempty") and value == "":
         problems.add(key, "must not be empty")

@@ -2,7 +2,9 @@
 
 Field metadata drives the loader: ``env`` names the environment variable that overrides the
 field, ``secret`` masks it in every dump, ``choices``/``min``/``max`` bound it, and
-``duration`` lets it be written as ``"200ms"`` or ``"0.2s"`` as well as a number of seconds.
+``duration`` lets it be written as ``"200ms"`` or ``"0.2s"`` as well as a number of seconds
+(a duration must be positive unless it has a ``min``), and ``auto_cpu`` lets an integer be
+written as ``"auto"``, meaning the machine's CPU count.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ class ServerSettings:
     log_level: str = _f("info", env="LOG_LEVEL", choices=("debug", "info", "warning", "error"))
     max_body_bytes: int = _f(10 * 1024 * 1024, env="PROXY_MAX_BODY_BYTES", min=1)
     access_log: bool = _f(True, env="PROXY_ACCESS_LOG")
+    # On SIGTERM: how long in-flight requests and streams may still run before they are ended.
+    drain_timeout: float = _f(300.0, env="PROXY_DRAIN_TIMEOUT", duration=True, min=0)
+    # Processes serving the one listening socket; ``auto`` is the CPU count.
+    workers: int = _f(1, env="PROXY_WORKERS", min=1, auto_cpu=True)
 
 
 @dataclass(frozen=True, kw_only=True)
