@@ -49,6 +49,7 @@ _OWN_ENV_PREFIXES = (
     "ACCESS_",
     "CACHE_",
     "GUARD_",
+    "LISTEN_",
     "LOG_LEVEL",
     "OLLAMA_",
     "PROXY_",
@@ -89,9 +90,19 @@ def _answers(url: str) -> bool:
 
 
 class Process:
-    """A subprocess started with ``clean_env(env)``, its output appended to ``log``."""
+    """A subprocess started with ``clean_env(env)``, its output appended to ``log``.
 
-    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], log: Path) -> None:
+    ``pass_fd`` is a file descriptor the child inherits (e.g. a listening socket).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        log: Path,
+        pass_fd: int | None = None,
+    ) -> None:
         self.name = name
         self.log = log
         with open(log, "ab") as out:
@@ -102,6 +113,7 @@ class Process:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=TESTS_DIR,
+                pass_fds=() if pass_fd is None else (pass_fd,),
             )
 
     @property

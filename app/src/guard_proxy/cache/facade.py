@@ -292,6 +292,23 @@ class GuardCache:
 
     async def stats(self) -> dict[str, Any]:
         """Counters, the serving backend, and Redis memory and key count when connected."""
+        report = self.counters()
+        if not self.enabled:
+            return report
+        info = await self._on_redis(lambda r: r.info())
+        counted = await self._on_redis(lambda r: r.count_keys(self.prefix))
+        if not isinstance(info, _Skip) and not isinstance(counted, _Skip) and self.redis:
+            keys, complete = counted
+            report["redis"] = {
+                **info,
+                "keys": keys,
+                "keys_complete": complete,
+                "address": self.redis.address,
+            }
+        return report
+
+    def counters(self) -> dict[str, Any]:
+        """:meth:`stats` of this process alone, without asking Redis (``"redis"`` is None)."""
         lookups = self.hits + self.misses
         report: dict[str, Any] = {
             "enabled": self.enabled,
@@ -316,18 +333,6 @@ class GuardCache:
             "memory_evictions": self.memory.evictions,
             "redis": None,
         }
-        if not self.enabled:
-            return report
-        info = await self._on_redis(lambda r: r.info())
-        counted = await self._on_redis(lambda r: r.count_keys(self.prefix))
-        if not isinstance(info, _Skip) and not isinstance(counted, _Skip) and self.redis:
-            keys, complete = counted
-            report["redis"] = {
-                **info,
-                "keys": keys,
-                "keys_complete": complete,
-                "address": self.redis.address,
-            }
         return report
 
     async def health(self) -> dict[str, Any]:

@@ -1,14 +1,23 @@
 """``guard-proxy serve``: load settings, build guard, cache and app, and run uvicorn.
 
 Exit 2 on a configuration error (one line per problem on stderr) or a scanner that cannot
-be loaded. After the socket listens, ``READY=1`` goes to ``$NOTIFY_SOCKET``, then a
-``STATUS=`` line on every change of state and every few seconds; ``WATCHDOG=1`` every half
-``$WATCHDOG_USEC`` from the event loop; ``STOPPING=1`` at shutdown.
+be loaded, 1 when the socket cannot be had. The socket is systemd's when it passes one
+(socket activation, :mod:`guard_proxy.proxy.listen`), else bound here. After it listens,
+``READY=1`` goes to ``$NOTIFY_SOCKET``, then a ``STATUS=`` line on every change of state and
+every few seconds; ``WATCHDOG=1`` every half ``$WATCHDOG_USEC`` from the event loop;
+``STOPPING=1`` at shutdown. On SIGTERM the process drains: ``/ready`` answers 503 at once,
+no new connection is accepted, and the requests in flight run on for up to
+``server.drain_timeout``; what still runs then is ended in its own format
+(:mod:`guard_proxy.proxy.drain`).
+
+With ``server.workers`` > 1 this process is the supervisor of that many workers serving
+the one socket (:mod:`guard_proxy.cli.supervisor`); each worker runs :func:`serve_one`.
 """
 
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from typing import Any
 
@@ -61,44 +70,100 @@ def run(args: argparse.Namespace) -> int:
         log.error("cannot load the guard", extra={"fields": {"error": str(exc)}})
         return 2
 
+    from guard_proxy.proxy.listen import listening_socket
+
+    where = f"{settings.server.host}:{settings.server.port}"
+    try:
+        sock, source = listening_socket(settings.server.host, settings.server.port)
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot listen on {where}: {exc}", file=sys.stderr)
+        log.error("cannot listen", extra={"fields": {"address": where, "error": str(exc)}})
+        return 1
+    if settings.server.workers > 1:
+        from guard_proxy.cli.supervisor import Supervisor
+
+        def worker() -> int:
+            return serve_one(settings, guard, sock, source)
+
+        return Supervisor(settings.server.workers, sock, source, worker).run()
+    return serve_one(settings, guard, sock, source)
+
+
+END_GRACE = 5.0
+"""Seconds the requests cut at the drain deadline get to write their last frame."""
+
+
+def serve_one(settings: Any, guard: Any, sock: socket.socket, source: str) -> int:
+    """Serve ``sock`` in this process until SIGTERM/SIGINT, then drain; the exit code.
+
+    ``source`` says where the socket came from (``systemd`` or ``bound``), for the log.
+    A worker of a supervisor (``$GUARD_PROXY_WORKER_DIR`` set) also publishes its metrics
+    for the others to merge (:mod:`guard_proxy.proxy.workershare`).
+    """
+    import asyncio
+    import logging
+
     import uvicorn
 
     from guard_proxy.cache import GuardCache
     from guard_proxy.proxy import create_app
+    from guard_proxy.proxy.drain import InFlight
     from guard_proxy.proxy.metrics import Metrics
     from guard_proxy.proxy.readiness import Readiness
     from guard_proxy.proxy.sdnotify import notify
     from guard_proxy.proxy.statusline import SystemdReporter
     from guard_proxy.proxy.upstream import Upstream
+    from guard_proxy.proxy.workershare import WorkerShare
 
+    log = logging.getLogger("guard_proxy")
     cache = GuardCache.from_settings(settings)
     readiness = Readiness(
         Upstream(settings.ollama), cache, require_redis=settings.cache.require_redis
     )
     metrics = Metrics()
-    app = create_app(settings, guard, cache, readiness=readiness, metrics=metrics)
+    inflight = InFlight()
+    share = WorkerShare.from_env()
+    app = create_app(
+        settings, guard, cache, readiness=readiness, metrics=metrics, inflight=inflight, share=share
+    )
     reporter = SystemdReporter(readiness, metrics)
+    drain_timeout = settings.server.drain_timeout
+    host, port = sock.getsockname()[:2]
+
+    class _LocalCache:
+        """The cache as seen by a worker's snapshot: its own counters, no Redis round trip."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(cache, name)
+
+        async def stats(self) -> dict[str, Any]:
+            return cache.counters()
+
+    local_cache = _LocalCache()
+
+    async def snapshot() -> tuple[str, dict[str, Any]]:
+        return await metrics.scrape(local_cache, readiness), cache.counters()
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
             reporter.start_watchdog()  # before the lifespan: a start-up that hangs is caught too
             await super().startup(sockets=sockets)
             if self.started:
-                log.info(
-                    "listening",
-                    extra={
-                        "fields": {
-                            "host": settings.server.host,
-                            "port": settings.server.port,
-                            "upstream": settings.ollama.url,
-                            "guard": settings.guard.enabled,
-                            "fail_mode": settings.guard.fail_mode,
-                            "cache_backend": settings.cache.backend
-                            if settings.cache.enabled
-                            else "off",
-                        }
-                    },
-                )
+                fields: dict[str, Any] = {
+                    "host": host,
+                    "port": port,
+                    "socket": source,
+                    "upstream": settings.ollama.url,
+                    "guard": settings.guard.enabled,
+                    "fail_mode": settings.guard.fail_mode,
+                    "cache_backend": settings.cache.backend if settings.cache.enabled else "off",
+                    "drain_timeout": drain_timeout,
+                }
+                if share is not None:
+                    fields["worker"] = share.worker
+                    await share.publish_now(snapshot)  # the first scrape sees every worker
+                    share.start(snapshot)
+                log.info("listening", extra={"fields": fields})
                 notify("READY=1")
                 reporter.start()
 
@@ -109,14 +174,26 @@ def run(args: argparse.Namespace) -> int:
 
         async def shutdown(self, sockets: Any = None) -> None:
             readiness.draining = True
+            log.info(
+                "draining",
+                extra={"fields": {"in_flight": inflight.count, "drain_timeout": drain_timeout}},
+            )
             await reporter.stop()
             notify("STOPPING=1")
-            await super().shutdown(sockets=sockets)
+            deadline = asyncio.get_running_loop().call_later(drain_timeout, inflight.expire)
+            try:
+                # Stops accepting, closes idle keep-alive connections, waits for the rest
+                # (their responses end with Connection: close), cancels stragglers last.
+                await super().shutdown(sockets=sockets)
+            finally:
+                deadline.cancel()
+                if share is not None:
+                    await share.stop()
 
     config = uvicorn.Config(
         app,
-        host=settings.server.host,
-        port=settings.server.port,
+        host=str(host),
+        port=int(port),
         loop="uvloop",
         http="httptools",
         lifespan="on",
@@ -126,8 +203,8 @@ def run(args: argparse.Namespace) -> int:
         server_header=False,
         proxy_headers=False,
         timeout_keep_alive=30,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=int(drain_timeout + END_GRACE + 0.999),
     )
     server_obj = _Server(config)
-    server_obj.run()
+    server_obj.run(sockets=[sock])
     return 0 if server_obj.started else 1

@@ -1,7 +1,8 @@
 """The app factory: routes, middlewares and lifespan wired from settings, guard and cache.
 
 Middleware order, outermost first: request log (times, counts, logs every request),
-access (allow-list, admin token, body limit), then the :class:`Router`. Every layer and every
+access (allow-list, admin token, body limit), drain (the proxied requests in flight, ended
+in their own format at the drain deadline), then the :class:`Router`. Every layer and every
 proxied route is pure ASGI: no framework sits on the hot path. The proxy's own endpoints
 (and their OpenAPI document) are a FastAPI app the router dispatches to by path.
 """
@@ -15,6 +16,7 @@ from guard_proxy.guard import Guard
 from guard_proxy.proxy import shapes
 from guard_proxy.proxy.access import AccessMiddleware
 from guard_proxy.proxy.asgi import ASGIApp
+from guard_proxy.proxy.drain import DrainMiddleware, InFlight
 from guard_proxy.proxy.guarded import Guarded
 from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.own import ROUTES as OWN_ROUTES
@@ -25,6 +27,7 @@ from guard_proxy.proxy.requestlog import RequestLogMiddleware
 from guard_proxy.proxy.router import Router
 from guard_proxy.proxy.upstream import Upstream
 from guard_proxy.proxy.verdicts import VerdictService
+from guard_proxy.proxy.workershare import WorkerShare
 
 # (path, methods, streamed: no read timeout, stream the request body)
 PASSTHROUGH_ROUTES: tuple[tuple[str, tuple[str, ...], bool, bool], ...] = (
@@ -56,12 +59,16 @@ def create_app(
     upstream: Upstream | None = None,
     readiness: Readiness | None = None,
     metrics: Metrics | None = None,
+    inflight: InFlight | None = None,
+    share: WorkerShare | None = None,
 ) -> ASGIApp:
     """Build the proxy app. Its lifespan starts the cache and closes cache and upstream.
 
     ``cache`` is a :class:`guard_proxy.cache.GuardCache` (not started yet). ``readiness``
     (built here when not given) must be over the same upstream and cache; ``metrics`` are
-    the counters the app fills (new ones when not given).
+    the counters the app fills (new ones when not given). ``inflight`` registers the proxied
+    requests being answered (the drain on shutdown ends them; new when not given); ``share``
+    is given to a worker of several (``/metrics`` and ``/cache/stats`` merge all workers).
     """
     client = readiness.upstream if readiness is not None else upstream or Upstream(settings.ollama)
     if readiness is None:
@@ -76,7 +83,8 @@ def create_app(
             await cache.aclose()
 
     router = Router(startup=cache.start, shutdown=shutdown)
-    own = own_app(client, cache, settings.cache.enabled, metrics, readiness)
+    inflight = inflight if inflight is not None else InFlight()
+    own = own_app(client, cache, settings.cache.enabled, metrics, readiness, share)
     for path, method in OWN_ROUTES:
         router.add(path, own, [method])
     for shape in GUARDED_SHAPES:
@@ -85,7 +93,8 @@ def create_app(
         route = path.replace(":path", "")
         relay = Passthrough(client, route, streamed=streamed, stream_request=stream_request)
         router.add(path, relay, methods)
+    drain = DrainMiddleware(router, inflight, own_paths={path for path, _ in OWN_ROUTES})
     access = AccessMiddleware(
-        router, settings=settings.access, max_body_bytes=settings.server.max_body_bytes
+        drain, settings=settings.access, max_body_bytes=settings.server.max_body_bytes
     )
     return RequestLogMiddleware(access, metrics=metrics, access_log=settings.server.access_log)

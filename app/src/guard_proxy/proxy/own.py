@@ -28,6 +28,7 @@ from guard_proxy.proxy.readiness import Readiness
 from guard_proxy.proxy.state import request_info
 from guard_proxy.proxy.statusline import summary
 from guard_proxy.proxy.upstream import Upstream
+from guard_proxy.proxy.workershare import WorkerShare
 
 logger = logging.getLogger("guard_proxy.proxy")
 
@@ -183,10 +184,12 @@ def own_app(
     cache_enabled: bool,
     metrics: Metrics,
     readiness: Readiness,
+    share: WorkerShare | None = None,
 ) -> ASGIApp:
     """The FastAPI app of the own endpoints, wrapped so each request is logged under its path.
 
-    ``cache`` is the app's :class:`guard_proxy.cache.GuardCache`.
+    ``cache`` is the app's :class:`guard_proxy.cache.GuardCache`. With ``share`` (one worker
+    of several), ``/metrics`` and ``/cache/stats`` merge every worker's numbers.
     """
     started = time.time()
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
@@ -257,8 +260,11 @@ def own_app(
 
     @get("/cache/stats", response_model=CacheStatsBody, response_class=JSONBody)
     async def cache_stats() -> Response:
-        """Cache counters, the serving backend, and Redis memory and key count when connected."""
-        return JSONBody(await cache.stats())
+        """Cache counters, the serving backend, and Redis memory and key count when connected.
+
+        With several workers: the counters summed over all, ``workers`` and ``per_worker``."""
+        stats = await cache.stats()
+        return JSONBody(share.merged_stats(stats) if share is not None else stats)
 
     @app.post(
         "/cache/clear",
@@ -282,6 +288,8 @@ def own_app(
     async def metrics_text() -> Response:
         """Prometheus text format: requests, streams, blocks, scans, cache, readiness."""
         text = await metrics.scrape(cache, readiness)
+        if share is not None:
+            text = share.merged_metrics(text)
         return Response(text.encode(), media_type=PROMETHEUS_TYPE)
 
     async def own(scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,0 +1,219 @@
+"""``server.workers`` > 1: a supervisor and N workers on one socket, speaking for them to systemd.
+
+A fake ``$NOTIFY_SOCKET`` plays systemd. ``READY=1`` comes only once every worker listens
+(each publishes its metrics before it says so, so the first scrape after ``READY`` sees
+every ``worker`` label); ``/metrics`` and ``/cache/stats`` add up every worker's counts
+whichever worker a scrape lands on; a killed worker is replaced; SIGTERM ends them all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support.processes import Proxy, clean_env, free_port
+
+from guard_proxy.cli._prometheus import parse
+
+from .conftest import StartProxy
+from .test_systemd import NotifySocket
+
+WAIT = 60.0
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
+    sock = NotifySocket(tmp_path / "notify.sock")
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+def _metrics(proxy: Proxy) -> list[tuple[str, dict[str, str], float]]:
+    reply = httpx.get(f"{proxy.url}/metrics", timeout=WAIT)
+    assert reply.status_code == 200
+    return parse(reply.text)
+
+
+def _stats(proxy: Proxy) -> dict[str, Any]:
+    reply = httpx.get(f"{proxy.url}/cache/stats", timeout=WAIT)
+    assert reply.status_code == 200
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+def _parent(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1])
+
+
+def _until(what: str, check: Any) -> Any:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _generated(proxy: Proxy) -> float:
+    return sum(
+        value
+        for name, labels, value in _metrics(proxy)
+        if name == "guard_proxy_requests_total" and labels.get("route") == "/api/generate"
+    )
+
+
+def test_ready_once_both_workers_listen_and_metrics_add_up(
+    proxy_factory: StartProxy, notify_socket: NotifySocket
+) -> None:
+    proxy = proxy_factory(env={"PROXY_WORKERS": "2", "NOTIFY_SOCKET": str(notify_socket.path)})
+    ready = notify_socket.wait_for("READY=1", lambda m: m == "READY=1")
+    assert notify_socket.seen().count("READY=1") == 1
+    # Every worker listened (and published) before READY=1.
+    started = {
+        labels["worker"]
+        for name, labels, _ in _metrics(proxy)
+        if name == "guard_proxy_start_time_seconds"
+    }
+    assert started == {"0", "1"}
+    stats = _stats(proxy)
+    assert stats["workers"] == 2
+    pids = {w["pid"] for w in stats["per_worker"]}
+    assert len(pids) == 2
+    assert all(_parent(pid) == proxy.process.proc.pid for pid in pids)
+
+    requests = 12
+    for n in range(requests):  # a new connection each: any worker may take it
+        reply = httpx.post(
+            f"{proxy.url}/api/generate",
+            json={"model": "llama3.2", "prompt": f"hello {n}", "stream": False},
+            timeout=WAIT,
+        )
+        assert reply.status_code == 200
+    _until(f"{requests} requests in /metrics", lambda: _generated(proxy) == requests)
+    in_flight = [v for n, _, v in _metrics(proxy) if n == "guard_proxy_requests_in_flight"]
+    assert in_flight == [0]  # summed over the workers: one sample
+    _until(
+        "hits + misses of every request",
+        lambda: (s := _stats(proxy))["hits"] + s["misses"] >= requests,
+    )
+    status = notify_socket.wait_for(
+        "a STATUS for both workers", lambda m: m.startswith("STATUS=") and "2/2 workers" in m, ready
+    )
+    assert re.search(r"· [\d,]+ req, 0 blocked · 2/2 workers$", notify_socket.seen()[status])
+    assert all(
+        r.get("socket") == "bound" for r in proxy.log_records() if r.get("msg") == "listening"
+    )
+
+
+def test_a_killed_worker_is_replaced_and_sigterm_ends_them_all(
+    proxy_factory: StartProxy, notify_socket: NotifySocket
+) -> None:
+    proxy = proxy_factory(env={"PROXY_WORKERS": "2", "NOTIFY_SOCKET": str(notify_socket.path)})
+    notify_socket.wait_for("READY=1", lambda m: m == "READY=1")
+    before = {w["worker"]: w["pid"] for w in _stats(proxy)["per_worker"]}
+    os.kill(before["0"], signal.SIGKILL)
+
+    def replaced() -> dict[str, int] | None:
+        now = {w["worker"]: w["pid"] for w in _stats(proxy)["per_worker"]}
+        return now if len(now) == 2 and now["0"] != before["0"] else None
+
+    after = _until("worker 0 replaced", replaced)
+    assert after["1"] == before["1"]
+    assert _parent(after["0"]) == proxy.process.proc.pid
+    died = _until(
+        "the log line of the dead worker",
+        lambda: [r for r in proxy.log_records() if r.get("msg", "").startswith("worker died")],
+    )
+    assert died[0]["worker"] == 0 and died[0]["pid"] == before["0"]
+    assert died[0]["exit_code"] == -signal.SIGKILL
+    assert httpx.get(f"{proxy.url}/api/version", timeout=WAIT).status_code == 200
+
+    proxy.process.proc.send_signal(signal.SIGTERM)
+    assert proxy.process.proc.wait(timeout=WAIT) == 0
+    assert "STOPPING=1" in notify_socket.seen()
+    for pid in after.values():
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_the_watchdog_is_fed_only_while_every_worker_answers(
+    proxy_factory: StartProxy, notify_socket: NotifySocket
+) -> None:
+    proxy = proxy_factory(
+        env={
+            "PROXY_WORKERS": "2",
+            "NOTIFY_SOCKET": str(notify_socket.path),
+            "WATCHDOG_USEC": "400000",
+        }
+    )
+    ready = notify_socket.wait_for("READY=1", lambda m: m == "READY=1")
+    notify_socket.wait_for("WATCHDOG=1", lambda m: m == "WATCHDOG=1", ready)
+    pid = {w["worker"]: w["pid"] for w in _stats(proxy)["per_worker"]}["1"]
+    os.kill(pid, signal.SIGSTOP)  # its event loop stops: no pings
+    try:
+        silent = _until(
+            "the supervisor to notice",
+            lambda: [
+                r
+                for r in proxy.log_records()
+                if r.get("msg", "").startswith("worker not responding")
+            ],
+        )
+        assert silent[0]["worker"] == 1
+        mark = len(notify_socket.seen())
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    notify_socket.wait_for("WATCHDOG=1 again", lambda m: m == "WATCHDOG=1", mark)
+
+
+@pytest.mark.parametrize(
+    ("env", "yaml_text", "key", "problem"),
+    [
+        ({"PROXY_WORKERS": "0"}, "", "server.workers (from PROXY_WORKERS)", "at least 1"),
+        ({"PROXY_WORKERS": "many"}, "", "server.workers (from PROXY_WORKERS)", "integer or auto"),
+        ({}, "server:\n  workers: 1.5\n", "server.workers", "must be an integer"),
+        ({}, "server:\n  workers: lots\n", "server.workers", "integer or auto"),
+    ],
+)
+def test_bad_worker_counts_are_config_errors_naming_the_key(
+    tmp_path: Path, env: dict[str, str], yaml_text: str, key: str, problem: str
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml_text)
+    result = subprocess.run(
+        [sys.executable, "-m", "guard_proxy", "serve", "--config", str(config)],
+        env=clean_env({**env, "PROXY_PORT": str(free_port())}),
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    assert result.returncode == 2
+    assert key in result.stderr and problem in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_auto_is_the_cpu_count(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("server:\n  workers: auto\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "guard_proxy", "check-config", "--config", str(config), "--print"],
+        env=clean_env({}),
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"  workers: {os.cpu_count()}\n" in result.stdout
