@@ -124,6 +124,13 @@ run_lint() {
   cd "$GP_ROOT" || return 1
   step yamllint 300 yamllint --strict .
   step ansible-lint 600 ansible-lint --offline --profile production
+  # Role checks without hosts (tests/ansible): the ACL allow-list, the secret
+  # character set and quoting (read back by throw-away redis-server and
+  # Sentinel processes), redis-config-check, the app's locks.
+  gp_apt_install redis-server
+  suite role-tests "$RESULTS/role-tests.xml" 300 \
+    "$GP_TOOLS/bin/python" -m pytest "$GP_ROOT/tests/ansible" -q -p no:cacheprovider \
+    --junitxml="$RESULTS/role-tests.xml"
   # The alert and recording rules (monitoring/): valid, and each alert fires on its
   # synthetic series and stays silent on the healthy one. promtool: setup-promtool.sh.
   step promtool-check-rules 120 promtool check rules monitoring/prometheus/rules/guard-proxy.rules.yml
