@@ -6,7 +6,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 SCENARIO ?=
 
-.PHONY: help deploy-local destroy-local test test-app lint syntax molecule setup bench
+.PHONY: help deploy-local destroy-local test test-app lint syntax molecule setup bench lock
 
 help:
 	@echo "make deploy-local   deploy redis + guard-proxy onto local systemd hosts (podman)"
@@ -17,6 +17,7 @@ help:
 	@echo "make syntax         ansible-playbook --syntax-check for every inventory"
 	@echo "make molecule       all Molecule scenarios (SCENARIO=default for one)"
 	@echo "make bench          proxy overhead benchmark (bench/)"
+	@echo "make lock           re-pin the app's dependencies with hashes (app/requirements*.lock)"
 
 deploy-local:
 	scripts/deploy-local.sh
@@ -46,3 +47,9 @@ setup:
 bench:
 	scripts/setup-app-venv.sh
 	@if [ -f bench/Makefile ]; then $(MAKE) -C bench; else .venv/bin/python bench/run.py; fi
+
+# app/requirements.lock (wheelhouse, deploys) and app/requirements-test.lock
+# (.venv): pins with hashes. LOCK_ARGS=--upgrade or '--upgrade-package NAME'
+# moves pins; without it only what pyproject.toml now needs changes.
+lock:
+	LOCK_ARGS='$(LOCK_ARGS)' scripts/lock-app.sh

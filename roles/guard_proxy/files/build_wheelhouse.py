@@ -5,6 +5,8 @@ Usage: build_wheelhouse.py SPEC_JSON
 
 SPEC_JSON is a JSON object:
   app_src      path of the app's source tree (holds pyproject.toml)
+  lock         the app's lock file (requirements.lock: every dependency pinned
+               with its hashes, written by `make lock`)
   dest         wheelhouse directory; emptied and refilled
   markers      the target's PEP 508 marker environment (python_full_version, ...)
   platforms    pip --platform tags the target accepts (manylinux_2_36_x86_64, ...)
@@ -14,19 +16,27 @@ SPEC_JSON is a JSON object:
 The app's own wheel is built from a copy of the source (so the tree the
 caller owns stays clean) with SOURCE_DATE_EPOCH fixed, so the same source
 always gives the same bytes and a re-run changes nothing on the targets.
-Dependencies are downloaded as binary wheels for the target's platform and
-ABI. pip evaluates environment markers against the interpreter that runs it,
-not against --python-version (redis-py needs async-timeout below Python
-3.11.3, which a newer controller would leave out), so pip runs here with its
-marker environment replaced by the target's own.
+Dependencies are exactly the lock's: downloaded as binary wheels for the
+target's platform and ABI with --require-hashes (a file whose sha256 is not
+in the lock fails the build), then the app's own requirements are resolved
+against those wheels alone (--no-index), so a lock that misses or
+contradicts pyproject.toml fails here, on the controller, not on a host.
+The app's wheel is added with --no-deps. pip evaluates environment markers
+against the interpreter that runs it, not against --python-version
+(redis-py needs async-timeout below Python 3.11.3, which a newer controller
+would leave out), so pip runs here with its marker environment replaced by
+the target's own.
 
-dest receives wheelhouse-<sha256[:16]>.tar: every wheel, packed reproducibly
-(sorted names, fixed owner, mode and time), so the controller ships one file
-per release and identical inputs give an identical archive. Archives older
+dest receives wheelhouse-<sha256[:16]>.tar: every wheel and the lock (as
+requirements.lock, so the target installs with --require-hashes too),
+packed reproducibly (sorted names, fixed owner, mode and time), so the
+controller ships one file per release and identical inputs give an
+identical archive. Archives older
 than an hour other than the current one are pruned.
 
 Prints one JSON line:
-  {"tar": path, "sha256": hex digest of the tar, "app_wheel": name, "wheels": [names]}.
+  {"tar": path, "sha256": hex digest of the tar, "app_wheel": name, "wheels": [names],
+   "lock": the lock's name inside the tar}.
 Exit status is non-zero with pip's output on stderr when the build fails.
 """
 
@@ -69,6 +79,9 @@ _SOURCE_IGNORE = shutil.ignore_patterns(
 # 1980-01-01: the earliest timestamp a zip file can hold.
 _SOURCE_DATE_EPOCH = "315532800"
 
+# Name of the lock inside the archive (next to the wheels).
+LOCK_NAME = "requirements.lock"
+
 
 def _run(argv: list[str], env: dict[str, str]) -> None:
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
@@ -81,6 +94,9 @@ def _run(argv: list[str], env: dict[str, str]) -> None:
 def main() -> int:
     spec = json.loads(sys.argv[1])
     app_src = Path(spec["app_src"]).resolve()
+    lock = Path(spec["lock"]).resolve()
+    if not lock.is_file():
+        raise SystemExit(f"build_wheelhouse: no lock file {lock}: run `make lock`")
     dest = Path(spec["dest"])
     pip_args = list(spec.get("pip_args", []))
     env = dict(os.environ)
@@ -118,24 +134,36 @@ def main() -> int:
 
         deps_dir = tmp / "wheels"
         platform_args = [arg for tag in spec["platforms"] for arg in ("--platform", tag)]
-        python_version = spec["markers"]["python_full_version"]
+        target = [
+            sys.executable,
+            "-c",
+            _PIP_WITH_TARGET_MARKERS,
+            "download",
+            "--only-binary=:all:",
+            "--implementation",
+            "cp",
+            "--python-version",
+            spec["markers"]["python_full_version"],
+            "--abi",
+            spec["abi"],
+            *platform_args,
+        ]
+        # The locked dependencies, each file checked against the lock's hashes.
+        _run(
+            [*target, "--require-hashes", "--dest", str(deps_dir), *pip_args, "-r", str(lock)],
+            env,
+        )
+        # The app's own requirements, from those wheels alone: a stale lock
+        # (a dependency pyproject.toml added, or a pin it no longer accepts)
+        # fails here.
         _run(
             [
-                sys.executable,
-                "-c",
-                _PIP_WITH_TARGET_MARKERS,
-                "download",
-                "--only-binary=:all:",
-                "--implementation",
-                "cp",
-                "--python-version",
-                python_version,
-                "--abi",
-                spec["abi"],
-                *platform_args,
-                "--dest",
+                *target,
+                "--no-index",
+                "--find-links",
                 str(deps_dir),
-                *pip_args,
+                "--dest",
+                str(tmp / "resolved"),
                 str(app_wheel),
             ],
             env,
@@ -145,7 +173,7 @@ def main() -> int:
         wheels[app_wheel.name] = app_wheel
         names = sorted(wheels)
         staged = tmp / "wheelhouse.tar"
-        _pack(staged, [(name, wheels[name]) for name in names])
+        _pack(staged, [(name, wheels[name]) for name in names] + [(LOCK_NAME, lock)])
 
         # Publish under a name derived from the content, by an atomic rename
         # in dest: a concurrent run reading an earlier archive is never
@@ -160,7 +188,13 @@ def main() -> int:
     _prune(dest, keep=tar)
     print(
         json.dumps(
-            {"tar": str(tar), "sha256": digest, "app_wheel": app_wheel.name, "wheels": names}
+            {
+                "tar": str(tar),
+                "sha256": digest,
+                "app_wheel": app_wheel.name,
+                "wheels": names,
+                "lock": LOCK_NAME,
+            }
         )
     )
     return 0
