@@ -18,7 +18,8 @@ unit's main process (``NotifyAccess=main``) and speaks for the workers to system
   metrics, is kept); one that dies :data:`MAX_START_FAILURES` times in a row before it
   listened stops the service (exit 1) rather than looping;
 * SIGTERM or SIGINT: ``STOPPING=1``, SIGTERM to every worker (each drains, see
-  :mod:`guard_proxy.proxy.drain`), exit once all have ended. A second SIGINT is passed on,
+  :mod:`guard_proxy.proxy.drain`), its own copy of the socket closed, exit once all have
+  ended. A second SIGINT is passed on,
   which makes the workers stop at once.
 
 Workers live in their own process group (a terminal's Ctrl-C reaches the supervisor only)
@@ -112,6 +113,7 @@ class Supervisor:
         self.sock = sock
         self.source = source
         self.serve_worker = serve_worker
+        self.address = sock.getsockname()[:2]
         # What systemd gave us is ours; the workers get their own (their supervisor's).
         self.sd_env = {k: os.environ.pop(k) for k in _SD_ENV if k in os.environ}
         interval = watchdog_interval(self.sd_env)
@@ -199,6 +201,9 @@ class Supervisor:
                 extra={"fields": {"signal": signal.Signals(sig).name}},
             )
             self._kill(signal.SIGTERM)
+            # The workers hold their own copies; without ours a connection made now is
+            # refused (bound) or waits for the next service (systemd keeps the socket).
+            self.sock.close()
         elif sig == signal.SIGINT:
             self._kill(signal.SIGINT)  # a second Ctrl-C: the workers stop at once
 
@@ -301,7 +306,7 @@ class Supervisor:
         if self._ready_sent or self.stopping or not all(s.ready for s in self.slots):
             return
         self._ready_sent = True
-        host, port = self.sock.getsockname()[:2]
+        host, port = self.address
         logger.info(
             "listening",
             extra={
