@@ -45,7 +45,7 @@ def render(r: dict[str, Any]) -> str:
         "```sh",
         "make -C bench          # = .venv/bin/python bench/run.py --profile",
         "make -C bench lag      # only section 6: bench/run.py --only lag --merge",
-        "make -C bench workers  # only section 7: bench/run.py --only workers --merge",
+        "make -C bench workers  # only section 7: bench/run.py --only workers --merge --profile",
         "```",
         "",
         (
@@ -450,6 +450,13 @@ def _cpu_cell(row: dict[str, Any]) -> str:
     )
 
 
+def _proxy_cores(row: dict[str, Any]) -> str:
+    """How many cores the proxy's processes kept busy: req/s times proxy CPU per request."""
+    c = row["cpu_us_per_req"]
+    proxy = sum(v for k, v in c.items() if k.startswith("workers-"))
+    return f"{row['rps'] * proxy / 1e6:.2f}" if proxy >= 10 else "–"
+
+
 def workers_ratios(wk: dict[str, Any]) -> list[dict[str, Any]]:
     """Per concurrency: throughput ratios of the plain-request rows."""
     out = []
@@ -511,6 +518,7 @@ def _workers_section(wk: dict[str, Any]) -> list[str]:
                 _f(x.get("rps_vs_direct"), 2),
                 _f(x.get("rps_vs_reference"), 2),
                 _cpu_cell(x),
+                _proxy_cores(x),
                 f"{100 * (x.get('machine_util') or 0):.0f}%",
                 str(x["errors"]),
             ]
@@ -525,6 +533,7 @@ def _workers_section(wk: dict[str, Any]) -> list[str]:
             "× direct",
             "× workers: 1",
             "CPU µs/req proxy (+ HAProxy) / upstream / loadgen / other = machine",
+            "proxy cores busy",
             "machine busy",
             "errors",
         ],

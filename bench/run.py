@@ -590,6 +590,21 @@ class Bench:
                 for target, row in summary.items():
                     rows.append({"concurrency": conc, "kind": kind, "target": target, **row})
                 print(stats.workers_line(f"workers {kind} c={conc}", summary), flush=True)
+        if self.profile:
+            self.results["profile_workers"] = self.run_profile(
+                behind,
+                f"workers-{max(counts)}-c64",
+                {
+                    "kind": "blocks",
+                    "targets": {behind: proxies[behind][1]},
+                    "request": plain,
+                    "concurrency": 64,
+                    "block": 5,
+                    "warmup": 2,
+                    "seconds": self.secs(6.0),
+                },
+                subprocesses=True,
+            )
         self.results["workers"] = {
             "request": "POST /api/generate stream=false, 256-char prompt, cached verdict",
             "stream_request": (
@@ -640,8 +655,11 @@ class Bench:
 
     # ------------------------------------------------------------------ profiling
 
-    def run_profile(self, proxy: str, label: str, job: dict[str, Any]) -> dict[str, Any]:
-        """Sample the proxy with py-spy while ``job`` runs; summarise the hottest frames."""
+    def run_profile(
+        self, proxy: str, label: str, job: dict[str, Any], subprocesses: bool = False
+    ) -> dict[str, Any]:
+        """Sample the proxy with py-spy while ``job`` runs; summarise the hottest frames.
+        ``subprocesses``: its worker processes too (``server.workers`` > 1)."""
         pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         if not os.path.exists(pyspy):
             return {"error": "py-spy not installed"}
@@ -660,6 +678,7 @@ class Bench:
                     "--output",
                     str(raw),
                     "--nonblocking",
+                    *(["--subprocesses"] if subprocesses else []),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=err,
