@@ -490,8 +490,9 @@ def _workers_section(wk: dict[str, Any]) -> list[str]:
             "cache, access log on, `access.trusted_proxies` = 127.0.0.1. Targets: the upstream "
             "directly; the proxy with "
             + " and ".join(f"`server.workers: {n}`" for n in wk["workers"])
-            + f" (`PROXY_WORKERS`, one listening socket); {wk.get('haproxy_version', 'HAProxy')}"
-            f" in front of the proxy with `workers: {behind}` (one `server` line; mode http, "
+            + " (`PROXY_WORKERS`, one listening socket); "
+            + wk.get("haproxy_version", "HAProxy").split(" - ")[0].replace(" version", "")
+            + f" in front of the proxy with `workers: {behind}` (one `server` line; mode http, "
             "`option forwardfor`, `balance leastconn`, checks on `/ready`, request log on "
             "stdout, as roles/haproxy configures it). At each concurrency the targets take "
             "turns a block at a time (ABBA), so each runs alone on the machine during its "
