@@ -130,7 +130,7 @@ def test_a_proxy_that_is_not_ready_leaves_the_rotation(
 
 
 def test_a_restart_through_socket_activation_refuses_nothing(
-    redis_host: Any, proxy1: Any
+    redis_host: Any, proxy1: Any, record_property: Any
 ) -> None:
     """No HAProxy in the way: clients talk to proxy1 directly while it restarts."""
     before = main_pid(proxy1, PROXY_UNIT)
@@ -138,6 +138,7 @@ def test_a_restart_through_socket_activation_refuses_nothing(
         proxy1.check_output("systemctl restart %s", PROXY_UNIT)
         assert wait_for(lambda: http(proxy1, "GET", proxy_url(proxy1) + "/ready")["status"] == 200)
     assert main_pid(proxy1, PROXY_UNIT) not in (0, before)
+    record_property("traffic", json.dumps(result))
     assert result["failed"] == 0, result
     assert result["ok"] > 0, result
     # The stream open during the restart was finished by the draining process.
@@ -145,11 +146,12 @@ def test_a_restart_through_socket_activation_refuses_nothing(
 
 
 def test_rolling_update_under_traffic_fails_no_request(
-    redis_host: Any, proxy1: Any, proxy2: Any, lb1: Any
+    redis_host: Any, proxy1: Any, proxy2: Any, lb1: Any, record_property: Any
 ) -> None:
     pids = {p: main_pid(p, PROXY_UNIT) for p in (proxy1, proxy2)}
     with _traffic(redis_host, FRONT_DOOR, plain=3, streams=2) as result:
         run = run_playbook("playbooks/rolling_update.yml", "-e", "guard_proxy_server_log_level=debug")
+    record_property("traffic", json.dumps(result))
     assert result["failed"] == 0, result
     assert result["ok"] > 0, result
     assert result["streams_broken"] == 0 and result["streams_complete"] >= 2, result
@@ -163,7 +165,7 @@ def test_rolling_update_under_traffic_fails_no_request(
 
 
 def test_a_broken_proxy_stops_the_rollout_and_the_others_serve(
-    redis_host: Any, proxy1: Any, proxy2: Any, lb1: Any
+    redis_host: Any, proxy1: Any, proxy2: Any, lb1: Any, record_property: Any
 ) -> None:
     """proxy1 (first in the rollout) gets an upstream that does not answer: the play
     fails there, proxy2 is not touched, and the front door keeps serving through it."""
@@ -176,6 +178,7 @@ def test_a_broken_proxy_stops_the_rollout_and_the_others_serve(
             run = run_playbook("playbooks/rolling_update.yml", "-e", f"@{f.name}")
     finally:
         os.unlink(f.name)
+    record_property("traffic", json.dumps(result))
     assert result["failed"] == 0 and result["streams_broken"] == 0, result
     assert run.returncode != 0
     output = run.stdout + run.stderr
