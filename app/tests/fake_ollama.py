@@ -13,6 +13,8 @@ prompt (generate, /v1 completions) or the last message (chat):
   seconds apart (default 0.1): long enough for disconnect tests.
 - ``STATUS:<code>``: answer with that HTTP status and an Ollama-style error body.
 - ``TOOLCALL``: the chat answer carries a ``get_weather`` tool call.
+- ``BREAK_BODY``: a complete (not streamed) answer sends its 200 head with the full
+  ``Content-Length`` and half the body, then drops the connection (Ollama dying mid-answer).
 
 Other env knobs: ``FAKE_OLLAMA_MODELS`` (comma-separated; default below),
 ``FAKE_OLLAMA_DELAY`` (seconds before every answer; default 0).
@@ -516,7 +518,7 @@ async def _generate(
     if body.get("stream", True) is False:
         if not await app.slow_complete(receive, record, prompt):
             return
-        await _json(send, 200, {**final, "response": "".join(chunks)})
+        await _json(send, 200, {**final, "response": "".join(chunks)}, cut="BREAK_BODY" in prompt)
         return
     delay = _delay_for(prompt)
 
@@ -579,7 +581,7 @@ async def _chat(
         message: dict[str, Any] = {"role": "assistant", "content": "".join(chunks)}
         if "TOOLCALL" in last:
             message = {"role": "assistant", "content": "", "tool_calls": tool_calls}
-        await _json(send, 200, {**final, "message": message})
+        await _json(send, 200, {**final, "message": message}, cut="BREAK_BODY" in last)
         return
     delay = _delay_for(last)
 
@@ -714,7 +716,8 @@ async def _v1_generate(
             }
         else:
             choice = {"text": answer, "index": 0, "finish_reason": "stop"}
-        await _json(send, 200, {**base, "choices": [choice], "usage": _usage(text, len(chunks))})
+        answer_body = {**base, "choices": [choice], "usage": _usage(text, len(chunks))}
+        await _json(send, 200, answer_body, cut="BREAK_BODY" in text)
         return
     base["object"] = "chat.completion.chunk" if chat else "text_completion"
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -831,8 +834,15 @@ async def _read_body(receive: Receive) -> bytes:
 
 
 async def _json(
-    send: Send, status: int, data: Any, *, head: bool = False, text: bool = False
+    send: Send,
+    status: int,
+    data: Any,
+    *,
+    head: bool = False,
+    text: bool = False,
+    cut: bool = False,
 ) -> None:
+    """Send ``data``; with ``cut``, only half the declared body, then the connection drops."""
     body = _dumps(data).encode()
     ctype = b"text/plain" if text else b"application/json; charset=utf-8"
     await send(
@@ -842,6 +852,12 @@ async def _json(
             "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())],
         }
     )
+    if cut:
+        # Returning with the body incomplete makes uvicorn close the connection.
+        await send(
+            {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
+        )
+        return
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from support.processes import FakeOllama
 
-from .conftest import MAX_BODY
+from .conftest import MAX_BODY, StartProxy
 
 
 @pytest.mark.parametrize(
@@ -134,3 +134,37 @@ def test_model_required_400_from_upstream(client: httpx.Client) -> None:
 
 def test_unknown_route_is_404(client: httpx.Client) -> None:
     assert client.get("/api/nothing-here").status_code == 404
+
+
+_BROKEN_REQUESTS = {
+    "/api/generate": {"model": "llama3.2", "prompt": "BREAK_BODY", "stream": False},
+    "/api/chat": {
+        "model": "llama3.2",
+        "messages": [{"role": "user", "content": "BREAK_BODY"}],
+        "stream": False,
+    },
+    "/v1/chat/completions": {
+        "model": "llama3.2",
+        "messages": [{"role": "user", "content": "BREAK_BODY"}],
+    },
+}
+
+
+def test_upstream_broken_before_the_answer_is_502_in_route_format(
+    proxy_factory: StartProxy,
+) -> None:
+    """Ollama drops a complete answer half-way: nothing was sent yet, so 502, not a crash."""
+    proxy = proxy_factory()
+    with proxy.client() as client:
+        for path, body in _BROKEN_REQUESTS.items():
+            response = client.post(path, json=body)
+            assert response.status_code == 502, (path, response.text)
+            error = response.json()["error"]
+            if path.startswith("/v1/"):
+                assert error["code"] == "upstream_unavailable"
+                assert "broke the answer off" in error["message"]
+            else:
+                assert "broke the answer off" in error
+    log = proxy.logs()
+    assert "Traceback" not in log
+    assert "Exception in ASGI application" not in log

@@ -4,7 +4,8 @@ Input: every text the model would read (see :mod:`guard_proxy.proxy.bodies`) is 
 block answers 400 in the route's format and Ollama is never called. Output: a complete
 answer is scanned whole; a streamed one is relayed through a :class:`Releaser` (see
 :mod:`guard_proxy.proxy.framing`). Ollama's non-200 answers pass through with their own
-status and body. The request body goes upstream exactly as the client sent it.
+status and body; if Ollama breaks off a complete answer, nothing was sent yet and the client
+gets 502 in the route's format. The request body goes upstream exactly as the client sent it.
 """
 
 from __future__ import annotations
@@ -144,24 +145,34 @@ class Guarded:
             elif "ndjson" in ctype or "event-stream" in ctype:
                 await self._stream(send, path, response, "ndjson" in ctype, info, cache_header)
             else:
-                await self._complete(send, path, response, info, cache_header)
+                try:
+                    raw = await response.read()
+                except UpstreamBroken as exc:
+                    # Nothing was sent yet: answer 502 in the route's own format.
+                    self._broken(info)
+                    await upstream_failed(send, path, exc)
+                    return
+                await self._complete(send, path, response, raw, info, cache_header)
         except UpstreamBroken:
             # Ollama broke the connection mid-answer; what was released stays released.
-            self.metrics.upstream_errors += 1
-            info.verdict = info.verdict + ",upstream_broken"
+            self._broken(info)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             await response.aclose()
+
+    def _broken(self, info: RequestInfo) -> None:
+        self.metrics.upstream_errors += 1
+        info.verdict = info.verdict + ",upstream_broken"
 
     async def _complete(
         self,
         send: Send,
         path: str,
         response: UpstreamResponse,
+        raw: bytes,
         info: RequestInfo,
         cache_header: tuple[bytes, bytes],
     ) -> None:
-        raw = await response.read()
         texts: list[str]
         try:
             obj = orjson.loads(raw)
