@@ -166,6 +166,25 @@ def test_cache_levels_and_degraded_with_a_real_redis(
         time.sleep(0.1)
 
 
+def test_scrapes_send_no_info_or_scan_to_redis(
+    proxy_factory: StartProxy, redis_server: RedisServer
+) -> None:
+    """The renderer uses no Redis memory or key count: a scrape must not cost INFO or SCAN."""
+    env = {**redis_server.env(), "REDIS_PROBE_INTERVAL": "0.2"}
+    proxy = proxy_factory(config={"cache": {"backend": "auto"}}, env=env)
+    deadline = time.monotonic() + 30
+    while _value(_scrape(proxy), "guard_proxy_cache_active_backend", backend="redis") != 1:
+        assert time.monotonic() < deadline, "never on Redis"
+        time.sleep(0.1)
+    before = redis_server.command_calls()
+    for _ in range(5):
+        assert _value(_scrape(proxy), "guard_proxy_cache_active_backend", backend="redis") == 1
+    after = redis_server.command_calls()
+    # ``before`` itself is one INFO (commandstats); the scrapes must add none, and no SCAN.
+    assert after.get("info", 0) - before.get("info", 0) <= 1, (before, after)
+    assert after.get("scan", 0) == before.get("scan", 0), (before, after)
+
+
 def _version() -> str:
     from guard_proxy import __version__
 
@@ -181,7 +200,7 @@ class _Cache:
         self.wants_redis = wants_redis
         self.active_backend = "memory"
 
-    async def stats(self) -> dict[str, Any]:
+    def counters(self) -> dict[str, Any]:
         if isinstance(self._stats, Exception):
             raise self._stats
         return self._stats

@@ -130,19 +130,8 @@ def serve_one(settings: Any, guard: Any, sock: socket.socket, source: str) -> in
     drain_timeout = settings.server.drain_timeout
     host, port = sock.getsockname()[:2]
 
-    class _LocalCache:
-        """The cache as seen by a worker's snapshot: its own counters, no Redis round trip."""
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(cache, name)
-
-        async def stats(self) -> dict[str, Any]:
-            return cache.counters()
-
-    local_cache = _LocalCache()
-
     async def snapshot() -> tuple[str, dict[str, Any]]:
-        return await metrics.scrape(local_cache, readiness), cache.counters()
+        return await metrics.scrape(cache, readiness), cache.counters()
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:

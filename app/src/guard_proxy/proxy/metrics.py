@@ -1,8 +1,9 @@
 """Process metrics rendered by hand in the Prometheus text format (no client library).
 
 Counters and histograms are plain dicts updated on the event loop (single-threaded), so no
-locks; cache counters are read from :meth:`GuardCache.stats` and the readiness gauges from
-:meth:`Readiness.check` at scrape time (:meth:`Metrics.scrape`). The names are what
+locks; cache counters are read from :meth:`GuardCache.counters` (this process alone, no
+Redis round trip) and the readiness gauges from :meth:`Readiness.check` at scrape time
+(:meth:`Metrics.scrape`). The names are what
 ``monitoring/`` (alert and recording rules, Grafana dashboard) queries; a test scrapes a
 running proxy and checks that every name used there is exported.
 """
@@ -133,14 +134,16 @@ class Metrics:
         self.scanner_errors[key] = self.scanner_errors.get(key, 0) + 1
 
     async def scrape(self, cache: Any, readiness: Any) -> str:
-        """``GET /metrics``: the counters, plus the cache's stats and readiness asked now.
+        """``GET /metrics``: the counters, plus the cache's counters and readiness asked now.
 
         ``cache`` is the :class:`GuardCache`, ``readiness`` the app's :class:`Readiness` (its
-        upstream probe is shared and reused for a second, as for ``/ready``). Neither may
-        break the scrape: what fails is reported as unknown (not ready, no backend).
+        upstream probe is shared and reused for a second, as for ``/ready``). The cache is
+        read through ``counters()``, never ``stats()``: Redis memory and key counts (INFO,
+        SCAN) are not rendered, so a scrape sends Redis nothing. Neither may break the
+        scrape: what fails is reported as unknown (not ready, no backend).
         """
         try:
-            stats = await cache.stats()
+            stats = cache.counters()
         except Exception:  # the cache must never break the metrics
             stats = {"active_backend": str(getattr(cache, "active_backend", None) or "none")}
         state = {"ready": 0, "draining": int(bool(getattr(readiness, "draining", False)))}
