@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 import orjson
-from support.guards import TERM, NoCache, banned_guard, make_releaser
+from support.guards import TERM, NoCache, banned_guard, make_releaser, push
 
 from guard_proxy.guard import Direction, Finding, StreamGuard
 from guard_proxy.proxy.framing import ndjson_encode, relay_ndjson, relay_sse, sse_encode
@@ -43,7 +43,7 @@ def test_one_line_out_per_line_in_once_text_flows() -> None:
     pieces = [WORDS[i % len(WORDS)] for i in range(200)]
     received = {_generate(word) for word in pieces}
     for word in pieces:
-        step = releaser.push(orjson.loads(_generate(word)), _generate(word))
+        step = push(releaser, orjson.loads(_generate(word)), _generate(word))
         # Lines released whole go out as received; at most one rebuilt line per step: the
         # held-back rest of a split line rides in the next line, not in a line of its own.
         assert len([b for b in step.out if b not in received]) <= 1
@@ -61,7 +61,7 @@ def test_held_back_text_never_moves_into_another_field() -> None:
     for key, words in (("thinking", thinking), ("content", content)):
         for word in words:
             obj = {"message": {"role": "assistant", key: word}, "done": False}
-            sent += releaser.push(obj, ndjson_encode(obj)).out
+            sent += push(releaser, obj, ndjson_encode(obj)).out
     sent += releaser.finish().out
     messages = [orjson.loads(b)["message"] for b in sent]
     got_thinking = "".join(m.get("thinking", "") for m in messages)
@@ -92,7 +92,7 @@ def test_block_in_one_read_releases_what_piece_by_piece_would() -> None:
     parts = ["x" * 30, "forb", "idden", "-te", "rm and more"]
     sent = b""
     for part in parts:
-        step = one_by_one.push(orjson.loads(_generate(part)), _generate(part))
+        step = push(one_by_one, orjson.loads(_generate(part)), _generate(part))
         sent += b"".join(step.out)
         if step.blocked is not None:
             break

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from support.guards import TERM, make_releaser
+from support.guards import TERM, make_releaser, push
 
 from guard_proxy.proxy.framing import ndjson_encode, relay_ndjson, relay_sse, sse_encode
 
@@ -20,21 +20,21 @@ def test_holds_back_only_what_could_still_become_the_term() -> None:
     releaser = make_releaser("generate")
     assert releaser.guard.holdback == len(TERM) - 1  # the most it could ever hold
     obj, raw = _line("a" * 40)
-    step = releaser.push(obj, raw)
+    step = push(releaser, obj, raw)
     assert step.out == [raw]  # nothing in it can start the term: sent as received
     obj2, raw2 = _line("b" * 30 + "forbid")
-    step2 = releaser.push(obj2, raw2)
+    step2 = push(releaser, obj2, raw2)
     # "forbid" could still become the term: the piece is split before it.
     assert [orjson.loads(b)["response"] for b in step2.out] == ["b" * 30]
     obj3, raw3 = _line("dance")
-    step3 = releaser.push(obj3, raw3)
+    step3 = push(releaser, obj3, raw3)
     # "forbiddance" is not the term: the held rest travels in the next piece.
     assert [orjson.loads(b)["response"] for b in step3.out] == ["forbiddance"]
     obj4, raw4 = _line("x forbidden-")
-    step4 = releaser.push(obj4, raw4)
+    step4 = push(releaser, obj4, raw4)
     assert [orjson.loads(b)["response"] for b in step4.out] == ["x "]
     final, final_raw = _line("", done=True)
-    releaser.push(final, final_raw)
+    push(releaser, final, final_raw)
     end = releaser.finish()
     assert end.out[-1] == final_raw  # the final line keeps its own bytes
     assert "".join(orjson.loads(b)["response"] for b in end.out) == "forbidden-"
@@ -46,7 +46,7 @@ def test_term_split_across_pieces_is_blocked_and_never_released() -> None:
     blocked = None
     for piece in ["x" * 30, "forb", "idden", "-te", "rm and more"]:
         obj, raw = _line(piece)
-        step = releaser.push(obj, raw)
+        step = push(releaser, obj, raw)
         sent += b"".join(step.out)
         if step.blocked is not None:
             blocked = step.blocked
@@ -67,8 +67,8 @@ def test_pieces_without_text_keep_their_place() -> None:
             "tool_calls": [{"function": {"name": "f", "arguments": {"a": 1}}}],
         }
     }
-    first = releaser.push(text, ndjson_encode(text))
-    second = releaser.push(tool, ndjson_encode(tool))
+    first = push(releaser, text, ndjson_encode(text))
+    second = push(releaser, tool, ndjson_encode(tool))
     assert ndjson_encode(tool) not in first.out + second.out  # held behind the text
     end = releaser.finish()
     assert end.out[-1] == ndjson_encode(tool)
@@ -83,7 +83,7 @@ def test_tool_call_arguments_are_scanned() -> None:
             "tool_calls": [{"function": {"name": "f", "arguments": {"q": TERM}}}],
         }
     }
-    assert releaser.push(tool, ndjson_encode(tool)).blocked is not None
+    assert push(releaser, tool, ndjson_encode(tool)).blocked is not None
 
 
 async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
@@ -151,7 +151,7 @@ def test_released_text_before_block_is_only_safe_text() -> None:
     out: list[bytes] = []
     for piece in ["y" * 50, "zz forbidden", "-term"]:
         obj, raw = _line(piece)
-        step = releaser.push(obj, raw)
+        step = push(releaser, obj, raw)
         out += step.out
     released = "".join(orjson.loads(x)["response"] for x in out)
     assert released.startswith("y" * 30)

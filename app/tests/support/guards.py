@@ -2,7 +2,7 @@
 
 ``NONE_ON``/``only``/``guard_with`` build guards from settings; ``banned_guard`` and
 ``make_releaser`` build the guard (banning ``TERM``) and releaser the stream tests drive
-without an app.
+without an app; ``push`` feeds a releaser one piece as one upstream read, as the framing does.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from guard_proxy.config.settings import (
 from guard_proxy.guard import Direction, Guard
 from guard_proxy.proxy.framing import ndjson_encode
 from guard_proxy.proxy.metrics import Metrics
-from guard_proxy.proxy.release import Releaser
+from guard_proxy.proxy.release import Releaser, Step
 from guard_proxy.proxy.verdicts import VerdictService
 
 TERM = "forbidden-term"
@@ -72,3 +72,9 @@ def make_releaser(kind: str, encode: Any = ndjson_encode) -> Releaser:
     guard = banned_guard()
     verdicts = VerdictService(guard, NoCache(), Metrics(), "closed")
     return Releaser(guard.stream(Direction.OUTPUT), kind, encode, verdicts)
+
+
+def push(releaser: Releaser, obj: dict[str, Any] | None, raw: bytes) -> Step:
+    """One piece arriving in a read of its own: ``add`` it, then ``flush`` (as the relays do)."""
+    stop = releaser.add(obj, raw)
+    return stop if stop is not None else releaser.flush()

@@ -85,11 +85,6 @@ class Releaser:
         self._unfed: list[str] = []  # each queued piece's text since the last scan
         self._out: list[bytes] = []  # pieces passed through in bypass mode
 
-    def push(self, obj: dict[str, Any] | None, raw: bytes) -> Step:
-        """:meth:`add` one piece and :meth:`flush` at once."""
-        stop = self.add(obj, raw)
-        return stop if stop is not None else self.flush()
-
     def add(self, obj: dict[str, Any] | None, raw: bytes) -> Step | None:
         """Queue one piece (``obj`` is None for pieces without JSON, e.g. SSE comments).
 
