@@ -6,10 +6,13 @@ Redis, memory by configuration, upstream down, instance down. Exit codes 0/1/2.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
+import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -284,3 +287,33 @@ def test_frozen_instance_is_down(run_cli: RunCli, start_proxy: Callable[..., Pro
         os.kill(pid, signal.SIGCONT)
     assert result.returncode == 2, str(result)
     assert "instance not answering: no answer within 1 s" in result.stdout, str(result)
+
+
+def test_url_that_is_not_http_is_down_in_our_words(run_cli: RunCli) -> None:
+    result = run_cli("status", "--url", "ftp://127.0.0.1/")
+    assert result.returncode == 2, str(result)
+    assert "not an http:// or https:// URL: 'ftp://127.0.0.1/" in result.stdout, str(result)
+    result = run_cli("status", "--url", "http:///status")
+    assert result.returncode == 2, str(result)
+    assert "no host in 'http:///status/" in result.stdout, str(result)
+
+
+def test_server_closing_without_an_answer_is_down(run_cli: RunCli) -> None:
+    """Something that accepts and hangs up: httpx's own reason is shown, not urllib's."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+
+        def hang_up() -> None:
+            for _ in range(4):  # status asks several endpoints
+                with contextlib.suppress(OSError):
+                    conn, _ = server.accept()
+                    conn.recv(4096)
+                    conn.close()
+
+        thread = threading.Thread(target=hang_up, daemon=True)
+        thread.start()
+        result = run_cli("status", "--url", f"http://127.0.0.1:{port}", "--timeout", "2")
+    assert result.returncode == 2, str(result)
+    assert "Server disconnected without sending a response" in result.stdout, str(result)

@@ -113,11 +113,12 @@ def request(
 
     import httpx
 
+    # Checked here: httpx calls a URL without a host "missing an 'http://' protocol".
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
-        raise Unreachable(f"unknown url type: {parts.scheme or repr(url)}")
+        raise Unreachable(f"not an http:// or https:// URL: {url!r}")
     if not parts.hostname:
-        raise Unreachable("no host given")
+        raise Unreachable(f"no host in {url!r}")
     content = b"" if method == "POST" else None
     try:
         with httpx.Client(
@@ -132,8 +133,6 @@ def request(
         raise Unreachable("timed out") from exc
     except httpx.TimeoutException as exc:
         raise Unreachable(f"no answer within {timeout:g} s") from exc
-    except httpx.RemoteProtocolError as exc:
-        raise Unreachable(_protocol_reason(exc)) from exc
     except (httpx.TransportError, httpx.InvalidURL) as exc:
         raise Unreachable(_reason(_os_error(exc) or exc)) from exc
 
@@ -160,12 +159,6 @@ def _os_error(exc: BaseException) -> OSError | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
-
-
-def _protocol_reason(exc: Exception) -> str:
-    if str(exc).startswith("Server disconnected without sending a response"):
-        return "Remote end closed connection without response"
-    return str(exc) or type(exc).__name__
 
 
 def error_text(body: bytes) -> str:
