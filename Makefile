@@ -46,7 +46,7 @@ setup:
 
 bench:
 	scripts/setup-app-venv.sh
-	@if [ -f bench/Makefile ]; then $(MAKE) -C bench; else .venv/bin/python bench/run.py; fi
+	$(MAKE) -C bench
 
 # app/requirements.lock (wheelhouse, deploys) and app/requirements-test.lock
 # (.venv): pins with hashes. LOCK_ARGS=--upgrade or '--upgrade-package NAME'
