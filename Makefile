@@ -6,7 +6,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 SCENARIO ?=
 
-.PHONY: help deploy-local destroy-local test test-app lint syntax molecule setup bench lock
+.PHONY: help deploy-local destroy-local test test-app lint syntax molecule setup bench lock \
+	dashboard-picture
 
 help:
 	@echo "make deploy-local   deploy redis + guard-proxy onto local systemd hosts (podman)"
@@ -17,6 +18,7 @@ help:
 	@echo "make syntax         ansible-playbook --syntax-check for every inventory"
 	@echo "make molecule       all Molecule scenarios (SCENARIO=default for one)"
 	@echo "make bench          proxy overhead benchmark (bench/)"
+	@echo "make dashboard-picture  redraw docs/img/dashboard.png from a real ~6-minute run"
 	@echo "make lock           re-pin the app's dependencies with hashes (app/requirements*.lock)"
 
 deploy-local:
@@ -47,6 +49,14 @@ setup:
 bench:
 	scripts/setup-app-venv.sh
 	$(MAKE) -C bench
+
+# docs/img/dashboard.png: the Grafana dashboard's panels drawn from a real run (~6 minutes:
+# redis-server stopped for 70 s in the middle) of two proxies, the fake Ollama, redis-server
+# and Debian's Prometheus 2.42 + redis_exporter (taken out of their .debs, not installed).
+dashboard-picture:
+	scripts/setup-app-venv.sh
+	$(MAKE) -C bench deps
+	.venv/bin/python monitoring/render/render_dashboard.py
 
 # app/requirements.lock (wheelhouse, deploys) and app/requirements-test.lock
 # (.venv): pins with hashes. LOCK_ARGS=--upgrade or '--upgrade-package NAME'
