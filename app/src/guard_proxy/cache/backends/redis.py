@@ -1,6 +1,6 @@
 """The Redis backend: ``redis.asyncio`` with hiredis, a bounded pool, no retries.
 
-Contract on top of :class:`CacheBackend`:
+Contract on top of :class:`~.base.SharedBackend`:
 
 * Every call is bounded: pool wait <= ``socket_timeout``, connect <= ``socket_connect_timeout``,
   each read <= ``socket_timeout``, and an outer deadline covers the whole call. redis-py's
@@ -33,7 +33,7 @@ from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnec
 from redis.backoff import NoBackoff
 from redis.maint_notifications import MaintNotificationsConfig
 
-from guard_proxy.cache.backends.base import CacheBackend
+from guard_proxy.cache.backends.base import RedisMemoryInfo, SharedBackend
 from guard_proxy.cache.endpoint import redis_endpoint
 from guard_proxy.cache.keys import glob_escape
 from guard_proxy.config.settings import RedisSettings
@@ -61,7 +61,7 @@ def _parse_hostport(item: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class RedisBackend(CacheBackend):
+class RedisBackend(SharedBackend):
     """Verdicts in Redis. Build it with settings, then ``await ping()`` to see if it answers."""
 
     name = "redis"
@@ -256,7 +256,7 @@ class RedisBackend(CacheBackend):
         if self.sentinel is not None:
             await self.sentinel.aclose()
 
-    # ------------------------------------------------------------------ beyond the contract
+    # ------------------------------------------------------------------ SharedBackend
 
     async def reset(self) -> None:
         """Drop every pooled connection: the next call connects afresh (and asks Sentinel)."""
@@ -264,7 +264,7 @@ class RedisBackend(CacheBackend):
         if isinstance(self.pool, SentinelConnectionPool):
             self.pool.master_address = None
 
-    async def info(self) -> dict[str, Any]:
+    async def info(self) -> RedisMemoryInfo:
         """``used_memory``, ``maxmemory``, ``maxmemory_policy`` from INFO memory.
 
         A least-privilege ACL user may not run INFO (it is ``@dangerous``): then all three
