@@ -9,7 +9,7 @@ proxied route is pure ASGI: no framework sits on the hot path. The proxy's own e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from guard_proxy.config import Settings
 from guard_proxy.guard import Guard
@@ -28,6 +28,9 @@ from guard_proxy.proxy.router import Router
 from guard_proxy.proxy.upstream import Upstream
 from guard_proxy.proxy.verdicts import VerdictService
 from guard_proxy.proxy.workershare import WorkerShare
+
+if TYPE_CHECKING:
+    from guard_proxy.cache import GuardCache
 
 # (path, methods, streamed: no read timeout, stream the request body)
 PASSTHROUGH_ROUTES: tuple[tuple[str, tuple[str, ...], bool, bool], ...] = (
@@ -54,7 +57,7 @@ GUARDED_SHAPES = (shapes.GENERATE, shapes.CHAT, shapes.OPENAI_CHAT, shapes.OPENA
 def create_app(
     settings: Settings,
     guard: Guard,
-    cache: Any,
+    cache: GuardCache,
     *,
     upstream: Upstream | None = None,
     readiness: Readiness | None = None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from fastapi import Depends, FastAPI, Request, Response
@@ -29,6 +29,9 @@ from guard_proxy.proxy.state import request_info
 from guard_proxy.proxy.statusline import summary
 from guard_proxy.proxy.upstream import Upstream
 from guard_proxy.proxy.workershare import WorkerShare
+
+if TYPE_CHECKING:
+    from guard_proxy.cache import GuardCache
 
 logger = logging.getLogger("guard_proxy.proxy")
 
@@ -173,14 +176,14 @@ _DENIED: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _active(cache: Any) -> str:
+def _active(cache: GuardCache) -> str:
     backend = cache.active_backend
     return str(backend) if backend else "none"
 
 
 def own_app(
     upstream: Upstream,
-    cache: Any,
+    cache: GuardCache,
     cache_enabled: bool,
     metrics: Metrics,
     readiness: Readiness,
@@ -264,7 +267,7 @@ def own_app(
 
         With several workers: the counters summed over all, ``workers`` and ``per_worker``."""
         stats = await cache.stats()
-        return JSONBody(share.merged_stats(stats) if share is not None else stats)
+        return JSONBody(share.merged_stats(dict(stats)) if share is not None else stats)
 
     @app.post(
         "/cache/clear",
