@@ -114,3 +114,36 @@ async def test_waiters_decode_their_own_copy_of_the_stored_bytes(
     assert sorted(outcome for _, outcome in results) == ["hit", "hit", "hit", "miss"]
     assert {value for value, _ in results} == {Word("shared")}
     assert codec.decoded == 3  # one per waiter; the leader keeps what it computed
+
+
+async def test_a_memory_hit_while_the_key_is_computed_still_waits_for_the_computation(
+    make_cache: CacheFactory,
+) -> None:
+    # A memory hit skips the single-flight only when nobody is computing the key.
+    cache = await make_cache(backend="memory")
+    codec = WordCodec()
+    key = cache.key("input", "cfg", "x")
+    release = asyncio.Event()
+
+    async def compute() -> Word:
+        await release.wait()
+        return Word("computed")
+
+    leader = asyncio.create_task(cache.get_or_compute(key, compute, codec))
+    await asyncio.sleep(0.01)
+    assert key in cache._flight
+    await cache.memory.set(key, b"w:planted", 60)
+    waiter = asyncio.create_task(cache.get_or_compute(key, compute, codec))
+    await asyncio.sleep(0.01)
+    release.set()
+    assert await leader == (Word("computed"), "miss")
+    assert await waiter == (Word("computed"), "hit")
+    assert key not in cache._flight
+    assert await cache.get_or_compute(key, compute, codec) == (Word("computed"), "hit")
+    stats = await cache.stats()
+    assert (stats["misses"], stats["coalesced"], stats["memory_hits"], stats["hits"]) == (
+        1,
+        1,
+        1,
+        2,
+    )

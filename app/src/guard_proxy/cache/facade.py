@@ -260,29 +260,44 @@ class GuardCache:
         """
         if not self.enabled:
             return await compute(), DISABLED
-        chosen = codec if codec is not None else cast("Codec[T]", JSON_OBJECTS)
+        if codec is None:
+            codec = cast("Codec[T]", JSON_OBJECTS)
+        chosen = codec
+        counts = self.counts
+        if key not in self._flight:
+            # The common case, a memory hit with nobody computing the key: what the flight
+            # would do (the leader's memory read completes without yielding, so nobody could
+            # join it), without the flight's future.
+            raw = await self.memory.get(key)
+            if raw is not None:
+                hit = chosen.decode(raw)
+                if hit is not None:
+                    counts.memory_hits += 1
+                    counts.hits += 1
+                    return hit, HIT
+        mine: list[T] = []  # the leader's own value, typed (the flight carries objects)
 
         async def load() -> _Shared:
             found = await self._lookup(key, chosen)
             if found is not None:
-                self.counts.hits += 1
+                counts.hits += 1
+                mine.append(found[0])
                 return found[0], found[1], HIT
-            self.counts.misses += 1
+            counts.misses += 1
             value = await compute()
+            mine.append(value)
             raw = self._encode(value, chosen)
             if raw is not None:
                 await self._store(key, raw, self.ttl)
             return value, raw, MISS
 
         (value, raw, outcome), shared = await self._flight.do(key, load)
-        if shared:
-            self.counts.hits += 1
-            self.counts.coalesced += 1
-            outcome = HIT
-            copy = chosen.decode(raw) if raw is not None else None
-            if copy is not None:
-                return copy, outcome
-        return cast(T, value), outcome
+        if not shared:
+            return mine[0], outcome
+        counts.hits += 1
+        counts.coalesced += 1
+        copy = chosen.decode(raw) if raw is not None else None
+        return (copy if copy is not None else cast(T, value)), HIT
 
     # ------------------------------------------------------------------ reports
 
