@@ -63,7 +63,7 @@ class NoCache:
     def key(self, direction: str, config_hash: str, text: str) -> str:
         return text
 
-    async def get_or_compute(self, key: str, compute: Any) -> tuple[Any, str]:
+    async def get_or_compute(self, key: str, compute: Any, codec: Any = None, /) -> tuple[Any, str]:
         return await compute(), "disabled"
 
 
