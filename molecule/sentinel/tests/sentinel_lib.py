@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from gplib import SECRET_DIR, http, name_of, podman_exec_stdin, proxy_url, redis_cli
@@ -29,17 +30,35 @@ def replication(host: Any, creds: tuple[str, str]) -> dict[str, str]:
     return fields
 
 
-def sentinel(host: Any, password: str, args: str) -> Any:
-    """redis-cli against the host's Sentinel; the password travels through a 0600 file."""
+def sentinel(host: Any, password: str, args: str, user: str = "") -> Any:
+    """redis-cli against the host's Sentinel (as ``user``, else the admin ``default``); the
+    password travels through a 0600 file."""
     podman_exec_stdin(
         name_of(host),
         f"umask 077; mkdir -p {SECRET_DIR}; cat > {SECRET_DIR}/sentinel-pass",
         password,
     )
+    auth = f"--user {user} " if user else ""
     return host.run(
         f'REDISCLI_AUTH="$(cat {SECRET_DIR}/sentinel-pass)" '
-        f"redis-cli --no-auth-warning --raw -h 127.0.0.1 -p {SENTINEL_PORT} {args}"
+        f"redis-cli --no-auth-warning --raw -h 127.0.0.1 -p {SENTINEL_PORT} {auth}{args}"
     )
+
+
+def sentinel_admin_password(host: Any) -> str:
+    """The Sentinels' admin password as the role wrote it into the host's static include."""
+    conf = host.file("/etc/redis/sentinel-static.conf").content_string
+    m = re.search(r'^sentinel sentinel-pass "?([^"\n]+)"?$', conf, re.M)
+    assert m, "no sentinel-pass in /etc/redis/sentinel-static.conf"
+    return m.group(1)
+
+
+def proxy_sentinel_user(proxy: Any) -> str:
+    """The Sentinel user named in the proxy's configuration."""
+    conf = proxy.file("/etc/guard-proxy/config.yaml").content_string
+    m = re.search(r"^\s*sentinel_username:\s*\"?([^\"\n]*)\"?\s*$", conf, re.M)
+    assert m and m.group(1), "no redis.sentinel_username in the proxy's config"
+    return m.group(1)
 
 
 def sentinel_primary(host: Any, password: str) -> str:
