@@ -112,7 +112,7 @@ def test_the_proxys_sentinel_user_may_only_ask_for_the_primary(
         f"SENTINEL SET {SERVICE} quorum 1",
         f"SENTINEL REMOVE {SERVICE}",
         "SENTINEL CONFIG GET sentinel-pass",
-        "SENTINEL RESET *",
+        f"SENTINEL RESET {SERVICE}",
         "ACL LIST",
         "SHUTDOWN",
     ):
