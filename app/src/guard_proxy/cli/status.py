@@ -119,9 +119,9 @@ def _redis_address(snap: Snapshot, settings: Settings | None) -> str | None:
         if isinstance(value, str) and value:
             return value
     if settings is not None and not snap.cache_health:
-        r = settings.redis
-        host = f"[{r.host}]" if ":" in r.host else r.host
-        return f"{host}:{r.port}/{r.db} (from config)"
+        from guard_proxy.cache.redis_client import redis_address
+
+        return f"{redis_address(settings.redis)} (from config)"
     return None
 
 
