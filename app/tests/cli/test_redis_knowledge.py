@@ -120,3 +120,21 @@ def test_a_missing_subcommand_module_is_an_error(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(cli, "_COMMANDS", (*cli._COMMANDS, "guard_proxy.cli.no_such_command"))
     with pytest.raises(ModuleNotFoundError, match="no_such_command"):
         cli.build_parser()
+
+
+def test_one_module_builds_clients_renders_addresses_and_scrubs() -> None:
+    """No second copy grows back: redis-py clients, the Sentinel form, ``***`` live in one place."""
+    from pathlib import Path
+
+    import guard_proxy
+
+    owner = Path(guard_proxy.__file__).parent / "cache" / "redis_client.py"
+    needles = ("Redis(", "ConnectionPool(", "Sentinel(", "via sentinels", '"***"', "ssl_cert_reqs")
+    found = [
+        f"{path.name}: {needle}"
+        for path in Path(guard_proxy.__file__).parent.rglob("*.py")
+        if path != owner
+        for needle in needles
+        if needle in path.read_text()
+    ]
+    assert found == []

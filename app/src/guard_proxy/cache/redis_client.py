@@ -31,6 +31,7 @@ __all__ = [
     "direct_client",
     "hostport",
     "parse_hostport",
+    "pooled_client",
     "redis_address",
     "redis_endpoint",
     "redis_secrets",
@@ -197,6 +198,13 @@ def build_pool(settings: RedisSettings) -> tuple[ConnectionPool, Sentinel | None
         **kwargs,
     )
     return pool, None
+
+
+def pooled_client(pool: ConnectionPool) -> Redis:
+    """The cache's client: every call takes a connection from ``pool`` (:func:`build_pool`)."""
+    import redis.asyncio as aioredis
+
+    return aioredis.Redis(connection_pool=pool)
 
 
 def direct_client(

@@ -24,14 +24,18 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import redis.asyncio as aioredis
 import redis.exceptions as rex
 from redis.asyncio.connection import ConnectionPool
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 
 from guard_proxy.cache.backends.base import RedisMemoryInfo, SharedBackend
 from guard_proxy.cache.keys import glob_escape
-from guard_proxy.cache.redis_client import build_pool, redis_address, redis_endpoint
+from guard_proxy.cache.redis_client import (
+    build_pool,
+    pooled_client,
+    redis_address,
+    redis_endpoint,
+)
 from guard_proxy.config.settings import RedisSettings
 from guard_proxy.exceptions import AuthFailed, CacheBackendError, CommandRejected, PoolTimeout
 
@@ -55,7 +59,7 @@ class RedisBackend(SharedBackend):
         self.sentinel: Sentinel | None
         self.pool: ConnectionPool
         self.pool, self.sentinel = build_pool(settings)
-        self.client = aioredis.Redis(connection_pool=self.pool)
+        self.client = pooled_client(self.pool)
         self._slots = asyncio.Semaphore(settings.max_connections)
         self._pool_wait = settings.socket_timeout
         # Outer bound of one call: connect, AUTH/SELECT on a new connection, the command;
