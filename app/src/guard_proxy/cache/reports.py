@@ -2,7 +2,7 @@
 
 Pure functions: they read the counters, the supervisor and the memory level and ask nothing
 (the facade does the asking: a PING for health, INFO and SCAN for stats). Field names and
-order are the documented JSON (docs/cache.md, the OpenAPI models in ``proxy/own.py``).
+order are the documented JSON (docs/cache.md, the OpenAPI models in ``guard_proxy/api_models.py``).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from typing import TypeVar, final
 from guard_proxy.cache.backends.base import SharedBackend
 from guard_proxy.cache.breaker import CircuitBreaker
 from guard_proxy.cache.counters import CacheCounters
-from guard_proxy.cache.endpoint import redis_endpoint
+from guard_proxy.cache.redis_client import redis_address, redis_endpoint, redis_secrets, scrub
 from guard_proxy.config.settings import RedisSettings
 from guard_proxy.exceptions import AuthFailed, CacheBackendError, CommandRejected, PoolTimeout
 
@@ -83,7 +83,7 @@ class RedisSupervisor:
         self.closing = False
         self._connect = connect
         self._tasks: list[asyncio.Task[None]] = []
-        self._secrets = [s for s in (settings.password, settings.sentinel_password) if s]
+        self._secrets = redis_secrets(settings)
         self._down_since: float | None = None
         self._warned: set[str] = set()
 
@@ -99,12 +99,7 @@ class RedisSupervisor:
         """``host:port/db`` of the Redis in use or wanted; never credentials."""
         if self.redis is not None:
             return self.redis.address
-        if self.wanted:
-            s = self.settings
-            if s.sentinels:
-                return f"{s.sentinel_service}/{s.db} via sentinels {','.join(s.sentinels)}"
-            return f"{s.host}:{s.port}/{s.db}"
-        return None
+        return redis_address(self.settings) if self.wanted else None
 
     @property
     def redis_endpoint(self) -> str | None:
@@ -236,9 +231,7 @@ class RedisSupervisor:
 
     def scrub(self, text: str) -> str:
         """``text`` with the Redis and Sentinel passwords replaced by ``***``."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return scrub(text, self._secrets)
 
     # ------------------------------------------------------------------ internals
 

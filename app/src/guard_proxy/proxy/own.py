@@ -13,15 +13,28 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel, ConfigDict
 
 from guard_proxy import __version__
+from guard_proxy.api_models import (
+    CacheHealthBody,
+    CacheStatsBody,
+    CacheSummary,
+    ClearedBody,
+    ErrorBody,
+    HealthBody,
+    ReadyBody,
+    ReadyCache,
+    ReadyChecks,
+    ReadyUpstream,
+    RedisStatsBody,
+    UpstreamState,
+)
 from guard_proxy.proxy.asgi import ASGIApp, Receive, Scope, Send
 from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.readiness import Readiness
@@ -32,6 +45,22 @@ from guard_proxy.proxy.workershare import WorkerShare
 
 if TYPE_CHECKING:
     from guard_proxy.cache import GuardCache
+
+__all__ = [  # the response models are re-exported: they live in guard_proxy.api_models
+    "CacheHealthBody",
+    "CacheStatsBody",
+    "CacheSummary",
+    "ClearedBody",
+    "ErrorBody",
+    "HealthBody",
+    "ReadyBody",
+    "ReadyCache",
+    "ReadyChecks",
+    "ReadyUpstream",
+    "RedisStatsBody",
+    "UpstreamState",
+    "own_app",
+]
 
 logger = logging.getLogger("guard_proxy.proxy")
 
@@ -58,113 +87,6 @@ class JSONBody(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
-
-
-# ---------------------------------------------------------------------- response models
-
-
-class UpstreamState(BaseModel):
-    url: str
-    reachable: bool
-
-
-class CacheSummary(BaseModel):
-    enabled: bool
-    active_backend: Literal["redis", "memory", "none"]
-
-
-class HealthBody(BaseModel):
-    """``GET /health``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    status: Literal["ok"]
-    summary: str
-    version: str
-    started_at: str
-    uptime_s: float
-    upstream: UpstreamState
-    cache: CacheSummary
-
-
-class ReadyUpstream(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    ok: bool
-    url: str
-
-
-class ReadyCache(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    ok: bool
-    required: bool
-    active_backend: Literal["redis", "memory", "none"]
-
-
-class ReadyChecks(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    upstream: ReadyUpstream
-    cache: ReadyCache
-
-
-class ReadyBody(BaseModel):
-    """``GET /ready``: 200 ``ready``, or 503 ``not ready`` with the reasons."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    status: Literal["ready", "not ready"]
-    reasons: list[str]
-    checks: ReadyChecks
-
-
-class CacheHealthBody(BaseModel):
-    """``GET /cache/health`` (the cache may add fields)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    healthy: bool
-    degraded: bool
-    enabled: bool
-    configured_backend: str
-    active_backend: Literal["redis", "memory", "none"]
-    redis_connected: bool
-    latency_ms: float | None
-    redis_address: str | None
-    breaker: dict[str, Any]
-    last_error: str | None
-
-
-class CacheStatsBody(BaseModel):
-    """``GET /cache/stats`` (the cache may add counters)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    enabled: bool
-    configured_backend: str
-    active_backend: Literal["redis", "memory", "none"]
-    hits: int
-    misses: int
-    hit_rate: float
-    sets: int
-    errors: int
-    failovers: int
-    recoveries: int
-    memory_entries: int
-    redis: dict[str, Any] | None
-
-
-class ClearedBody(BaseModel):
-    """``POST /cache/clear``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    cleared: int
-
-
-class ErrorBody(BaseModel):
-    error: str
 
 
 _ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
