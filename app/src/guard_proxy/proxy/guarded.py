@@ -2,7 +2,8 @@
 
 Input: every text the model would read (see :mod:`guard_proxy.proxy.bodies`) is checked; a
 block answers 400 in the route's format and Ollama is never called. Output: a complete
-answer is scanned whole; a streamed one is relayed through a :class:`Releaser` (see
+answer is scanned whole; a streamed one is relayed in its framing (NDJSON or SSE, picked
+once from the content type) through a :class:`Releaser` (see
 :mod:`guard_proxy.proxy.framing`). Ollama's non-200 answers pass through with their own
 status and body; if Ollama breaks off a complete answer, nothing was sent yet and the client
 gets 502 in the route's format. The request body goes upstream exactly as the client sent it.
@@ -18,11 +19,11 @@ from guard_proxy.proxy.asgi import ClientDisconnected, Receive, Scope, Send, rea
 from guard_proxy.proxy.bodies import BadRequest, parse_object, stream_flag
 from guard_proxy.proxy.disconnect import run_until_disconnect
 from guard_proxy.proxy.errors import block_body, send_error, send_json
-from guard_proxy.proxy.framing import ndjson_encode, relay_ndjson, relay_sse, sse_encode
+from guard_proxy.proxy.framing import Framing, framing_for, relay_stream
 from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.passthrough import relay, upstream_failed
-from guard_proxy.proxy.release import Releaser
-from guard_proxy.proxy.shapes import Shape, get_path, text_paths, tool_texts
+from guard_proxy.proxy.release import Releaser, Stop
+from guard_proxy.proxy.shapes import Shape
 from guard_proxy.proxy.state import RequestInfo, request_info
 from guard_proxy.proxy.upstream import (
     Upstream,
@@ -139,11 +140,10 @@ class Guarded:
             await upstream_failed(send, path, exc)
             return
         try:
-            ctype = response.content_type
             if response.status != 200 or not self.verdicts.active(Direction.OUTPUT):
                 await relay(send, response, extra=[cache_header])
-            elif "ndjson" in ctype or "event-stream" in ctype:
-                await self._stream(send, path, response, "ndjson" in ctype, info, cache_header)
+            elif (framing := framing_for(response.content_type)) is not None:
+                await self._stream(send, path, response, framing, info, cache_header)
             else:
                 try:
                     raw = await response.read()
@@ -179,8 +179,7 @@ class Guarded:
         except ValueError:
             obj = None
         if isinstance(obj, dict):
-            kind = self.shape.kind
-            texts = [get_path(obj, p) for p in text_paths(obj, kind)] + tool_texts(obj, kind)
+            texts = self.shape.output_texts(obj)
         else:
             texts = [raw.decode("utf-8", "replace")]
         check = await self.verdicts.check(Direction.OUTPUT, texts)
@@ -205,16 +204,11 @@ class Guarded:
         send: Send,
         path: str,
         response: UpstreamResponse,
-        ndjson: bool,
+        framing: Framing,
         info: RequestInfo,
         cache_header: tuple[bytes, bytes],
     ) -> None:
-        releaser = Releaser(
-            self.guard.stream(Direction.OUTPUT),
-            self.shape.kind,
-            ndjson_encode if ndjson else sse_encode,
-            self.verdicts,
-        )
+        releaser = Releaser(self.guard.stream(Direction.OUTPUT), self.shape, framing, self.verdicts)
         await send(
             {
                 "type": "http.response.start",
@@ -222,11 +216,10 @@ class Guarded:
                 "headers": [*response.headers(rewritten=True), cache_header],
             }
         )
-        relay_stream = relay_ndjson if ndjson else relay_sse
         outcome = await relay_stream(send, response.chunks(), releaser, path)
-        if outcome.blocked is not None:
+        if outcome.stop is Stop.BLOCKED and outcome.scanners is not None:
             info.verdict = "blocked_output"
-            info.blocked_by = outcome.blocked
-            self.metrics.block("output", outcome.blocked)
-        elif outcome.failed:
+            info.blocked_by = outcome.scanners
+            self.metrics.block("output", outcome.scanners)
+        elif outcome.stop is not None:
             info.verdict = "guard_failed"
