@@ -75,7 +75,12 @@ def _chat_paths(obj: dict[str, Any]) -> list[Path]:
 
 def _openai_chat_paths(obj: dict[str, Any]) -> list[Path]:
     paths: list[Path] = []
-    for i, choice in _choices(obj):
+    choices = obj.get("choices")
+    if not isinstance(choices, list):
+        return paths
+    for i, choice in enumerate(choices):
+        if not isinstance(choice, dict):
+            continue
         for holder in ("delta", "message"):
             part = choice.get(holder)
             if isinstance(part, dict):
@@ -86,14 +91,14 @@ def _openai_chat_paths(obj: dict[str, Any]) -> list[Path]:
 
 
 def _openai_completion_paths(obj: dict[str, Any]) -> list[Path]:
-    return [("choices", i, "text") for i, choice in _choices(obj) if _is_text(choice.get("text"))]
-
-
-def _choices(obj: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
     choices = obj.get("choices")
     if not isinstance(choices, list):
         return []
-    return [(i, c) for i, c in enumerate(choices) if isinstance(c, dict)]
+    return [
+        ("choices", i, "text")
+        for i, choice in enumerate(choices)
+        if isinstance(choice, dict) and _is_text(choice.get("text"))
+    ]
 
 
 # ---------------------------------------------------------------------- tool calls
@@ -111,8 +116,13 @@ def _chat_tools(obj: dict[str, Any]) -> list[str]:
 
 
 def _openai_chat_tools(obj: dict[str, Any]) -> list[str]:
+    choices = obj.get("choices")
+    if not isinstance(choices, list):
+        return []
     calls: list[Any] = []
-    for _, choice in _choices(obj):
+    for choice in choices:
+        if not isinstance(choice, dict):
+            continue
         for holder in ("delta", "message"):
             part = choice.get(holder)
             if isinstance(part, dict) and isinstance(part.get("tool_calls"), list):
