@@ -24,7 +24,7 @@ from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.passthrough import relay, upstream_failed
 from guard_proxy.proxy.release import Releaser, Stop
 from guard_proxy.proxy.shapes import Shape
-from guard_proxy.proxy.state import RequestInfo, request_info
+from guard_proxy.proxy.state import RequestInfo, RequestVerdict, request_info
 from guard_proxy.proxy.upstream import (
     Upstream,
     UpstreamBroken,
@@ -35,6 +35,10 @@ from guard_proxy.proxy.verdicts import Check, VerdictService
 
 CACHE_HEADER = b"x-guard-cache"
 FAILED_MESSAGE = "guard unavailable: a scanner failed and guard.fail_mode is closed"
+BLOCKED = {
+    Direction.INPUT: RequestVerdict.BLOCKED_INPUT,
+    Direction.OUTPUT: RequestVerdict.BLOCKED_OUTPUT,
+}
 
 
 class Guarded:
@@ -73,16 +77,16 @@ class Guarded:
             texts = self.shape.inputs(data)
             streamed = stream_flag(data, self.shape.stream_default)
         except BadRequest as exc:
-            info.verdict = "invalid"
+            info.verdict = RequestVerdict.INVALID
             await send_error(send, path, 400, str(exc))
             return
         check = await self.verdicts.check(Direction.INPUT, texts)
         info.cache = check.cache
         cache_header = (CACHE_HEADER, check.cache.encode())
         if not check.allowed:
-            await self._refuse(send, path, info, check, "input", cache_header)
+            await self._refuse(send, path, info, check, Direction.INPUT, cache_header)
             return
-        info.verdict = "allowed"
+        info.verdict = RequestVerdict.ALLOWED
         headers = forward_headers(scope["headers"], identity=True)
         try:
             await run_until_disconnect(
@@ -101,11 +105,11 @@ class Guarded:
         path: str,
         info: RequestInfo,
         check: Check,
-        direction: str,
+        direction: Direction,
         cache_header: tuple[bytes, bytes],
     ) -> None:
         if check.failed:
-            info.verdict = "guard_failed"
+            info.verdict = RequestVerdict.GUARD_FAILED
             await send_error(
                 send,
                 path,
@@ -116,9 +120,10 @@ class Guarded:
                 headers=[cache_header],
             )
             return
-        info.verdict = f"blocked_{direction}"
+        info.verdict = BLOCKED[direction]
         info.blocked_by = check.scanners
-        await send_json(send, 400, block_body(path, direction, check.scanners), [cache_header])
+        body = block_body(path, direction.value, check.scanners)
+        await send_json(send, 400, body, [cache_header])
 
     async def _exchange(
         self,
@@ -184,7 +189,7 @@ class Guarded:
             texts = [raw.decode("utf-8", "replace")]
         check = await self.verdicts.check(Direction.OUTPUT, texts)
         if not check.allowed:
-            await self._refuse(send, path, info, check, "output", cache_header)
+            await self._refuse(send, path, info, check, Direction.OUTPUT, cache_header)
             return
         await send(
             {
@@ -218,8 +223,8 @@ class Guarded:
         )
         outcome = await relay_stream(send, response.chunks(), releaser, path)
         if outcome.stop is Stop.BLOCKED and outcome.scanners is not None:
-            info.verdict = "blocked_output"
+            info.verdict = BLOCKED[Direction.OUTPUT]
             info.blocked_by = outcome.scanners
-            self.metrics.block("output", outcome.scanners)
+            self.metrics.block(Direction.OUTPUT.value, outcome.scanners)
         elif outcome.stop is not None:
-            info.verdict = "guard_failed"
+            info.verdict = RequestVerdict.GUARD_FAILED
