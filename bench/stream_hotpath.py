@@ -1,13 +1,14 @@
 """Per-chunk CPU of the guarded stream relay, two source trees side by side in one process.
 
-    python bench/stream_hotpath.py BASE_SRC NEW_SRC [--chunks 500] [--rounds 7]
+    python bench/stream_hotpath.py BASE_SRC NEW_SRC [--chunks 500] [--per-read 3] [--rounds 7]
 
 Each tree's ``guard_proxy`` is imported in turn (under its own ``sys.modules`` snapshot) and
 drives the same upstream bytes through ``Releaser`` + the framing's relay with the default
 output scanners: an NDJSON ``/api/chat`` stream and an SSE ``/v1/chat/completions`` stream
-of ``--chunks`` pieces, three pieces per upstream read. Rounds alternate between the trees;
-the best round of each is reported (µs of CPU per chunk) with the ratio new/base. The relay
-API changed between the trees this was written for (issue 15), so both spellings are known.
+of ``--chunks`` pieces, ``--per-read`` pieces (3) per upstream read. Rounds alternate
+between the trees (and which goes first); reported are the best round of each (µs of CPU
+per chunk), their ratio new/base, and the median of the rounds' ratios. The relay API
+changed between the trees this was written for (issue 15), so both spellings are known.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -56,7 +58,7 @@ class _NoCache:
         return await compute(), "disabled"
 
 
-def _streams(chunks: int) -> dict[str, list[bytes]]:
+def _streams(chunks: int, per_read: int) -> dict[str, list[bytes]]:
     words = [WORDS[i % len(WORDS)] for i in range(chunks)]
     chat = [
         orjson.dumps({"model": "m", "message": {"role": "assistant", "content": w}, "done": False})
@@ -71,7 +73,7 @@ def _streams(chunks: int) -> dict[str, list[bytes]]:
     ] + [b"data: [DONE]\n\n"]
     reads = {}
     for name, lines in (("ndjson", chat), ("sse", sse)):
-        reads[name] = [b"".join(lines[i : i + 3]) for i in range(0, len(lines), 3)]
+        reads[name] = [b"".join(lines[i : i + per_read]) for i in range(0, len(lines), per_read)]
     return reads
 
 
@@ -116,10 +118,11 @@ def main() -> None:
     parser.add_argument("base")
     parser.add_argument("new")
     parser.add_argument("--chunks", type=int, default=500)
+    parser.add_argument("--per-read", type=int, default=3, help="pieces per upstream read")
     parser.add_argument("--streams", type=int, default=40, help="streams per round")
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    reads = _streams(args.chunks)
+    reads = _streams(args.chunks, args.per_read)
     trees = {"base": _load(args.base), "new": _load(args.new)}
     loop = asyncio.new_event_loop()
     for fmt in ("ndjson", "sse"):
@@ -128,16 +131,21 @@ def main() -> None:
             outcome = loop.run_until_complete(run(reads[fmt]))
             assert outcome.blocked is None and not outcome.failed
         best = {name: float("inf") for name in runners}
-        for _ in range(args.rounds):
-            for name, run in runners.items():
+        ratios = []
+        for round_ in range(args.rounds):
+            took = {}
+            order = list(runners) if round_ % 2 == 0 else list(runners)[::-1]
+            for name in order:
                 start = time.process_time()
                 for _ in range(args.streams):
-                    loop.run_until_complete(run(reads[fmt]))
-                per_chunk = (time.process_time() - start) * 1e6 / (args.streams * args.chunks)
-                best[name] = min(best[name], per_chunk)
+                    loop.run_until_complete(runners[name](reads[fmt]))
+                took[name] = (time.process_time() - start) * 1e6 / (args.streams * args.chunks)
+                best[name] = min(best[name], took[name])
+            ratios.append(took["new"] / took["base"])
         print(
             f"{fmt:6}  base {best['base']:6.2f} µs/chunk  new {best['new']:6.2f} µs/chunk"
-            f"  new/base {best['new'] / best['base']:.3f}"
+            f"  new/base best {best['new'] / best['base']:.3f}"
+            f"  median of rounds {statistics.median(ratios):.3f}"
         )
     loop.run_until_complete(loop.shutdown_asyncgens())
 
