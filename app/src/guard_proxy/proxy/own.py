@@ -67,17 +67,7 @@ logger = logging.getLogger("guard_proxy.proxy")
 Endpoint = Callable[[], Awaitable[Response]]
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-# What the router sends here (a GET route also answers HEAD).
-ROUTES = (
-    ("/health", "GET"),
-    ("/ready", "GET"),
-    ("/cache/health", "GET"),
-    ("/cache/stats", "GET"),
-    ("/cache/clear", "POST"),
-    ("/metrics", "GET"),
-    ("/openapi.json", "GET"),
-    ("/docs", "GET"),
-)
+# The paths the router sends here are listed in routes.OWN_ROUTES.
 
 
 class JSONBody(JSONResponse):

@@ -160,7 +160,7 @@ class VerdictService:
         try:
             return self._timed_scan(direction, text)
         except ScannerError as exc:
-            return self._failed(direction, exc)
+            return self.scanner_failed(direction, exc)
 
     async def _one(self, direction: Direction, text: str) -> tuple[Verdict | None, str]:
         # The cache stores what VERDICTS encodes; a stored value VERDICTS cannot read back is
@@ -175,7 +175,7 @@ class VerdictService:
             verdict, status = await self.cache.get_or_compute(key, compute, VERDICTS)
             return verdict, str(status)
         except ScannerError as exc:
-            return self._failed(direction, exc), "miss"
+            return self.scanner_failed(direction, exc), "miss"
 
     def _timed_scan(self, direction: Direction, text: str) -> Verdict:
         start = time.perf_counter()
@@ -184,7 +184,13 @@ class VerdictService:
         finally:
             self.metrics.scan(direction.value, time.perf_counter() - start)
 
-    def _failed(self, direction: Direction, exc: ScannerError) -> Verdict | None:
+    def scanner_failed(self, direction: Direction, exc: ScannerError) -> Verdict | None:
+        """Apply the fail mode to a scanner error: count it, log it (never the text) and
+        answer ``None`` under ``closed`` (block) or an allowing verdict under ``open``.
+
+        The hook for every scanner error, including the stream guard's (see
+        :class:`guard_proxy.proxy.release.Releaser`).
+        """
         mode = "closed" if self.fail_closed else "open"
         self.metrics.scanner_error(direction.value, mode)
         logger.error(
