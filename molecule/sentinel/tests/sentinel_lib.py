@@ -68,6 +68,17 @@ def sentinel_primary(host: Any, password: str) -> str:
     return lines[0] if cmd.rc == 0 and len(lines) == 2 else ""
 
 
+def sentinel_events(hosts: list[Any]) -> str:
+    """Each Sentinel's failover events from its journal, for failure messages."""
+    pattern = r"[+-](switch-master|odown|sdown|failover|try-failover|elected-leader|convert-to-slave|reboot)"
+    return "\n".join(
+        f"{name_of(h)}: {line}"
+        for h in hosts
+        for line in h.run("journalctl -u redis-sentinel -o short-precise --no-pager").stdout.splitlines()
+        if re.search(pattern, line)
+    )
+
+
 def cache_health(proxy: Any) -> dict[str, Any]:
     r = http(proxy, "GET", proxy_url(proxy) + "/cache/health")
     return r["json"] if isinstance(r["json"], dict) else {}
