@@ -44,16 +44,19 @@ def spawn_activated_proxy(
     env: Mapping[str, str],
     args: Sequence[str] = (),
     wait: bool = True,
+    ca_file: Path | None = None,
 ) -> Proxy:
-    """Run ``guard-proxy serve *args`` on ``sock`` (fd 3); with ``wait``, until ``/health``."""
+    """Run ``guard-proxy serve *args`` on ``sock`` (fd 3); with ``wait``, until ``/health``.
+
+    ``ca_file``: the instance serves HTTPS with a certificate from that CA (see ``Proxy``)."""
     port = sock.getsockname()[1]
     argv = [sys.executable, "-c", _WRAPPER, str(sock.fileno())]
     argv += [sys.executable, "-m", "guard_proxy", "serve", *args]
     process = Process("guard-proxy serve (socket-activated)", argv, env, log, sock.fileno())
-    proxy = Proxy(dict(env), port, process)
+    proxy = Proxy(dict(env), port, process, ca_file)
     if wait:
         try:
-            process.wait_ready(f"{proxy.url}/health")
+            process.wait_ready(f"{proxy.url}/health", context=proxy.ssl_context())
         except BaseException:
             proxy.stop()
             raise

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import secrets
+import ssl
 import subprocess
 import sys
 import time
@@ -70,9 +71,16 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
-    """``(status, body)`` without environment proxies; raises ``OSError`` when nothing answers."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+def http_get(
+    url: str, timeout: float = 2.0, context: ssl.SSLContext | None = None
+) -> tuple[int, bytes]:
+    """``(status, body)`` without environment proxies; raises ``OSError`` when nothing answers.
+
+    HTTPS is verified with ``context`` (default: the system's CA store)."""
+    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+    if context is not None:
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    opener = urllib.request.build_opener(*handlers)
     try:
         with opener.open(url, timeout=timeout) as resp:
             return resp.status, resp.read()
@@ -82,9 +90,9 @@ def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
         raise OSError(str(exc.reason)) from exc
 
 
-def _answers(url: str) -> bool:
+def _answers(url: str, context: ssl.SSLContext | None = None) -> bool:
     try:
-        http_get(url)
+        http_get(url, context=context)
     except OSError:
         return False
     return True
@@ -121,13 +129,17 @@ class Process:
     def running(self) -> bool:
         return self.proc.poll() is None
 
-    def wait_ready(self, url: str, timeout: float = START_TIMEOUT) -> None:
-        """Return once ``url`` answers; fail the test if the process exits or never answers."""
+    def wait_ready(
+        self, url: str, timeout: float = START_TIMEOUT, context: ssl.SSLContext | None = None
+    ) -> None:
+        """Return once ``url`` answers; fail the test if the process exits or never answers.
+
+        ``context`` verifies an ``https://`` URL."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running:
                 pytest.fail(f"{self.name} exited with {self.proc.returncode}:\n{self.log_text()}")
-            if _answers(url):
+            if _answers(url, context):
                 return
             time.sleep(0.05)
         self.stop()
@@ -184,15 +196,26 @@ class Proxy:
     """A running ``guard-proxy serve`` and the environment that configures it.
 
     Pass ``env`` to CLI commands: they then find the instance through ``PROXY_HOST``/
-    ``PROXY_PORT`` exactly as an operator's shell would.
+    ``PROXY_PORT`` exactly as an operator's shell would. With ``ca_file`` the instance serves
+    HTTPS (its ``PROXY_TLS_*`` in ``env``): :attr:`url` is ``https://`` and :meth:`client`
+    verifies against that CA.
     """
 
-    def __init__(self, env: dict[str, str], port: int, process: Process) -> None:
+    def __init__(
+        self, env: dict[str, str], port: int, process: Process, ca_file: Path | None = None
+    ) -> None:
         self.env = env
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+        self.ca_file = ca_file
+        self.url = f"{'https' if ca_file else 'http'}://127.0.0.1:{port}"
         self.process = process
         self.log = process.log
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A client context trusting :attr:`ca_file`, or ``None`` for plain HTTP."""
+        if self.ca_file is None:
+            return None
+        return ssl.create_default_context(cafile=str(self.ca_file))
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
@@ -206,24 +229,30 @@ class Proxy:
         return records
 
     def client(self, **kwargs: Any) -> httpx.Client:
+        context = self.ssl_context()
+        if context is not None:
+            kwargs.setdefault("verify", context)
         return httpx.Client(base_url=self.url, timeout=kwargs.pop("timeout", 30), **kwargs)
 
     def stop(self) -> None:
         self.process.stop()
 
 
-def spawn_proxy(log: Path, env: Mapping[str, str], args: Sequence[str] = ()) -> Proxy:
+def spawn_proxy(
+    log: Path, env: Mapping[str, str], args: Sequence[str] = (), ca_file: Path | None = None
+) -> Proxy:
     """Run ``python -m guard_proxy serve *args`` with ``env`` and wait for ``/health``.
 
     ``env`` must set ``PROXY_PORT`` (the instance listens on 127.0.0.1 there); on a failed
-    start the test fails with the log and the process is stopped.
+    start the test fails with the log and the process is stopped. ``ca_file``: the instance
+    serves HTTPS with a certificate from that CA (see :class:`Proxy`).
     """
     full = dict(env)
     port = int(full["PROXY_PORT"])
     argv = [sys.executable, "-m", "guard_proxy", "serve", *args]
-    proxy = Proxy(full, port, Process("guard-proxy serve", argv, full, log))
+    proxy = Proxy(full, port, Process("guard-proxy serve", argv, full, log), ca_file)
     try:
-        proxy.process.wait_ready(f"{proxy.url}/health")
+        proxy.process.wait_ready(f"{proxy.url}/health", context=proxy.ssl_context())
     except BaseException:
         proxy.stop()
         raise

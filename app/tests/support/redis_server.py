@@ -77,7 +77,7 @@ class RedisServer:
         self.tls = tls
         self.ca_file = self.dir / "ca.crt"
         if tls:
-            _make_certificates(self.dir)
+            make_certificates(self.dir)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -302,8 +302,9 @@ class RedisServer:
         raise RuntimeError(f"redis-server did not answer within {START_TIMEOUT}s: {last!r}")
 
 
-def _make_certificates(directory: Path) -> None:
-    """A CA and a server certificate (SAN 127.0.0.1, localhost) signed by it, via openssl."""
+def make_certificates(directory: Path) -> None:
+    """A CA and a server certificate (SAN 127.0.0.1, localhost) signed by it, via openssl:
+    ``ca.crt``/``ca.key`` and ``server.crt``/``server.key`` in ``directory``."""
 
     def run(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)

@@ -2,11 +2,21 @@
 
 ``status`` and ``cache`` share these. Requests go through ``httpx`` without environment
 proxies; any HTTP status is a :class:`Reply`, and no answer at all is :class:`Unreachable`.
+
+An instance whose listener serves TLS (``server.tls_cert_file`` set) is asked over HTTPS.
+Which certificate is trusted (:func:`resolve` decides, :func:`request` uses it):
+
+* ``--ca-file``: the CA bundle given, with the host name checked against the URL;
+* else, when the URL comes from the configuration: exactly the instance's own certificate
+  (``server.tls_cert_file``, pinned); the host name is not checked, because the URL is the
+  loopback address of the local listener, which a certificate rarely names;
+* else (``--url https://...``): the system's CA store.
 """
 
 from __future__ import annotations
 
 import argparse
+import ssl
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,6 +47,13 @@ def add_url_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_TIMEOUT,
         help=f"seconds to wait for each HTTP answer (default {DEFAULT_TIMEOUT:g})",
     )
+    parser.add_argument(
+        "--ca-file",
+        metavar="PEM",
+        default=None,
+        help="CA certificates to verify an HTTPS instance against (default: the instance's "
+        "own server.tls_cert_file for the URL from config, else the system's CA store)",
+    )
 
 
 def _seconds(text: str) -> float:
@@ -65,26 +82,52 @@ class Reply:
         return json.loads(self.body)
 
 
-def base_url(host: str, port: int) -> str:
-    """``http://host:port`` for a listen address; wildcard binds map to loopback."""
+_verify: ssl.SSLContext | None = None
+"""How :func:`request` verifies HTTPS; set by :func:`resolve` (``None``: the system store)."""
+
+
+def base_url(host: str, port: int, tls: bool = False) -> str:
+    """``http://host:port`` (``https://`` with ``tls``) for a listen address; wildcard
+    binds map to loopback."""
     if host in ("", "0.0.0.0"):
         host = "127.0.0.1"
     elif host in ("::", "[::]"):
         host = "::1"
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{'https' if tls else 'http'}://{host}:{port}"
+
+
+def _trust(ca_file: str, check_hostname: bool, key: str) -> ssl.SSLContext:
+    """A client context trusting the PEM certificates in ``ca_file``; ``ConfigError`` (named
+    ``key``) when they cannot be read. Any certificate of the file is a trust anchor, so the
+    server's own certificate pins it."""
+    from guard_proxy.exceptions import ConfigError
+
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    ctx.check_hostname = check_hostname
+    try:
+        ctx.load_verify_locations(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError([(key, f"cannot load CA certificates from {ca_file}: {why}")]) from exc
+    return ctx
 
 
 def resolve(args: argparse.Namespace) -> tuple[str, Settings | None]:
     """The instance URL and the settings (``None`` when --url is given and config is invalid).
 
     Raises :class:`guard_proxy.exceptions.ConfigError` when the URL has to come from an invalid
-    configuration.
+    configuration, or the certificates to trust cannot be loaded. Sets how :func:`request`
+    verifies HTTPS (see the module doc).
     """
     from guard_proxy.config import load_settings
     from guard_proxy.exceptions import ConfigError
 
+    global _verify
+    ca_file = getattr(args, "ca_file", None)
+    _verify = _trust(ca_file, True, "--ca-file") if ca_file else None
     try:
         settings = load_settings(args.config)
     except ConfigError:
@@ -93,7 +136,11 @@ def resolve(args: argparse.Namespace) -> tuple[str, Settings | None]:
         return args.url.rstrip("/"), None
     if args.url is not None:
         return args.url.rstrip("/"), settings
-    return base_url(settings.server.host, settings.server.port), settings
+    server = settings.server
+    tls = bool(server.tls_cert_file)
+    if tls and _verify is None:
+        _verify = _trust(server.tls_cert_file, False, "server.tls_cert_file")
+    return base_url(server.host, server.port, tls), settings
 
 
 def request(
@@ -105,10 +152,10 @@ def request(
 ) -> Reply:
     """One HTTP call without environment proxies; any HTTP status is a :class:`Reply`.
 
-    ``timeout`` bounds the connect and each read; HTTPS is verified against the system's CA
-    store. Redirects are followed (an ``Authorization`` header never leaves the origin).
+    ``timeout`` bounds the connect and each read; HTTPS is verified as :func:`resolve` set
+    (the system's CA store by default). Redirects are followed (an ``Authorization`` header
+    never leaves the origin).
     """
-    import ssl
     from urllib.parse import urlsplit
 
     import httpx
@@ -123,7 +170,7 @@ def request(
     try:
         with httpx.Client(
             trust_env=False,
-            verify=ssl.create_default_context(),
+            verify=_verify if _verify is not None else ssl.create_default_context(),
             timeout=timeout,
             follow_redirects=True,
         ) as client:

@@ -10,6 +10,11 @@ no new connection is accepted, and the requests in flight run on for up to
 ``server.drain_timeout``; what still runs then is ended in its own format
 (:mod:`guard_proxy.proxy.drain`).
 
+With ``server.tls_cert_file`` and ``server.tls_key_file`` the listener speaks HTTPS only
+(whichever way the socket came, in every worker). Both files are read and checked to be a
+matching certificate and key before the socket is touched: a file that cannot be read, or
+a pair that does not load, is a configuration error (exit 2) naming the key.
+
 With ``server.workers`` > 1 this process is the supervisor of that many workers serving
 the one socket (:mod:`guard_proxy.cli.supervisor`); each worker runs :func:`serve_one`.
 """
@@ -57,6 +62,12 @@ def run(args: argparse.Namespace) -> int:
         server = dataclasses.replace(server, port=args.port)
     settings = dataclasses.replace(loaded, server=server)
 
+    tls_problems = check_tls_files(settings.server)
+    if tls_problems:
+        for line in tls_problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+
     from guard_proxy.proxy.jsonlog import setup_logging
 
     setup_logging(settings.server.log_level)
@@ -87,6 +98,38 @@ def run(args: argparse.Namespace) -> int:
 
         return Supervisor(settings.server.workers, sock, source, worker).run()
     return serve_one(settings, guard, sock, source)
+
+
+def check_tls_files(server: Any) -> list[str]:
+    """Problems with the listener's certificate and key (``server.tls_*``), one line each.
+
+    Empty when TLS is off, or both files can be read and load as a certificate chain with
+    its private key (as the workers will load them).
+    """
+    import ssl
+
+    if not (server.tls_cert_file and server.tls_key_file):
+        return []
+    problems = []
+    for name in ("tls_cert_file", "tls_key_file"):
+        path = getattr(server, name)
+        try:
+            with open(path, "rb") as handle:
+                handle.read(1)
+        except OSError as exc:
+            problems.append(f"server.{name}: cannot read {path}: {exc.strerror or exc}")
+    if problems:
+        return problems
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(
+            server.tls_cert_file, server.tls_key_file
+        )
+    except (ssl.SSLError, ValueError) as exc:
+        return [
+            f"server.tls_cert_file, server.tls_key_file: not a PEM certificate and its "
+            f"private key ({server.tls_cert_file}, {server.tls_key_file}): {exc}"
+        ]
+    return []
 
 
 END_GRACE = 5.0
@@ -142,6 +185,7 @@ def serve_one(settings: Any, guard: Any, sock: socket.socket, source: str) -> in
                     "host": host,
                     "port": port,
                     "socket": source,
+                    "tls": bool(settings.server.tls_cert_file),
                     "upstream": settings.ollama.url,
                     "guard": settings.guard.enabled,
                     "fail_mode": settings.guard.fail_mode,
@@ -193,6 +237,8 @@ def serve_one(settings: Any, guard: Any, sock: socket.socket, source: str) -> in
         proxy_headers=False,
         timeout_keep_alive=30,
         timeout_graceful_shutdown=int(drain_timeout + END_GRACE + 0.999),
+        ssl_certfile=settings.server.tls_cert_file or None,
+        ssl_keyfile=settings.server.tls_key_file or None,
     )
     server_obj = _Server(config)
     server_obj.run(sockets=[sock])

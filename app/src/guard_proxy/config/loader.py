@@ -300,6 +300,16 @@ def _validate(value: Any, f: dataclasses.Field[Any], key: str, problems: _Proble
 
 def _check_combinations(settings: Settings, env: Mapping[str, str], problems: _Problems) -> None:
     """Settings that are valid alone but contradict each other; named by the key that asks."""
+    server = settings.server
+    for have, want, env_name in (
+        ("tls_cert_file", "tls_key_file", "PROXY_TLS_CERT_FILE"),
+        ("tls_key_file", "tls_cert_file", "PROXY_TLS_KEY_FILE"),
+    ):
+        if getattr(server, have) and not getattr(server, want):
+            key = f"server.{have}"
+            if env_name in env:
+                key += f" (from {env_name})"
+            problems.add(key, f"needs server.{want} too (TLS takes a certificate and its key)")
     if settings.cache.require_redis:
         key = "cache.require_redis"
         if "CACHE_REQUIRE_REDIS" in env:

@@ -33,6 +33,9 @@ class ServerSettings:
     drain_timeout: float = _f(300.0, env="PROXY_DRAIN_TIMEOUT", duration=True, min=0)
     # Processes serving the one listening socket; ``auto`` is the CPU count.
     workers: int = _f(1, env="PROXY_WORKERS", min=1, auto_cpu=True)
+    # HTTPS on the listener: a PEM certificate (chain) and its key; both or neither.
+    tls_cert_file: str = _f("", env="PROXY_TLS_CERT_FILE")
+    tls_key_file: str = _f("", env="PROXY_TLS_KEY_FILE")
 
 
 @dataclass(frozen=True, kw_only=True)
