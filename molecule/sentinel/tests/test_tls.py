@@ -125,7 +125,11 @@ def test_server_certificates_name_their_addresses(proxy_host: Any, redis_hosts: 
                 assert out.stdout.startswith("verified"), (name, port, server_name, out.stdout)
             wrong = proxy_host.run(
                 "python3 -c %s %s %s %s %s",
-                _HANDSHAKE, ip, str(port), PROXY_CA, "not-this-host.example",
+                _HANDSHAKE,
+                ip,
+                str(port),
+                PROXY_CA,
+                "not-this-host.example",
             )
             assert wrong.stdout.startswith("failed SSLCertVerificationError"), wrong.stdout
 
