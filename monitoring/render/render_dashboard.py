@@ -40,7 +40,6 @@ import contextlib
 import datetime as dt
 import json
 import math
-import os
 import random
 import re
 import shutil
@@ -49,9 +48,7 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -66,6 +63,10 @@ RULES = ROOT / "monitoring" / "prometheus" / "rules"
 DEFAULT_OUT = ROOT / "docs" / "img" / "dashboard.png"
 
 sys.path.insert(0, str(TESTS))
+# The tests' helpers: clean_env (no guard-proxy/Redis/fake-Ollama setting inherited) and
+# http_get (loopback GET, no environment proxies). support.processes needs pytest and httpx,
+# both in the .venv this script runs with.
+from support.processes import clean_env, http_get  # noqa: E402
 from support.redis_server import RedisServer, free_port  # noqa: E402
 
 STEP = 2  # seconds: scrape, evaluation and query step
@@ -82,10 +83,6 @@ guard:
   output:
     banned_substrings: {{patterns: ["{BANNED}", "{OUTPUT_ONLY}"]}}
 """
-_OWN_ENV_PREFIXES = (
-    "ACCESS_", "CACHE_", "GUARD_", "LISTEN_", "LOG_LEVEL", "OLLAMA_", "PROXY_", "REDIS_",
-    "FAKE_OLLAMA_", "NOTIFY_SOCKET", "JOURNAL_STREAM", "WATCHDOG_",
-)  # fmt: skip
 
 
 def log(message: str) -> None:
@@ -93,26 +90,6 @@ def log(message: str) -> None:
 
 
 # ---------------------------------------------------------------------------- processes
-
-
-def clean_env(extra: Mapping[str, str]) -> dict[str, str]:
-    """This environment without any guard-proxy, Redis or fake-Ollama setting, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_ENV_PREFIXES)}
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
-def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
-    """``(status, body)`` of a loopback GET; raises ``OSError`` when nothing answers."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except urllib.error.URLError as exc:
-        raise OSError(str(exc.reason)) from exc
 
 
 class Proc:

@@ -171,6 +171,7 @@ SENTINEL_BASE: dict[str, Any] = {
     "redis_replication_password": "Repl1cation-Passw0rd-Tests",
     "redis_sentinel_acl_password": "Sent1nel-ACL-Passw0rd-Tests",
     "redis_sentinel_password": "Sent1nel-Passw0rd-For-Tests",
+    "redis_sentinel_client_password": "Sent1nel-Cl1ent-Passw0rd-Tests",
 }
 
 

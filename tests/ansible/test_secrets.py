@@ -66,6 +66,8 @@ def charset(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], s
         "redis_replication_password",
         "redis_sentinel_acl_password",
         "redis_sentinel_password",
+        "redis_sentinel_client_password",
+        "redis_sentinel_password_next",
     ):
         case = copy.deepcopy(SENTINEL_BASE)
         case[key] = bad_secret(" ")
@@ -99,7 +101,14 @@ def test_the_admin_password_is_refused_for_a_bad_character(
 
 
 @pytest.mark.parametrize(
-    "key", ["redis_replication_password", "redis_sentinel_acl_password", "redis_sentinel_password"]
+    "key",
+    [
+        "redis_replication_password",
+        "redis_sentinel_acl_password",
+        "redis_sentinel_password",
+        "redis_sentinel_client_password",
+        "redis_sentinel_password_next",
+    ],
 )
 def test_a_sentinel_mode_secret_is_refused_by_name(
     charset: tuple[dict[str, Any], str], key: str
@@ -198,6 +207,7 @@ REPL_PASSWORD = f"Rp1{PUNCTUATION}"
 SENT_ACL_PASSWORD = f"Sa2{PUNCTUATION}"
 SENT_PASSWORD = f"Sp3{PUNCTUATION}"
 ADMIN_PASSWORD = f"Ad4{PUNCTUATION}"
+CLIENT_PASSWORD = f"Cl5{PUNCTUATION}"
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +222,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "redis_replication_password": REPL_PASSWORD,
         "redis_sentinel_acl_password": SENT_ACL_PASSWORD,
         "redis_sentinel_password": SENT_PASSWORD,
+        "redis_sentinel_client_password": CLIENT_PASSWORD,
         "redis_server_version": "7.0.15",
         "redis_replication_address": "127.0.0.1",
         "redis_port": primary_port,
@@ -221,10 +232,17 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "redis_sentinel_quorum": 1,
         "_redis_runtime_dir": str(out),
         "_redis_sentinel_static_conf": str(out / "sentinel-static.conf"),
+        "_redis_sentinel_acl_path": str(out / "sentinel-users.acl"),
         "_redis_primary": ["127.0.0.1", str(primary_port)],
     }
     templates = ROOT / "roles/redis/templates"
-    files = ["users.acl", "replication.conf", "sentinel-static.conf", "sentinel-runtime.conf"]
+    files = [
+        "users.acl",
+        "replication.conf",
+        "sentinel-users.acl",
+        "sentinel-static.conf",
+        "sentinel-runtime.conf",
+    ]
     plays = [
         {
             "name": "Render the Redis and Sentinel files",
@@ -255,7 +273,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     ]
     run = run_playbook(tmp, plays, extra_vars=variables)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr
-    for password in (REPL_PASSWORD, SENT_ACL_PASSWORD, SENT_PASSWORD, ADMIN_PASSWORD):
+    for password in (REPL_PASSWORD, SENT_ACL_PASSWORD, SENT_PASSWORD, ADMIN_PASSWORD, CLIENT_PASSWORD):
         assert password not in run.stdout + run.stderr
     return {
         "dir": out,
@@ -270,12 +288,13 @@ def test_secrets_are_written_double_quoted(rendered: dict[str, Any]) -> None:
     replication = (out / "replication.conf").read_text()
     assert f'masterauth "{REPL_PASSWORD}"' in replication.splitlines()
     static = (out / "sentinel-static.conf").read_text().splitlines()
-    assert f'requirepass "{SENT_PASSWORD}"' in static
+    assert f"aclfile {out / 'sentinel-users.acl'}" in static
+    assert not [line for line in static if line.startswith("requirepass")]
     assert f'sentinel sentinel-pass "{SENT_PASSWORD}"' in static
     runtime = (out / "sentinel-runtime.conf").read_text().splitlines()
     assert f'sentinel auth-pass guard-cache "{SENT_ACL_PASSWORD}"' in runtime
-    acl = (out / "users.acl").read_text()
-    for password in (REPL_PASSWORD, SENT_ACL_PASSWORD, ADMIN_PASSWORD):
+    acl = (out / "users.acl").read_text() + (out / "sentinel-users.acl").read_text()
+    for password in (REPL_PASSWORD, SENT_ACL_PASSWORD, SENT_PASSWORD, ADMIN_PASSWORD, CLIENT_PASSWORD):
         assert password not in acl  # digests only
 
 
@@ -324,8 +343,9 @@ def test_a_replica_authenticates_with_the_rendered_masterauth(
 def test_the_sentinel_reads_its_passwords_also_after_rewriting_its_file(
     rendered: dict[str, Any], servers: Servers, tmp_path: Path
 ) -> None:
-    """requirepass and auth-pass as rendered work; Sentinel then rewrites its file
-    (auth-pass unquoted) and, restarted from it, still authenticates both ways."""
+    """The ACL users and auth-pass as rendered work; Sentinel then rewrites its file
+    (auth-pass unquoted, no user copied into it) and, restarted from it, still
+    authenticates both ways; the client user may ask for the primary and nothing else."""
     primary = _start_primary(servers, rendered, tmp_path)
     port = rendered["sentinel_port"]
     runtime = tmp_path / "sentinel.conf"
@@ -350,12 +370,24 @@ def test_the_sentinel_reads_its_passwords_also_after_rewriting_its_file(
         clients = redis_cli(primary, "CLIENT", "LIST", password=ADMIN_PASSWORD, user="default")
         return " user=sentinel " in clients.stdout
 
+    def as_client(*args: str) -> str:
+        out = redis_cli(port, *args, password=CLIENT_PASSWORD, user="guard-proxy")
+        return out.stdout + out.stderr
+
     proc = start()
     assert "NOAUTH" in redis_cli(port, "PING").stdout + redis_cli(port, "PING").stderr
     wait_until(sentinel_logged_in, what="the Sentinel's login on the primary")
+    assert as_client("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "guard-cache").split() == [
+        "127.0.0.1", str(primary)]  # fmt: skip
+    assert "guard-cache" in as_client("SENTINEL", "MASTERS")
+    for command in (["SENTINEL", "FAILOVER", "guard-cache"], ["SENTINEL", "SET", "guard-cache",
+                    "quorum", "2"], ["SENTINEL", "CONFIG", "GET", "*"], ["ACL", "LIST"]):  # fmt: skip
+        assert "NOPERM" in as_client(*command), command
     redis_cli(port, "SENTINEL", "FLUSHCONFIG", password=SENT_PASSWORD)
     servers.stop(proc)
-    assert "sentinel myid" in runtime.read_text()  # rewritten by the Sentinel
+    rewritten = runtime.read_text()
+    assert "sentinel myid" in rewritten  # rewritten by the Sentinel
+    assert not [line for line in rewritten.splitlines() if line.startswith(("user ", "requirepass"))]
     kill = redis_cli(
         primary, "CLIENT", "KILL", "USER", "sentinel", password=ADMIN_PASSWORD, user="default"
     )

@@ -222,6 +222,7 @@ def tls_group(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "_redis_tls_key_file": str(ca / "localhost.key"),
         "_redis_runtime_dir": str(out),
         "_redis_sentinel_static_conf": str(out / "sentinel-static.conf"),
+        "_redis_sentinel_acl_path": str(out / "sentinel-users.acl"),
         "_redis_primary": ["127.0.0.1", str(ports["primary"])],
     }
     templates = ROOT / "roles/redis/templates"
@@ -231,6 +232,7 @@ def tls_group(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "replication.conf": templates / "replication.conf.j2",
         "sentinel-static.conf": templates / "sentinel-static.conf.j2",
         "sentinel-runtime.conf": templates / "sentinel-runtime.conf.j2",
+        "sentinel-users.acl": templates / "sentinel-users.acl.j2",
     }
     plays = [
         {

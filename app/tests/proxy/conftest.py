@@ -3,7 +3,8 @@
 Everything runs for real (see ``support.processes``): the session's fake Ollama from
 ``tests/conftest.py``, the proxy as ``python -m guard_proxy serve`` on a free port with its
 config in a YAML file plus environment variables, and Redis (when a test needs it) as a real
-``redis-server`` from ``support.redis_server``.
+``redis-server`` from ``support.redis_server``. ``notify_socket`` plays systemd's
+``$NOTIFY_SOCKET`` (``support.notify``).
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
+from support.notify import NotifySocket
 from support.processes import ADMIN_TOKEN, FakeOllama, Proxy, free_port, spawn_proxy
 
 INPUT_TERM = "kaboom"
@@ -89,6 +92,16 @@ def proxy(proxy_factory: StartProxy) -> Proxy:
 def client(proxy: Proxy) -> Iterator[httpx.Client]:
     with proxy.client() as c:
         yield c
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
+    """A fake ``$NOTIFY_SOCKET`` at ``tmp_path/notify.sock``; closed afterwards."""
+    sock = NotifySocket(tmp_path / "notify.sock")
+    try:
+        yield sock
+    finally:
+        sock.close()
 
 
 _counter = iter(range(1, 1_000_000))

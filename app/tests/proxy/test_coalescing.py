@@ -11,7 +11,8 @@ import orjson
 from support.guards import TERM, NoCache, banned_guard, make_releaser, push
 
 from guard_proxy.guard import Direction, Finding, StreamGuard
-from guard_proxy.proxy.framing import ndjson_encode, relay_ndjson, relay_sse, sse_encode
+from guard_proxy.proxy import shapes
+from guard_proxy.proxy.framing import Ndjson, Sse, ndjson_encode, relay_stream, sse_encode
 from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.release import Releaser
 from guard_proxy.proxy.verdicts import VerdictService
@@ -76,7 +77,7 @@ def test_held_back_text_never_moves_into_another_field() -> None:
 def test_many_pieces_queued_are_scanned_once() -> None:
     scanner = _Counting()
     verdicts = VerdictService(banned_guard(), NoCache(), Metrics(), "closed")
-    releaser = Releaser(StreamGuard([scanner]), "generate", ndjson_encode, verdicts)
+    releaser = Releaser(StreamGuard([scanner]), shapes.GENERATE, Ndjson(), verdicts)
     for word in WORDS * 5:
         assert releaser.add(orjson.loads(_generate(word)), _generate(word)) is None
     step = releaser.flush()
@@ -126,7 +127,7 @@ async def test_ndjson_relay_sends_at_most_once_per_read() -> None:
     lines = [_generate(WORDS[i % len(WORDS)]) for i in range(300)] + [_generate("", True)]
     reads = [b"".join(lines[i : i + 3]) for i in range(0, len(lines), 3)]
     sink = _Sink()
-    outcome = await relay_ndjson(sink, _reads(reads), make_releaser("generate"), "/api/generate")
+    outcome = await relay_stream(sink, _reads(reads), make_releaser("generate"), "/api/generate")
     assert outcome.blocked is None
     assert len(sink.messages) <= len(reads)
     assert sink.messages[-1]["more_body"] is False
@@ -142,10 +143,10 @@ async def test_sse_block_in_the_last_read_sends_error_and_done_together() -> Non
         for t in ["safe text ", "forbid", "den-term"]
     ] + [b"data: [DONE]\n\n"]
     sink = _Sink()
-    outcome = await relay_sse(
+    outcome = await relay_stream(
         sink,
         _reads([b"".join(events)]),
-        make_releaser("openai_chat", sse_encode),
+        make_releaser("openai_chat", Sse()),
         "/v1/chat/completions",
     )
     assert outcome.blocked == ["banned_substrings"]

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,12 +20,12 @@ from typing import Any
 
 import httpx
 import pytest
-from support.processes import FakeOllama, Proxy, clean_env, free_port, spawn_fake_ollama
+from support.notify import NotifySocket
+from support.processes import FakeOllama, Proxy, assert_serve_config_error, spawn_fake_ollama
 
 from guard_proxy.proxy.drain import CUT_MESSAGE
 
 from .conftest import StartProxy
-from .test_systemd import NotifySocket
 
 WAIT = 60.0
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "SLOW"}]}
@@ -43,15 +41,6 @@ def slow_ollama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeOllama
         yield fake
     finally:
         fake.stop()
-
-
-@pytest.fixture
-def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
-    sock = NotifySocket(tmp_path / "notify.sock")
-    try:
-        yield sock
-    finally:
-        sock.close()
 
 
 def _terminate(proxy: Proxy) -> None:
@@ -231,15 +220,4 @@ def test_at_the_deadline_a_request_waiting_for_ollama_gets_503_in_its_format(
 def test_bad_drain_timeouts_are_config_errors_naming_the_key(
     tmp_path: Path, env: dict[str, str], yaml_text: str, key: str, problem: str
 ) -> None:
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml_text)
-    result = subprocess.run(
-        [sys.executable, "-m", "guard_proxy", "serve", "--config", str(config)],
-        env=clean_env({**env, "PROXY_PORT": str(free_port())}),
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-    )
-    assert result.returncode == 2
-    assert key in result.stderr and problem in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr
+    assert_serve_config_error(tmp_path, yaml_text, env, key, problem)

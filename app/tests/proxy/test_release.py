@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from support.guards import TERM, make_releaser, push
 
-from guard_proxy.proxy.framing import ndjson_encode, relay_ndjson, relay_sse, sse_encode
+from guard_proxy.proxy.framing import Sse, ndjson_encode, relay_stream, sse_encode
 
 
 def _line(text: str, done: bool = False) -> tuple[dict[str, Any], bytes]:
@@ -106,7 +106,7 @@ async def test_ndjson_lines_split_across_http_chunks() -> None:
     lines = [_line(t)[1] for t in ["Hello ", "there ", "friend"]] + [_line("", done=True)[1]]
     upstream = b"".join(lines)
     sink = _Sink()
-    outcome = await relay_ndjson(
+    outcome = await relay_stream(
         sink, _chunks(upstream, 7), make_releaser("generate"), "/api/generate"
     )
     assert outcome.blocked is None and sink.ended
@@ -121,10 +121,10 @@ async def test_sse_block_ends_with_error_event_then_done() -> None:
         for t in ["safe text ", "forbid", "den-term"]
     ] + [b"data: [DONE]\n\n"]
     sink = _Sink()
-    outcome = await relay_sse(
+    outcome = await relay_stream(
         sink,
         _chunks(b"".join(events), 5),
-        make_releaser("openai_chat", sse_encode),
+        make_releaser("openai_chat", Sse()),
         "/v1/chat/completions",
     )
     assert outcome.blocked == ["banned_substrings"]
@@ -136,7 +136,7 @@ async def test_sse_block_ends_with_error_event_then_done() -> None:
 
 async def test_unparseable_upstream_line_withholds_the_answer() -> None:
     sink = _Sink()
-    outcome = await relay_ndjson(
+    outcome = await relay_stream(
         sink,
         _chunks(b'{"response": "hi"}\nnot json\n', 100),
         make_releaser("generate"),

@@ -1,8 +1,9 @@
 """The proxy under systemd: ``STATUS=`` lines, ``WATCHDOG=1`` pings and journal priorities.
 
-A fake ``$NOTIFY_SOCKET`` (a datagram socket this test binds) receives what systemd would;
-``$JOURNAL_STREAM`` is pointed at the proxy's own stdout (its log file), as systemd does when
-stdout is the journal. Everything runs for real: uvicorn, the fake Ollama, redis-server.
+A fake ``$NOTIFY_SOCKET`` (``support.notify``, a datagram socket this test binds) receives
+what systemd would; ``$JOURNAL_STREAM`` is pointed at the proxy's own stdout (its log file), as
+systemd does when stdout is the journal. Everything runs for real: uvicorn, the fake Ollama,
+redis-server.
 """
 
 from __future__ import annotations
@@ -10,74 +11,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from support.notify import NotifySocket
 from support.processes import START_TIMEOUT, FakeOllama, Proxy, free_port, spawn_proxy
 from support.redis_server import RedisServer
 
 from .conftest import INPUT_TERM, StartProxy
-
-WAIT = 30.0
-
-
-class NotifySocket:
-    """A bound ``AF_UNIX`` datagram socket; a thread collects every message it receives."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.2)
-        self.messages: list[str] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._collect, daemon=True)
-        self._thread.start()
-
-    def _collect(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                self.messages.append(data.decode())
-
-    def seen(self) -> list[str]:
-        with self._lock:
-            return list(self.messages)
-
-    def wait_for(self, what: str, predicate: Callable[[str], bool], start: int = 0) -> int:
-        """Index of the first message from ``start`` on that matches; fails after ``WAIT`` s."""
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            for index, message in enumerate(self.seen()[start:], start):
-                if predicate(message):
-                    return index
-            time.sleep(0.05)
-        pytest.fail(f"no {what} in {self.seen()[-20:]}")
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
-
-
-@pytest.fixture
-def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
-    sock = NotifySocket(tmp_path / "notify.sock")
-    try:
-        yield sock
-    finally:
-        sock.close()
 
 
 def _status(message: str) -> bool:

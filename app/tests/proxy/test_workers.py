@@ -14,29 +14,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from support.processes import Proxy, clean_env, free_port
+from support.notify import NotifySocket
+from support.processes import Proxy, assert_serve_config_error, clean_env
 
 from guard_proxy.cli._prometheus import parse
 
 from .conftest import StartProxy
-from .test_systemd import NotifySocket
 
 WAIT = 60.0
-
-
-@pytest.fixture
-def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
-    sock = NotifySocket(tmp_path / "notify.sock")
-    try:
-        yield sock
-    finally:
-        sock.close()
 
 
 def _metrics(proxy: Proxy) -> list[tuple[str, dict[str, str], float]]:
@@ -191,18 +181,7 @@ def test_the_watchdog_is_fed_only_while_every_worker_answers(
 def test_bad_worker_counts_are_config_errors_naming_the_key(
     tmp_path: Path, env: dict[str, str], yaml_text: str, key: str, problem: str
 ) -> None:
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml_text)
-    result = subprocess.run(
-        [sys.executable, "-m", "guard_proxy", "serve", "--config", str(config)],
-        env=clean_env({**env, "PROXY_PORT": str(free_port())}),
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-    )
-    assert result.returncode == 2
-    assert key in result.stderr and problem in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr
+    assert_serve_config_error(tmp_path, yaml_text, env, key, problem)
 
 
 def test_auto_is_the_cpu_count(tmp_path: Path) -> None:

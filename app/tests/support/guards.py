@@ -22,9 +22,10 @@ from guard_proxy.config.settings import (
     SizeSettings,
 )
 from guard_proxy.guard import Direction, Guard
-from guard_proxy.proxy.framing import ndjson_encode
+from guard_proxy.proxy.framing import Framing, Ndjson
 from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.release import Releaser, Step
+from guard_proxy.proxy.shapes import SHAPES, Kind
 from guard_proxy.proxy.verdicts import VerdictService
 
 TERM = "forbidden-term"
@@ -63,15 +64,18 @@ class NoCache:
     def key(self, direction: str, config_hash: str, text: str) -> str:
         return text
 
-    async def get_or_compute(self, key: str, compute: Any) -> tuple[Any, str]:
+    async def get_or_compute(self, key: str, compute: Any, codec: Any = None, /) -> tuple[Any, str]:
         return await compute(), "disabled"
 
 
-def make_releaser(kind: str, encode: Any = ndjson_encode) -> Releaser:
-    """A releaser of ``kind`` pieces behind :func:`banned_guard`'s output stream, no cache."""
+def make_releaser(kind: str, framing: Framing | None = None) -> Releaser:
+    """A releaser of ``kind`` pieces (NDJSON unless ``framing``) behind :func:`banned_guard`'s
+    output stream, no cache."""
     guard = banned_guard()
     verdicts = VerdictService(guard, NoCache(), Metrics(), "closed")
-    return Releaser(guard.stream(Direction.OUTPUT), kind, encode, verdicts)
+    return Releaser(
+        guard.stream(Direction.OUTPUT), SHAPES[Kind(kind)], framing or Ndjson(), verdicts
+    )
 
 
 def push(releaser: Releaser, obj: dict[str, Any] | None, raw: bytes) -> Step:

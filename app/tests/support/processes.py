@@ -33,6 +33,7 @@ __all__ = [
     "FakeOllama",
     "Process",
     "Proxy",
+    "assert_serve_config_error",
     "clean_env",
     "free_port",
     "http_get",
@@ -227,3 +228,31 @@ def spawn_proxy(log: Path, env: Mapping[str, str], args: Sequence[str] = ()) -> 
         proxy.stop()
         raise
     return proxy
+
+
+def assert_serve_config_error(
+    workdir: Path,
+    yaml_text: str,
+    env: Mapping[str, str],
+    key: str,
+    problem: str,
+    timeout: float = 60.0,
+) -> None:
+    """``guard-proxy serve`` on ``yaml_text`` with ``env`` refuses to start as a config error.
+
+    The config is written to ``workdir/config.yaml``; ``PROXY_PORT`` is a free port. Asserts
+    exit code 2, ``key`` and ``problem`` on stderr, and no traceback.
+    """
+    config = workdir / "config.yaml"
+    config.write_text(yaml_text)
+    result = subprocess.run(
+        [sys.executable, "-m", "guard_proxy", "serve", "--config", str(config)],
+        env=clean_env({**env, "PROXY_PORT": str(free_port())}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    # Plain asserts (pytest does not rewrite this module): say what was seen.
+    assert result.returncode == 2, f"exit code {result.returncode}, not 2:\n{result.stderr}"
+    assert key in result.stderr and problem in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr

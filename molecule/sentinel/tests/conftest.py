@@ -12,6 +12,7 @@ import testinfra
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 
 from gplib import proxy_redis_credentials  # noqa: E402
+from sentinel_lib import proxy_sentinel_user, sentinel_admin_password  # noqa: E402
 
 REDIS_HOSTS = ("sentinel-redis1", "sentinel-redis2", "sentinel-redis3")
 
@@ -32,11 +33,18 @@ def proxy_creds(proxy_host: Any) -> tuple[str, str]:
     return proxy_redis_credentials(proxy_host)
 
 
-@pytest.fixture(scope="session")
-def sentinel_password(proxy_host: Any) -> str:
-    """The Sentinels' password, from the source of the proxy's ``sentinel_password`` credential."""
+@pytest.fixture
+def sentinel_password(redis_hosts: list[Any]) -> str:
+    """The Sentinels' admin password, as the role wrote it (sentinel-pass in its include).
+    Read per test: the rotation test changes it."""
+    return sentinel_admin_password(redis_hosts[0])
+
+
+@pytest.fixture
+def sentinel_client(proxy_host: Any) -> tuple[str, str]:
+    """(user, password) the proxy asks the Sentinels with: its config and its credential."""
     path = "/etc/guard-proxy/credentials/sentinel_password"
     assert proxy_host.file(path).mode == 0o600
     password = str(proxy_host.file(path).content_string)
     assert password, f"{path} is empty"
-    return password
+    return proxy_sentinel_user(proxy_host), password

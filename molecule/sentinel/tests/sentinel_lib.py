@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from gplib import SECRET_DIR, http, name_of, podman_exec_stdin, proxy_url, redis_cli, redis_tls_args
@@ -31,19 +32,36 @@ def replication(host: Any, creds: tuple[str, str]) -> dict[str, str]:
     return fields
 
 
-def sentinel(host: Any, password: str, args: str) -> Any:
-    """redis-cli against the host's Sentinel (over TLS when its file says so); the password
-    travels through a 0600 file."""
+def sentinel(host: Any, password: str, args: str, user: str = "") -> Any:
+    """redis-cli against the host's Sentinel (as ``user``, else the admin ``default``;
+    over TLS when its file says so); the password travels through a 0600 file."""
     podman_exec_stdin(
         name_of(host),
         f"umask 077; mkdir -p {SECRET_DIR}; cat > {SECRET_DIR}/sentinel-pass",
         password,
     )
+    auth = f"--user {user} " if user else ""
     return host.run(
         f'REDISCLI_AUTH="$(cat {SECRET_DIR}/sentinel-pass)" '
         f"redis-cli --no-auth-warning --raw -h 127.0.0.1 -p {SENTINEL_PORT} "
-        f"{redis_tls_args(host, SENTINEL_CONF)}{args}"
+        f"{redis_tls_args(host, SENTINEL_CONF)}{auth}{args}"
     )
+
+
+def sentinel_admin_password(host: Any) -> str:
+    """The Sentinels' admin password as the role wrote it into the host's static include."""
+    conf = host.file("/etc/redis/sentinel-static.conf").content_string
+    m = re.search(r'^sentinel sentinel-pass "?([^"\n]+)"?$', conf, re.M)
+    assert m, "no sentinel-pass in /etc/redis/sentinel-static.conf"
+    return m.group(1)
+
+
+def proxy_sentinel_user(proxy: Any) -> str:
+    """The Sentinel user named in the proxy's configuration."""
+    conf = proxy.file("/etc/guard-proxy/config.yaml").content_string
+    m = re.search(r"^\s*sentinel_username:\s*\"?([^\"\n]*)\"?\s*$", conf, re.M)
+    assert m and m.group(1), "no redis.sentinel_username in the proxy's config"
+    return m.group(1)
 
 
 def sentinel_primary(host: Any, password: str) -> str:
@@ -51,6 +69,17 @@ def sentinel_primary(host: Any, password: str) -> str:
     cmd = sentinel(host, password, f"SENTINEL GET-MASTER-ADDR-BY-NAME {SERVICE}")
     lines = cmd.stdout.split()
     return lines[0] if cmd.rc == 0 and len(lines) == 2 else ""
+
+
+def sentinel_events(hosts: list[Any]) -> str:
+    """Each Sentinel's failover events from its journal, for failure messages."""
+    pattern = r"[+-](switch-master|odown|sdown|failover|try-failover|elected-leader|convert-to-slave|reboot)"
+    return "\n".join(
+        f"{name_of(h)}: {line}"
+        for h in hosts
+        for line in h.run("journalctl -u redis-sentinel -o short-precise --no-pager").stdout.splitlines()
+        if re.search(pattern, line)
+    )
 
 
 def cache_health(proxy: Any) -> dict[str, Any]:

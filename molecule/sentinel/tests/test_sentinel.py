@@ -5,13 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from gplib import PROXY_UNIT, REDIS_UNIT, cmdlines, redis_tls_args
+from gplib import (
+    PROXY_UNIT,
+    REDIS_UNIT,
+    SECRET_DIR,
+    cmdlines,
+    name_of,
+    podman_exec_stdin,
+    redis_tls_args,
+)
 from sentinel_lib import (
     SENTINEL_CONF,
     SENTINEL_PORT,
+    SERVICE,
     address,
     cache_health,
     replication,
+    sentinel,
     sentinel_primary,
 )
 
@@ -86,11 +96,55 @@ def test_sentinel_sandbox_is_in_force(redis_hosts: list[Any]) -> None:
                 assert "ro" in fields[5].split(","), line
 
 
-def test_sentinel_password_in_no_command_line(
-    redis_hosts: list[Any], proxy_host: Any, sentinel_password: str
+def test_sentinel_passwords_in_no_command_line(
+    redis_hosts: list[Any],
+    proxy_host: Any,
+    sentinel_password: str,
+    sentinel_client: tuple[str, str],
 ) -> None:
     for host in [*redis_hosts, proxy_host]:
         assert not [c for c in cmdlines(host) if sentinel_password in c]
+        assert not [c for c in cmdlines(host) if sentinel_client[1] in c]
+
+
+def test_the_proxys_sentinel_user_may_only_ask_for_the_primary(
+    redis_hosts: list[Any], proxy_creds: tuple[str, str], sentinel_client: tuple[str, str]
+) -> None:
+    user, password = sentinel_client
+    assert user != "default"
+    primary = next(h for h in redis_hosts if replication(h, proxy_creds)["role"] == "master")
+    for host in redis_hosts:
+        asked = sentinel(host, password, f"SENTINEL GET-MASTER-ADDR-BY-NAME {SERVICE}", user=user)
+        assert asked.stdout.split() == [address(primary), "6379"], asked.stdout + asked.stderr
+        masters = sentinel(host, password, "SENTINEL MASTERS", user=user)
+        assert SERVICE in masters.stdout.split(), masters.stdout + masters.stderr
+    host = redis_hosts[0]
+    for command in (
+        f"SENTINEL FAILOVER {SERVICE}",
+        f"SENTINEL SET {SERVICE} quorum 1",
+        f"SENTINEL REMOVE {SERVICE}",
+        "SENTINEL CONFIG GET sentinel-pass",
+        f"SENTINEL RESET {SERVICE}",
+        "ACL LIST",
+        "SHUTDOWN",
+    ):
+        out = sentinel(host, password, command, user=user)
+        assert "NOPERM" in out.stdout + out.stderr, (command, out.stdout, out.stderr)
+    assert redis_hosts[0].service("redis-sentinel.service").is_running
+
+
+def test_the_sentinel_admin_password_stays_on_the_redis_hosts(
+    proxy_host: Any, sentinel_password: str, sentinel_client: tuple[str, str]
+) -> None:
+    assert sentinel_client[1] != sentinel_password
+    podman_exec_stdin(
+        name_of(proxy_host), f"umask 077; mkdir -p {SECRET_DIR}; cat > {SECRET_DIR}/admin", sentinel_password
+    )
+    found = proxy_host.run(
+        f"grep -rlF -f {SECRET_DIR}/admin /etc/guard-proxy /opt/guard-proxy/current/bin /run/credentials; "
+        f"rm -f {SECRET_DIR}/admin"
+    )
+    assert found.stdout.strip() == "", found.stdout
 
 
 def test_proxy_serves_from_the_primary_found_by_sentinel(
@@ -104,17 +158,31 @@ def test_proxy_serves_from_the_primary_found_by_sentinel(
 
 
 def test_the_sentinel_password_reaches_the_proxy_as_a_credential_only(
-    proxy_host: Any, sentinel_password: str
+    proxy_host: Any, sentinel_client: tuple[str, str]
 ) -> None:
     unit = proxy_host.run("systemctl cat %s", PROXY_UNIT).stdout
     assert "LoadCredential=sentinel_password:" in unit
     assert "EnvironmentFile" not in unit
     assert not proxy_host.file("/etc/guard-proxy/credentials/sentinel.env").exists
+    password = sentinel_client[1]
     pid = proxy_host.run("systemctl show -P MainPID %s", PROXY_UNIT).stdout.strip()
     environ = proxy_host.run("cat /proc/%s/environ", pid).stdout
     assert "REDIS_SENTINEL_PASSWORD_FILE=" in environ
-    assert sentinel_password not in environ
-    assert not any(sentinel_password in line for line in cmdlines(proxy_host))
+    # No process on the host (the supervisor, each worker, anything else) has the
+    # password in its environment; the scan must have read the proxy's own environ.
+    podman_exec_stdin(
+        name_of(proxy_host), f"umask 077; mkdir -p {SECRET_DIR}; cat > {SECRET_DIR}/client", password
+    )
+    scan = proxy_host.run(
+        "for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < $f 2>/dev/null > /tmp/gp-env || continue; "
+        "echo read $f; grep -qxF REDIS_SENTINEL_PASSWORD_FILE=/run/credentials/guard-proxy.service/"
+        f"sentinel_password /tmp/gp-env && echo proxy $f; grep -qaF -f {SECRET_DIR}/client /tmp/gp-env "
+        f"&& echo leaked $f; done; rm -f /tmp/gp-env {SECRET_DIR}/client"
+    )
+    lines = scan.stdout.splitlines()
+    assert f"proxy /proc/{pid}/environ" in lines, scan.stdout
+    assert [line for line in lines if line.startswith("leaked ")] == [], scan.stdout
+    assert not any(password in line for line in cmdlines(proxy_host))
 
 
 def test_check_redis_through_the_sentinels_with_the_service_credentials(proxy_host: Any) -> None:

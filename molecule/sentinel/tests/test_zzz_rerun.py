@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from gplib import REDIS_UNIT, main_pid, name_of, run_playbook, wait_for
-from sentinel_lib import address, cache_health, replication, sentinel_primary
+from sentinel_lib import address, cache_health, replication, sentinel_events, sentinel_primary
 
 INVENTORY_PRIMARY = "sentinel-redis1"  # redis_replication_primary: first host of the group
 
@@ -21,7 +21,9 @@ def test_rerun_after_failover_keeps_the_promoted_primary(
     assert wait_for(lambda: sorted(roles().values()) == ["master", "slave", "slave"], timeout=60)
     before = roles()
     primary = next(h for h in redis_hosts if before[name_of(h)] == "master")
-    assert name_of(primary) != INVENTORY_PRIMARY, "no failover happened before this test"
+    assert name_of(primary) != INVENTORY_PRIMARY, "no failover happened before this test\n" + (
+        sentinel_events(redis_hosts)
+    )
     pids = {name_of(h): main_pid(h, REDIS_UNIT) for h in redis_hosts}
 
     run = run_playbook("playbooks/redis.yml")

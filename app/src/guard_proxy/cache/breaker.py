@@ -8,11 +8,20 @@ Single event loop, no awaits inside: every method is atomic under asyncio.
 from __future__ import annotations
 
 import time
+from typing import TypedDict
 
-__all__ = ["CircuitBreaker"]
+__all__ = ["BreakerSnapshot", "CircuitBreaker"]
 
 CLOSED = "closed"
 OPEN = "open"
+
+
+class BreakerSnapshot(TypedDict):
+    """The breaker in ``/cache/health``."""
+
+    state: str
+    consecutive_failures: int
+    threshold: int
 
 
 class CircuitBreaker:
@@ -56,7 +65,7 @@ class CircuitBreaker:
         self.state = CLOSED
         self.consecutive_failures = 0
 
-    def snapshot(self) -> dict[str, object]:
+    def snapshot(self) -> BreakerSnapshot:
         return {
             "state": self.state,
             "consecutive_failures": self.consecutive_failures,

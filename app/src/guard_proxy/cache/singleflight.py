@@ -26,6 +26,10 @@ class SingleFlight(Generic[T]):
         """Keys currently in flight."""
         return len(self._calls)
 
+    def __contains__(self, key: object) -> bool:
+        """Whether a call for ``key`` is in flight (a new caller would wait for it)."""
+        return key in self._calls
+
     async def do(self, key: str, fn: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """Run ``fn`` once for all concurrent callers of ``key``. Returns ``(result, shared)``."""
         while (pending := self._calls.get(key)) is not None:

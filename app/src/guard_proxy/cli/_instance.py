@@ -129,36 +129,10 @@ def request(
         ) as client:
             resp = client.request(method, url, headers=headers, content=content)
             return Reply(resp.status_code, resp.content, resp.headers.get("content-type", ""))
-    except httpx.ConnectTimeout as exc:
-        raise Unreachable("timed out") from exc
     except httpx.TimeoutException as exc:
         raise Unreachable(f"no answer within {timeout:g} s") from exc
     except (httpx.TransportError, httpx.InvalidURL) as exc:
-        raise Unreachable(_reason(_os_error(exc) or exc)) from exc
-
-
-def _reason(reason: object) -> str:
-    import socket
-
-    if isinstance(reason, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(reason, TimeoutError):
-        return "timed out"
-    if isinstance(reason, socket.gaierror):
-        return f"cannot resolve host ({reason.strerror})"
-    if isinstance(reason, OSError) and reason.strerror:
-        return reason.strerror.lower()
-    return str(reason) or type(reason).__name__
-
-
-def _os_error(exc: BaseException) -> OSError | None:
-    """The socket error under an httpx error (httpx -> httpcore -> OSError), if any."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
+        raise Unreachable(str(exc) or type(exc).__name__) from exc
 
 
 def error_text(body: bytes) -> str:

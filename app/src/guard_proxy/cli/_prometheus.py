@@ -1,42 +1,24 @@
-"""Reading ``/metrics``: a small parser for the Prometheus text exposition format."""
+"""Reading ``/metrics`` with prometheus_client's own text-format parser."""
 
 from __future__ import annotations
 
 Sample = tuple[str, dict[str, str], float]
 
+BLOCKS_METRIC = "guard_proxy_blocks_total"
+
 
 def parse(text: str) -> list[Sample]:
-    """Samples of a Prometheus text exposition: ``(name, labels, value)``; comments skipped."""
-    import re
+    """Samples of a Prometheus text exposition: ``(name, labels, value)``, in order.
 
-    label = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
-    samples: list[Sample] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        labels: dict[str, str] = {}
-        if "{" in line:
-            name, _, rest = line.partition("{")
-            body, _, tail = rest.rpartition("}")
-            for m in label.finditer(body):
-                labels[m.group(1)] = (
-                    m.group(2).replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
-                )
-        else:
-            name, _, tail = line.partition(" ")
-        fields = tail.split()
-        if not fields:
-            continue
-        try:
-            value = float(fields[0])
-        except ValueError:
-            continue
-        samples.append((name.strip(), labels, value))
-    return samples
+    Raises ``ValueError`` on text that is not the exposition format.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
 
-
-BLOCKS_METRIC = "guard_proxy_blocks_total"
+    return [
+        (sample.name, dict(sample.labels), float(sample.value))
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
 
 
 def blocks_by_scanner(samples: list[Sample]) -> dict[str, float]:

@@ -158,17 +158,13 @@ def run_clear(args: argparse.Namespace) -> int:
 
 
 def _summary(answer: Any) -> str:
-    if not isinstance(answer, dict):
+    """``: <n> cached verdicts deleted`` from the instance's ``ClearedBody``, else nothing."""
+    from pydantic import ValidationError
+
+    from guard_proxy.api_models import ClearedBody
+
+    try:
+        cleared = ClearedBody.model_validate(answer)
+    except ValidationError:
         return ""
-    parts: list[str] = []
-    for key, label in (
-        ("cleared", "cached verdicts deleted"),
-        ("deleted", "Redis keys deleted"),
-        ("redis_deleted", "Redis keys deleted"),
-        ("redis_keys_deleted", "Redis keys deleted"),
-        ("memory_cleared", "memory entries cleared"),
-        ("memory_entries", "memory entries cleared"),
-    ):
-        if key in answer and label not in " ".join(parts):
-            parts.append(f"{answer[key]} {label}")
-    return f": {', '.join(parts)}" if parts else ""
+    return f": {cleared.cleared} cached verdicts deleted"

@@ -29,6 +29,7 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
+    from guard_proxy.cache.redis_client import redis_address
     from guard_proxy.config import redacted
     from guard_proxy.exceptions import ScannerLoadError
 
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     cache = settings.cache
     backend = cache.backend if cache.enabled else "disabled"
     if cache.enabled and cache.backend != "memory" and settings.redis.enabled:
-        backend += f" (redis {settings.redis.host}:{settings.redis.port}/{settings.redis.db})"
+        backend += f" (redis {redis_address(settings.redis)})"
     print(
         f"configuration OK: listen {settings.server.host}:{settings.server.port}, "
         f"upstream {settings.ollama.url}, guard "

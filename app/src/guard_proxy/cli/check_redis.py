@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from guard_proxy.cache.redis_client import direct_client, hostport, scrub
 from guard_proxy.cli import add_config_argument, load_or_report
 
 if TYPE_CHECKING:
@@ -71,12 +72,9 @@ def _not_used_reason(settings: Settings) -> str | None:
 
 
 def _secrets_of(settings: Settings) -> tuple[str, ...]:
-    values = (
-        settings.redis.password,
-        settings.redis.sentinel_password,
-        settings.access.admin_token,
-    )
-    return tuple(v for v in values if v)
+    from guard_proxy.cache.redis_client import redis_secrets
+
+    return redis_secrets(settings.redis, settings.access.admin_token)
 
 
 class _Report:
@@ -94,10 +92,7 @@ class _Report:
         elif status == WARN:
             self.warnings += 1
         if detail is not None:
-            masked = str(detail)
-            for secret in self._secrets:
-                masked = masked.replace(secret, "***")
-            text = f"{text}: {masked}"
+            text = f"{text}: {scrub(str(detail), self._secrets)}"
         print(f"{status} {text}", flush=True)
 
     def finish(self) -> int:
@@ -117,11 +112,7 @@ def _describe(redis: RedisSettings, host: str, port: int) -> str:
     tls = "TLS on" if redis.tls else "TLS off"
     if redis.tls and not redis.tls_verify:
         tls += " (certificate NOT verified)"
-    return f"{_addr(host, port)} db {redis.db}, {user}, {password}, {tls}"
-
-
-def _addr(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"{hostport(host, port)} db {redis.db}, {user}, {password}, {tls}"
 
 
 def _ms(seconds: float) -> str:
@@ -143,7 +134,7 @@ async def _check(settings: Settings, report: _Report) -> None:
     print(f"check-redis: {_describe(redis, host, port)}, prefix {settings.cache.prefix!r}")
     if not await _tcp_connect(host, port, redis, report):
         return
-    client = _client(redis, host, port)
+    client: Any = direct_client(redis, host, port, min_timeout=_MIN_TIMEOUT)
     try:
         if not await _auth_and_ping(client, redis, report):
             return
@@ -155,28 +146,14 @@ async def _check(settings: Settings, report: _Report) -> None:
 
 async def _discover_master(redis: RedisSettings, report: _Report) -> tuple[str, int] | None:
     """Ask every Sentinel for the primary; ok when one names it, warn for each that fails."""
-    import redis.asyncio as aioredis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
     from redis.exceptions import RedisError
 
-    timeout = max(redis.socket_connect_timeout, _MIN_TIMEOUT)
-    kwargs: dict[str, Any] = {
-        "username": redis.sentinel_username or None,
-        "password": redis.sentinel_password or None,
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
-        "retry": Retry(NoBackoff(), 0),
-        "protocol": 2,
-        "driver_info": None,
-    }
-    if redis.tls:  # the cache talks TLS to the Sentinels too
-        kwargs.update(_tls_kwargs(redis), ssl=True)
+    from guard_proxy.cache.redis_client import sentinel_client
+
     found: tuple[str, int] | None = None
     problems: list[tuple[str, object]] = []
     for item in redis.sentinels:
-        host, _, port = item.rpartition(":")
-        client: Any = aioredis.Redis(host=host.strip("[]"), port=int(port), **kwargs)
+        client: Any = sentinel_client(redis, item, min_timeout=_MIN_TIMEOUT)
         try:
             reply = await client.execute_command(
                 "SENTINEL", "GET-MASTER-ADDR-BY-NAME", redis.sentinel_service
@@ -194,10 +171,10 @@ async def _discover_master(redis: RedisSettings, report: _Report) -> tuple[str, 
             found = address
             report.line(
                 OK,
-                f"sentinel {item}: primary of {redis.sentinel_service!r} is {_addr(*address)}",
+                f"sentinel {item}: primary of {redis.sentinel_service!r} is {hostport(*address)}",
             )
         elif address != found:
-            report.line(WARN, f"sentinel {item} names another primary: {_addr(*address)}")
+            report.line(WARN, f"sentinel {item} names another primary: {hostport(*address)}")
     status = WARN if found is not None else FAIL
     for item, problem in problems:
         report.line(status, f"sentinel {item}", problem)
@@ -227,28 +204,28 @@ async def _tcp_connect(host: str, port: int, redis: RedisSettings, report: _Repo
     except ConnectionRefusedError:
         report.line(
             FAIL,
-            f"TCP connect {_addr(host, port)}: connection refused "
+            f"TCP connect {hostport(host, port)}: connection refused "
             "(is redis-server running and listening there?)",
         )
         return False
     except TimeoutError:
         report.line(
             FAIL,
-            f"TCP connect {_addr(host, port)}: timed out after {timeout:g} s "
+            f"TCP connect {hostport(host, port)}: timed out after {timeout:g} s "
             "(firewall, wrong address, or a frozen server)",
         )
         return False
     except socket.gaierror as exc:
-        report.line(FAIL, f"TCP connect {_addr(host, port)}: cannot resolve host", exc.strerror)
+        report.line(FAIL, f"TCP connect {hostport(host, port)}: cannot resolve host", exc.strerror)
         return False
     except OSError as exc:
-        report.line(FAIL, f"TCP connect {_addr(host, port)}", exc.strerror or exc)
+        report.line(FAIL, f"TCP connect {hostport(host, port)}", exc.strerror or exc)
         return False
     elapsed = time.perf_counter() - start
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
-    report.line(OK, f"TCP connect {_addr(host, port)} ({_ms(elapsed)})")
+    report.line(OK, f"TCP connect {hostport(host, port)} ({_ms(elapsed)})")
     if elapsed > redis.socket_connect_timeout:
         report.line(
             WARN,
@@ -257,41 +234,6 @@ async def _tcp_connect(host: str, port: int, redis: RedisSettings, report: _Repo
             "the proxy would give up and use memory",
         )
     return True
-
-
-def _client(redis: RedisSettings, host: str, port: int) -> Any:
-    import redis.asyncio as aioredis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-
-    kwargs: dict[str, Any] = {}
-    if redis.tls:
-        kwargs.update(_tls_kwargs(redis), ssl=True)
-    return aioredis.Redis(
-        host=host,
-        port=port,
-        db=redis.db,
-        username=redis.username or None,
-        password=redis.password or None,
-        socket_connect_timeout=max(redis.socket_connect_timeout, _MIN_TIMEOUT),
-        socket_timeout=max(redis.socket_timeout, _MIN_TIMEOUT),
-        retry=Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
-        protocol=2,
-        single_connection_client=True,
-        driver_info=None,  # no CLIENT SETINFO on connect, like the cache
-        **kwargs,
-    )
-
-
-def _tls_kwargs(redis: RedisSettings) -> dict[str, Any]:
-    return {
-        "ssl_ca_certs": redis.tls_ca_file or None,
-        "ssl_certfile": redis.tls_cert_file or None,
-        "ssl_keyfile": redis.tls_key_file or None,
-        "ssl_cert_reqs": "required" if redis.tls_verify else "none",
-        "ssl_check_hostname": redis.tls_verify,
-    }
 
 
 async def _auth_and_ping(client: Any, redis: RedisSettings, report: _Report) -> bool:

@@ -15,8 +15,15 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from guard_proxy.api_models import (
+    CacheHealthBody,
+    CacheStatsBody,
+    HealthBody,
+    ReadyBody,
+    RedisStatsBody,
+)
 from guard_proxy.cli._format import human_bytes, human_duration, when
 from guard_proxy.cli._instance import (
     EXIT_DOWN,
@@ -29,6 +36,8 @@ from guard_proxy.cli._instance import (
 from guard_proxy.cli._prometheus import blocks_by_scanner, parse
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from guard_proxy.config import Settings
 
 EXIT_HEALTHY, EXIT_DEGRADED = 0, 1
@@ -53,15 +62,20 @@ def add_parser(subparsers: Any) -> None:
 
 @dataclass
 class Snapshot:
-    """Everything ``status`` learned about one instance."""
+    """Everything ``status`` learned about one instance.
+
+    Each answer is read through the response model the server writes it with
+    (:mod:`guard_proxy.api_models`); ``docs`` keeps the documents as answered, for ``--json``.
+    """
 
     url: str
     answered: bool = False
     error: str | None = None
-    health: dict[str, Any] = field(default_factory=dict)
-    ready: dict[str, Any] = field(default_factory=dict)
-    cache_health: dict[str, Any] = field(default_factory=dict)
-    cache_stats: dict[str, Any] = field(default_factory=dict)
+    health: HealthBody | None = None
+    ready: ReadyBody | None = None
+    cache_health: CacheHealthBody | None = None
+    cache_stats: CacheStatsBody | None = None
+    docs: dict[str, dict[str, Any]] = field(default_factory=dict)
     blocks: dict[str, float] | None = None
     missing: dict[str, str] = field(default_factory=dict)
     redis_address: str | None = None
@@ -73,32 +87,53 @@ class Snapshot:
         return {EXIT_HEALTHY: "healthy", EXIT_DEGRADED: "degraded"}.get(self.exit_code, "down")
 
 
+_Model = TypeVar("_Model", bound="BaseModel")
+
+
+def _read(
+    url: str, path: str, model: type[_Model], timeout: float
+) -> tuple[_Model | None, Any, str | None]:
+    """``(parsed, document, None)`` or ``(None, document or None, why not)``."""
+    from pydantic import ValidationError
+
+    doc, why = get_json(f"{url}{path}", timeout)
+    if not isinstance(doc, dict):
+        return None, doc, why or "unexpected answer"
+    try:
+        return model.model_validate(doc), doc, None
+    except ValidationError as exc:
+        return None, doc, f"unexpected answer ({exc.error_count()} fields not as documented)"
+
+
 def gather(url: str, timeout: float, settings: Settings | None) -> Snapshot:
     snap = Snapshot(url=url)
-    health, why = get_json(f"{url}/health", timeout)
-    if not isinstance(health, dict):
-        error = (why or "no answer") if health is None else "unexpected /health answer"
+    health, doc, why = _read(url, "/health", HealthBody, timeout)
+    if health is None:
+        error = (why or "no answer") if doc is None else "unexpected /health answer"
         if error.startswith("HTTP 403"):
             error += " (is this host in access.allow?)"
         snap.error = error
         snap.reasons.append(f"instance not answering: {error}")
         return snap
     snap.answered = True
-    snap.health = health
-    for name, path in (
-        ("ready", "/ready"),
-        ("cache_health", "/cache/health"),
-        ("cache_stats", "/cache/stats"),
-    ):
-        doc, why = get_json(f"{url}{path}", timeout)
-        if isinstance(doc, dict):
-            setattr(snap, name, doc)
-        else:
-            snap.missing[path] = why or "unexpected answer"
+    snap.health, snap.docs["health"] = health, doc
+    snap.ready, doc, why = _read(url, "/ready", ReadyBody, timeout)
+    _keep(snap, "ready", "/ready", snap.ready, doc, why)
+    snap.cache_health, doc, why = _read(url, "/cache/health", CacheHealthBody, timeout)
+    _keep(snap, "cache_health", "/cache/health", snap.cache_health, doc, why)
+    snap.cache_stats, doc, why = _read(url, "/cache/stats", CacheStatsBody, timeout)
+    _keep(snap, "cache_stats", "/cache/stats", snap.cache_stats, doc, why)
     snap.blocks = _blocks(url, timeout, snap)
     snap.redis_address = _redis_address(snap, settings)
     snap.exit_code, snap.reasons = judge(snap, settings)
     return snap
+
+
+def _keep(snap: Snapshot, name: str, path: str, parsed: Any, doc: Any, why: str | None) -> None:
+    if parsed is not None:
+        snap.docs[name] = doc
+    else:
+        snap.missing[path] = why or "unexpected answer"
 
 
 def _blocks(url: str, timeout: float, snap: Snapshot) -> dict[str, float] | None:
@@ -110,57 +145,44 @@ def _blocks(url: str, timeout: float, snap: Snapshot) -> dict[str, float] | None
     if reply.status != 200:
         snap.missing["/metrics"] = f"HTTP {reply.status}"
         return None
-    return blocks_by_scanner(parse(reply.body.decode("utf-8", "replace")))
+    try:
+        return blocks_by_scanner(parse(reply.body.decode("utf-8", "replace")))
+    except ValueError:
+        snap.missing["/metrics"] = "not Prometheus text"
+        return None
 
 
 def _redis_address(snap: Snapshot, settings: Settings | None) -> str | None:
     """``host:port/db`` as the instance reports it (never credentials); else from config."""
-    for value in (snap.cache_health.get("redis_address"), _redis_doc(snap).get("address")):
-        if isinstance(value, str) and value:
+    ch, rd = snap.cache_health, _redis_stats(snap)
+    for value in (ch.redis_address if ch else None, rd.address if rd else None):
+        if value:
             return value
-    if settings is not None and not snap.cache_health:
-        r = settings.redis
-        host = f"[{r.host}]" if ":" in r.host else r.host
-        return f"{host}:{r.port}/{r.db} (from config)"
+    if settings is not None and ch is None:
+        from guard_proxy.cache.redis_client import redis_address
+
+        return f"{redis_address(settings.redis)} (from config)"
     return None
 
 
-def _redis_doc(snap: Snapshot) -> dict[str, Any]:
+def _redis_stats(snap: Snapshot) -> RedisStatsBody | None:
     """The ``redis`` section of ``/cache/stats`` (memory, keys; only while connected)."""
-    doc = snap.cache_stats.get("redis")
-    return doc if isinstance(doc, dict) else {}
-
-
-def _first(*values: Any) -> Any:
-    for value in values:
-        if value is not None:
-            return value
-    return None
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)
+    return snap.cache_stats.redis if snap.cache_stats else None
 
 
 def configured_backend(snap: Snapshot, settings: Settings | None) -> str | None:
-    return _opt_str(
-        _first(
-            snap.cache_health.get("configured_backend"),
-            snap.cache_stats.get("configured_backend"),
-            (snap.health.get("cache") or {}).get("configured_backend"),
-            settings.cache.backend if settings is not None else None,
-        )
-    )
+    if snap.cache_health is not None:
+        return snap.cache_health.configured_backend
+    if snap.cache_stats is not None:
+        return snap.cache_stats.configured_backend
+    return settings.cache.backend if settings is not None else None
 
 
 def active_backend(snap: Snapshot) -> str | None:
-    return _opt_str(
-        _first(
-            snap.cache_health.get("active_backend"),
-            (snap.health.get("cache") or {}).get("active_backend"),
-            snap.cache_stats.get("active_backend"),
-        )
-    )
+    for answer in (snap.cache_health, snap.health.cache if snap.health else None, snap.cache_stats):
+        if answer is not None:
+            return answer.active_backend
+    return None
 
 
 def redis_wanted(snap: Snapshot, settings: Settings | None) -> bool:
@@ -169,11 +191,10 @@ def redis_wanted(snap: Snapshot, settings: Settings | None) -> bool:
     ``/cache/health`` names a Redis address exactly when the instance wants Redis (backend
     ``auto``/``redis`` with ``redis.enabled``); without that answer, the local config decides.
     """
-    cache = snap.health.get("cache") or {}
-    if cache.get("enabled") is False or active_backend(snap) == "none":
+    if (snap.health and not snap.health.cache.enabled) or active_backend(snap) == "none":
         return False
-    if "redis_address" in snap.cache_health:
-        return snap.cache_health["redis_address"] is not None
+    if snap.cache_health is not None:
+        return snap.cache_health.redis_address is not None
     if settings is not None and not settings.redis.enabled:
         return False
     return configured_backend(snap, settings) in ("auto", "redis")
@@ -181,33 +202,27 @@ def redis_wanted(snap: Snapshot, settings: Settings | None) -> bool:
 
 def judge(snap: Snapshot, settings: Settings | None) -> tuple[int, list[str]]:
     """Exit code and reasons: 0 healthy, 1 degraded (serving), 2 down."""
-    if not snap.answered:
+    if not snap.answered or snap.health is None:
         return EXIT_DOWN, snap.reasons
     reasons: list[str] = []
-    upstream = snap.health.get("upstream") or {}
-    if upstream.get("reachable") is False:
-        reasons.append(f"upstream {upstream.get('url', 'Ollama')} unreachable")
+    upstream = snap.health.upstream
+    if not upstream.reachable:
+        reasons.append(f"upstream {upstream.url} unreachable")
     active = active_backend(snap)
     if redis_wanted(snap, settings) and active != "redis":
         reasons.append(
             f"cache fell back to {active or 'unknown'}: Redis is configured "
             f"(backend {configured_backend(snap, settings)}) but not serving"
         )
-    elif snap.cache_health.get("healthy") is False:
+    elif snap.cache_health is not None and not snap.cache_health.healthy:
         reasons.append("cache reports itself unhealthy")
-    if snap.ready.get("status") == "not ready":
-        why = [str(r) for r in snap.ready.get("reasons") or []] or ["no reason given"]
+    if snap.ready is not None and snap.ready.status == "not ready":
+        why = list(snap.ready.reasons) or ["no reason given"]
         reasons.append("not ready: " + "; ".join(why))
-    if snap.health.get("status") not in (None, "ok"):
-        reasons.append(f"instance reports status {snap.health.get('status')!r}")
     return (EXIT_DEGRADED if reasons else EXIT_HEALTHY), reasons
 
 
 # --------------------------------------------------------------------------- rendering
-
-
-def _yes_no(value: Any, yes: str, no: str, unknown: str = "unknown") -> str:
-    return yes if value is True else no if value is False else unknown
 
 
 def _num(value: Any) -> str:
@@ -221,34 +236,29 @@ def _num(value: Any) -> str:
 def render(snap: Snapshot, settings: Settings | None) -> list[str]:
     """The screen: the instance's own one-line summary (when it gave one), then the rows."""
     title = {0: "HEALTHY", 1: "DEGRADED", 2: "DOWN"}[snap.exit_code]
+    h = snap.health
     lines = []
-    line = snap.health.get("summary")
-    if isinstance(line, str) and line:
-        lines.append(line)
+    if h is not None and h.summary:
+        lines.append(h.summary)
     lines.append(f"guard-proxy at {snap.url}: {title}")
     lines += [f"  ! {reason}" for reason in snap.reasons]
-    if not snap.answered:
+    if not snap.answered or h is None:
         return lines
-    h, ch, st = snap.health, snap.cache_health, snap.cache_stats
     rows: list[tuple[str, str]] = []
-    version = h.get("version") or "unknown"
-    uptime = h.get("uptime_s")
-    started = when(h.get("started_at"), ago=False)
-    up = f"up {human_duration(uptime)}" if uptime is not None else "uptime unknown"
-    rows.append(("version", f"{version}, {up}" + (f" (since {started})" if started else "")))
-    upstream = h.get("upstream") or {}
-    reach = _yes_no(upstream.get("reachable"), "reachable", "UNREACHABLE")
-    rows.append(("upstream", f"{upstream.get('url', 'unknown')} {reach}"))
-    cache = h.get("cache") or {}
+    started = when(h.started_at, ago=False)
+    up = f"up {human_duration(h.uptime_s)}"
+    rows.append(("version", f"{h.version}, {up}" + (f" (since {started})" if started else "")))
+    reach = "reachable" if h.upstream.reachable else "UNREACHABLE"
+    rows.append(("upstream", f"{h.upstream.url} {reach}"))
     active = active_backend(snap) or "unknown"
-    if cache.get("enabled") is False or active == "none":
+    if not h.cache.enabled or active == "none":
         rows.append(("cache", "disabled"))
     else:
         configured = configured_backend(snap, settings) or "unknown"
         rows.append(("cache", f"configured {configured}, active {active}"))
         rows.extend(_redis_rows(snap, settings))
-        rows.append(("hit rate", _hit_rate(st)))
-        rows.append(("failovers", _failovers(st, ch)))
+        rows.append(("hit rate", _hit_rate(snap.cache_stats)))
+        rows.append(("failovers", _failovers(snap.cache_stats)))
     rows.append(("blocks", _blocks_text(snap.blocks)))
     for path, why in snap.missing.items():
         rows.append(("note", f"{path} not available ({why})"))
@@ -258,28 +268,28 @@ def render(snap: Snapshot, settings: Settings | None) -> list[str]:
 
 
 def _redis_rows(snap: Snapshot, settings: Settings | None) -> list[tuple[str, str]]:
-    ch, st = snap.cache_health, snap.cache_stats
+    ch = snap.cache_health
     if not redis_wanted(snap, settings) and active_backend(snap) != "redis":
         return [("redis", "not used")]
-    connected = _first(ch.get("redis_connected"), st.get("redis_connected"))
-    state = _yes_no(connected, "connected", "NOT CONNECTED", "state unknown")
-    latency = ch.get("latency_ms")
-    ping = f", PING {float(latency):.2f} ms" if isinstance(latency, int | float) else ""
+    if ch is None:
+        state, ping = "state unknown", ""
+    else:
+        state = "connected" if ch.redis_connected else "NOT CONNECTED"
+        ping = f", PING {ch.latency_ms:.2f} ms" if ch.latency_ms is not None else ""
     rows = [("redis", f"{snap.redis_address or 'unknown address'}, {state}{ping}")]
-    if connected is False and ch.get("last_error"):
-        rows.append(("redis error", str(ch["last_error"])))
-    rd = _redis_doc(snap)
-    if not rd:
+    if ch is not None and not ch.redis_connected and ch.last_error:
+        rows.append(("redis error", ch.last_error))
+    rd = _redis_stats(snap)
+    if rd is None:
         rows.append(("redis keys", "unknown (Redis not serving)"))
         return rows
     prefix = settings.cache.prefix if settings is not None else None
     where = f" under {prefix!r}" if prefix else " under the prefix"
-    more = "" if rd.get("keys_complete", True) else " (at least; count stopped early)"
-    rows.append(("redis keys", f"{_num(rd.get('keys'))}{where}{more}"))
-    maxmem = rd.get("maxmemory")
-    limit = "none" if maxmem in (0, "0") else human_bytes(maxmem)
-    policy = rd.get("maxmemory_policy")
-    memory = f"{human_bytes(rd.get('used_memory'))} used, maxmemory {limit}"
+    more = "" if rd.keys_complete else " (at least; count stopped early)"
+    rows.append(("redis keys", f"{rd.keys}{where}{more}"))
+    limit = "none" if rd.maxmemory == 0 else human_bytes(rd.maxmemory)
+    policy = rd.maxmemory_policy
+    memory = f"{human_bytes(rd.used_memory)} used, maxmemory {limit}"
     rows.append(("redis memory", memory + (f", policy {policy}" if policy else "")))
     return rows
 
@@ -289,39 +299,25 @@ def plural(count: Any, word: str, words: str | None = None) -> str:
     return f"{_num(count)} {word if count == 1 else (words or word + 's')}"
 
 
-def _hit_rate(st: dict[str, Any]) -> str:
-    if not st:
+def _hit_rate(st: CacheStatsBody | None) -> str:
+    if st is None:
         return "unknown"
-    rate = st.get("hit_rate")
-    text = f"{float(rate) * 100:.1f} %" if isinstance(rate, int | float) else "unknown"
-    parts = [
-        f"{_num(st[k])} {k}" if k != "errors" else plural(st[k], "error")
-        for k in ("hits", "misses", "sets", "errors")
-        if k in st
-    ]
-    if "memory_entries" in st:
-        parts.append(plural(st["memory_entries"], "memory entry", "memory entries"))
-    return text + (f" ({', '.join(parts)})" if parts else "")
+    counts = f"{st.hits} hits, {st.misses} misses, {st.sets} sets, {plural(st.errors, 'error')}"
+    entries = plural(st.memory_entries, "memory entry", "memory entries")
+    return f"{st.hit_rate * 100:.1f} % ({counts}, {entries})"
 
 
-def _failovers(st: dict[str, Any], ch: dict[str, Any]) -> str:
+def _failovers(st: CacheStatsBody | None) -> str:
     """Counts, then the most recent switch and when it happened."""
-    if "failovers" not in st and "recoveries" not in st:
+    if st is None:
         return "unknown"
-    text = (
-        f"{plural(st.get('failovers'), 'failover')}, "
-        f"{plural(st.get('recoveries'), 'recovery', 'recoveries')}"
-    )
-    latest: tuple[float, str, Any] | None = None
-    for kind, key in (("failover", "last_failover_at"), ("recovery", "last_recovery_at")):
-        value = _first(st.get(key), ch.get(key))
-        if value in (None, ""):
-            continue
-        order = float(value) if isinstance(value, int | float) else 0.0
-        if latest is None or order >= latest[0]:
-            latest = (order, kind, value)
+    text = f"{plural(st.failovers, 'failover')}, {plural(st.recoveries, 'recovery', 'recoveries')}"
+    latest: tuple[float, str] | None = None
+    for kind, value in (("failover", st.last_failover_at), ("recovery", st.last_recovery_at)):
+        if value is not None and (latest is None or value >= latest[0]):
+            latest = (value, kind)
     if latest is not None:
-        text += f"; last: {latest[1]} {when(latest[2])}"
+        text += f"; last: {latest[1]} {when(latest[0])}"
     return text
 
 
@@ -342,14 +338,14 @@ def as_json(snap: Snapshot, settings: Settings | None) -> dict[str, Any]:
         "exit_code": snap.exit_code,
         "reasons": snap.reasons,
         "error": snap.error,
-        "summary": snap.health.get("summary"),
+        "summary": snap.health.summary if snap.health else None,
         "configured_backend": configured_backend(snap, settings) if snap.answered else None,
         "active_backend": active_backend(snap) if snap.answered else None,
         "redis_address": snap.redis_address,
-        "health": snap.health,
-        "ready": snap.ready,
-        "cache_health": snap.cache_health,
-        "cache_stats": snap.cache_stats,
+        "health": snap.docs.get("health", {}),
+        "ready": snap.docs.get("ready", {}),
+        "cache_health": snap.docs.get("cache_health", {}),
+        "cache_stats": snap.docs.get("cache_stats", {}),
         "blocks": snap.blocks,
         "unavailable": snap.missing,
     }

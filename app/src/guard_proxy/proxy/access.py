@@ -5,29 +5,33 @@ Checked before any route runs, in this order:
 1. The client address: the socket peer, or, only when the peer is one of
    ``access.trusted_proxies``, the right-most ``X-Forwarded-For`` entry that is not itself a
    trusted proxy. Not in ``access.allow`` -> 403.
-2. Admin routes (``POST /cache/clear``): no token configured -> 403; a missing or wrong
-   ``Authorization: Bearer`` token -> 401 (compared in constant time).
+2. Admin routes (``POST /cache/clear``; ``admin`` in the route table): no token configured
+   -> 403; a missing or wrong ``Authorization: Bearer`` token -> 401 (compared in constant
+   time).
 3. The body limit (``server.max_body_bytes``): a larger ``Content-Length`` -> 413 at once;
    a chunked body is counted as it is read and answered 413 when it crosses the limit.
-   Blob uploads (``/api/blobs/``) are streamed to Ollama, never buffered, and are exempt.
+   Blob uploads (``/api/blobs/``; ``stream_request`` in the route table) are streamed to
+   Ollama, never buffered, and are exempt.
+
+Which paths are admin routes and which are streamed uploads comes from
+:mod:`guard_proxy.proxy.routes`.
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from guard_proxy.config import AccessSettings
 from guard_proxy.proxy.asgi import ASGIApp, Message, Receive, Scope, Send
 from guard_proxy.proxy.errors import send_error
+from guard_proxy.proxy.routes import admin_paths, streamed_upload_prefixes
 from guard_proxy.proxy.state import SCOPE_KEY, RequestInfo
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-ADMIN_PATHS = frozenset({"/cache/clear"})
-_STREAMED_UPLOADS = "/api/blobs/"
 _DECISION_CACHE_SIZE = 4096
 
 
@@ -61,10 +65,23 @@ class AccessMiddleware:
     * **app** - the ASGI app to protect.
     * **settings** - ``access`` settings (allow, trusted_proxies, admin_token).
     * **max_body_bytes** - the request body limit.
+    * **admin** - the paths that need the admin token (the route table's when not given).
+    * **uploads** - path prefixes exempt from the body limit, as their body is streamed
+      upstream (the route table's when not given).
     """
 
-    def __init__(self, app: ASGIApp, settings: AccessSettings, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: AccessSettings,
+        max_body_bytes: int,
+        *,
+        admin: Collection[str] | None = None,
+        uploads: Iterable[str] | None = None,
+    ) -> None:
         self.app = app
+        self.admin_paths = frozenset(admin if admin is not None else admin_paths())
+        self.uploads = tuple(uploads if uploads is not None else streamed_upload_prefixes())
         self.allow = _networks(settings.allow)
         self.trusted = _networks(settings.trusted_proxies)
         self.admin_token = settings.admin_token.encode()
@@ -90,9 +107,9 @@ class AccessMiddleware:
                 send, path, 403, "forbidden: client address not allowed", code="forbidden"
             )
             return
-        if path in ADMIN_PATHS and not await self._admin_ok(scope, send, info):
+        if path in self.admin_paths and not await self._admin_ok(scope, send, info):
             return
-        if path.startswith(_STREAMED_UPLOADS):
+        if path.startswith(self.uploads):
             await self.app(scope, receive, send)
             return
         length = _content_length(scope)

@@ -9,52 +9,40 @@ proxied route is pure ASGI: no framework sits on the hot path. The proxy's own e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from guard_proxy.config import Settings
 from guard_proxy.guard import Guard
-from guard_proxy.proxy import shapes
 from guard_proxy.proxy.access import AccessMiddleware
 from guard_proxy.proxy.asgi import ASGIApp
 from guard_proxy.proxy.drain import DrainMiddleware, InFlight
 from guard_proxy.proxy.guarded import Guarded
 from guard_proxy.proxy.metrics import Metrics
-from guard_proxy.proxy.own import ROUTES as OWN_ROUTES
 from guard_proxy.proxy.own import own_app
 from guard_proxy.proxy.passthrough import Passthrough
 from guard_proxy.proxy.readiness import Readiness
 from guard_proxy.proxy.requestlog import RequestLogMiddleware
 from guard_proxy.proxy.router import Router
+from guard_proxy.proxy.routes import (
+    GUARDED_ROUTES,
+    OWN_ROUTES,
+    PASSTHROUGH_ROUTES,
+    admin_paths,
+    own_paths,
+    streamed_upload_prefixes,
+)
 from guard_proxy.proxy.upstream import Upstream
 from guard_proxy.proxy.verdicts import VerdictService
 from guard_proxy.proxy.workershare import WorkerShare
 
-# (path, methods, streamed: no read timeout, stream the request body)
-PASSTHROUGH_ROUTES: tuple[tuple[str, tuple[str, ...], bool, bool], ...] = (
-    ("/", ("GET", "HEAD"), False, False),
-    ("/api/version", ("GET", "HEAD"), False, False),
-    ("/api/tags", ("GET", "HEAD"), False, False),
-    ("/api/ps", ("GET", "HEAD"), False, False),
-    ("/api/show", ("POST",), False, False),
-    ("/api/copy", ("POST",), False, False),
-    ("/api/delete", ("DELETE",), False, False),
-    ("/api/create", ("POST",), True, False),
-    ("/api/pull", ("POST",), True, False),
-    ("/api/push", ("POST",), True, False),
-    ("/api/embed", ("POST",), False, False),
-    ("/api/embeddings", ("POST",), False, False),
-    ("/api/blobs/{digest}", ("HEAD", "POST"), True, True),
-    ("/v1/embeddings", ("POST",), False, False),
-    ("/v1/models", ("GET",), False, False),
-    ("/v1/models/{model:path}", ("GET",), False, False),
-)
-GUARDED_SHAPES = (shapes.GENERATE, shapes.CHAT, shapes.OPENAI_CHAT, shapes.OPENAI_COMPLETION)
+if TYPE_CHECKING:
+    from guard_proxy.cache import GuardCache
 
 
 def create_app(
     settings: Settings,
     guard: Guard,
-    cache: Any,
+    cache: GuardCache,
     *,
     upstream: Upstream | None = None,
     readiness: Readiness | None = None,
@@ -85,16 +73,24 @@ def create_app(
     router = Router(startup=cache.start, shutdown=shutdown)
     inflight = inflight if inflight is not None else InFlight()
     own = own_app(client, cache, settings.cache.enabled, metrics, readiness, share)
-    for path, method in OWN_ROUTES:
-        router.add(path, own, [method])
-    for shape in GUARDED_SHAPES:
+    for own_route in OWN_ROUTES:
+        router.add(own_route.path, own, [own_route.method])
+    for shape in GUARDED_ROUTES:
         router.add(shape.route, Guarded(shape, client, guard, verdicts, metrics), ["POST"])
-    for path, methods, streamed, stream_request in PASSTHROUGH_ROUTES:
-        route = path.replace(":path", "")
-        relay = Passthrough(client, route, streamed=streamed, stream_request=stream_request)
-        router.add(path, relay, methods)
-    drain = DrainMiddleware(router, inflight, own_paths={path for path, _ in OWN_ROUTES})
+    for route in PASSTHROUGH_ROUTES:
+        relay = Passthrough(
+            client,
+            route.path.replace(":path", ""),
+            streamed=route.streamed,
+            stream_request=route.stream_request,
+        )
+        router.add(route.path, relay, route.methods)
+    drain = DrainMiddleware(router, inflight, own_paths=own_paths())
     access = AccessMiddleware(
-        drain, settings=settings.access, max_body_bytes=settings.server.max_body_bytes
+        drain,
+        settings=settings.access,
+        max_body_bytes=settings.server.max_body_bytes,
+        admin=admin_paths(),
+        uploads=streamed_upload_prefixes(),
     )
     return RequestLogMiddleware(access, metrics=metrics, access_log=settings.server.access_log)

@@ -1,26 +1,32 @@
-"""Guarded relays of streamed answers: NDJSON (native routes) and SSE (``/v1`` routes).
+"""The guarded relay of a streamed answer, in its framing: NDJSON (native routes) or SSE (``/v1``).
 
-Both parse by line, never by chunk (a line may span HTTP chunks), feed each piece to a
-:class:`Releaser`, and send what it releases. On a block they send nothing more of the
-answer, end the stream in its own format (an NDJSON ``{"error": ...}`` line; an SSE
-``data: {"error": {...}}`` event then ``data: [DONE]``) and return, so that the caller closes
-the upstream response and Ollama stops generating. Ollama's own mid-stream error lines and
-the final ``done`` line pass through after the held-back text is released.
+A :class:`Framing` is one stream format, one instance per stream (it may hold a partly
+read event). It owns everything format-specific: how lines become pieces for the
+:class:`Releaser`, how a (split) piece is written back (:meth:`Framing.encode`, which the
+releaser calls), and how a stopped stream is ended. :func:`framing_for` picks it from the
+upstream's content type; the releaser is built with it, so the relay and the re-encoding
+cannot disagree.
 
-One loop (:func:`_relay`) serves both; a :class:`_Framing` says how lines become pieces,
-how a piece is queued and how a stop is written.
+:func:`relay_stream` parses by line, never by chunk (a line may span HTTP chunks), feeds each piece
+to the releaser, and sends what it releases, at most once per upstream read. On a stop it
+sends nothing more of the answer, ends the stream in its own format (an NDJSON
+``{"error": ...}`` line; an SSE ``data: {"error": {...}}`` event then ``data: [DONE]``) and
+returns, so that the caller closes the upstream response and Ollama stops generating.
+Ollama's own mid-stream error lines and the final ``done`` line pass through after the
+held-back text is released.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
 
 from guard_proxy.proxy.asgi import Send
 from guard_proxy.proxy.errors import block_body, error_body
-from guard_proxy.proxy.release import Releaser, Step
+from guard_proxy.proxy.release import Releaser, Step, Stop
 
 UNREADABLE = "the upstream stream could not be parsed; answer withheld"
 FAILED = "guard unavailable: a scanner failed (guard.fail_mode closed); answer withheld"
@@ -34,36 +40,35 @@ def sse_encode(obj: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
+@dataclass(slots=True)
 class Outcome:
-    """How a guarded stream ended: ``blocked`` holds scanner names when the guard stopped it."""
+    """How a guarded stream ended: ``stop`` is None when it was relayed to its end;
+    ``scanners`` names the scanners that blocked it (``stop`` is :attr:`Stop.BLOCKED`)."""
 
-    __slots__ = ("blocked", "failed")
+    stop: Stop | None = None
+    scanners: list[str] | None = None
 
-    def __init__(self) -> None:
-        self.blocked: list[str] | None = None
-        self.failed = False
+    @property
+    def blocked(self) -> list[str] | None:
+        """The scanners that blocked the stream, or None."""
+        return self.scanners
 
-
-async def _send(send: Send, out: list[bytes], more: bool = True) -> None:
-    """Send ``out`` as one body message; ``more=False`` ends the response with it."""
-    if out or not more:
-        body = out[0] if len(out) == 1 else b"".join(out)
-        await send({"type": "http.response.body", "body": body, "more_body": more})
-
-
-def _stopped(step: Step) -> bool:
-    return step.blocked is not None or step.failed
+    @property
+    def failed(self) -> bool:
+        """The guard could not check the stream (a scanner failed closed, or unreadable)."""
+        return self.stop is Stop.FAILED or self.stop is Stop.UNREADABLE
 
 
-_UNREADABLE = Step(failed=True)
-
-
-class _Framing(Protocol):
-    """How one stream format is read and ended; one instance per stream (it may hold state).
+class Framing(Protocol):
+    """How one stream format is read, written and ended; one instance per stream.
 
     :meth:`lines` and :meth:`rest` queue pieces into the releaser and return a step when a
     piece ends (or stops) the stream, and whether the stream is finished.
     """
+
+    def encode(self, obj: dict[str, Any], /) -> bytes:
+        """One piece as bytes of this format (the releaser writes split pieces with it)."""
+        ...
 
     def lines(self, lines: list[bytes], releaser: Releaser) -> tuple[Step | None, bool]:
         """Queue the pieces of these complete lines, up to the first that returns a step."""
@@ -82,10 +87,12 @@ class _Framing(Protocol):
         ...
 
 
-class _Ndjson:
+class Ndjson:
     """One JSON object per line."""
 
     __slots__ = ()
+
+    encode = staticmethod(ndjson_encode)
 
     def lines(self, lines: list[bytes], releaser: Releaser) -> tuple[Step | None, bool]:
         for line in lines:
@@ -106,10 +113,12 @@ class _Ndjson:
         return [ndjson_encode(body)]
 
 
-class _Sse:
+class Sse:
     """Events of ``field: value`` lines, each ended by an empty line."""
 
     __slots__ = ("event",)
+
+    encode = staticmethod(sse_encode)
 
     def __init__(self) -> None:
         self.event: list[bytes] = []
@@ -143,25 +152,28 @@ class _Sse:
         return [sse_encode(body), b"data: [DONE]\n\n"]
 
 
-async def relay_ndjson(
+def framing_for(content_type: str) -> Framing | None:
+    """A fresh framing for an upstream answer of ``content_type``; None: not a stream."""
+    if "ndjson" in content_type:
+        return Ndjson()
+    if "event-stream" in content_type:
+        return Sse()
+    return None
+
+
+async def _send(send: Send, out: list[bytes], more: bool = True) -> None:
+    """Send ``out`` as one body message; ``more=False`` ends the response with it."""
+    if out or not more:
+        body = out[0] if len(out) == 1 else b"".join(out)
+        await send({"type": "http.response.body", "body": body, "more_body": more})
+
+
+async def relay_stream(
     send: Send, chunks: AsyncIterator[bytes], releaser: Releaser, path: str
 ) -> Outcome:
-    """Relay an NDJSON answer through ``releaser``; see the module docstring."""
-    return await _relay(send, chunks, releaser, path, _Ndjson())
-
-
-async def relay_sse(
-    send: Send, chunks: AsyncIterator[bytes], releaser: Releaser, path: str
-) -> Outcome:
-    """Relay an SSE answer through ``releaser``; see the module docstring."""
-    return await _relay(send, chunks, releaser, path, _Sse())
-
-
-async def _relay(
-    send: Send, chunks: AsyncIterator[bytes], releaser: Releaser, path: str, framing: _Framing
-) -> Outcome:
-    """Read ``chunks`` by line in ``framing``, send what ``releaser`` releases, stop on a block."""
-    outcome = Outcome()
+    """Read ``chunks`` by line in the releaser's framing, send what it releases, stop on a
+    block; see the module docstring."""
+    framing = releaser.framing
     buffer = b""
     read, flush = framing.lines, releaser.flush  # bound once: this loop runs per chunk
     async for chunk in chunks:
@@ -172,31 +184,46 @@ async def _relay(
         step, finished = read(lines, releaser)
         if step is None:
             step = flush()
-        if _stopped(step):
-            await _stop(send, path, step, outcome, framing)
-            return outcome
+        if step.stop is not None:
+            return await _stop(send, path, step, framing)
         if finished:
             await _send(send, step.out, more=False)
-            return outcome
+            return Outcome()
         await _send(send, step.out)
     step, finished = framing.rest(buffer, releaser)
-    if step is not None and _stopped(step):
-        await _stop(send, path, step, outcome, framing)
-        return outcome
+    if step is not None and step.stop is not None:
+        return await _stop(send, path, step, framing)
     if not finished:
         step = releaser.finish()
-        if _stopped(step):
-            await _stop(send, path, step, outcome, framing)
-            return outcome
+        if step.stop is not None:
+            return await _stop(send, path, step, framing)
     await _send(send, step.out if step is not None else [], more=False)
+    return Outcome()
+
+
+async def _stop(send: Send, path: str, step: Step, framing: Framing) -> Outcome:
+    """End the stream after ``step``'s bytes with the block or error body, in ``framing``."""
+    body: dict[str, Any]
+    if step.stop is Stop.BLOCKED and step.verdict is not None:
+        outcome = Outcome(Stop.BLOCKED, step.verdict.scanners)
+        body = block_body(path, "output", step.verdict.scanners)
+    else:
+        outcome = Outcome(step.stop)
+        message = UNREADABLE if step.stop is Stop.UNREADABLE else FAILED
+        body = framing.error_body(path, message)
+    await _send(send, [*step.out, *framing.stop(body)], more=False)
     return outcome
+
+
+def _unreadable() -> tuple[Step, bool]:
+    return Step(stop=Stop.UNREADABLE), False
 
 
 def _end(releaser: Releaser, raw: bytes) -> tuple[Step, bool]:
     """The stream ends with ``raw`` (an upstream error or end marker) after all held-back
     text, unless that text is blocked."""
     step = releaser.finish()
-    if not _stopped(step):
+    if step.stop is None:
         step.out.append(raw)
     return step, True
 
@@ -209,9 +236,9 @@ def _ndjson_line(line: bytes, releaser: Releaser) -> tuple[Step | None, bool]:
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
-        return _UNREADABLE, False
+        return _unreadable()
     if not isinstance(obj, dict):
-        return _UNREADABLE, False
+        return _unreadable()
     raw = line + b"\n"
     if "error" in obj:
         return _end(releaser, raw)
@@ -236,20 +263,9 @@ def _sse_event(lines: list[bytes], releaser: Releaser) -> tuple[Step | None, boo
     try:
         obj = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        return _UNREADABLE, False
+        return _unreadable()
     if not isinstance(obj, dict):
-        return _UNREADABLE, False
+        return _unreadable()
     if "error" in obj:
         return _end(releaser, raw)
     return releaser.add(obj, raw), False
-
-
-async def _stop(send: Send, path: str, step: Step, outcome: Outcome, framing: _Framing) -> None:
-    """End the stream after ``step``'s bytes with the block or error body, in ``framing``."""
-    if step.blocked is not None:
-        outcome.blocked = step.blocked.scanners
-        body: dict[str, Any] = block_body(path, "output", outcome.blocked)
-    else:
-        outcome.failed = True
-        body = framing.error_body(path, UNREADABLE if step is _UNREADABLE else FAILED)
-    await _send(send, [*step.out, *framing.stop(body)], more=False)

@@ -2,7 +2,8 @@
 
 Input: every text the model would read (see :mod:`guard_proxy.proxy.bodies`) is checked; a
 block answers 400 in the route's format and Ollama is never called. Output: a complete
-answer is scanned whole; a streamed one is relayed through a :class:`Releaser` (see
+answer is scanned whole; a streamed one is relayed in its framing (NDJSON or SSE, picked
+once from the content type) through a :class:`Releaser` (see
 :mod:`guard_proxy.proxy.framing`). Ollama's non-200 answers pass through with their own
 status and body; if Ollama breaks off a complete answer, nothing was sent yet and the client
 gets 502 in the route's format. The request body goes upstream exactly as the client sent it.
@@ -18,12 +19,12 @@ from guard_proxy.proxy.asgi import ClientDisconnected, Receive, Scope, Send, rea
 from guard_proxy.proxy.bodies import BadRequest, parse_object, stream_flag
 from guard_proxy.proxy.disconnect import run_until_disconnect
 from guard_proxy.proxy.errors import block_body, send_error, send_json
-from guard_proxy.proxy.framing import ndjson_encode, relay_ndjson, relay_sse, sse_encode
+from guard_proxy.proxy.framing import Framing, framing_for, relay_stream
 from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.passthrough import relay, upstream_failed
-from guard_proxy.proxy.release import Releaser
-from guard_proxy.proxy.shapes import Shape, get_path, text_paths, tool_texts
-from guard_proxy.proxy.state import RequestInfo, request_info
+from guard_proxy.proxy.release import Releaser, Stop
+from guard_proxy.proxy.shapes import Shape
+from guard_proxy.proxy.state import RequestInfo, RequestVerdict, request_info
 from guard_proxy.proxy.upstream import (
     Upstream,
     UpstreamBroken,
@@ -34,6 +35,10 @@ from guard_proxy.proxy.verdicts import Check, VerdictService
 
 CACHE_HEADER = b"x-guard-cache"
 FAILED_MESSAGE = "guard unavailable: a scanner failed and guard.fail_mode is closed"
+BLOCKED = {
+    Direction.INPUT: RequestVerdict.BLOCKED_INPUT,
+    Direction.OUTPUT: RequestVerdict.BLOCKED_OUTPUT,
+}
 
 
 class Guarded:
@@ -72,16 +77,16 @@ class Guarded:
             texts = self.shape.inputs(data)
             streamed = stream_flag(data, self.shape.stream_default)
         except BadRequest as exc:
-            info.verdict = "invalid"
+            info.verdict = RequestVerdict.INVALID
             await send_error(send, path, 400, str(exc))
             return
         check = await self.verdicts.check(Direction.INPUT, texts)
         info.cache = check.cache
         cache_header = (CACHE_HEADER, check.cache.encode())
         if not check.allowed:
-            await self._refuse(send, path, info, check, "input", cache_header)
+            await self._refuse(send, path, info, check, Direction.INPUT, cache_header)
             return
-        info.verdict = "allowed"
+        info.verdict = RequestVerdict.ALLOWED
         headers = forward_headers(scope["headers"], identity=True)
         try:
             await run_until_disconnect(
@@ -100,11 +105,11 @@ class Guarded:
         path: str,
         info: RequestInfo,
         check: Check,
-        direction: str,
+        direction: Direction,
         cache_header: tuple[bytes, bytes],
     ) -> None:
         if check.failed:
-            info.verdict = "guard_failed"
+            info.verdict = RequestVerdict.GUARD_FAILED
             await send_error(
                 send,
                 path,
@@ -115,9 +120,10 @@ class Guarded:
                 headers=[cache_header],
             )
             return
-        info.verdict = f"blocked_{direction}"
+        info.verdict = BLOCKED[direction]
         info.blocked_by = check.scanners
-        await send_json(send, 400, block_body(path, direction, check.scanners), [cache_header])
+        body = block_body(path, direction.value, check.scanners)
+        await send_json(send, 400, body, [cache_header])
 
     async def _exchange(
         self,
@@ -139,11 +145,10 @@ class Guarded:
             await upstream_failed(send, path, exc)
             return
         try:
-            ctype = response.content_type
             if response.status != 200 or not self.verdicts.active(Direction.OUTPUT):
                 await relay(send, response, extra=[cache_header])
-            elif "ndjson" in ctype or "event-stream" in ctype:
-                await self._stream(send, path, response, "ndjson" in ctype, info, cache_header)
+            elif (framing := framing_for(response.content_type)) is not None:
+                await self._stream(send, path, response, framing, info, cache_header)
             else:
                 try:
                     raw = await response.read()
@@ -179,13 +184,12 @@ class Guarded:
         except ValueError:
             obj = None
         if isinstance(obj, dict):
-            kind = self.shape.kind
-            texts = [get_path(obj, p) for p in text_paths(obj, kind)] + tool_texts(obj, kind)
+            texts = self.shape.output_texts(obj)
         else:
             texts = [raw.decode("utf-8", "replace")]
         check = await self.verdicts.check(Direction.OUTPUT, texts)
         if not check.allowed:
-            await self._refuse(send, path, info, check, "output", cache_header)
+            await self._refuse(send, path, info, check, Direction.OUTPUT, cache_header)
             return
         await send(
             {
@@ -205,16 +209,11 @@ class Guarded:
         send: Send,
         path: str,
         response: UpstreamResponse,
-        ndjson: bool,
+        framing: Framing,
         info: RequestInfo,
         cache_header: tuple[bytes, bytes],
     ) -> None:
-        releaser = Releaser(
-            self.guard.stream(Direction.OUTPUT),
-            self.shape.kind,
-            ndjson_encode if ndjson else sse_encode,
-            self.verdicts,
-        )
+        releaser = Releaser(self.guard.stream(Direction.OUTPUT), self.shape, framing, self.verdicts)
         await send(
             {
                 "type": "http.response.start",
@@ -222,11 +221,10 @@ class Guarded:
                 "headers": [*response.headers(rewritten=True), cache_header],
             }
         )
-        relay_stream = relay_ndjson if ndjson else relay_sse
         outcome = await relay_stream(send, response.chunks(), releaser, path)
-        if outcome.blocked is not None:
-            info.verdict = "blocked_output"
-            info.blocked_by = outcome.blocked
-            self.metrics.block("output", outcome.blocked)
-        elif outcome.failed:
-            info.verdict = "guard_failed"
+        if outcome.stop is Stop.BLOCKED and outcome.scanners is not None:
+            info.verdict = BLOCKED[Direction.OUTPUT]
+            info.blocked_by = outcome.scanners
+            self.metrics.block(Direction.OUTPUT.value, outcome.scanners)
+        elif outcome.stop is not None:
+            info.verdict = RequestVerdict.GUARD_FAILED

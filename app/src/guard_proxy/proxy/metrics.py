@@ -13,9 +13,13 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from guard_proxy import __version__
+
+if TYPE_CHECKING:
+    from guard_proxy.cache import GuardCache
+    from guard_proxy.proxy.readiness import Readiness
 
 # The 1-2.5-5 steps both histograms share; each adds its own ends.
 _STEPS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -133,7 +137,7 @@ class Metrics:
         key = (direction, mode)
         self.scanner_errors[key] = self.scanner_errors.get(key, 0) + 1
 
-    async def scrape(self, cache: Any, readiness: Any) -> str:
+    async def scrape(self, cache: GuardCache, readiness: Readiness) -> str:
         """``GET /metrics``: the counters, plus the cache's counters and readiness asked now.
 
         ``cache`` is the :class:`GuardCache`, ``readiness`` the app's :class:`Readiness` (its
@@ -142,6 +146,7 @@ class Metrics:
         SCAN) are not rendered, so a scrape sends Redis nothing. Neither may break the
         scrape: what fails is reported as unknown (not ready, no backend).
         """
+        stats: Mapping[str, object]
         try:
             stats = cache.counters()
         except Exception:  # the cache must never break the metrics

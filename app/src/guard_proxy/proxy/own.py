@@ -13,15 +13,28 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel, ConfigDict
 
 from guard_proxy import __version__
+from guard_proxy.api_models import (
+    CacheHealthBody,
+    CacheStatsBody,
+    CacheSummary,
+    ClearedBody,
+    ErrorBody,
+    HealthBody,
+    ReadyBody,
+    ReadyCache,
+    ReadyChecks,
+    ReadyUpstream,
+    RedisStatsBody,
+    UpstreamState,
+)
 from guard_proxy.proxy.asgi import ASGIApp, Receive, Scope, Send
 from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.readiness import Readiness
@@ -30,22 +43,31 @@ from guard_proxy.proxy.statusline import summary
 from guard_proxy.proxy.upstream import Upstream
 from guard_proxy.proxy.workershare import WorkerShare
 
+if TYPE_CHECKING:
+    from guard_proxy.cache import GuardCache
+
+__all__ = [  # the response models are re-exported: they live in guard_proxy.api_models
+    "CacheHealthBody",
+    "CacheStatsBody",
+    "CacheSummary",
+    "ClearedBody",
+    "ErrorBody",
+    "HealthBody",
+    "ReadyBody",
+    "ReadyCache",
+    "ReadyChecks",
+    "ReadyUpstream",
+    "RedisStatsBody",
+    "UpstreamState",
+    "own_app",
+]
+
 logger = logging.getLogger("guard_proxy.proxy")
 
 Endpoint = Callable[[], Awaitable[Response]]
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-# What the router sends here (a GET route also answers HEAD).
-ROUTES = (
-    ("/health", "GET"),
-    ("/ready", "GET"),
-    ("/cache/health", "GET"),
-    ("/cache/stats", "GET"),
-    ("/cache/clear", "POST"),
-    ("/metrics", "GET"),
-    ("/openapi.json", "GET"),
-    ("/docs", "GET"),
-)
+# The paths the router sends here are listed in routes.OWN_ROUTES.
 
 
 class JSONBody(JSONResponse):
@@ -57,113 +79,6 @@ class JSONBody(JSONResponse):
         return orjson.dumps(content)
 
 
-# ---------------------------------------------------------------------- response models
-
-
-class UpstreamState(BaseModel):
-    url: str
-    reachable: bool
-
-
-class CacheSummary(BaseModel):
-    enabled: bool
-    active_backend: Literal["redis", "memory", "none"]
-
-
-class HealthBody(BaseModel):
-    """``GET /health``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    status: Literal["ok"]
-    summary: str
-    version: str
-    started_at: str
-    uptime_s: float
-    upstream: UpstreamState
-    cache: CacheSummary
-
-
-class ReadyUpstream(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    ok: bool
-    url: str
-
-
-class ReadyCache(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    ok: bool
-    required: bool
-    active_backend: Literal["redis", "memory", "none"]
-
-
-class ReadyChecks(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    upstream: ReadyUpstream
-    cache: ReadyCache
-
-
-class ReadyBody(BaseModel):
-    """``GET /ready``: 200 ``ready``, or 503 ``not ready`` with the reasons."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    status: Literal["ready", "not ready"]
-    reasons: list[str]
-    checks: ReadyChecks
-
-
-class CacheHealthBody(BaseModel):
-    """``GET /cache/health`` (the cache may add fields)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    healthy: bool
-    degraded: bool
-    enabled: bool
-    configured_backend: str
-    active_backend: Literal["redis", "memory", "none"]
-    redis_connected: bool
-    latency_ms: float | None
-    redis_address: str | None
-    breaker: dict[str, Any]
-    last_error: str | None
-
-
-class CacheStatsBody(BaseModel):
-    """``GET /cache/stats`` (the cache may add counters)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    enabled: bool
-    configured_backend: str
-    active_backend: Literal["redis", "memory", "none"]
-    hits: int
-    misses: int
-    hit_rate: float
-    sets: int
-    errors: int
-    failovers: int
-    recoveries: int
-    memory_entries: int
-    redis: dict[str, Any] | None
-
-
-class ClearedBody(BaseModel):
-    """``POST /cache/clear``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    cleared: int
-
-
-class ErrorBody(BaseModel):
-    error: str
-
-
 _ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "admin token missing or wrong"},
     403: {"model": ErrorBody, "description": "no admin token configured, or address not allowed"},
@@ -173,14 +88,14 @@ _DENIED: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _active(cache: Any) -> str:
+def _active(cache: GuardCache) -> str:
     backend = cache.active_backend
     return str(backend) if backend else "none"
 
 
 def own_app(
     upstream: Upstream,
-    cache: Any,
+    cache: GuardCache,
     cache_enabled: bool,
     metrics: Metrics,
     readiness: Readiness,
@@ -264,7 +179,7 @@ def own_app(
 
         With several workers: the counters summed over all, ``workers`` and ``per_worker``."""
         stats = await cache.stats()
-        return JSONBody(share.merged_stats(stats) if share is not None else stats)
+        return JSONBody(share.merged_stats(dict(stats)) if share is not None else stats)
 
     @app.post(
         "/cache/clear",

@@ -14,10 +14,13 @@ import asyncio
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from guard_proxy.proxy.upstream import Upstream
+
+if TYPE_CHECKING:
+    from guard_proxy.cache import GuardCache
 
 __all__ = ["PROBE_TTL", "Readiness", "ReadyReport", "public_url", "short_error"]
 
@@ -107,7 +110,7 @@ class Readiness:
     * **require_redis** - ``cache.require_redis``: ready only while Redis serves the cache.
     """
 
-    def __init__(self, upstream: Upstream, cache: Any, *, require_redis: bool) -> None:
+    def __init__(self, upstream: Upstream, cache: GuardCache, *, require_redis: bool) -> None:
         self.upstream = upstream
         self.cache = cache
         self.require_redis = require_redis

@@ -2,26 +2,40 @@
 
 Pieces are queued with :meth:`Releaser.add` and their text is scanned by :meth:`flush` (once
 per upstream read, however many pieces it held; with the same outcome as scanning piece by
-piece, see :meth:`StreamGuard.feed_many`). The :class:`StreamGuard` answers how many
-characters from the stream start are safe to send. Pieces wholly inside that prefix go out
-as the bytes Ollama sent; a piece that straddles it is split, and only its released part is
-sent now. The held-back rest of a split piece travels in the next piece with text in the
+piece, see :meth:`StreamGuard.feed_many`). The route's :class:`Shape` says where a piece's
+text is; the :class:`StreamGuard` answers how many characters from the stream start are
+safe to send. Pieces wholly inside that prefix go out as the bytes Ollama sent; a piece that
+straddles it is split, and only its released part is sent now, written by the stream's
+framing. The held-back rest of a split piece travels in the next piece with text in the
 same field, so each flush sends at most one line that was not received as such. Pieces
 without text (tool calls, usage, the final counters) keep their place in the order. Nothing
-past the released prefix ever leaves the proxy.
+past the released prefix ever leaves the proxy. A scanner error goes to the verdict
+service's fail mode (:meth:`VerdictService.scanner_failed`): closed stops the stream, open
+stops guarding it.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from enum import Enum
+from typing import TYPE_CHECKING, Any
 
 from guard_proxy.exceptions import ScannerError
 from guard_proxy.guard import Direction, StreamGuard, Verdict
-from guard_proxy.proxy.shapes import Path, get_path, text_paths, tool_texts, with_texts
+from guard_proxy.proxy.shapes import Path, Shape, get_path, with_texts
 from guard_proxy.proxy.verdicts import VerdictService
+
+if TYPE_CHECKING:
+    from guard_proxy.proxy.framing import Framing
+
+
+class Stop(Enum):
+    """Why a stream stops before its end."""
+
+    BLOCKED = "blocked"  # a scanner found something (the step's ``verdict`` says which)
+    FAILED = "failed"  # a scanner failed under ``fail_mode: closed``
+    UNREADABLE = "unreadable"  # the upstream stream could not be parsed
 
 
 class _Piece:
@@ -49,11 +63,22 @@ class _Piece:
 
 @dataclass(slots=True)
 class Step:
-    """What to send after some pieces: ``out`` bytes, then stop if ``blocked`` or ``failed``."""
+    """What to send after some pieces: ``out`` bytes, then end the stream if ``stop`` is set
+    (``verdict``: the blocking verdict when ``stop`` is :attr:`Stop.BLOCKED`)."""
 
     out: list[bytes] = field(default_factory=list)
-    blocked: Verdict | None = None
-    failed: bool = False
+    stop: Stop | None = None
+    verdict: Verdict | None = None
+
+    @property
+    def blocked(self) -> Verdict | None:
+        """The verdict that blocked the stream, or None."""
+        return self.verdict if self.stop is Stop.BLOCKED else None
+
+    @property
+    def failed(self) -> bool:
+        """The guard could not check the stream."""
+        return self.stop is Stop.FAILED or self.stop is Stop.UNREADABLE
 
 
 class Releaser:
@@ -62,22 +87,27 @@ class Releaser:
     **Parameters:**
 
     * **guard** - a fresh :class:`StreamGuard` for the output direction.
-    * **kind** - the route kind (see :mod:`guard_proxy.proxy.shapes`).
-    * **encode** - turns a (split) piece back into bytes in the stream's framing.
+    * **shape** - the route's :class:`Shape`: where a piece's text and tool calls are.
+    * **framing** - the stream's :class:`~guard_proxy.proxy.framing.Framing`; it writes
+      split pieces back (``encode``), and :func:`~guard_proxy.proxy.framing.relay_stream` reads
+      the stream in it.
     * **verdicts** - scans tool-call arguments and applies the fail mode.
     """
 
     def __init__(
         self,
         guard: StreamGuard,
-        kind: str,
-        encode: Callable[[dict[str, Any]], bytes],
+        shape: Shape,
+        framing: Framing,
         verdicts: VerdictService,
     ) -> None:
         self.guard = guard
-        self.kind = kind
-        self.encode = encode
+        self.shape = shape
+        self.framing = framing
         self.verdicts = verdicts
+        self._text_paths = shape.text_paths  # bound once: called per piece
+        self._tool_texts = shape.tool_texts
+        self._encode = framing.encode
         self.pending: deque[_Piece] = deque()
         self.total = 0
         self.released = 0
@@ -98,16 +128,16 @@ class Releaser:
             paths: list[Path] = []
             texts: list[str] = []
         else:
-            paths = text_paths(obj, self.kind)
+            paths = self._text_paths(obj)
             texts = [get_path(obj, p) for p in paths]
-            for tool_text in tool_texts(obj, self.kind):
+            for tool_text in self._tool_texts(obj):
                 verdict = self.verdicts.scan_now(Direction.OUTPUT, tool_text)
                 if verdict is None or not verdict.allowed:
                     # What came before the tool call is released as far as the guard allows.
                     step = self.flush()
-                    if step.blocked is None and not step.failed:
-                        step.blocked = verdict
-                        step.failed = verdict is None
+                    if step.stop is None:
+                        step.stop = Stop.FAILED if verdict is None else Stop.BLOCKED
+                        step.verdict = verdict
                     return step
         start = self.total
         if texts:
@@ -133,7 +163,7 @@ class Releaser:
             finally:
                 self._unfed.clear()
             if not verdict.allowed:
-                return Step(self._release(releasable), blocked=verdict)
+                return Step(self._release(releasable), Stop.BLOCKED, verdict)
             return Step(self._release(releasable))
         return Step(self._release(self.released))
 
@@ -143,7 +173,7 @@ class Releaser:
             return self._take_out()
         if self._unfed:
             step = self.flush()
-            if step.blocked is not None or step.failed or self.bypass:
+            if step.stop is not None or self.bypass:
                 return step
             out = step.out
         else:
@@ -155,7 +185,7 @@ class Releaser:
             failed.out[:0] = out
             return failed
         if not verdict.allowed:
-            return Step(out, blocked=verdict)
+            return Step(out, Stop.BLOCKED, verdict)
         out.extend(self._release(self.total))
         return Step(out)
 
@@ -164,8 +194,8 @@ class Releaser:
         return Step(out)
 
     def _scanner_failed(self, exc: ScannerError) -> Step:
-        if self.verdicts._failed(Direction.OUTPUT, exc) is None:
-            return Step(failed=True)
+        if self.verdicts.scanner_failed(Direction.OUTPUT, exc) is None:
+            return Step(stop=Stop.FAILED)
         self.bypass = True
         self._unfed.clear()
         out = [self._bytes(p) for p in self.pending]
@@ -176,7 +206,7 @@ class Releaser:
         if piece.raw is not None:
             return piece.raw
         obj = piece.obj or {}
-        return self.encode(with_texts(obj, dict(zip(piece.paths, piece.texts, strict=True))))
+        return self._encode(with_texts(obj, dict(zip(piece.paths, piece.texts, strict=True))))
 
     def _release(self, upto: int) -> list[bytes]:
         self.released = max(self.released, upto)
@@ -198,7 +228,7 @@ class Releaser:
                     cut -= take
                     head[path] = text[:take]
                     tail.append(text[take:])
-                out.append(self.encode(with_texts(piece.obj, head)))
+                out.append(self._encode(with_texts(piece.obj, head)))
                 piece.texts = tail
                 piece.raw = None
                 piece.start = upto

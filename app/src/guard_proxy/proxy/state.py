@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import MutableMapping
+from enum import StrEnum
 from typing import Any
 
 SCOPE_KEY = "guard_proxy"
 
 
+class RequestVerdict(StrEnum):
+    """What the guard made of a guarded request: the request log's ``verdict`` field.
+
+    A request cut short afterwards gets ``,client_gone`` or ``,upstream_broken`` appended.
+    """
+
+    ALLOWED = "allowed"
+    INVALID = "invalid"  # the body was not a valid request (400)
+    BLOCKED_INPUT = "blocked_input"
+    BLOCKED_OUTPUT = "blocked_output"
+    GUARD_FAILED = "guard_failed"  # a scanner failed under fail_mode closed (or unreadable)
+
+
 class RequestInfo:
     """What the request log and the metrics need to know about one request.
 
-    The access middleware creates it; handlers fill ``route``, ``verdict`` and ``cache``.
+    The access middleware creates it; handlers fill ``route``, ``verdict`` (an
+    :class:`RequestVerdict`, maybe with a suffix) and ``cache``.
     It never holds prompt or answer text.
     """
 

@@ -5,6 +5,9 @@ only its new messages: the earlier ones are cache hits), caches each verdict und
 ``cache.key(direction, config_hash, text)``, and merges them. Large texts are scanned in a
 worker thread so the event loop keeps serving. A scanner error blocks with 503 under
 ``fail_mode: closed`` and is logged and counted, then allowed, under ``open``.
+
+The cache stores bytes; what a verdict looks like in them is this module's: :data:`VERDICTS`
+(orjson of :meth:`Verdict.to_dict`, read back by :func:`decode_verdict`).
 """
 
 from __future__ import annotations
@@ -12,13 +15,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
+
+import orjson
 
 from guard_proxy.exceptions import ScannerError
 from guard_proxy.guard import Direction, Guard, Verdict
 from guard_proxy.proxy.metrics import Metrics
+
+if TYPE_CHECKING:
+    from guard_proxy.cache.codec import Codec
 
 logger = logging.getLogger("guard_proxy.guard")
 
@@ -42,7 +50,7 @@ class Check:
     failed: bool = False
 
 
-def decode_verdict(value: Any) -> Verdict:
+def decode_verdict(value: object) -> Verdict:
     """A cached verdict back as a :class:`Verdict`; raises ``ValueError`` when malformed.
 
     Reads :meth:`Verdict.to_dict`'s form (findings as ``[scanner, reason]`` pairs) and the
@@ -61,6 +69,36 @@ def decode_verdict(value: Any) -> Verdict:
     return Verdict.from_dict(value)
 
 
+class VerdictCodec:
+    """Verdicts to the bytes the cache stores and back: orjson of :meth:`Verdict.to_dict`.
+
+    ``decode`` answers None for bytes that are not a verdict (the cache then scans again and
+    overwrites them); it reads the legacy form too (see :func:`decode_verdict`).
+    """
+
+    def encode(self, verdict: Verdict, /) -> bytes:
+        return orjson.dumps(verdict.to_dict())
+
+    def decode(self, raw: bytes, /) -> Verdict | None:
+        try:
+            return decode_verdict(orjson.loads(raw))
+        except ValueError:  # orjson.JSONDecodeError is one too
+            return None
+
+
+VERDICTS = VerdictCodec()
+
+
+class VerdictCache(Protocol):
+    """What the service needs of the cache (:class:`guard_proxy.cache.GuardCache`)."""
+
+    def key(self, direction: str, config_hash: str, text: str) -> str: ...
+
+    async def get_or_compute(
+        self, key: str, compute: Callable[[], Awaitable[Verdict]], codec: Codec[Verdict], /
+    ) -> tuple[Verdict, str]: ...
+
+
 class VerdictService:
     """Guard + cache + fail mode. One per app.
 
@@ -72,7 +110,7 @@ class VerdictService:
     * **fail_mode** - ``closed`` or ``open``.
     """
 
-    def __init__(self, guard: Guard, cache: Any, metrics: Metrics, fail_mode: str) -> None:
+    def __init__(self, guard: Guard, cache: VerdictCache, metrics: Metrics, fail_mode: str) -> None:
         self.guard = guard
         self.cache = cache
         self.metrics = metrics
@@ -122,30 +160,22 @@ class VerdictService:
         try:
             return self._timed_scan(direction, text)
         except ScannerError as exc:
-            return self._failed(direction, exc)
+            return self.scanner_failed(direction, exc)
 
     async def _one(self, direction: Direction, text: str) -> tuple[Verdict | None, str]:
-        # The cache holds and hands back the stored form (``Verdict.to_dict()``) on every
-        # path, miss or hit, so both are read by one decoder.
-        async def compute() -> dict[str, Any]:
+        # The cache stores what VERDICTS encodes; a stored value VERDICTS cannot read back is
+        # a miss (scanned again and overwritten).
+        async def compute() -> Verdict:
             if len(text) > OFFLOAD_CHARS:
-                verdict = await asyncio.to_thread(self._timed_scan, direction, text)
-            else:
-                verdict = self._timed_scan(direction, text)
-            return verdict.to_dict()
+                return await asyncio.to_thread(self._timed_scan, direction, text)
+            return self._timed_scan(direction, text)
 
         try:
             key = self.cache.key(direction.value, self._hash[direction], text)
-            value, status = await self.cache.get_or_compute(key, compute)
-            return decode_verdict(value), str(status)
+            verdict, status = await self.cache.get_or_compute(key, compute, VERDICTS)
+            return verdict, str(status)
         except ScannerError as exc:
-            return self._failed(direction, exc), "miss"
-        except ValueError:
-            # A malformed cached value: scan again, without the cache.
-            try:
-                return self._timed_scan(direction, text), "miss"
-            except ScannerError as exc:
-                return self._failed(direction, exc), "miss"
+            return self.scanner_failed(direction, exc), "miss"
 
     def _timed_scan(self, direction: Direction, text: str) -> Verdict:
         start = time.perf_counter()
@@ -154,7 +184,13 @@ class VerdictService:
         finally:
             self.metrics.scan(direction.value, time.perf_counter() - start)
 
-    def _failed(self, direction: Direction, exc: ScannerError) -> Verdict | None:
+    def scanner_failed(self, direction: Direction, exc: ScannerError) -> Verdict | None:
+        """Apply the fail mode to a scanner error: count it, log it (never the text) and
+        answer ``None`` under ``closed`` (block) or an allowing verdict under ``open``.
+
+        The hook for every scanner error, including the stream guard's (see
+        :class:`guard_proxy.proxy.release.Releaser`).
+        """
         mode = "closed" if self.fail_closed else "open"
         self.metrics.scanner_error(direction.value, mode)
         logger.error(

@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from guard_proxy.cache.backends.base import CacheBackend
+from guard_proxy.cache.backends.base import LocalBackend
 
 __all__ = ["MemoryBackend"]
 
@@ -29,7 +29,7 @@ _SHARE_MAX_VALUES = 4096
 """Distinct shared values kept; beyond it new values are stored as plain compact copies."""
 
 
-class MemoryBackend(CacheBackend):
+class MemoryBackend(LocalBackend):
     """A least-recently-used map of ``key -> (expires_at, value)``.
 
     **Parameters:**

@@ -1,6 +1,6 @@
 """The Redis backend: ``redis.asyncio`` with hiredis, a bounded pool, no retries.
 
-Contract on top of :class:`CacheBackend`:
+Contract on top of :class:`~.base.SharedBackend`:
 
 * Every call is bounded: pool wait <= ``socket_timeout``, connect <= ``socket_connect_timeout``,
   each read <= ``socket_timeout``, and an outer deadline covers the whole call. redis-py's
@@ -20,22 +20,22 @@ from __future__ import annotations
 
 import asyncio
 import re
-import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import redis.asyncio as aioredis
 import redis.exceptions as rex
-from redis.asyncio.connection import Connection, ConnectionPool, SSLConnection
-from redis.asyncio.retry import Retry
+from redis.asyncio.connection import ConnectionPool
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
-from redis.backoff import NoBackoff
-from redis.maint_notifications import MaintNotificationsConfig
 
-from guard_proxy.cache.backends.base import CacheBackend
-from guard_proxy.cache.endpoint import redis_endpoint
+from guard_proxy.cache.backends.base import RedisMemoryInfo, SharedBackend
 from guard_proxy.cache.keys import glob_escape
+from guard_proxy.cache.redis_client import (
+    build_pool,
+    pooled_client,
+    redis_address,
+    redis_endpoint,
+)
 from guard_proxy.config.settings import RedisSettings
 from guard_proxy.exceptions import AuthFailed, CacheBackendError, CommandRejected, PoolTimeout
 
@@ -49,28 +49,17 @@ COUNT_BUDGET = 200
 """SCAN steps :meth:`RedisBackend.count_keys` may take (bounded cost on a large keyspace)."""
 
 
-_NO_MAINT = MaintNotificationsConfig(enabled=False)
-
-
-def _no_retry() -> Retry:
-    return Retry(NoBackoff(), 0)
-
-
-def _parse_hostport(item: str) -> tuple[str, int]:
-    host, _, port = item.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
-class RedisBackend(CacheBackend):
+class RedisBackend(SharedBackend):
     """Verdicts in Redis. Build it with settings, then ``await ping()`` to see if it answers."""
 
     name = "redis"
 
     def __init__(self, settings: RedisSettings) -> None:
         self.settings = settings
-        self.sentinel: Sentinel | None = None
-        self.pool: ConnectionPool = self._build_pool(settings)
-        self.client = aioredis.Redis(connection_pool=self.pool)
+        self.sentinel: Sentinel | None
+        self.pool: ConnectionPool
+        self.pool, self.sentinel = build_pool(settings)
+        self.client = pooled_client(self.pool)
         self._slots = asyncio.Semaphore(settings.max_connections)
         self._pool_wait = settings.socket_timeout
         # Outer bound of one call: connect, AUTH/SELECT on a new connection, the command;
@@ -83,84 +72,25 @@ class RedisBackend(CacheBackend):
             + 0.05
         )
 
-    # ------------------------------------------------------------------ construction
-
-    @staticmethod
-    def _connection_kwargs(settings: RedisSettings) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "db": settings.db,
-            "username": settings.username or None,
-            "password": settings.password or None,
-            "socket_timeout": settings.socket_timeout,
-            "socket_connect_timeout": settings.socket_connect_timeout,
-            "socket_keepalive": True,
-            "retry": _no_retry(),
-            "retry_on_error": [],
-            "health_check_interval": 0,
-            "driver_info": None,  # no CLIENT SETINFO round trips on connect
-            # redis-py 8 defaults to RESP3 plus "maintenance notifications" in mode "auto",
-            # and that truthy "auto" disables the pool's check for dead idle connections:
-            # after a Redis restart the first call would fail on a stale socket. RESP2, off.
-            "protocol": 2,
-        }
-        if settings.tls:
-            kwargs.update(_tls_kwargs(settings))
-        return kwargs
-
-    def _build_pool(self, settings: RedisSettings) -> ConnectionPool:
-        kwargs = self._connection_kwargs(settings)
-        # The semaphore in front of the pool bounds connections; the pool itself never has to
-        # refuse (MaxConnectionsError would look like a server failure).
-        if settings.sentinels:
-            sentinel_kwargs: dict[str, Any] = {
-                "username": settings.sentinel_username or None,
-                "password": settings.sentinel_password or None,
-                "socket_timeout": settings.socket_timeout,
-                "socket_connect_timeout": settings.socket_connect_timeout,
-                "retry": _no_retry(),
-                "driver_info": None,
-                "protocol": 2,
-            }
-            if settings.tls:  # one TLS setting for the Sentinels and the servers they name
-                sentinel_kwargs.update(_tls_kwargs(settings), ssl=True)
-            self.sentinel = Sentinel(  # type: ignore[no-untyped-call]
-                [_parse_hostport(item) for item in settings.sentinels],
-                sentinel_kwargs=sentinel_kwargs,
-            )
-            if settings.tls:
-                kwargs["ssl"] = True  # SentinelConnectionPool picks its SSL connection class
-            return SentinelConnectionPool(  # type: ignore[no-untyped-call]
-                settings.sentinel_service,
-                self.sentinel,
-                max_connections=settings.max_connections,
-                maint_notifications_config=_NO_MAINT,
-                **kwargs,
-            )
-        kwargs["connection_class"] = SSLConnection if settings.tls else Connection
-        return ConnectionPool(
-            host=settings.host,
-            port=settings.port,
-            max_connections=settings.max_connections,
-            maint_notifications_config=_NO_MAINT,
-            **kwargs,
-        )
-
     # ------------------------------------------------------------------ description
+
+    @property
+    def primary(self) -> tuple[str, int] | None:
+        """The primary the Sentinels last named (None: static address, or none named yet)."""
+        if isinstance(self.pool, SentinelConnectionPool):
+            primary: tuple[str, int] | None = self.pool.master_address
+            return primary
+        return None
 
     @property
     def address(self) -> str:
         """``host:port/db`` of the server in use (Sentinel: the last primary it named)."""
-        db = self.settings.db
-        if isinstance(self.pool, SentinelConnectionPool):
-            return sentinel_address(self.settings, self.pool.master_address)
-        return f"{self.settings.host}:{self.settings.port}/{db}"
+        return redis_address(self.settings, self.primary)
 
     @property
     def endpoint(self) -> str:
         """``host:port`` of the server in use, short (Sentinel: the primary it last named)."""
-        if isinstance(self.pool, SentinelConnectionPool):
-            return redis_endpoint(self.settings, self.pool.master_address)
-        return redis_endpoint(self.settings)
+        return redis_endpoint(self.settings, self.primary)
 
     # ------------------------------------------------------------------ the call wrapper
 
@@ -256,7 +186,7 @@ class RedisBackend(CacheBackend):
         if self.sentinel is not None:
             await self.sentinel.aclose()
 
-    # ------------------------------------------------------------------ beyond the contract
+    # ------------------------------------------------------------------ SharedBackend
 
     async def reset(self) -> None:
         """Drop every pooled connection: the next call connects afresh (and asks Sentinel)."""
@@ -264,7 +194,7 @@ class RedisBackend(CacheBackend):
         if isinstance(self.pool, SentinelConnectionPool):
             self.pool.master_address = None
 
-    async def info(self) -> dict[str, Any]:
+    async def info(self) -> RedisMemoryInfo:
         """``used_memory``, ``maxmemory``, ``maxmemory_policy`` from INFO memory.
 
         A least-privilege ACL user may not run INFO (it is ``@dangerous``): then all three
@@ -293,25 +223,6 @@ class RedisBackend(CacheBackend):
             if cursor == 0:
                 return total, True
         return total, False
-
-
-def sentinel_address(settings: RedisSettings, primary: tuple[str, int] | None) -> str:
-    """``host:port/db (sentinel <service>)``, or the Sentinels asked while no primary is known."""
-    service = settings.sentinel_service
-    if primary:
-        return f"{primary[0]}:{primary[1]}/{settings.db} (sentinel {service})"
-    return f"{service}/{settings.db} via sentinels {','.join(settings.sentinels)}"
-
-
-def _tls_kwargs(settings: RedisSettings) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {
-        "ssl_ca_certs": settings.tls_ca_file or None,
-        "ssl_certfile": settings.tls_cert_file or None,
-        "ssl_keyfile": settings.tls_key_file or None,
-        "ssl_cert_reqs": ssl.CERT_REQUIRED if settings.tls_verify else ssl.CERT_NONE,
-        "ssl_check_hostname": settings.tls_verify,
-    }
-    return kwargs
 
 
 def _describe(exc: BaseException) -> str:
