@@ -14,9 +14,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .redis_server import free_port
+from .net import NotReady, free_port, http_get, wait_answering
 
 __all__ = [
     "ADMIN_TOKEN",
@@ -70,30 +67,11 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
-    """``(status, body)`` without environment proxies; raises ``OSError`` when nothing answers."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except urllib.error.URLError as exc:
-        raise OSError(str(exc.reason)) from exc
-
-
-def _answers(url: str) -> bool:
-    try:
-        http_get(url)
-    except OSError:
-        return False
-    return True
-
-
 class Process:
     """A subprocess started with ``clean_env(env)``, its output appended to ``log``.
 
-    ``pass_fd`` is a file descriptor the child inherits (e.g. a listening socket).
+    ``pass_fd`` is a file descriptor the child inherits (e.g. a listening socket); ``cwd`` is
+    where it runs (``app/tests`` by default).
     """
 
     def __init__(
@@ -103,6 +81,7 @@ class Process:
         env: Mapping[str, str],
         log: Path,
         pass_fd: int | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.name = name
         self.log = log
@@ -113,7 +92,7 @@ class Process:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                cwd=TESTS_DIR,
+                cwd=TESTS_DIR if cwd is None else cwd,
                 pass_fds=() if pass_fd is None else (pass_fd,),
             )
 
@@ -123,15 +102,11 @@ class Process:
 
     def wait_ready(self, url: str, timeout: float = START_TIMEOUT) -> None:
         """Return once ``url`` answers; fail the test if the process exits or never answers."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.running:
-                pytest.fail(f"{self.name} exited with {self.proc.returncode}:\n{self.log_text()}")
-            if _answers(url):
-                return
-            time.sleep(0.05)
-        self.stop()
-        pytest.fail(f"{self.name} did not answer {url} in time:\n{self.log_text()}")
+        try:
+            wait_answering(url, self.name, self.proc, self.log_text, timeout)
+        except NotReady as exc:
+            self.stop()
+            pytest.fail(str(exc))
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 10 s; always reaped."""
