@@ -137,6 +137,16 @@ print(json.dumps({"status": status, "headers": headers, "body": body}))
 """
 
 
+def run_in_order(items: list[Any], order: tuple[str, ...]) -> None:
+    """Sort a scenario's collected tests by module, in ``order`` (a conftest's explicit list:
+    the later modules stop, fail over or re-deploy what the earlier ones only read). A module
+    missing from the list is an error, so a new file is placed on purpose, not by its name."""
+    unknown = sorted({item.path.name for item in items} - set(order))
+    if unknown:
+        raise RuntimeError(f"test modules not in the scenario's ORDER (tests/conftest.py): {unknown}")
+    items.sort(key=lambda item: order.index(item.path.name))
+
+
 def run_playbook(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     """``ansible-playbook`` from the project root against this scenario's hosts, as Molecule
     runs it (its inventory directory, its ansible.cfg through ``ANSIBLE_CONFIG``); output
