@@ -8,6 +8,9 @@ Answers without delay so the baseline measures HTTP, not a model. Streams send
 prose cut into ~4-character tokens, and each line carries ``bench_sent``, the characters sent
 so far (this token included), and ``bench_t``, when it was sent (µs since the epoch): the
 streaming-lag measurement reads both back through the proxy.
+
+The bench-only part is the pacing, the prose and the speed (orjson, no request record); the
+ASGI types and body reading are the tests' fake Ollama's (``app/tests/fake_ollama.py``).
 """
 
 from __future__ import annotations
@@ -15,16 +18,17 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sys
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+_TESTS = str(Path(__file__).resolve().parents[1] / "app" / "tests")
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
+from fake_ollama import Receive, Scope, Send, read_body  # noqa: E402
 
 MODEL = "bench:latest"
 ANSWER = "The sky is blue because air scatters short wavelengths more than long ones."
@@ -59,15 +63,6 @@ _STATS = {
     "eval_count": 16,
     "eval_duration": 800,
 }
-
-
-async def _read_body(receive: Receive) -> bytes:
-    parts: list[bytes] = []
-    while True:
-        message = await receive()
-        parts.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(parts)
 
 
 async def _reply(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
@@ -191,7 +186,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         else:
             await _reply(send, 404, _JSON, b'{"error":"not found"}')
         return
-    raw = await _read_body(receive)
+    raw = await read_body(receive)
     try:
         request = orjson.loads(raw) if raw else {}
     except orjson.JSONDecodeError:

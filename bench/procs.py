@@ -3,6 +3,11 @@
 Every process is started by this module, tracked, and stopped by its own PID (SIGTERM, then
 SIGKILL after a bounded wait). Everything listens on 127.0.0.1 on a free port. Secrets go
 through 0600 files, never argv.
+
+Ports, loopback HTTP, readiness and redis-server come from the tests' harness
+(``app/tests/support``: ``net`` and ``redis_server``, both free of pytest); what is left here is
+bench-only: processes measured for CPU and RSS, the proxy as deployed, the load generator and
+HAProxy.
 """
 
 from __future__ import annotations
@@ -13,12 +18,8 @@ import secrets
 import selectors
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,18 +28,17 @@ import psutil
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+TESTS = ROOT / "app" / "tests"
 RUN_DIR = BENCH / ".run"
 PY = sys.executable
-REDIS_SERVER = "/usr/bin/redis-server"
 
-_started: list[Proc] = []
+# The tests' harness: ``support`` (and ``fake_ollama``) import from app/tests, as in pytest.
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
+from support.net import free_port, http_request, wait_answering  # noqa: E402
+from support.redis_server import RedisServer  # noqa: E402
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_started: list[Proc | Redis] = []
 
 
 def secret_file(name: str) -> tuple[str, Path]:
@@ -52,10 +52,10 @@ def secret_file(name: str) -> tuple[str, Path]:
 
 
 def http_get(url: str, timeout: float = 1.0, headers: dict[str, str] | None = None) -> Any:
-    """GET a loopback URL and decode JSON (None for non-JSON bodies)."""
-    req = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        raw = resp.read()
+    """GET a loopback URL and decode JSON (None for non-JSON bodies); an HTTP error raises."""
+    status, raw = http_request(url, headers=headers, timeout=timeout)
+    if status >= 400:
+        raise RuntimeError(f"GET {url}: HTTP {status}: {raw[:200]!r}")
     try:
         return json.loads(raw)
     except ValueError:
@@ -63,28 +63,12 @@ def http_get(url: str, timeout: float = 1.0, headers: dict[str, str] | None = No
 
 
 def http_post(url: str, headers: dict[str, str], timeout: float = 5.0) -> int:
-    req = urllib.request.Request(url, data=b"", headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
+    return http_request(url, method="POST", data=b"", headers=headers, timeout=timeout)[0]
 
 
 def wait_http(url: str, proc: Proc, deadline_s: float = 20.0) -> None:
-    """Poll ``url`` until it answers 200 (bounded); fail with the process log otherwise."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < deadline_s:
-        if proc.popen.poll() is not None:
-            raise RuntimeError(f"{proc.name} exited early:\n{proc.tail()}")
-        try:
-            with urllib.request.urlopen(url, timeout=1.0) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{proc.name} not ready at {url} after {deadline_s}s:\n{proc.tail()}")
+    """Poll ``url`` until it answers 200 (bounded); raise ``NotReady`` with the log otherwise."""
+    wait_answering(url, proc.name, proc.popen, proc.tail, deadline_s, status=200, probe_timeout=1.0)
 
 
 class Proc:
@@ -150,7 +134,11 @@ class Proc:
 def stop_all() -> None:
     """Stop every process this run started, newest first."""
     while _started:
-        _started.pop().stop()
+        item = _started.pop()
+        if isinstance(item, Redis):
+            item.close()
+        else:
+            item.stop()
 
 
 def start_upstream() -> tuple[Proc, str]:
@@ -182,58 +170,21 @@ def start_upstream() -> tuple[Proc, str]:
     return proc, url
 
 
-class Redis:
-    """A password-protected redis-server on a free loopback port, with no persistence."""
+class Redis(RedisServer):
+    """The tests' ``RedisServer`` (password, no persistence, free loopback port, freeze/thaw),
+    its password also in a 0600 file for the proxies, its log under the run directory."""
 
     def __init__(self, name: str = "redis") -> None:
+        super().__init__()
         self.name = name
-        self.port = free_port()
-        self.password, self.password_file = secret_file(f"{name}.pass")
-        self.conf = RUN_DIR / f"{name}.conf"
-        fd = os.open(self.conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(
-                f"bind 127.0.0.1\nport {self.port}\nprotected-mode yes\n"
-                f'requirepass "{self.password}"\nsave ""\nappendonly no\n'
-                f'dir {RUN_DIR}\ndaemonize no\nlogfile ""\n'
-            )
-        self.proc: Proc | None = None
-
-    def start(self) -> None:
-        self.proc = Proc(self.name, [REDIS_SERVER, str(self.conf)])
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 10:
-            if self._ping():
-                return
-            time.sleep(0.02)
-        raise RuntimeError(f"redis not ready:\n{self.proc.tail()}")
-
-    def _ping(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                pw = self.password.encode()
-                s.sendall(b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n*1\r\n$4\r\nPING\r\n" % (len(pw), pw))
-                data = b""
-                while data.count(b"\r\n") < 2:
-                    chunk = s.recv(64)
-                    if not chunk:
-                        return False
-                    data += chunk
-                return data == b"+OK\r\n+PONG\r\n"
-        except OSError:
-            return False
+        self.log_path = RUN_DIR / f"{name}.log"
+        self.password_file = self.write_password_file(RUN_DIR / f"{name}.pass")
+        _started.append(self)
 
     def stop(self) -> None:
-        if self.proc:
-            self.proc.stop()
-
-    def freeze(self) -> None:
-        assert self.proc
-        self.proc.signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self.proc
-        self.proc.signal(signal.SIGCONT)
+        """SIGTERM (thawed first if frozen); a no-op when it does not run."""
+        if self.running:
+            self.terminate()
 
 
 def start_proxy(

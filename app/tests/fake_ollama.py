@@ -121,7 +121,7 @@ class FakeOllama:
         if path.startswith("/api/blobs/"):
             await self._blob(method, path[len("/api/blobs/") :], scope, receive, send)
             return
-        raw = await _read_body(receive)
+        raw = await read_body(receive)
         record: dict[str, Any] = {
             "method": method,
             "path": path,
@@ -821,7 +821,7 @@ _ROUTES: dict[tuple[str, str], _Handler] = {
 # ---------------------------------------------------------------------- ASGI helpers
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def read_body(receive: Receive) -> bytes:
     parts = []
     while True:
         message = await receive()

@@ -19,6 +19,7 @@ import yaml
 PROXY_CONFIG = "/etc/guard-proxy/config.yaml"
 PROXY_UNIT = "guard-proxy.service"
 REDIS_UNIT = "redis-server.service"
+REDIS_CONF = "/etc/redis/redis.conf"
 CACHE_PREFIX = "guard:"
 SECRET_DIR = "/run/gp-test"
 
@@ -136,6 +137,16 @@ print(json.dumps({"status": status, "headers": headers, "body": body}))
 """
 
 
+def run_in_order(items: list[Any], order: tuple[str, ...]) -> None:
+    """Sort a scenario's collected tests by module, in ``order`` (a conftest's explicit list:
+    the later modules stop, fail over or re-deploy what the earlier ones only read). A module
+    missing from the list is an error, so a new file is placed on purpose, not by its name."""
+    unknown = sorted({item.path.name for item in items} - set(order))
+    if unknown:
+        raise RuntimeError(f"test modules not in the scenario's ORDER (tests/conftest.py): {unknown}")
+    items.sort(key=lambda item: order.index(item.path.name))
+
+
 def run_playbook(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     """``ansible-playbook`` from the project root against this scenario's hosts, as Molecule
     runs it (its inventory directory, its ansible.cfg through ``ANSIBLE_CONFIG``); output
@@ -243,8 +254,10 @@ def proxy_redis_credentials(host: Any) -> tuple[str, str]:
 
 def redis_cli(host: Any, args: str, *params: str, user: str = "", password: str = "") -> Any:
     """Run redis-cli on ``host`` against 127.0.0.1, authenticating via REDISCLI_AUTH
-    from a 0600 file (never ``-a``): the secret is never on a command line."""
+    from a 0600 file (never ``-a``): the secret is never on a command line. With TLS
+    on that host (tls-port in redis.conf), over TLS with the host's own files."""
     port = redis_port(host)
+    tls = redis_tls_args(host)
     if password:
         podman_exec_stdin(
             name_of(host),
@@ -256,14 +269,41 @@ def redis_cli(host: Any, args: str, *params: str, user: str = "", password: str 
     else:
         prefix, auth = "", ""
     return host.run(
-        prefix + f"redis-cli --no-auth-warning -h 127.0.0.1 -p {port} {auth}" + args, *params
+        prefix + f"redis-cli --no-auth-warning -h 127.0.0.1 -p {port} {tls}{auth}" + args, *params
     )
 
 
-def redis_port(host: Any) -> int:
-    conf = host.file("/etc/redis/redis.conf").content_string
+def redis_port(host: Any, conf_path: str = REDIS_CONF) -> int:
+    """The port Redis (or, given its file, the Sentinel) serves clients on: tls-port when
+    TLS is on (then `port 0`), else port."""
+    conf = host.file(conf_path).content_string
+    tls = re.search(r"^tls-port\s+(\d+)", conf, re.M)
+    if tls and int(tls.group(1)):
+        return int(tls.group(1))
     m = re.search(r"^port\s+(\d+)", conf, re.M)
     return int(m.group(1)) if m else 6379
+
+
+def redis_tls_files(host: Any, conf_path: str = REDIS_CONF) -> dict[str, str]:
+    """tls-ca-cert-file, tls-cert-file and tls-key-file of a host whose Redis (or Sentinel,
+    given its file) has TLS on; {} without TLS."""
+    conf = host.file(conf_path).content_string
+    tls = re.search(r"^tls-port\s+(\d+)", conf, re.M)
+    if not (tls and int(tls.group(1))):
+        return {}
+    return dict(re.findall(r"^(tls-(?:ca-cert|cert|key)-file)\s+(\S+)", conf, re.M))
+
+
+def redis_tls_args(host: Any, conf_path: str = REDIS_CONF, client_cert: bool = True) -> str:
+    """redis-cli's TLS arguments for the host's own Redis (or Sentinel), with a trailing
+    space; "" without TLS. ``client_cert`` also presents the host's certificate."""
+    files = redis_tls_files(host, conf_path)
+    if not files:
+        return ""
+    args = f"--tls --cacert {files['tls-ca-cert-file']} "
+    if client_cert:
+        args += f"--cert {files['tls-cert-file']} --key {files['tls-key-file']} "
+    return args
 
 
 def main_pid(host: Any, unit: str) -> int:

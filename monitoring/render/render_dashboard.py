@@ -36,7 +36,6 @@ Run it from the repository root with the app's venv (it has matplotlib)::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import math
@@ -63,10 +62,11 @@ RULES = ROOT / "monitoring" / "prometheus" / "rules"
 DEFAULT_OUT = ROOT / "docs" / "img" / "dashboard.png"
 
 sys.path.insert(0, str(TESTS))
-# The tests' helpers: clean_env (no guard-proxy/Redis/fake-Ollama setting inherited) and
-# http_get (loopback GET, no environment proxies). support.processes needs pytest and httpx,
-# both in the .venv this script runs with.
-from support.processes import clean_env, http_get  # noqa: E402
+# The tests' helpers: Process (clean env: no guard-proxy/Redis/fake-Ollama setting inherited)
+# and http_get/wait_answering (loopback GET, no environment proxies; support.net is stdlib
+# only). support.processes needs pytest and httpx, both in the .venv this script runs with.
+from support.net import http_get, wait_answering  # noqa: E402
+from support.processes import Process  # noqa: E402
 from support.redis_server import RedisServer, free_port  # noqa: E402
 
 STEP = 2  # seconds: scrape, evaluation and query step
@@ -92,50 +92,18 @@ def log(message: str) -> None:
 # ---------------------------------------------------------------------------- processes
 
 
-class Proc:
-    """A child process, its output in ``log``; ``stop()`` ends it by its PID and reaps it."""
+class Proc(Process):
+    """The tests' ``Process`` (clean env, output in ``log``, SIGTERM then SIGKILL, reaped), run in
+    the log's folder; readiness failures raise (no pytest here)."""
 
     def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], log: Path):
-        self.name = name
-        self.log = log
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(
-                list(argv),
-                env=clean_env(env),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=log.parent,
-            )
-
-    @property
-    def running(self) -> bool:
-        return self.proc.poll() is None
+        super().__init__(name, argv, env, log, cwd=log.parent)
 
     def wait_answers(self, url: str, timeout: float = 60.0, want: int | None = None) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.running:
-                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{self.tail()}")
-            with contextlib.suppress(OSError):
-                status, _ = http_get(url)
-                if want is None or status == want:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not answer {url} in {timeout:.0f}s:\n{self.tail()}")
-
-    def stop(self) -> None:
-        """SIGTERM, SIGKILL after 15 s."""
-        if self.running:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        wait_answering(url, self.name, self.proc, self.tail, timeout, status=want)
 
     def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+        return self.log_text()
 
 
 def debian_binary(package: str, member: str, workdir: Path) -> Path:

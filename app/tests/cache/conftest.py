@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from support.caches import CacheFactory
 from support.fixtures import redis_server, redis_server_factory  # noqa: F401
 
 from guard_proxy.cache import GuardCache
 from guard_proxy.config.settings import CacheSettings, RedisSettings
-
-CacheFactory = Callable[..., Awaitable[GuardCache]]
-
-RELAXED = {"socket_connect_timeout": 2.0, "socket_timeout": 2.0}
-"""Timeouts for tests that are not about timeouts: a loaded CI host must not fail them."""
-FREEZE = {"socket_connect_timeout": 1.0, "socket_timeout": 0.5}
-"""Timeouts for tests that freeze Redis: short enough to fail over, long enough for load."""
 
 
 @pytest.fixture

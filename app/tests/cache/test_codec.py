@@ -6,10 +6,9 @@ import asyncio
 from dataclasses import dataclass
 
 import pytest
+from support.caches import CacheFactory
 
 from guard_proxy.cache.codec import JSON_OBJECTS
-
-from .conftest import CacheFactory
 
 
 def test_json_objects_round_trip_into_new_objects() -> None:

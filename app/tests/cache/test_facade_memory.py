@@ -6,13 +6,12 @@ import asyncio
 from typing import Any
 
 import pytest
+from support.caches import CacheFactory
 
 from guard_proxy.cache import GuardCache
 from guard_proxy.cache.backends.memory import MemoryBackend
 from guard_proxy.config import load_settings
 from guard_proxy.config.settings import CacheSettings, RedisSettings
-
-from .conftest import CacheFactory
 
 VERDICT = {"allowed": True, "scanners": [{"name": "regex", "score": 0.0}]}
 

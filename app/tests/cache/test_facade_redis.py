@@ -8,11 +8,10 @@ from typing import Any
 import orjson
 import pytest
 from redis.utils import HIREDIS_AVAILABLE
+from support.caches import RELAXED, CacheFactory
 from support.redis_server import RedisServer
 
 from guard_proxy.config.settings import CacheSettings
-
-from .conftest import RELAXED, CacheFactory
 
 VERDICT = {"allowed": False, "scanners": [{"name": "banned_substrings", "score": 1.0}]}
 

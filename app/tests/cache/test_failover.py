@@ -12,11 +12,11 @@ import logging
 from typing import Any
 
 import pytest
+from support.caches import FREEZE, RELAXED, CacheFactory
 from support.redis_server import RedisServer
 
 from guard_proxy.config.settings import CacheSettings
 
-from .conftest import FREEZE, RELAXED, CacheFactory
 from .helpers import Traffic, eventually
 
 VERDICT = {"allowed": True}

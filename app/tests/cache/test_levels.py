@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from support.caches import RELAXED, CacheFactory
 from support.redis_server import RedisServer
-
-from .conftest import RELAXED, CacheFactory
 
 VERDICT = {"allowed": False, "findings": [["ban_substrings", "banned term"]]}
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from support.caches import RELAXED, CacheFactory
 from support.redis_server import RedisServer, SentinelServer, replica_of
 
-from .conftest import RELAXED, CacheFactory
 from .helpers import Traffic, eventually
 
 VERDICT = {"allowed": True, "scanners": []}

@@ -6,9 +6,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from support.caches import RELAXED, CacheFactory
 from support.redis_server import RedisServer
-
-from .conftest import RELAXED, CacheFactory
 
 VERDICT = {"allowed": True}
 

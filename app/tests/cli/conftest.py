@@ -7,49 +7,21 @@ leaking into its output. Instances come from ``support.processes`` (as for the p
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.cli import Result, RunCli
 from support.processes import (
     ADMIN_TOKEN,
-    START_TIMEOUT,
     FakeOllama,
     Proxy,
     clean_env,
     free_port,
     spawn_proxy,
 )
-
-
-@dataclass
-class Result:
-    """What one CLI run printed and returned."""
-
-    args: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-    def __str__(self) -> str:  # shown by pytest when an assertion fails
-        return (
-            f"$ guard-proxy {' '.join(self.args)}\n-> exit {self.returncode}\n"
-            f"--- stdout\n{self.stdout}--- stderr\n{self.stderr}"
-        )
-
-
-RunCli = Callable[..., Result]
 
 
 @pytest.fixture
@@ -83,33 +55,6 @@ def run_cli(secrets: list[str]) -> Iterator[RunCli]:
 
 
 # --------------------------------------------------------------------------- a live instance
-
-
-def generate(instance: Proxy, prompt: str) -> int:
-    """POST /api/generate (not streamed); the HTTP status."""
-    body = json.dumps({"model": "llama3.2", "prompt": prompt, "stream": False}).encode()
-    req = urllib.request.Request(
-        f"{instance.url}/api/generate",
-        data=body,
-        method="POST",
-        headers={"content-type": "application/json"},
-    )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(req, timeout=10) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = START_TIMEOUT) -> None:
-    """Poll ``predicate`` until true; fail the test naming ``what`` if it never becomes true."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 @pytest.fixture

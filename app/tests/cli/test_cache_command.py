@@ -7,10 +7,9 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from support.cli import RunCli, generate
 from support.processes import ADMIN_TOKEN, Proxy
 from support.redis_server import RedisServer
-
-from .conftest import RunCli, generate
 
 
 def test_stats(

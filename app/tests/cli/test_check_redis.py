@@ -6,9 +6,8 @@ import re
 import secrets as random
 from collections.abc import Callable
 
+from support.cli import RunCli
 from support.redis_server import RedisServer, free_port
-
-from .conftest import RunCli
 
 
 def fail_lines(output: str) -> list[str]:

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from support.cli import RunCli
 from support.redis_server import REDIS_SERVER_BINARY, RedisServer, free_port
-
-from .conftest import RunCli
 
 SENTINEL_PASSWORD = "sentinel-" + secrets_module.token_hex(12)
 

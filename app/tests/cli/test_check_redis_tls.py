@@ -8,9 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.cli import RunCli
 from support.redis_server import RedisServer, free_port
-
-from .conftest import RunCli
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 

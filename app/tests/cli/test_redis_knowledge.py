@@ -11,6 +11,7 @@ import asyncio
 import ssl
 
 import pytest
+from support.cli import RunCli
 
 from guard_proxy.cache.backends.redis import RedisBackend
 from guard_proxy.cache.redis_client import (
@@ -23,8 +24,6 @@ from guard_proxy.cache.redis_client import (
 )
 from guard_proxy.cli.status import Snapshot, _redis_address
 from guard_proxy.config import load_settings
-
-from .conftest import RunCli
 
 SENTINEL_ENV = {
     "REDIS_SENTINELS": "10.0.0.1:26379,10.0.0.2:26379",

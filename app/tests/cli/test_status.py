@@ -17,12 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.cli import Result, RunCli, generate, wait_until
 from support.processes import Proxy
 from support.redis_server import RedisServer, free_port
 
 from guard_proxy import __version__
-
-from .conftest import Result, RunCli, generate, wait_until
 
 BANNED = "forbidden-zebra"
 

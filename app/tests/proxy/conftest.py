@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,34 +20,7 @@ import pytest
 import yaml
 from support.notify import NotifySocket
 from support.processes import ADMIN_TOKEN, FakeOllama, Proxy, free_port, spawn_proxy
-
-INPUT_TERM = "kaboom"
-OUTPUT_TERM = "forbidden-term"
-MAX_BODY = 65536
-
-# The guard configuration most tests run with: one banned term per direction, so that the
-# fake model can be made to *say* the output term without the prompt containing it.
-BASE_CONFIG: dict[str, Any] = {
-    "guard": {
-        "input": {"banned_substrings": {"patterns": [INPUT_TERM]}},
-        "output": {"banned_substrings": {"patterns": [OUTPUT_TERM]}},
-    },
-    "server": {"max_body_bytes": MAX_BODY},
-    "cache": {"backend": "memory"},
-}
-
-
-def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-StartProxy = Callable[..., Proxy]
+from support.proxies import BASE_CONFIG, StartProxy, deep_merge
 
 
 @pytest.fixture(scope="session")
@@ -111,14 +84,3 @@ _counter = iter(range(1, 1_000_000))
 def marker() -> str:
     """A unique word to find this test's requests in the fake Ollama's record."""
     return f"mk{os.getpid()}x{next(_counter)}x{time.monotonic_ns() % 1_000_000}"
-
-
-def ndjson(body: bytes) -> list[dict[str, Any]]:
-    import json
-
-    return [json.loads(line) for line in body.splitlines() if line.strip()]
-
-
-def sse_events(body: bytes) -> list[str]:
-    """The ``data:`` payloads of an SSE body, in order."""
-    return [line[5:].strip().decode() for line in body.splitlines() if line.startswith(b"data:")]

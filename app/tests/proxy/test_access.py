@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from support.processes import ADMIN_TOKEN, Proxy
-
-from .conftest import StartProxy
+from support.proxies import StartProxy
 
 
 @pytest.fixture(scope="module")

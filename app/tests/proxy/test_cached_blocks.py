@@ -13,9 +13,8 @@ from typing import Any
 import httpx
 import pytest
 from support.processes import Proxy
+from support.proxies import INPUT_TERM, OUTPUT_TERM, StartProxy
 from support.redis_server import RedisServer
-
-from .conftest import INPUT_TERM, OUTPUT_TERM, StartProxy
 
 SCANNER = "banned_substrings"
 

@@ -6,8 +6,7 @@ import ollama
 import openai
 import pytest
 from support.processes import Proxy
-
-from .conftest import INPUT_TERM, OUTPUT_TERM
+from support.proxies import INPUT_TERM, OUTPUT_TERM
 
 PREFIX = "Plain words that are perfectly fine to say out loud. " * 8
 

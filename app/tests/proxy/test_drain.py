@@ -22,10 +22,9 @@ import httpx
 import pytest
 from support.notify import NotifySocket
 from support.processes import FakeOllama, Proxy, assert_serve_config_error, spawn_fake_ollama
+from support.proxies import StartProxy
 
 from guard_proxy.proxy.drain import CUT_MESSAGE
-
-from .conftest import StartProxy
 
 WAIT = 60.0
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "SLOW"}]}

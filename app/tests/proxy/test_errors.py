@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from support.processes import FakeOllama
-
-from .conftest import MAX_BODY, StartProxy
+from support.proxies import MAX_BODY, StartProxy
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,7 @@ from typing import Any
 import httpx
 import pytest
 from support.processes import FakeOllama
-
-from .conftest import INPUT_TERM
+from support.proxies import INPUT_TERM
 
 
 def _assert_native_block(response: httpx.Response, direction: str = "input") -> None:

@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from support.processes import FakeOllama
-
-from .conftest import OUTPUT_TERM, ndjson, sse_events
+from support.proxies import OUTPUT_TERM, ndjson, sse_events
 
 PREFIX = "The quick brown fox jumps over the lazy dog. " * 12  # longer than any window
 SAFE = PREFIX + "and then "  # what precedes the term: nothing in it can become a finding

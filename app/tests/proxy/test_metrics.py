@@ -16,12 +16,11 @@ from typing import Any
 
 import httpx
 from support.processes import Proxy, free_port
+from support.proxies import INPUT_TERM, StartProxy
 from support.redis_server import RedisServer
 
 from guard_proxy.cli._prometheus import parse
 from guard_proxy.proxy.metrics import Metrics, is_stream
-
-from .conftest import INPUT_TERM, StartProxy
 
 
 def _scrape(proxy: Proxy) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

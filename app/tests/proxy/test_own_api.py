@@ -12,10 +12,9 @@ import httpx
 import orjson
 import pytest
 from support.processes import ADMIN_TOKEN
+from support.proxies import StartProxy
 
 from guard_proxy.proxy.own import CacheHealthBody, CacheStatsBody, ClearedBody, HealthBody
-
-from .conftest import StartProxy
 
 JSON = "application/json; charset=utf-8"
 OWN = {

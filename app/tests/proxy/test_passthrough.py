@@ -7,8 +7,7 @@ import json
 
 import httpx
 from support.processes import FakeOllama, free_port
-
-from .conftest import StartProxy, ndjson
+from support.proxies import StartProxy, ndjson
 
 
 def test_root_get_and_head(client: httpx.Client) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 from support.processes import Proxy
+from support.proxies import StartProxy
 from support.redis_server import RedisServer, free_port
 
 from guard_proxy.cache import GuardCache
@@ -18,8 +19,6 @@ from guard_proxy.config import CacheSettings, OllamaSettings, RedisSettings
 from guard_proxy.proxy.own import ReadyBody
 from guard_proxy.proxy.readiness import Readiness, public_url, short_error
 from guard_proxy.proxy.upstream import Upstream
-
-from .conftest import StartProxy
 
 
 def _ready(proxy: Proxy) -> httpx.Response:

@@ -9,9 +9,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 from support.processes import ADMIN_TOKEN, Proxy
+from support.proxies import StartProxy
 from support.redis_server import RedisServer
-
-from .conftest import StartProxy
 
 
 def _redis_proxy(proxy_factory: StartProxy, server: RedisServer) -> Proxy:

@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from support.processes import Process, Proxy, clean_env, free_port
-
-from .conftest import INPUT_TERM, StartProxy
+from support.proxies import INPUT_TERM, StartProxy
 
 
 def _serve(

@@ -19,9 +19,8 @@ import httpx
 import pytest
 from support.notify import NotifySocket
 from support.processes import START_TIMEOUT, FakeOllama, Proxy, free_port, spawn_proxy
+from support.proxies import INPUT_TERM, StartProxy
 from support.redis_server import RedisServer
-
-from .conftest import INPUT_TERM, StartProxy
 
 
 def _status(message: str) -> bool:

@@ -21,10 +21,9 @@ import httpx
 import pytest
 from support.notify import NotifySocket
 from support.processes import Proxy, assert_serve_config_error, clean_env
+from support.proxies import StartProxy
 
 from guard_proxy.cli._prometheus import parse
-
-from .conftest import StartProxy
 
 WAIT = 60.0
 

@@ -15,9 +15,6 @@ import secrets
 import ssl
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .redis_server import free_port
+from .net import NotReady, free_port, http_get, wait_answering
 
 __all__ = [
     "ADMIN_TOKEN",
@@ -71,37 +68,11 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def http_get(
-    url: str, timeout: float = 2.0, context: ssl.SSLContext | None = None
-) -> tuple[int, bytes]:
-    """``(status, body)`` without environment proxies; raises ``OSError`` when nothing answers.
-
-    HTTPS is verified with ``context`` (default: the system's CA store)."""
-    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
-    if context is not None:
-        handlers.append(urllib.request.HTTPSHandler(context=context))
-    opener = urllib.request.build_opener(*handlers)
-    try:
-        with opener.open(url, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except urllib.error.URLError as exc:
-        raise OSError(str(exc.reason)) from exc
-
-
-def _answers(url: str, context: ssl.SSLContext | None = None) -> bool:
-    try:
-        http_get(url, context=context)
-    except OSError:
-        return False
-    return True
-
-
 class Process:
     """A subprocess started with ``clean_env(env)``, its output appended to ``log``.
 
-    ``pass_fd`` is a file descriptor the child inherits (e.g. a listening socket).
+    ``pass_fd`` is a file descriptor the child inherits (e.g. a listening socket); ``cwd`` is
+    where it runs (``app/tests`` by default).
     """
 
     def __init__(
@@ -111,6 +82,7 @@ class Process:
         env: Mapping[str, str],
         log: Path,
         pass_fd: int | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.name = name
         self.log = log
@@ -121,7 +93,7 @@ class Process:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                cwd=TESTS_DIR,
+                cwd=TESTS_DIR if cwd is None else cwd,
                 pass_fds=() if pass_fd is None else (pass_fd,),
             )
 
@@ -135,15 +107,11 @@ class Process:
         """Return once ``url`` answers; fail the test if the process exits or never answers.
 
         ``context`` verifies an ``https://`` URL."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.running:
-                pytest.fail(f"{self.name} exited with {self.proc.returncode}:\n{self.log_text()}")
-            if _answers(url, context):
-                return
-            time.sleep(0.05)
-        self.stop()
-        pytest.fail(f"{self.name} did not answer {url} in time:\n{self.log_text()}")
+        try:
+            wait_answering(url, self.name, self.proc, self.log_text, timeout, context=context)
+        except NotReady as exc:
+            self.stop()
+            pytest.fail(str(exc))
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 10 s; always reaped."""

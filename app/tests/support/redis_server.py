@@ -20,7 +20,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -33,15 +32,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .net import free_port
+
+__all__ = ["RedisServer", "SentinelServer", "free_port", "replica_of"]
+
 REDIS_SERVER_BINARY = os.environ.get("GUARD_TEST_REDIS_SERVER", "/usr/bin/redis-server")
 START_TIMEOUT = 10.0
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (bind to port 0, read it back, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisServer:

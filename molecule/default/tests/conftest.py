@@ -11,7 +11,22 @@ import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 
-from gplib import proxy_redis_credentials  # noqa: E402
+from gplib import proxy_redis_credentials, run_in_order  # noqa: E402
+
+
+# Verify runs the modules in this order: read-only checks first, then the failover (stops
+# Redis, kills the proxy), what an operator sees of it, and the deploy gates (re-runs).
+ORDER = (
+    "test_proxy.py",
+    "test_redis.py",
+    "test_failover.py",
+    "test_operator_view.py",
+    "test_deploy_gates.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    run_in_order(items, ORDER)
 
 
 @pytest.fixture(scope="session")

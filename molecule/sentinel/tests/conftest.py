@@ -11,10 +11,25 @@ import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 
-from gplib import proxy_redis_credentials  # noqa: E402
+from gplib import proxy_redis_credentials, run_in_order  # noqa: E402
 from sentinel_lib import proxy_sentinel_user, sentinel_admin_password  # noqa: E402
 
 REDIS_HOSTS = ("sentinel-redis1", "sentinel-redis2", "sentinel-redis3")
+
+
+# Verify runs the modules in this order: read-only checks first, then the failover (stops
+# the primary), the re-run after it, and the password rotation (two re-runs).
+ORDER = (
+    "test_sentinel.py",
+    "test_tls.py",
+    "test_failover.py",
+    "test_rerun.py",
+    "test_rotation.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    run_in_order(items, ORDER)
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,11 @@ import json
 import re
 from typing import Any
 
-from gplib import SECRET_DIR, http, name_of, podman_exec_stdin, proxy_url, redis_cli
+from gplib import SECRET_DIR, http, name_of, podman_exec_stdin, proxy_url, redis_cli, redis_tls_args
 
 SENTINEL_PORT = 26379
+# The Sentinel's settings the role owns (tls-port and the TLS files when TLS is on).
+SENTINEL_CONF = "/etc/redis/sentinel-static.conf"
 SERVICE = "mymaster"
 
 
@@ -31,8 +33,8 @@ def replication(host: Any, creds: tuple[str, str]) -> dict[str, str]:
 
 
 def sentinel(host: Any, password: str, args: str, user: str = "") -> Any:
-    """redis-cli against the host's Sentinel (as ``user``, else the admin ``default``); the
-    password travels through a 0600 file."""
+    """redis-cli against the host's Sentinel (as ``user``, else the admin ``default``;
+    over TLS when its file says so); the password travels through a 0600 file."""
     podman_exec_stdin(
         name_of(host),
         f"umask 077; mkdir -p {SECRET_DIR}; cat > {SECRET_DIR}/sentinel-pass",
@@ -41,7 +43,8 @@ def sentinel(host: Any, password: str, args: str, user: str = "") -> Any:
     auth = f"--user {user} " if user else ""
     return host.run(
         f'REDISCLI_AUTH="$(cat {SECRET_DIR}/sentinel-pass)" '
-        f"redis-cli --no-auth-warning --raw -h 127.0.0.1 -p {SENTINEL_PORT} {auth}{args}"
+        f"redis-cli --no-auth-warning --raw -h 127.0.0.1 -p {SENTINEL_PORT} "
+        f"{redis_tls_args(host, SENTINEL_CONF)}{auth}{args}"
     )
 
 

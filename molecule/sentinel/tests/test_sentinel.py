@@ -5,8 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from gplib import PROXY_UNIT, REDIS_UNIT, SECRET_DIR, cmdlines, name_of, podman_exec_stdin
+from gplib import (
+    PROXY_UNIT,
+    REDIS_UNIT,
+    SECRET_DIR,
+    cmdlines,
+    name_of,
+    podman_exec_stdin,
+    redis_tls_args,
+)
 from sentinel_lib import (
+    SENTINEL_CONF,
     SENTINEL_PORT,
     SERVICE,
     address,
@@ -49,13 +58,16 @@ def test_every_sentinel_names_the_primary(
 
 def test_sentinel_refuses_clients_without_the_password(redis_hosts: list[Any]) -> None:
     for host in redis_hosts:
-        out = host.run("redis-cli -h 127.0.0.1 -p %s PING", str(SENTINEL_PORT))
+        tls = redis_tls_args(host, SENTINEL_CONF)
+        out = host.run(f"redis-cli -h 127.0.0.1 -p %s {tls}PING", str(SENTINEL_PORT))
         assert "NOAUTH" in out.stdout + out.stderr, out.stdout
 
 
 def test_wrong_sentinel_password_is_refused(redis_hosts: list[Any]) -> None:
+    tls = redis_tls_args(redis_hosts[0], SENTINEL_CONF)
     out = redis_hosts[0].run(
-        "REDISCLI_AUTH=wrong-password-for-the-test redis-cli --no-auth-warning -h 127.0.0.1 -p %s PING",
+        "REDISCLI_AUTH=wrong-password-for-the-test redis-cli --no-auth-warning -h 127.0.0.1 -p %s "
+        f"{tls}PING",
         str(SENTINEL_PORT),
     )
     assert "WRONGPASS" in out.stdout + out.stderr or "invalid" in out.stdout + out.stderr
@@ -174,7 +186,14 @@ def test_the_sentinel_password_reaches_the_proxy_as_a_credential_only(
 
 
 def test_check_redis_through_the_sentinels_with_the_service_credentials(proxy_host: Any) -> None:
-    """What the role's post-deploy check runs: exit 0, the primary named, no secret printed."""
+    """What the role's post-deploy check runs: exit 0, the primary named, no secret printed.
+    With mutual TLS the client key is a credential too."""
+    key = ""
+    if proxy_host.file("/etc/guard-proxy/credentials/redis_tls_key").exists:
+        key = (
+            "--property LoadCredential=redis_tls_key:/etc/guard-proxy/credentials/redis_tls_key "
+            "--setenv REDIS_TLS_KEY_FILE=/run/credentials/gp-test-check-redis.service/redis_tls_key "
+        )
     run = proxy_host.run(
         "systemd-run --quiet --wait --pipe --collect --unit gp-test-check-redis "
         "--property User=guard-proxy --property Group=guard-proxy "
@@ -183,7 +202,8 @@ def test_check_redis_through_the_sentinels_with_the_service_credentials(proxy_ho
         "--setenv REDIS_PASSWORD_FILE=/run/credentials/gp-test-check-redis.service/redis_password "
         "--setenv REDIS_SENTINEL_PASSWORD_FILE="
         "/run/credentials/gp-test-check-redis.service/sentinel_password "
-        "/opt/guard-proxy/current/bin/guard-proxy check-redis --config /etc/guard-proxy/config.yaml"
+        + key
+        + "/opt/guard-proxy/current/bin/guard-proxy check-redis --config /etc/guard-proxy/config.yaml"
     )
     assert run.rc == 0, run.stdout + run.stderr
     secret = proxy_host.file("/etc/guard-proxy/credentials/sentinel_password").content_string

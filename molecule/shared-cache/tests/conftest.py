@@ -11,6 +11,22 @@ import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 
+from gplib import run_in_order  # noqa: E402
+
+
+# Verify runs the modules in this order: the firewall and the shared cache first, then the
+# rolling updates (restart proxies), and monitoring last (it stops Redis).
+ORDER = (
+    "test_firewall.py",
+    "test_shared_cache.py",
+    "test_rolling.py",
+    "test_monitoring.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    run_in_order(items, ORDER)
+
 
 @pytest.fixture(scope="session")
 def redis_host() -> Any:
