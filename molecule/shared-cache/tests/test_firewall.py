@@ -23,7 +23,9 @@ PROXY_PORT = 8080
 
 
 @pytest.mark.parametrize("name", ["redis_host", "proxy1", "proxy2"])
-def test_the_unit_loads_the_checked_table_at_boot(name: str, request: pytest.FixtureRequest) -> None:
+def test_the_unit_loads_the_checked_table_at_boot(
+    name: str, request: pytest.FixtureRequest
+) -> None:
     host = request.getfixturevalue(name)
     unit = host.service(UNIT)
     assert unit.is_enabled and unit.is_running
@@ -37,17 +39,23 @@ def test_the_unit_loads_the_checked_table_at_boot(name: str, request: pytest.Fix
 
 def test_only_the_stack_ports_are_governed(redis_host: Any, proxy1: Any, lb1: Any) -> None:
     redis_rules = redis_host.check_output("nft list chain inet %s input", TABLE)
-    assert f"tcp dport {REDIS_PORT} " in redis_rules and f"tcp dport {EXPORTER_PORT} " in redis_rules
+    assert (
+        f"tcp dport {REDIS_PORT} " in redis_rules and f"tcp dport {EXPORTER_PORT} " in redis_rules
+    )
     assert f"tcp dport {PROXY_PORT} " not in redis_rules
     proxy_rules = proxy1.check_output("nft list chain inet %s input", TABLE)
-    assert f"tcp dport {PROXY_PORT} " in proxy_rules and f"tcp dport {REDIS_PORT} " not in proxy_rules
+    assert (
+        f"tcp dport {PROXY_PORT} " in proxy_rules and f"tcp dport {REDIS_PORT} " not in proxy_rules
+    )
     # No Sentinel in this scenario: no rule for its port. lb1 governs nothing.
     assert "26379" not in redis_rules
     assert not lb1.file("/etc/systemd/system/" + UNIT).exists
 
 
 @pytest.mark.parametrize("name", ["proxy1", "proxy2"])
-def test_the_proxies_reach_redis(name: str, request: pytest.FixtureRequest, redis_host: Any) -> None:
+def test_the_proxies_reach_redis(
+    name: str, request: pytest.FixtureRequest, redis_host: Any
+) -> None:
     before = nft_counter(redis_host, TABLE, "redis_accepted")
     assert tcp_connects(request.getfixturevalue(name), "redis1", REDIS_PORT)
     assert nft_counter(redis_host, TABLE, "redis_accepted") > before
@@ -102,7 +110,9 @@ def test_rules_nft_refuses_never_replace_the_loaded_ones(redis_host: Any) -> Non
     rules_before = redis_host.file(RULES).sha256sum
     # -s: without the counters' values, which the scrapes keep moving.
     table_before = redis_host.check_output("nft -s list table inet %s", TABLE)
-    run = run_playbook("playbooks/firewall.yml", "--tags", "firewall_config", "-e", "firewall_table='no such'")
+    run = run_playbook(
+        "playbooks/firewall.yml", "--tags", "firewall_config", "-e", "firewall_table='no such'"
+    )
     assert run.returncode != 0
     assert "failed to validate" in run.stdout, run.stdout[-3000:]
     assert redis_host.file(RULES).sha256sum == rules_before

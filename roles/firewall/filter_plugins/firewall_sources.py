@@ -32,7 +32,9 @@ def _network(value: str, where: str) -> Network:
     try:
         return ipaddress.ip_network(str(value).strip(), strict=False)
     except ValueError as exc:
-        raise AnsibleFilterError(f"firewall_sources: {value!r} ({where}) is no address or network: {exc}") from exc
+        raise AnsibleFilterError(
+            f"firewall_sources: {value!r} ({where}) is no address or network: {exc}"
+        ) from exc
 
 
 def _nft(net: Network) -> str:
