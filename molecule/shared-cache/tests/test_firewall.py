@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from gplib import nft_counter, run_playbook, tcp_connects, wait_for
+from gplib import exposure, nft_counter, run_playbook, tcp_connects, wait_for
 
 TABLE = "guard_stack"
 UNIT = "guard-stack-firewall.service"
@@ -29,6 +29,8 @@ def test_the_unit_loads_the_checked_table_at_boot(
     host = request.getfixturevalue(name)
     unit = host.service(UNIT)
     assert unit.is_enabled and unit.is_running
+    # A root oneshot with CAP_NET_ADMIN only, in the same sandbox bounds as the services.
+    assert exposure(host, UNIT) <= 2.0
     rules = host.file(RULES)
     assert (rules.user, rules.group, rules.mode) == ("root", "root", 0o644)
     # The live table is the file's: the file checks clean and declares the same table.
