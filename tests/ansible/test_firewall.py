@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -230,3 +231,135 @@ def test_a_host_without_an_address_stops_the_run(tmp_path: Path) -> None:
     assert run.returncode != 0
     assert "No address known for proxy1" in run.stdout, run.stdout[-3000:]
     assert "redis1" not in files
+
+
+# --- the rules in a real kernel -------------------------------------------------
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def two_namespaces() -> Any:
+    """Two network namespaces joined by a veth pair: fwt-srv 192.0.2.1 and fwt-cli 192.0.2.2
+    (TEST-NET-1, no route anywhere). Skipped without root, ip or nft."""
+    if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("nft"):
+        pytest.skip("needs root, ip and nft")
+    names = (f"fwt-srv-{os.getpid()}", f"fwt-cli-{os.getpid()}")
+    try:
+        for name in names:
+            _ip("netns", "add", name)
+            _ip("-n", name, "link", "set", "lo", "up")
+        _ip(
+            "-n",
+            names[0],
+            "link",
+            "add",
+            "fwt0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "fwt1",
+            "netns",
+            names[1],
+        )
+        for name, dev, addr in (
+            (names[0], "fwt0", "192.0.2.1/24"),
+            (names[1], "fwt1", "192.0.2.2/24"),
+        ):
+            _ip("-n", name, "addr", "add", addr, "dev", dev)
+            _ip("-n", name, "link", "set", dev, "up")
+    except subprocess.CalledProcessError as exc:
+        for name in names:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+        pytest.skip(f"cannot make network namespaces here: {exc.stderr!r}")
+    yield names
+    for name in names:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+
+
+_LISTEN = r"""
+import socket, sys, threading
+def serve(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen()
+    while True:
+        s.accept()[0].close()
+for port in sys.argv[1:]:
+    threading.Thread(target=serve, args=(int(port),), daemon=True).start()
+print("ready", flush=True)
+threading.Event().wait(60)
+"""
+
+_CONNECT = r"""
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1.5).close()
+except OSError:
+    sys.exit(1)
+"""
+
+
+def _connects(ns: str, host: str, port: int) -> bool:
+    argv = ["ip", "netns", "exec", ns, "python3", "-c", _CONNECT, host, str(port)]
+    return subprocess.run(argv, capture_output=True, timeout=30, check=False).returncode == 0
+
+
+def _packets(ns: str, counter: str) -> int:
+    out = subprocess.run(
+        ["ip", "netns", "exec", ns, "nft", "-j", "list", "counter", "inet", "guard_stack", counter],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return next(int(i["counter"]["packets"]) for i in json.loads(out)["nftables"] if "counter" in i)
+
+
+def test_the_rules_drop_and_count_in_a_kernel(
+    tmp_path: Path, two_namespaces: tuple[str, str]
+) -> None:
+    """redis1 (192.0.2.1) lets its proxy (192.0.2.9) reach Redis and lb1 (192.0.2.2, the
+    monitoring host) reach the exporter: from lb1, 6379 is dropped and counted, 9121 is
+    open, and a port the table does not govern (SSH's stand-in) is untouched."""
+    srv, cli = two_namespaces
+    groups = {
+        "redis": ["redis1"],
+        "guard_proxy": ["proxy1"],
+        "loadbalancer": ["lb1"],
+        "monitoring": ["lb1"],
+    }
+    host_vars = {
+        "redis1": {"redis_exporter_enabled": True, "firewall_host_addresses": ["192.0.2.1"]},
+        "proxy1": {"firewall_host_addresses": ["192.0.2.9"]},
+        "lb1": {"firewall_host_addresses": ["192.0.2.2"]},
+    }
+    run, files = _render(tmp_path, groups, host_vars)
+    assert run.returncode == 0, run.stdout[-3000:]
+    rules = tmp_path / "redis1.nft"
+    rules.write_text(files["redis1"])
+    listener = subprocess.Popen(
+        ["ip", "netns", "exec", srv, "python3", "-c", _LISTEN, "6379", "9121", "2222"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert listener.stdout and listener.stdout.readline().strip() == "ready"
+        assert _connects(cli, "192.0.2.1", 6379)  # no table yet
+        subprocess.run(["ip", "netns", "exec", srv, "nft", "-f", str(rules)], check=True)
+        assert not _connects(cli, "192.0.2.1", 6379)
+        assert _packets(srv, "redis_dropped") > 0
+        assert _connects(cli, "192.0.2.1", 9121)
+        assert _packets(srv, "redis_exporter_accepted") > 0
+        assert _connects(cli, "192.0.2.1", 2222)
+        assert _connects(srv, "127.0.0.1", 6379)  # loopback
+        # Loaded again: one transaction, the same table, counters from zero.
+        subprocess.run(["ip", "netns", "exec", srv, "nft", "-f", str(rules)], check=True)
+        assert _packets(srv, "redis_dropped") == 0
+        assert not _connects(cli, "192.0.2.1", 6379)
+    finally:
+        listener.kill()
+        listener.wait()
