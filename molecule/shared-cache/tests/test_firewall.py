@@ -39,6 +39,17 @@ def test_the_unit_loads_the_checked_table_at_boot(
     assert "policy accept" in listed and 'iif "lo" accept' in listed
 
 
+def test_a_second_run_changes_nothing() -> None:
+    """The firewall play on converged hosts: no task changed, so no reload (which would
+    also reset the counters)."""
+    run = run_playbook("playbooks/firewall.yml")
+    assert run.returncode == 0, run.stdout[-3000:]
+    recap = run.stdout.rsplit("PLAY RECAP", 1)[-1]
+    for host in ("redis1", "proxy1", "proxy2", "lb1"):
+        line = next(line for line in recap.splitlines() if line.startswith(host + " "))
+        assert " changed=0 " in line and " failed=0 " in line, line
+
+
 def test_only_the_stack_ports_are_governed(redis_host: Any, proxy1: Any, lb1: Any) -> None:
     redis_rules = redis_host.check_output("nft list chain inet %s input", TABLE)
     assert (
