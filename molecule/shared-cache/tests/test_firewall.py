@@ -127,7 +127,9 @@ def test_rules_nft_refuses_never_replace_the_loaded_ones(redis_host: Any) -> Non
         "playbooks/firewall.yml", "--tags", "firewall_config", "-e", "firewall_table='no such'"
     )
     assert run.returncode != 0
-    assert "failed to validate" in run.stdout, run.stdout[-3000:]
+    # Failures go to stderr (Molecule's ansible.cfg: display_failed_stderr).
+    output = run.stdout + run.stderr
+    assert "failed to validate" in output, output[-3000:]
     assert redis_host.file(RULES).sha256sum == rules_before
     assert redis_host.check_output("nft -s list table inet %s", TABLE) == table_before
 
@@ -138,5 +140,6 @@ def test_a_run_that_does_not_know_every_peer_stops(redis_host: Any) -> None:
     rules_before = redis_host.file(RULES).sha256sum
     run = run_playbook("playbooks/firewall.yml", "--limit", "redis1")
     assert run.returncode != 0
-    assert "No address known for" in run.stdout and "proxy1" in run.stdout, run.stdout[-3000:]
+    output = run.stdout + run.stderr
+    assert "No address known for" in output and "proxy1" in output, output[-3000:]
     assert redis_host.file(RULES).sha256sum == rules_before
