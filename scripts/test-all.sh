@@ -126,8 +126,10 @@ run_lint() {
   step ansible-lint 600 ansible-lint --offline --profile production
   # Role checks without hosts (tests/ansible): the ACL allow-list, the secret
   # character set and quoting (read back by throw-away redis-server and
-  # Sentinel processes), redis-config-check, the app's locks.
-  gp_apt_install redis-server
+  # Sentinel processes), redis-config-check, the app's locks, TLS files read by a
+  # throw-away primary, replica and Sentinel, the firewall rules checked by nft in
+  # throw-away network namespaces.
+  gp_apt_install redis-server openssl nftables
   suite role-tests "$RESULTS/role-tests.xml" 300 \
     "$GP_TOOLS/bin/python" -m pytest "$GP_ROOT/tests/ansible" -q -p no:cacheprovider \
     --junitxml="$RESULTS/role-tests.xml"

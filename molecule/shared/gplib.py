@@ -345,3 +345,29 @@ def cmdlines(host: Any) -> list[str]:
         "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < \"$f\" 2>/dev/null; echo; done"
     ).stdout
     return [line for line in out.splitlines() if line.strip()]
+
+
+# A TCP connect made from inside a host; exit 0 once connected, 1 on a refusal or timeout.
+_TCP_CONNECT = r"""
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])).close()
+except OSError as exc:
+    print(repr(exc))
+    sys.exit(1)
+print("connected")
+"""
+
+
+def tcp_connects(client: Any, host: str, port: int, timeout: float = 3) -> bool:
+    """Whether ``client`` opens a TCP connection to ``host``:``port`` within ``timeout`` s."""
+    return bool(client.run("python3 -c %s %s %s %s", _TCP_CONNECT, host, str(port), str(timeout)).rc == 0)
+
+
+def nft_counter(host: Any, table: str, name: str) -> int:
+    """Packets counted so far by the named nftables counter ``name`` of ``table`` (inet)."""
+    out = host.check_output("nft -j list counter inet %s %s", table, name)
+    for item in json.loads(out)["nftables"]:
+        if "counter" in item:
+            return int(item["counter"]["packets"])
+    raise AssertionError(f"no counter {name} in table inet {table} on {name_of(host)}: {out}")

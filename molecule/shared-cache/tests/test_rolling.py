@@ -1,6 +1,7 @@
 """The proxy tier under traffic: HAProxy (lb1) in front of proxy1 and proxy2.
 
-Clients run inside redis1 and reach the front door as other machines would. Runs after
+Clients run inside redis1 and reach the front door as other machines would (the one test
+that bypasses it runs them on lb1: the firewall lets only lb1 reach a proxy). Runs after
 the shared-cache tests (file order): the rollouts here restart every proxy.
 """
 
@@ -130,11 +131,12 @@ def test_a_proxy_that_is_not_ready_leaves_the_rotation(
 
 
 def test_a_restart_through_socket_activation_refuses_nothing(
-    redis_host: Any, proxy1: Any, record_property: Any
+    lb1: Any, proxy1: Any, record_property: Any
 ) -> None:
-    """No HAProxy in the way: clients talk to proxy1 directly while it restarts."""
+    """No HAProxy in the way: clients talk to proxy1 directly while it restarts. They run
+    on lb1, the one host the firewall lets reach a proxy (test_firewall.py)."""
     before = main_pid(proxy1, PROXY_UNIT)
-    with _traffic(redis_host, "http://proxy1:8080", plain=2, streams=1) as result:
+    with _traffic(lb1, "http://proxy1:8080", plain=2, streams=1) as result:
         proxy1.check_output("systemctl restart %s", PROXY_UNIT)
         assert wait_for(lambda: http(proxy1, "GET", proxy_url(proxy1) + "/ready")["status"] == 200)
     assert main_pid(proxy1, PROXY_UNIT) not in (0, before)

@@ -1,0 +1,145 @@
+"""Host firewall (roles/firewall): the stack's ports open only to the stack's hosts.
+
+redis1 lets the proxies (and itself) reach Redis on 6379 and the monitoring host lb1 reach
+redis_exporter on 9121; proxy1 and proxy2 let lb1 (load balancer and monitoring) reach
+8080. Everything else sent to those ports is dropped and counted in the named counters of
+table inet guard_stack. Runs first (file order): the other files check that what must pass
+still does (cache hits through Redis, the front door, Prometheus's scrapes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from gplib import exposure, nft_counter, run_playbook, tcp_connects, wait_for
+
+TABLE = "guard_stack"
+UNIT = "guard-stack-firewall.service"
+RULES = "/etc/guard-stack/firewall.nft"
+REDIS_PORT = 6379
+EXPORTER_PORT = 9121
+PROXY_PORT = 8080
+
+
+@pytest.mark.parametrize("name", ["redis_host", "proxy1", "proxy2"])
+def test_the_unit_loads_the_checked_table_at_boot(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    host = request.getfixturevalue(name)
+    unit = host.service(UNIT)
+    assert unit.is_enabled and unit.is_running
+    # A root oneshot with CAP_NET_ADMIN only, in the same sandbox bounds as the services.
+    assert exposure(host, UNIT) <= 2.0
+    rules = host.file(RULES)
+    assert (rules.user, rules.group, rules.mode) == ("root", "root", 0o644)
+    # The live table is the file's: the file checks clean and declares the same table.
+    assert host.run("nft -c -f %s", RULES).rc == 0
+    listed = host.check_output("nft list table inet %s", TABLE)
+    assert "policy accept" in listed and 'iif "lo" accept' in listed
+
+
+def test_a_second_run_changes_nothing() -> None:
+    """The firewall play on converged hosts: no task changed, so no reload (which would
+    also reset the counters)."""
+    run = run_playbook("playbooks/firewall.yml")
+    assert run.returncode == 0, run.stdout[-3000:]
+    recap = run.stdout.rsplit("PLAY RECAP", 1)[-1]
+    for host in ("redis1", "proxy1", "proxy2", "lb1"):
+        line = next(line for line in recap.splitlines() if line.startswith(host + " "))
+        assert " changed=0 " in line and " failed=0 " in line, line
+
+
+def test_only_the_stack_ports_are_governed(redis_host: Any, proxy1: Any, lb1: Any) -> None:
+    redis_rules = redis_host.check_output("nft list chain inet %s input", TABLE)
+    assert (
+        f"tcp dport {REDIS_PORT} " in redis_rules and f"tcp dport {EXPORTER_PORT} " in redis_rules
+    )
+    assert f"tcp dport {PROXY_PORT} " not in redis_rules
+    proxy_rules = proxy1.check_output("nft list chain inet %s input", TABLE)
+    assert (
+        f"tcp dport {PROXY_PORT} " in proxy_rules and f"tcp dport {REDIS_PORT} " not in proxy_rules
+    )
+    # No Sentinel in this scenario: no rule for its port. lb1 governs nothing.
+    assert "26379" not in redis_rules
+    assert not lb1.file("/etc/systemd/system/" + UNIT).exists
+
+
+@pytest.mark.parametrize("name", ["proxy1", "proxy2"])
+def test_the_proxies_reach_redis(
+    name: str, request: pytest.FixtureRequest, redis_host: Any
+) -> None:
+    before = nft_counter(redis_host, TABLE, "redis_accepted")
+    assert tcp_connects(request.getfixturevalue(name), "redis1", REDIS_PORT)
+    assert nft_counter(redis_host, TABLE, "redis_accepted") > before
+
+
+def test_redis_is_closed_to_a_host_of_neither_group(redis_host: Any, lb1: Any) -> None:
+    """lb1 (loadbalancer, monitoring) is no Redis client: its SYNs are dropped and counted."""
+    before = nft_counter(redis_host, TABLE, "redis_dropped")
+    assert not tcp_connects(lb1, "redis1", REDIS_PORT, timeout=3)
+    assert nft_counter(redis_host, TABLE, "redis_dropped") > before
+    # Loopback is always let in (the exporter's own connection uses it).
+    assert tcp_connects(redis_host, "127.0.0.1", REDIS_PORT)
+
+
+def test_the_monitoring_host_reaches_the_exporter_and_a_proxy_does_not(
+    redis_host: Any, proxy1: Any, lb1: Any
+) -> None:
+    assert tcp_connects(lb1, "redis1", EXPORTER_PORT)
+    before = nft_counter(redis_host, TABLE, "redis_exporter_dropped")
+    assert not tcp_connects(proxy1, "redis1", EXPORTER_PORT, timeout=2)
+    assert nft_counter(redis_host, TABLE, "redis_exporter_dropped") > before
+
+
+@pytest.mark.parametrize("name", ["proxy1", "proxy2"])
+def test_only_the_load_balancer_reaches_a_proxy(
+    name: str, request: pytest.FixtureRequest, redis_host: Any, lb1: Any
+) -> None:
+    proxy = request.getfixturevalue(name)
+    assert tcp_connects(lb1, name, PROXY_PORT)
+    before = nft_counter(proxy, TABLE, "guard_proxy_dropped")
+    # redis1 is neither a load balancer nor the monitoring host.
+    assert not tcp_connects(redis_host, name, PROXY_PORT, timeout=3)
+    assert nft_counter(proxy, TABLE, "guard_proxy_dropped") > before
+
+
+def test_stopping_the_unit_opens_the_ports_and_starting_it_closes_them(
+    redis_host: Any, lb1: Any
+) -> None:
+    """What a boot does: the enabled unit loads the rules file (and a stop removes the table)."""
+    redis_host.check_output("systemctl stop %s", UNIT)
+    try:
+        assert redis_host.run("nft list table inet %s", TABLE).rc != 0
+        assert wait_for(lambda: tcp_connects(lb1, "redis1", REDIS_PORT), timeout=10)
+    finally:
+        redis_host.check_output("systemctl start %s", UNIT)
+    assert redis_host.run("nft list table inet %s", TABLE).rc == 0
+    assert not tcp_connects(lb1, "redis1", REDIS_PORT, timeout=2)
+
+
+def test_rules_nft_refuses_never_replace_the_loaded_ones(redis_host: Any) -> None:
+    """A table name nft cannot parse: `nft -c` fails the play before the file is replaced."""
+    rules_before = redis_host.file(RULES).sha256sum
+    # -s: without the counters' values, which the scrapes keep moving.
+    table_before = redis_host.check_output("nft -s list table inet %s", TABLE)
+    run = run_playbook(
+        "playbooks/firewall.yml", "--tags", "firewall_config", "-e", "firewall_table='no such'"
+    )
+    assert run.returncode != 0
+    # Failures go to stderr (Molecule's ansible.cfg: display_failed_stderr).
+    output = run.stdout + run.stderr
+    assert "failed to validate" in output, output[-3000:]
+    assert redis_host.file(RULES).sha256sum == rules_before
+    assert redis_host.check_output("nft -s list table inet %s", TABLE) == table_before
+
+
+def test_a_run_that_does_not_know_every_peer_stops(redis_host: Any) -> None:
+    """--limit gathers facts of redis1 only: the proxies' addresses are unknown, and rules
+    without them would shut the proxies out of Redis. The role stops instead."""
+    rules_before = redis_host.file(RULES).sha256sum
+    run = run_playbook("playbooks/firewall.yml", "--limit", "redis1")
+    assert run.returncode != 0
+    output = run.stdout + run.stderr
+    assert "No address known for" in output and "proxy1" in output, output[-3000:]
+    assert redis_host.file(RULES).sha256sum == rules_before
