@@ -36,17 +36,19 @@ def ansible_env(tmp: Path) -> dict[str, str]:
 
 
 def run_playbook(
-    tmp: Path, plays: list[dict[str, Any]], extra_vars: dict[str, Any] | None = None
+    tmp: Path,
+    plays: list[dict[str, Any]],
+    extra_vars: dict[str, Any] | None = None,
+    inventory: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Writes ``plays`` (JSON is YAML) and runs them on localhost; output captured."""
+    """Writes ``plays`` (JSON is YAML) and runs them on localhost, or on the hosts of
+    ``inventory`` (which says how to reach them); output captured."""
     playbook = tmp / "playbook.yml"
     playbook.write_text(json.dumps(plays, indent=1))
+    hosts = ["-i", str(inventory)] if inventory else ["-i", "localhost,", "-c", "local"]
     argv = [
         str(TOOLS / "bin" / "ansible-playbook"),
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
+        *hosts,
         "-e",
         f"ansible_python_interpreter={TOOLS / 'bin' / 'python'}",
     ]

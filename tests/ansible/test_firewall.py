@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, TOOLS, ansible_env
+from conftest import ROOT, TOOLS, run_playbook
 
 FILTER = ROOT / "roles" / "firewall" / "filter_plugins" / "firewall_sources.py"
 TEMPLATE = ROOT / "roles" / "firewall" / "templates" / "firewall.nft.j2"
@@ -126,20 +126,7 @@ def _render(
             ],
         }
     ]
-    (tmp / "playbook.yml").write_text(json.dumps(plays))
-    argv = [str(TOOLS / "bin" / "ansible-playbook"), "-i", "inventory.yml", "playbook.yml"]
-    if extra:
-        (tmp / "extra.json").write_text(json.dumps(extra))
-        argv += ["-e", "@extra.json"]
-    run = subprocess.run(
-        argv,
-        cwd=tmp,
-        env=ansible_env(tmp),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    run = run_playbook(tmp, plays, extra_vars=extra or None, inventory=tmp / "inventory.yml")
     return run, {p.stem: p.read_text() for p in out.glob("*.nft")}
 
 
