@@ -16,6 +16,10 @@
 #      prometheus package, which is never installed).
 #   6. Preflight (scripts/preflight-hosts.sh): two throw-away hosts on a
 #      throw-away network must resolve and reach each other by name.
+#   7. .env.yml (git-ignored) in the repository root: the podman settings of
+#      step 2 and the network tag, which Molecule reads from the project
+#      directory, so a plain `molecule test [-s SCENARIO]` with the tools venv
+#      active finds the base image.
 #
 # Usage: scripts/setup-test-hosts.sh [--no-image] [--no-tools] [--rebuild-image]
 set -euo pipefail
@@ -164,10 +168,29 @@ PY
   printf '%s\n' "$want" > "$stamp"
 }
 
+# .env.yml: Molecule reads it from the project directory and interpolates
+# molecule.yml with it (provisioner env -> ansible-playbook, podman, testinfra).
+write_molecule_env() {
+  local tmp="$GP_ROOT/.env.yml.tmp"
+  cat > "$tmp" <<EOF
+---
+# Written by scripts/setup-test-hosts.sh (make setup); git-ignored, do not edit.
+# Molecule reads this file from the project directory: with it a plain
+# \`molecule test [-s SCENARIO]\` uses this checkout's podman instance (.work/podman),
+# where the base image $GP_IMAGE is.
+CONTAINERS_CONF: "$CONTAINERS_CONF"
+CONTAINERS_STORAGE_CONF: "$CONTAINERS_STORAGE_CONF"
+GP_NETWORK_TAG: "$GP_NETWORK_TAG"
+EOF
+  mv "$tmp" "$GP_ROOT/.env.yml"
+}
+
 main() {
   local t0=$SECONDS
   gp_apt_install "${APT_PACKAGES[@]}"
   gp_podman_env
+  # Only for the project's own instance (not test-all.sh's per-scenario ones).
+  [[ "$GP_PODMAN_DIR" != "$GP_WORK/podman" ]] || write_molecule_env
   if [[ "$(cat /proc/sys/vm/overcommit_memory)" != 1 ]]; then
     sysctl -q -w vm.overcommit_memory=1 || gp_log "could not set vm.overcommit_memory=1 (Redis will warn)"
   fi

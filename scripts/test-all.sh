@@ -7,7 +7,15 @@
 # counts as one passed or one failed. Exit status is non-zero if anything
 # failed. Works on a fresh Debian 12 machine: installs what it needs.
 #
-# Usage: scripts/test-all.sh [app] [lint] [syntax] [molecule[=SCENARIO,...]]
+# After the set-up, the suites run side by side (2 cores go further that way: a
+# Molecule scenario spends most of its time waiting on systemd, apt and
+# HTTP): the static checks, lint, syntax and app tests in one lane, and each
+# Molecule scenario in a lane of its own (own podman instance under
+# .work/podman-<scenario>, own network, own Molecule ephemeral directory;
+# their starts are GP_STAGGER seconds apart). Each suite's wall time is
+# printed against its budget (BUDGET below, also in README.md).
+#
+# Usage: scripts/test-all.sh [app] [static] [lint] [syntax] [molecule[=SCENARIO,...]]
 #   (no argument: everything)
 set -uo pipefail
 
@@ -16,26 +24,59 @@ set -uo pipefail
 
 RESULTS="${GP_RESULTS_DIR:-$GP_WORK/results}"
 export GP_RESULTS_DIR="$RESULTS"
-PASSED=0
-FAILED=0
-SUMMARY=()
+# Lanes run in background subshells: every count and timing goes to a file.
+RECORDS="$RESULTS/records.tsv"
+TIMES="$RESULTS/times.tsv"
+GP_STAGGER="${GP_STAGGER:-25}"
+
+# Wall-time budget per suite in seconds on 2 shared cores, cold (README.md, "Test time").
+# Over budget is reported, not failed: timings are not assertions.
+declare -A BUDGET=(
+  [setup]=420 [static]=120 [lint]=300 [syntax]=60 [app]=420
+  [molecule-default]=660 [molecule-sentinel]=780 [molecule-shared-cache]=720
+  [total]=1500
+)
 
 finish() {
   local rc=$?
+  trap - EXIT
+  # A lane still running (interrupted run) is stopped with its children.
+  local pid
+  for pid in $(jobs -p); do kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null; done
+  echo
+  echo "==== wall time per suite (budget) ===="
+  local name secs budget note
+  while IFS=$'\t' read -r name secs; do
+    budget="${BUDGET[$name]:-}"
+    note=""
+    [[ -n "$budget" ]] && ((secs > budget)) && note="  OVER BUDGET"
+    printf '  %-24s %5s s  (budget %s s)%s\n' "$name" "$secs" "${budget:-?}" "$note"
+  done < <(cat "$TIMES" 2>/dev/null)
+  echo "  load average: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
   echo "==== summary ===="
-  local line
-  for line in "${SUMMARY[@]}"; do echo "  $line"; done
-  echo "${PASSED} passed, ${FAILED} failed"
-  if ((FAILED > 0)); then exit 1; fi
+  local p=0 f=0 np nf line
+  while IFS=$'\t' read -r np nf line; do
+    p=$((p + np)); f=$((f + nf))
+    echo "  $line"
+  done < <(cat "$RECORDS" 2>/dev/null)
+  echo "${p} passed, ${f} failed"
+  if ((f > 0)); then exit 1; fi
   exit "$rc"
 }
 trap finish EXIT
 
 record() {  # record NAME PASSED FAILED [NOTE]
-  PASSED=$((PASSED + $2))
-  FAILED=$((FAILED + $3))
-  SUMMARY+=("$(printf '%-34s %4s passed %4s failed  %s' "$1" "$2" "$3" "${4:-}")")
+  printf '%s\t%s\t%s\n' "$2" "$3" "$(printf '%-34s %4s passed %4s failed  %s' "$1" "$2" "$3" "${4:-}")" >>"$RECORDS"
+}
+
+timed() {  # timed SUITE CMD...: run CMD, append SUITE's wall time to $TIMES
+  local name="$1" t0=$SECONDS rc
+  shift
+  "$@"
+  rc=$?
+  printf '%s\t%s\n' "$name" "$((SECONDS - t0))" >>"$TIMES"
+  return "$rc"
 }
 
 # step NAME TIMEOUT CMD...: one check, counted as 1 passed or 1 failed.
@@ -99,17 +140,21 @@ run_setup() {  # run_setup SUITE...: install only what the chosen suites need
   local w app=0 tools=0 image=0
   for w in "$@"; do
     case "$w" in
-      app) app=1 ;;
+      app|static) app=1 ;;
       lint|syntax) tools=1 ;;
       molecule*) tools=1; image=1 ;;
     esac
   done
-  ((app)) && step setup-app-venv 900 "$GP_ROOT/scripts/setup-app-venv.sh"
+  # The app venv (PyPI) and the test hosts (Debian mirror, tools venv) side by side;
+  # gp_apt_install serialises their apt-get calls.
+  local pid=""
+  if ((app)); then step setup-app-venv 900 "$GP_ROOT/scripts/setup-app-venv.sh" & pid=$!; fi
   if ((image)); then
     step setup-test-hosts 1200 "$GP_ROOT/scripts/setup-test-hosts.sh"
   elif ((tools)); then
     step setup-tools 900 "$GP_ROOT/scripts/setup-test-hosts.sh" --no-image
   fi
+  [[ -z "$pid" ]] || wait "$pid"
   return 0
 }
 
@@ -117,6 +162,15 @@ run_app() {
   suite app-tests "$RESULTS/app-tests.xml" 1500 \
     "$GP_ROOT/.venv/bin/python" -m pytest "$GP_ROOT/app/tests" -q -p no:cacheprovider \
     --junitxml="$RESULTS/app-tests.xml"
+}
+
+# The app's static checks (issue 21): ruff's rule set and formatting, and mypy --strict
+# (settings in app/pyproject.toml); each a step that fails CI.
+run_static() {
+  local venv="$GP_ROOT/.venv/bin"
+  step ruff-check 120 "$venv/ruff" check "$GP_ROOT/app"
+  step ruff-format 120 "$venv/ruff" format --check "$GP_ROOT/app"
+  step mypy-strict 600 bash -c 'cd "$1/app" && "$2/mypy" src' _ "$GP_ROOT" "$venv"
 }
 
 run_lint() {
@@ -153,7 +207,8 @@ molecule_step() {  # molecule_step SCENARIO: `molecule test`, counted as one ste
   local name="$1" t0=$SECONDS rc failed
   local log="$RESULTS/molecule-$name.log"
   gp_log "== molecule-$name"
-  timeout --kill-after=30 1500 "$GP_ROOT/scripts/molecule.sh" test -s "$name" >"$log" 2>&1
+  timeout --kill-after=30 1500 molecule --env-file "$GP_PODMAN_DIR/molecule-env.yml" \
+    test -s "$name" >"$log" 2>&1
   rc=$?
   # Molecule's DETAILS list names each action that failed ("<scenario> > verify: Executed: Failed").
   failed="$(grep -oE '> [a-z_]+: Executed: Failed' "$log" | awk '{print $2}' | sort -u | tr -d ':' | xargs)"
@@ -166,42 +221,106 @@ molecule_step() {  # molecule_step SCENARIO: `molecule test`, counted as one ste
   fi
 }
 
-run_molecule() {
-  local only="${1:-}" dir name p f s
+# molecule_scenario NAME INDEX: one scenario in a podman instance of its own
+# (.work/podman-NAME, the base image read from .work/podman's storage), its own
+# Molecule ephemeral directory, and its network gp-NAME-$GP_NETWORK_TAG on a bridge
+# and subnet of its own (instances do not see each other's networks).
+molecule_scenario() (
+  local name="$1" idx="$2" p f s
+  export GP_IMAGE_STORE="$GP_WORK/podman/storage"
+  export GP_PODMAN_DIR="$GP_WORK/podman-$name"
+  export MOLECULE_EPHEMERAL_DIRECTORY="$GP_WORK/molecule/$name"
   gp_tools_env
-  for dir in "$GP_ROOT"/molecule/*/; do
+  cd "$GP_ROOT" || exit 1
+  rm -rf "$MOLECULE_EPHEMERAL_DIRECTORY/facts"  # facts of an interrupted run's hosts
+  mkdir -p "$MOLECULE_EPHEMERAL_DIRECTORY"
+  # Molecule would read the repository's .env.yml (the shared instance): this lane's own.
+  printf -- '---\nCONTAINERS_CONF: "%s"\nCONTAINERS_STORAGE_CONF: "%s"\nGP_NETWORK_TAG: "%s"\n' \
+    "$CONTAINERS_CONF" "$CONTAINERS_STORAGE_CONF" "$GP_NETWORK_TAG" >"$GP_PODMAN_DIR/molecule-env.yml"
+  # Podman names a new network's bridge podmanN and takes subnet 10.89.(N-1).0/24 by
+  # default, skipping the ones of its own instance's networks and the live ones: two
+  # instances creating networks at the same time would both take podman1. Placeholder
+  # networks (no interface until used: never used) give scenario INDEX the range from
+  # podman$((5 * (INDEX - 1) + 1)) on, and its Molecule network lands there.
+  local k
+  for ((k = 1; k <= 5 * (idx - 1); k++)); do
+    podman network exists "gp-reserved-$k" \
+      || podman network create --interface-name "podman$k" --subnet "10.89.$((k - 1)).0/24" \
+           "gp-reserved-$k" >/dev/null
+  done
+  rm -f "$RESULTS/molecule-$name.xml"
+  # create, converge, idempotence, destroy: one step; verify: per test case. A run whose
+  # only failed action is verify counts its failures once, in the verify line.
+  molecule_step "$name"
+  if [[ -s "$RESULTS/molecule-$name.xml" ]]; then
+    read -r p f s < <(junit_counts "$RESULTS/molecule-$name.xml")
+    record "molecule-$name-verify" "$p" "$f" "$s skipped"
+  elif ! grep -q 'verify.*Executed: Successful' "$RESULTS/molecule-$name.log"; then
+    record "molecule-$name-verify" 0 1 "verify did not run"
+  fi
+  return 0
+)
+
+# run_molecule [SCENARIO,...]: the scenarios side by side, started GP_STAGGER s apart
+# (their create and first apt runs are the heaviest part).
+run_molecule() {
+  local only="${1:-}" dir name idx pids=() order=()
+  # The longest scenario first; any other scenario after these.
+  for dir in sentinel shared-cache default "$GP_ROOT"/molecule/*/; do
     name="$(basename "$dir")"
+    [[ " ${order[*]} " == *" $name "* ]] || order+=("$name")
+  done
+  for name in "${order[@]}"; do
+    dir="$GP_ROOT/molecule/$name"
     [[ -f "$dir/molecule.yml" ]] || continue
+    # A subnet index per scenario: its place in the alphabetical list.
+    idx="$(find "$GP_ROOT/molecule" -mindepth 2 -maxdepth 2 -name molecule.yml | sort | grep -n "/$name/molecule.yml" | cut -d: -f1)"
     if [[ -n "$only" && ",$only," != *",$name,"* ]]; then continue; fi
-    rm -f "$RESULTS/molecule-$name.xml"
-    # create, converge, idempotence, destroy: one step; verify: per test case. A run whose
-    # only failed action is verify counts its failures once, in the verify line.
-    molecule_step "$name"
-    if [[ -s "$RESULTS/molecule-$name.xml" ]]; then
-      read -r p f s < <(junit_counts "$RESULTS/molecule-$name.xml")
-      record "molecule-$name-verify" "$p" "$f" "$s skipped"
-    elif ! grep -q 'verify.*Executed: Successful' "$RESULTS/molecule-$name.log"; then
-      record "molecule-$name-verify" 0 1 "verify did not run"
-    fi
+    ((${#pids[@]} == 0)) || sleep "$GP_STAGGER"
+    timed "molecule-$name" molecule_scenario "$name" "$idx" &
+    pids+=($!)
+  done
+  ((${#pids[@]} == 0)) || wait "${pids[@]}"
+}
+
+# The lane of the host-less checks: static, lint, syntax, then the app tests.
+run_checks() {
+  local w
+  for w in static lint syntax app; do
+    [[ " $* " == *" $w "* ]] || continue
+    case "$w" in
+      app) timed app run_app ;;
+      static) timed static run_static ;;
+      lint) timed lint run_lint ;;
+      syntax) timed syntax run_syntax ;;
+    esac
   done
 }
 
 main() {
   mkdir -p "$RESULTS"
-  local want=("$@") t0=$SECONDS
-  ((${#want[@]})) || want=(app lint syntax molecule)
-  run_setup "${want[@]}"
-  local w
+  rm -f "$RECORDS" "$TIMES"
+  local want=("$@") t0=$SECONDS w checks=() mol="" pids=()
+  ((${#want[@]})) || want=(static app lint syntax molecule)
+  timed setup run_setup "${want[@]}"
   for w in "${want[@]}"; do
     case "$w" in
-      app) run_app ;;
-      lint) run_lint ;;
-      syntax) run_syntax ;;
-      molecule) run_molecule ;;
-      molecule=*) run_molecule "${w#molecule=}" ;;
+      app|static|lint|syntax) checks+=("$w") ;;
+      molecule) mol="all" ;;
+      molecule=*) mol="${w#molecule=}" ;;
       *) echo "unknown suite: $w" >&2; record "usage" 0 1 "unknown suite $w" ;;
     esac
   done
+  if [[ -n "$mol" ]]; then
+    # Each lane is a process group of its own, so an interrupted run can stop it whole.
+    set -m
+    if [[ "$mol" == all ]]; then run_molecule & else run_molecule "$mol" & fi
+    pids+=($!)
+    set +m
+  fi
+  ((${#checks[@]} == 0)) || run_checks "${checks[@]}"
+  ((${#pids[@]} == 0)) || wait "${pids[@]}"
+  printf '%s\t%s\n' total "$((SECONDS - t0))" >>"$TIMES"
   gp_log "all done in $((SECONDS - t0)) s"
 }
 

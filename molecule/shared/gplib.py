@@ -1,6 +1,7 @@
 """Helpers shared by the Molecule scenarios' testinfra tests.
 
-Hosts are podman containers reached with testinfra's ``podman://`` backend.
+Hosts are podman containers reached with testinfra's ``podman://`` backend, whose
+commands run through nsenter (nsenter.py).
 Secrets read from a host travel to another only through ``podman exec -i``'s
 stdin, never on a command line, so the process-list checks stay meaningful.
 """
@@ -14,6 +15,7 @@ import subprocess
 import time
 from typing import Any
 
+import nsenter  # noqa: F401  (podman:// hosts run their commands through nsenter)
 import yaml
 
 PROXY_CONFIG = "/etc/guard-proxy/config.yaml"

@@ -7,6 +7,11 @@
 #   GP_WORK      $GP_ROOT/.work (gitignored): podman storage, results
 #   GP_TOOLS     pinned tool venv (molecule, ansible, testinfra, linters)
 #   GP_IMAGE     the locally built systemd base image
+#   GP_NETWORK_TAG  a short hash of the checkout: Molecule's podman networks are
+#                gp-<scenario>-<tag>, so two checkouts' networks never share a name
+#   GP_IMAGE_STORE  optional: another podman storage folder whose images this
+#                instance may use read-only (test-all.sh's per-scenario instances
+#                see the base image of .work/podman that way)
 #   CONTAINERS_CONF / CONTAINERS_STORAGE_CONF point at files of our own:
 #   nothing is written to /etc.
 
@@ -17,7 +22,8 @@ GP_IMAGE="${GP_IMAGE:-localhost/debian-systemd:bookworm}"
 # One podman "instance" per folder: Molecule uses .work/podman, deploy-local
 # .work/podman-local, so their same-named hosts never collide.
 GP_PODMAN_DIR="${GP_PODMAN_DIR:-$GP_WORK/podman}"
-export GP_ROOT GP_WORK GP_TOOLS GP_IMAGE GP_PODMAN_DIR
+GP_NETWORK_TAG="${GP_NETWORK_TAG:-$(printf '%s' "$GP_ROOT" | sha256sum | cut -c1-6)}"
+export GP_ROOT GP_WORK GP_TOOLS GP_IMAGE GP_PODMAN_DIR GP_NETWORK_TAG
 
 gp_log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -72,6 +78,9 @@ EOF
 driver = "overlay"
 graphroot = "$GP_PODMAN_DIR/storage"
 runroot = "$runroot/storage"
+$(if [[ -n "${GP_IMAGE_STORE:-}" && "$GP_IMAGE_STORE" != "$GP_PODMAN_DIR/storage" ]]; then
+  printf '\n[storage.options]\nadditionalimagestores = ["%s"]\n' "$GP_IMAGE_STORE"
+fi)
 EOF
   mv "$GP_PODMAN_DIR/containers.conf.tmp" "$GP_PODMAN_DIR/containers.conf"
   mv "$GP_PODMAN_DIR/storage.conf.tmp" "$GP_PODMAN_DIR/storage.conf"
@@ -104,8 +113,13 @@ gp_apt_install() {
   ((${#missing[@]})) || return 0
   gp_log "apt: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Set-up steps run side by side (test-all.sh): one apt-get at a time, and wait
+  # for a dpkg lock another process holds instead of failing on it.
+  (
+    flock -w 1200 9 || { echo "apt: lock /run/gp-apt.lock busy for 20 min" >&2; exit 1; }
+    apt-get -o DPkg::Lock::Timeout=900 update -qq
+    apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  ) 9>/run/gp-apt.lock
 }
 
 # The Python 3.11 to build venvs from: Debian's own when present.

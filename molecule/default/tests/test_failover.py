@@ -88,5 +88,7 @@ def test_kill_9_proxy_is_restarted_by_systemd(proxy_host: Any, restore: None) ->
         r = http(proxy_host, "GET", proxy_url(proxy_host) + "/health")
         return r["status"] == 200
 
-    assert wait_for(back, timeout=60, interval=1)
+    # systemd waits out TimeoutStopSec (drain + 15 s) on these cgroup v1 hosts before the
+    # restart, then the start-up: generous, for the scenarios running side by side.
+    assert wait_for(back, timeout=180, interval=1)
     assert _restarts(proxy_host, PROXY_UNIT) > restarts

@@ -88,14 +88,14 @@ def test_watchdog_restarts_a_frozen_proxy(proxy_host: Any, restore: None) -> Non
     restarts = int(proxy_host.run("systemctl show -P NRestarts %s", PROXY_UNIT).stdout.strip() or 0)
     proxy_host.run("kill -STOP %s", str(pid))
     new_pid = wait_for(
-        lambda: (p := main_pid(proxy_host, PROXY_UNIT)) not in (0, pid) and p, timeout=90
+        lambda: (p := main_pid(proxy_host, PROXY_UNIT)) not in (0, pid) and p, timeout=180
     )
     assert new_pid, "the watchdog did not restart the frozen proxy"
     after = int(proxy_host.run("systemctl show -P NRestarts %s", PROXY_UNIT).stdout.strip() or 0)
     assert after == restarts + 1
     assert wait_for(
         lambda: http(proxy_host, "GET", proxy_url(proxy_host) + "/health")["status"] == 200,
-        timeout=60,
+        timeout=120,
     )
     journal = proxy_host.run("journalctl -u %s -n 200 --no-pager", PROXY_UNIT).stdout
     assert "watchdog" in journal.lower(), journal[-2000:]

@@ -1,5 +1,8 @@
-"""Run last: the replication and Sentinel passwords are rotated by two re-runs of site.yml
-under traffic (docs/runbook.md, "Rotate the replication and Sentinel passwords"): first
+"""Run last: the replication and Sentinel passwords are rotated by two re-runs of the Redis
+play and the proxies' rolling update (playbooks/redis.yml, playbooks/rolling_update.yml: the
+plays of site.yml that these passwords reach; this scenario has no firewall, load balancer
+or monitoring host) under traffic (docs/runbook.md, "Rotate the replication and Sentinel
+passwords"): first
 the next passwords are accepted everywhere (and the proxy's Sentinel user gets its new
 password, the old one still accepted), then they are used and the old ones refused. No
 request fails, replication stays up, the Sentinels agree, the proxy stays on Redis."""
@@ -29,13 +32,14 @@ _STOP = "/run/gp-test-rotate-traffic-stop"
 
 
 def _site(extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """site.yml with ``extra`` as extra vars from a 0600 file (never on a command line)."""
+    """The Redis play, then the proxies one at a time, in one ansible-playbook run with
+    ``extra`` as extra vars from a 0600 file (never on a command line)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "rotate.yml")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
         with os.fdopen(fd, "w") as f:
             yaml.safe_dump(extra, f)
-        return run_playbook("site.yml", "-e", f"@{path}")
+        return run_playbook("playbooks/redis.yml", "playbooks/rolling_update.yml", "-e", f"@{path}")
 
 
 def _refused(host: Any, password: str, user: str = "") -> bool:
