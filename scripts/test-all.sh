@@ -238,15 +238,16 @@ molecule_scenario() (
   printf -- '---\nCONTAINERS_CONF: "%s"\nCONTAINERS_STORAGE_CONF: "%s"\nGP_NETWORK_TAG: "%s"\n' \
     "$CONTAINERS_CONF" "$CONTAINERS_STORAGE_CONF" "$GP_NETWORK_TAG" >"$GP_PODMAN_DIR/molecule-env.yml"
   # Podman names a new network's bridge podmanN and takes subnet 10.89.(N-1).0/24 by
-  # default, skipping the ones of its own instance's networks and the live ones: two
+  # default, skipping those of its own instance's networks and the live ones: two
   # instances creating networks at the same time would both take podman1. Placeholder
-  # networks (no interface until used: never used) give scenario INDEX the range from
-  # podman$((5 * (INDEX - 1) + 1)) on, and its Molecule network lands there.
+  # network files (a network has no interface until a container uses it; these never
+  # are) give scenario INDEX bridges and subnets from podman$((5 * (INDEX - 1) + 1)) on.
+  # (podman 4.3 has no --interface-name.)
   local k
   for ((k = 1; k <= 5 * (idx - 1); k++)); do
-    podman network exists "gp-reserved-$k" \
-      || podman network create --interface-name "podman$k" --subnet "10.89.$((k - 1)).0/24" \
-           "gp-reserved-$k" >/dev/null
+    printf '{"name": "gp-reserved-%s", "id": "%s", "driver": "bridge", "network_interface": "podman%s", "created": "2026-01-01T00:00:00Z", "subnets": [{"subnet": "10.89.%s.0/24", "gateway": "10.89.%s.1"}], "ipv6_enabled": false, "internal": false, "dns_enabled": false, "ipam_options": {"driver": "host-local"}}\n' \
+      "$k" "$(printf 'gp-reserved-%s' "$k" | sha256sum | cut -d' ' -f1)" "$k" "$((k - 1))" "$((k - 1))" \
+      >"$GP_PODMAN_DIR/networks/gp-reserved-$k.json"
   done
   rm -f "$RESULTS/molecule-$name.xml"
   # create, converge, idempotence, destroy: one step; verify: per test case. A run whose
