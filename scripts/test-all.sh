@@ -234,7 +234,6 @@ molecule_scenario() (
   export MOLECULE_EPHEMERAL_DIRECTORY="$GP_WORK/molecule/$name"
   gp_tools_env
   cd "$GP_ROOT" || exit 1
-  rm -rf "$MOLECULE_EPHEMERAL_DIRECTORY/facts"  # facts of an interrupted run's hosts
   mkdir -p "$MOLECULE_EPHEMERAL_DIRECTORY"
   # Molecule would read the repository's .env.yml (the shared instance): this lane's own.
   printf -- '---\nCONTAINERS_CONF: "%s"\nCONTAINERS_STORAGE_CONF: "%s"\nGP_NETWORK_TAG: "%s"\n' \
