@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from support.guards import guard_with, only
+from support.guards import PII_BLOCKED, SECRETS_BLOCKED, guard_with, only
 
 from guard_proxy.config.settings import (
     BannedSubstringsSettings,
@@ -183,7 +183,8 @@ DEFAULT_OUTPUT = Guard.from_settings(
     GuardSettings(
         output=ScannerSetSettings(
             banned_substrings=BannedSubstringsSettings(patterns=("Project Falcon",)),
-            pii=PiiSettings(kinds=("email", "credit_card", "phone", "iban")),
+            pii=PiiSettings(actions=PII_BLOCKED, kinds=("email", "credit_card", "phone", "iban")),
+            secrets=SecretsSettings(actions=SECRETS_BLOCKED),
             prompt_injection=PromptInjectionSettings(enabled=True),
             size=SizeSettings(enabled=False),
         )
@@ -323,7 +324,9 @@ def test_boundary_at_the_end_of_a_chunk_waits_for_the_next_character(
 
 
 def test_prose_is_held_only_at_the_start_of_a_word_that_could_begin_a_secret() -> None:
-    stream = guard_with(output=only(secrets=SecretsSettings())).stream("output")
+    stream = guard_with(output=only(secrets=SecretsSettings(actions=SECRETS_BLOCKED))).stream(
+        "output"
+    )
     prose = "The quick answer is that caching verdicts saves a scan, and these do good."
     for i in range(0, len(prose), 4):
         stream.feed(prose[i : i + 4])

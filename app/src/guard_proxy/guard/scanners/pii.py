@@ -10,7 +10,12 @@ from __future__ import annotations
 import re
 
 from guard_proxy.config.settings import PiiSettings
-from guard_proxy.guard.scanners._base import MultiPatternScanner, PatternScanner, max_width
+from guard_proxy.guard.scanners._base import (
+    Judge,
+    MultiPatternScanner,
+    PatternScanner,
+    max_width,
+)
 
 NAME = "pii"
 SPLIT_ABOVE = 16
@@ -94,7 +99,7 @@ def _iban(m: re.Match[str]) -> str | None:
 
 
 # kind -> (pattern, judge, looks one character past its match)
-_KINDS = {
+KINDS: dict[str, tuple[str, Judge, bool]] = {
     "email": (_EMAIL, lambda m: "e-mail address", False),
     "credit_card": (_CARD, _card, True),
     "phone": (_PHONE, _phone, True),
@@ -103,12 +108,15 @@ _KINDS = {
 
 
 def build(direction: str, settings: PiiSettings) -> MultiPatternScanner | None:
-    """The scanner, or ``None`` when it is off or has no kinds."""
-    if not settings.enabled or not settings.kinds:
+    """The scanner of the kinds that block; ``None`` when it is off or none does."""
+    if not settings.enabled:
+        return None
+    kinds = [k for k in dict.fromkeys(settings.kinds) if settings.action(k) == "block"]
+    if not kinds:
         return None
     parts = []
-    for kind in dict.fromkeys(settings.kinds):
-        source, judge, lookahead = _KINDS[kind]
+    for kind in kinds:
+        source, judge, lookahead = KINDS[kind]
         longest = max_width(source)
         assert longest is not None, kind
         parts.append(PatternScanner(NAME, re.compile(source), longest, judge, lookahead=lookahead))
