@@ -16,9 +16,7 @@ from collections.abc import Callable
 from guard_proxy.config.settings import ScannerSetSettings
 from guard_proxy.guard.scanners import pii, secrets
 from guard_proxy.guard.scanners._base import PatternScanner, constant, fold, max_width
-
-Span = tuple[str, int, int]
-"""``(kind, start, end)``: ``text[start:end]`` is a value of ``kind``."""
+from guard_proxy.guard.types import Span
 
 LABELS: dict[str, str] = {
     "email": "EMAIL",

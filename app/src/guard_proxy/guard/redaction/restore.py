@@ -61,6 +61,16 @@ class Rewriter:
     def __bool__(self) -> bool:
         return bool(self._restore) or self._finder is not None
 
+    @property
+    def restorations(self) -> Mapping[str, str]:
+        """Placeholder -> value, as given."""
+        return self._restore
+
+    @property
+    def finder(self) -> Finder | None:
+        """The kinds masked in the answer, or ``None``."""
+        return self._finder
+
     def feed(self, text: str) -> list[Edit]:
         """Append ``text``; return the edits that are now settled (``settled`` moved on)."""
         self._buf += text

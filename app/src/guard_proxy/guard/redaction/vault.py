@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from guard_proxy.guard.redaction.find import Span, label
+from guard_proxy.guard.redaction.find import label
+from guard_proxy.guard.types import Span
 
 
 class Vault:
