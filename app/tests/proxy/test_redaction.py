@@ -73,9 +73,8 @@ def test_ollama_generate_sends_placeholders_and_reads_originals(
 ) -> None:
     client = ollama.Client(host=proxy.url)
     if stream:
-        text = "".join(
-            p.response for p in client.generate(model="llama3.2", prompt=_prompt(marker), stream=True)
-        )
+        parts = client.generate(model="llama3.2", prompt=_prompt(marker), stream=True)
+        text = "".join(p.response for p in parts)
     else:
         text = client.generate(model="llama3.2", prompt=_prompt(marker)).response
     assert text == ANSWER
