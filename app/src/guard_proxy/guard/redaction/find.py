@@ -15,7 +15,13 @@ from collections.abc import Callable
 
 from guard_proxy.config.settings import ScannerSetSettings
 from guard_proxy.guard.scanners import pii, secrets
-from guard_proxy.guard.scanners._base import PatternScanner, constant, fold, max_width
+from guard_proxy.guard.scanners._base import (
+    PatternScanner,
+    constant,
+    fold,
+    max_width,
+    minimal_anchors,
+)
 from guard_proxy.guard.types import Span
 
 LABELS: dict[str, str] = {
@@ -81,9 +87,10 @@ def email_open(text: str, since: int) -> int:
 
 
 class _PatternKind:
-    """One pattern kind: its compiled pattern, check, widening and partial matcher."""
+    """One pattern kind: its scanner (the fast gate: anchors, folding, partial matcher), and
+    what a match's value is (``widen``)."""
 
-    __slots__ = ("fold", "judge", "kind", "pattern", "scanner", "widen")
+    __slots__ = ("anchors", "fold", "judge", "kind", "longest", "pattern", "scanner", "widen")
 
     def __init__(
         self,
@@ -91,27 +98,68 @@ class _PatternKind:
         source: str,
         judge: Callable[[re.Match[str]], str | None],
         lookahead: bool,
-        folds: bool,
+        anchors: tuple[str, ...],
         widen: Callable[[str, re.Match[str]], tuple[int, int]],
     ) -> None:
         self.kind = kind
         self.pattern = re.compile(source)
         self.judge = judge
-        self.fold = folds
+        self.fold = bool(anchors)
+        self.anchors = minimal_anchors(anchors)
         self.widen = widen
         longest = max_width(source)
         assert longest is not None, kind
-        self.scanner = PatternScanner(kind, self.pattern, longest, judge, lookahead=lookahead)
+        self.longest = longest
+        self.scanner = PatternScanner(
+            kind,
+            self.pattern,
+            longest,
+            judge,
+            lookahead=lookahead,
+            fold=self.fold,
+            anchors=anchors,
+        )
 
-    def spans(self, text: str, folded: str, start: int) -> list[tuple[int, int]]:
-        out = []
-        for m in self.pattern.finditer(folded if self.fold else text, start):
-            if self.judge(m) is not None:
+    def spans(self, text: str, start: int) -> list[tuple[int, int]]:
+        if not self.anchors:
+            return [
+                self.widen(text, m)
+                for m in self.pattern.finditer(text, start)
+                if self.judge(m) is not None
+            ]
+        # Every match holds an anchor: search only around them (as the scanner does). A
+        # match cut by a window's end is left to the window of its own anchor.
+        folded = fold(text)
+        end = len(text)
+        out: list[tuple[int, int]] = []
+        for lo, hi in _windows(folded, self.anchors, start, self.longest):
+            for m in self.pattern.finditer(folded, lo, hi):
+                if (hi < end and m.end() >= hi) or self.judge(m) is None:
+                    continue
                 out.append(self.widen(text, m))
         return out
 
-    def open_at(self, text: str, folded: str, since: int) -> int:
-        return self.scanner.hold(folded if self.fold else text, since)
+    def open_at(self, text: str, since: int) -> int:
+        return self.scanner.hold(text, since)
+
+
+def _windows(text: str, anchors: tuple[str, ...], start: int, span: int) -> list[tuple[int, int]]:
+    """Merged ranges of ``text`` within ``span`` characters of an anchor, from ``start``."""
+    end = len(text)
+    spans: list[tuple[int, int]] = []
+    for anchor in anchors:
+        i = text.find(anchor, start)
+        while i >= 0:
+            spans.append((max(start, i + len(anchor) - span), min(end, i + span + 1)))
+            i = text.find(anchor, i + len(anchor))
+    spans.sort()
+    merged: list[tuple[int, int]] = []
+    for a, b in spans:
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
 
 
 def _whole(text: str, m: re.Match[str]) -> tuple[int, int]:
@@ -130,7 +178,7 @@ class Finder:
         for kind in kinds:
             if kind in pii.KINDS and kind != "email":
                 source, judge, lookahead = pii.KINDS[kind]
-                self._kinds.append(_PatternKind(kind, source, judge, lookahead, False, _whole))
+                self._kinds.append(_PatternKind(kind, source, judge, lookahead, (), _whole))
             elif kind in secrets.KINDS:
                 k = secrets.KINDS[kind]
 
@@ -139,7 +187,7 @@ class Finder:
 
                 judge = k.judge or constant(k.reason)
                 self._kinds.append(
-                    _PatternKind(kind, k.pattern, judge, k.lookahead, bool(k.anchors), widen)
+                    _PatternKind(kind, k.pattern, judge, k.lookahead, k.anchors, widen)
                 )
         self.window = max((k.scanner.window for k in self._kinds), default=0)
 
@@ -161,10 +209,8 @@ class Finder:
         found: list[Span] = []
         if self._email:
             found += [("email", a, b) for a, b in email_spans(text, start)]
-        if self._kinds:
-            folded = fold(text) if any(k.fold for k in self._kinds) else text
-            for k in self._kinds:
-                found += [(k.kind, a, b) for a, b in k.spans(text, folded, start)]
+        for k in self._kinds:
+            found += [(k.kind, a, b) for a, b in k.spans(text, start)]
         if len(found) < 2:
             return tuple(found)
         found.sort(key=lambda s: (s[1], -s[2]))
@@ -180,10 +226,8 @@ class Finder:
         at = len(text)
         if self._email:
             at = email_open(text, since)
-        if self._kinds:
-            folded = fold(text) if any(k.fold for k in self._kinds) else text
-            for k in self._kinds:
-                pos = k.open_at(text, folded, since)
-                if pos < at:
-                    at = pos if pos >= since else since
+        for k in self._kinds:
+            pos = k.open_at(text, since)
+            if pos < at:
+                at = pos if pos >= since else since
         return at
