@@ -8,6 +8,8 @@ pure rewriter and through the stream relay (``Releaser``) with the default outpu
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import orjson
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -69,7 +71,7 @@ def _cuts(draw: st.DrawFn, n: int) -> list[int]:
 def chunked(draw: st.DrawFn) -> tuple[str, list[str]]:
     text = draw(TEXTS)
     bounds = [0, *_cuts(draw, len(text)), len(text)]
-    return text, [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    return text, [text[a:b] for a, b in pairwise(bounds) if b > a]
 
 
 def _streamed(chunks: list[str], vault: Vault, finder: Finder | None) -> str:
