@@ -215,6 +215,8 @@ class Releaser:
         except ScannerError as exc:
             failed = self._scanner_failed(exc)
             failed.out[:0] = out
+            if self.bypass and self.rewriter is not None:
+                failed.out.extend(self._finish_rewrite())
             return failed
         if not verdict.allowed:
             return Step(out, Stop.BLOCKED, verdict)
