@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from guard_proxy.config.settings import GuardSettings
-from guard_proxy.guard.redaction import Finder, Rewriter, Vault, apply
+from guard_proxy.guard.redaction import Finder, Rewriter, Vault, apply, rewrite
 from guard_proxy.guard.types import Span
 from guard_proxy.proxy.bodies import InputField
 from guard_proxy.proxy.shapes import Path, Shape, get_path, with_texts
@@ -93,7 +93,7 @@ def rewrite_answer(
     masked: dict[str, int] = {}
     if rewriter is None:
         return False, masked
-    changed = False
+    changed = rewrite_tool_calls(obj, rewriter)
     for path in shape.text_paths(obj):
         text = get_path(obj, path)
         one = Rewriter(rewriter.restorations, rewriter.finder)
@@ -106,6 +106,41 @@ def rewrite_answer(
             if e.kind:
                 masked[e.kind] = masked.get(e.kind, 0) + 1
     return changed, masked
+
+
+def rewrite_tool_calls(obj: dict[str, Any], rewriter: Rewriter) -> bool:
+    """Restore placeholders (and mask values) in the tool-call arguments of an answer or a
+    stream piece, in place, native (``message``) or ``/v1`` (``choices[].message|delta``);
+    whether anything changed. Arguments are rewritten whole, string leaf by string leaf."""
+    holders: list[Any] = [obj.get("message")]
+    choices = obj.get("choices")
+    if isinstance(choices, list):
+        for choice in choices:
+            if isinstance(choice, dict):
+                holders += [choice.get("message"), choice.get("delta")]
+    changed = False
+    for holder in holders:
+        calls = holder.get("tool_calls") if isinstance(holder, dict) else None
+        if not isinstance(calls, list):
+            continue
+        for call in calls:
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict) and "arguments" in function:
+                new = _rewrite_value(function["arguments"], rewriter)
+                if new != function["arguments"]:
+                    function["arguments"] = new
+                    changed = True
+    return changed
+
+
+def _rewrite_value(value: Any, rewriter: Rewriter) -> Any:
+    if isinstance(value, str):
+        return rewrite(value, rewriter.restorations, rewriter.finder)
+    if isinstance(value, list):
+        return [_rewrite_value(v, rewriter) for v in value]
+    if isinstance(value, dict):
+        return {k: _rewrite_value(v, rewriter) for k, v in value.items()}
+    return value
 
 
 def _set(obj: Any, path: Path, value: Any) -> None:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from guard_proxy.exceptions import ScannerError
 from guard_proxy.guard import Direction, StreamGuard, Verdict
 from guard_proxy.guard.redaction import Edit, Rewriter, apply
+from guard_proxy.proxy.redact import rewrite_tool_calls
 from guard_proxy.proxy.shapes import Path, Shape, get_path, with_texts
 from guard_proxy.proxy.verdicts import VerdictService
 
@@ -133,13 +134,15 @@ class Releaser:
         if self.bypass and self.rewriter is None:
             self._out.append(raw)
             return None
+        rewritten = False
         if obj is None:
             paths: list[Path] = []
             texts: list[str] = []
         else:
             paths = self._text_paths(obj)
             texts = [get_path(obj, p) for p in paths]
-            for tool_text in self._tool_texts(obj) if not self.bypass else ():
+            tool_texts = self._tool_texts(obj)
+            for tool_text in tool_texts if not self.bypass else ():
                 verdict = self.verdicts.scan_now(Direction.OUTPUT, tool_text)
                 if verdict is None or not verdict.allowed:
                     # What came before the tool call is released as far as the guard allows.
@@ -148,12 +151,15 @@ class Releaser:
                         step.stop = Stop.FAILED if verdict is None else Stop.BLOCKED
                         step.verdict = verdict
                     return step
+            # A tool call comes whole in one piece: its arguments are rewritten at once.
+            if tool_texts and self.rewriter is not None and rewrite_tool_calls(obj, self.rewriter):
+                rewritten = True
         start = self.total
         if texts:
             text = texts[0] if len(texts) == 1 else "".join(texts)
             self._unfed.append(text)
             self.total += len(text)
-        piece = _Piece(obj, raw, paths, texts, start, self.total)
+        piece = _Piece(obj, None if rewritten else raw, paths, texts, start, self.total)
         pending = self.pending
         if pending and pending[-1].split and _merge(pending[-1], piece):
             pending.pop()

@@ -53,6 +53,8 @@ class Kind(NamedTuple):
 MIN_GENERIC_ENTROPY = 3.5
 """Shannon bits per character a generic assignment's value needs (random tokens of 16+
 characters have ~4; words, paths and placeholders have less)."""
+_SEPARATORS = re.compile(r"[_.-]")
+_IDENTIFIER_PART = 12
 _GENERIC_VALUE = re.compile(r"(?::=|=>|[:=])[ \t]*[\"']?([a-z0-9/+_.=-]+)")
 
 
@@ -68,6 +70,10 @@ def _generic(m: re.Match[str]) -> str | None:
         return None
     value = v.group(1)
     if not any(ch.isdigit() for ch in value) or not any(ch.isalpha() for ch in value):
+        return None
+    # An identifier (``batch_1_day_max_tokens``, ``config.keys``): short parts between
+    # separators. A token's random part is longer.
+    if max(map(len, _SEPARATORS.split(value))) <= _IDENTIFIER_PART:
         return None
     return "secret assignment" if entropy(value) >= MIN_GENERIC_ENTROPY else None
 
