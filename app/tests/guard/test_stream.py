@@ -91,8 +91,9 @@ def test_term_in_single_character_chunks() -> None:
 @pytest.mark.parametrize("chunk_size", [1, 3, 7, 64, 1000])
 def test_text_that_cannot_become_a_finding_is_released_at_once(chunk_size: int) -> None:
     guard = Guard.from_settings(DEFAULT_PLUS_TERM)
-    # No scanner has a candidate that begins with any of these characters.
-    text = "".join(random.Random(chunk_size).choice("bfjmqz \n") for _ in range(3000))
+    # No scanner has a candidate that begins with any of these characters (a letter could
+    # begin the local part of an e-mail address, which blocks here).
+    text = "".join(random.Random(chunk_size).choice(" \n!?;,") for _ in range(3000))
     stream = guard.stream("output")
     assert stream.holdback > len(TERM)  # the JWT rule is the widest: the upper bound
     last = 0

@@ -22,6 +22,7 @@ from guard_proxy.guard.scanners._base import (
     max_width,
     minimal_anchors,
 )
+from guard_proxy.guard.scanners.pii import email_open
 from guard_proxy.guard.types import Span
 
 LABELS: dict[str, str] = {
@@ -41,8 +42,6 @@ def label(kind: str) -> str:
     return LABELS.get(kind) or kind.upper().removesuffix("_TOKEN").removesuffix("_API_KEY")
 
 
-_LOCAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
-_DOMAIN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
 _DOMAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,63}")
 
 
@@ -53,7 +52,7 @@ def email_spans(text: str, start: int = 0) -> list[tuple[int, int]]:
     last = start
     while at >= 0:
         lo = at
-        while lo > last and text[lo - 1] in _LOCAL:
+        while lo > last and text[lo - 1] in pii.LOCAL:
             lo -= 1
         while lo < at and text[lo] == ".":
             lo += 1
@@ -65,25 +64,6 @@ def email_spans(text: str, start: int = 0) -> list[tuple[int, int]]:
         else:
             at = text.find("@", at + 1)
     return out
-
-
-def email_open(text: str, since: int) -> int:
-    """Where an address that more text could still create or lengthen begins (``>= since``):
-    the last word, when the text ends in local-part characters, or in ``word@`` and a domain
-    that may go on; ``len(text)`` when none."""
-    end = len(text)
-    i = end
-    while i > since and text[i - 1] in _DOMAIN_CHARS:
-        i -= 1
-    if i > since and text[i - 1] == "@":
-        lo = i - 1
-        while lo > since and text[lo - 1] in _LOCAL:
-            lo -= 1
-        return lo if lo < i - 1 else end
-    i = end
-    while i > since and text[i - 1] in _LOCAL:
-        i -= 1
-    return i
 
 
 class _PatternKind:

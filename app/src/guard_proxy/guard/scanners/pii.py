@@ -16,6 +16,7 @@ from guard_proxy.guard.scanners._base import (
     PatternScanner,
     max_width,
 )
+from guard_proxy.guard.types import Finding
 
 NAME = "pii"
 SPLIT_ABOVE = 16
@@ -107,6 +108,47 @@ KINDS: dict[str, tuple[str, Judge, bool]] = {
 }
 
 
+LOCAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
+_DOMAIN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
+
+
+def email_open(text: str, since: int) -> int:
+    """Where an address that more text could still create or lengthen begins (``>= since``):
+    the last word, when the text ends in local-part characters, or in ``word@`` and a domain
+    that may go on; ``len(text)`` when none."""
+    end = len(text)
+    i = end
+    while i > since and text[i - 1] in _DOMAIN_CHARS:
+        i -= 1
+    if i > since and text[i - 1] == "@":
+        lo = i - 1
+        while lo > since and text[lo - 1] in LOCAL:
+            lo -= 1
+        return lo if lo < i - 1 else end
+    i = end
+    while i > since and text[i - 1] in LOCAL:
+        i -= 1
+    return i
+
+
+class EmailHoldingScanner(MultiPatternScanner):
+    """The PII scanner when e-mail addresses block: a stream also holds the trailing word
+    while it could still become an address (the pattern itself only starts at the ``@``,
+    so without this the local part would go out before the address is known)."""
+
+    __slots__ = ()
+
+    def hold(self, text: str, start: int) -> int:
+        at = super().hold(text, start)
+        word = email_open(text, max(start, len(text) - self.window + 1))
+        return word if word < at else at
+
+    def scan_hold(self, text: str, start: int, since: int) -> tuple[Finding | None, int]:
+        finding, at = super().scan_hold(text, start, since)
+        word = email_open(text, max(since, len(text) - self.window + 1, 0))
+        return finding, word if word < at else at
+
+
 def build(direction: str, settings: PiiSettings) -> MultiPatternScanner | None:
     """The scanner of the kinds that block; ``None`` when it is off or none does."""
     if not settings.enabled:
@@ -122,4 +164,5 @@ def build(direction: str, settings: PiiSettings) -> MultiPatternScanner | None:
         parts.append(PatternScanner(NAME, re.compile(source), longest, judge, lookahead=lookahead))
     # Most kinds begin with a character class, which an alternation searches position by
     # position: past a few characters, the exact scans and a search per kind are faster.
-    return MultiPatternScanner(NAME, parts, split_above=SPLIT_ABOVE)
+    cls = EmailHoldingScanner if "email" in kinds else MultiPatternScanner
+    return cls(NAME, parts, split_above=SPLIT_ABOVE)
