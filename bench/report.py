@@ -328,6 +328,11 @@ def render(r: dict[str, Any]) -> str:
     if analysis.exists():
         out += [analysis.read_text().rstrip(), ""]
 
+    # Written by bench/redaction.py --write (issue 26), not by run.py.
+    redaction = BENCH / "analysis-redaction.md"
+    if redaction.exists():
+        out += [redaction.read_text().rstrip(), ""]
+
     profiles = [
         (k, v)
         for k, v in r.items()

@@ -44,6 +44,8 @@ def _changed(value: Any, field: dataclasses.Field[Any], hint: Any) -> Any:
             missing = [c for c in choices if c not in value]
             return (*value, missing[0]) if missing else value[:-1]
         return (*value, "newterm")
+    if isinstance(value, dict):
+        return {**value, "changed": "block"}
     raise AssertionError(f"no change rule for {field.name}: {hint}")
 
 

@@ -6,7 +6,7 @@ import sys
 from typing import Any
 
 import pytest
-from support.guards import NONE_ON, guard_with, only
+from support.guards import BLOCKING, NONE_ON, guard_with, only
 
 from guard_proxy.config.settings import (
     BannedSubstringsSettings,
@@ -45,6 +45,7 @@ def test_scan_collects_every_scanner() -> None:
     guard = Guard.from_settings(
         GuardSettings(
             input=ScannerSetSettings(
+                **BLOCKING,
                 banned_substrings=BannedSubstringsSettings(patterns=("falcon",)),
             )
         )

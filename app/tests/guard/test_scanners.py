@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from support.guards import guard_with, only
+from support.guards import PII_BLOCKED, SECRETS_BLOCKED, guard_with, only
 
 from guard_proxy.config.settings import (
     BannedSubstringsSettings,
@@ -20,8 +20,8 @@ from guard_proxy.guard.scanners.pii import iban_valid, luhn_valid
 
 BANNED = only(banned_substrings=BannedSubstringsSettings(patterns=("Project Falcon", "zyx", "c++")))
 REGEX = only(regex=RegexSettings(patterns=(r"order #\d{6}", r"(?i)drop\s+table")))
-SECRETS = only(secrets=SecretsSettings())
-PII = only(pii=PiiSettings(kinds=("email", "credit_card", "phone", "iban")))
+SECRETS = only(secrets=SecretsSettings(actions=SECRETS_BLOCKED))
+PII = only(pii=PiiSettings(actions=PII_BLOCKED, kinds=("email", "credit_card", "phone", "iban")))
 INJECTION = only(prompt_injection=PromptInjectionSettings(phrases=("open the pod  bay doors",)))
 INVISIBLE = only(invisible_text=InvisibleTextSettings())
 SIZE = only(size=SizeSettings(max_chars=10))
@@ -194,12 +194,12 @@ def test_banned_substrings_fold_dotted_capital_i() -> None:
 
 
 def test_secret_kinds_can_be_narrowed() -> None:
-    guard = guard_with(input=only(secrets=SecretsSettings(kinds=("jwt",))))
+    guard = guard_with(input=only(secrets=SecretsSettings(actions=SECRETS_BLOCKED, kinds=("jwt",))))
     assert guard.scan("input", "AKIAIOSFODNN7EXAMPLE").allowed
 
 
 def test_pii_kinds_default_leave_phone_numbers_alone() -> None:
-    guard = guard_with(input=only(pii=PiiSettings()))
+    guard = guard_with(input=only(pii=PiiSettings(actions=PII_BLOCKED)))
     assert guard.scan("input", "+44 20 7946 0958").allowed
     assert not guard.scan("input", "a@example.com").allowed
 

@@ -108,14 +108,17 @@ def test_v1_completions_prompt_string_or_list(
     assert fake_ollama.requests(marker) == []
 
 
-def test_builtin_pii_scanner_blocks_email(client: httpx.Client, marker: str) -> None:
+def test_builtin_pii_scanner_redacts_email_by_default(
+    client: httpx.Client, fake_ollama: FakeOllama, marker: str
+) -> None:
     response = client.post(
         "/api/generate",
         json={"model": "llama3.2", "prompt": f"{marker} mail me at jane.doe@example.com"},
     )
-    assert response.status_code == 400
-    assert response.json()["guard"]["scanners"] == ["pii"]
-    assert "jane.doe" not in response.text
+    assert response.status_code == 200
+    assert response.headers["x-guard-redacted"] == "email=1"
+    (seen,) = fake_ollama.requests(marker)
+    assert seen["body"]["prompt"] == f"{marker} mail me at [EMAIL_1]"
 
 
 def test_allowed_request_reaches_upstream_unchanged(

@@ -11,6 +11,8 @@ import dataclasses
 from typing import Any
 
 from guard_proxy.config.settings import (
+    PII_KINDS,
+    SECRET_KINDS,
     BannedSubstringsSettings,
     GuardSettings,
     InvisibleTextSettings,
@@ -29,6 +31,19 @@ from guard_proxy.proxy.shapes import SHAPES, Kind
 from guard_proxy.proxy.verdicts import VerdictService
 
 TERM = "forbidden-term"
+PII_BLOCKED = dict.fromkeys(PII_KINDS, "block")
+"""``actions`` that make every PII kind block (the defaults redact)."""
+SECRETS_BLOCKED = {
+    **dict.fromkeys(SECRET_KINDS, "block"),
+    "generic_secret_assignment": "redact",
+}
+"""``actions`` that make every credential kind block but the generic assignment (it overlaps
+the named kinds, so a stream and a whole text could name different reasons)."""
+BLOCKING = {
+    "pii": PiiSettings(actions=PII_BLOCKED),
+    "secrets": SecretsSettings(actions=SECRETS_BLOCKED),
+}
+"""The ``pii`` and ``secrets`` settings of a scanner set whose every kind blocks."""
 
 NONE_ON = ScannerSetSettings(
     banned_substrings=BannedSubstringsSettings(enabled=False),

@@ -18,7 +18,13 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from guard_proxy.config.settings import Settings
+from guard_proxy.config.settings import (
+    ACTIONS,
+    NOT_RESTORABLE,
+    PII_KINDS,
+    SECRET_KINDS,
+    Settings,
+)
 from guard_proxy.exceptions import ConfigError
 
 CONFIG_ENV = "GUARD_PROXY_CONFIG"
@@ -320,6 +326,43 @@ def _check_combinations(settings: Settings, env: Mapping[str, str], problems: _P
             problems.add(key, "needs Redis, but cache.backend is memory")
         if not settings.redis.enabled:
             problems.add(key, "needs Redis, but redis.enabled is false")
+    _check_actions(settings, problems)
+
+
+def _check_actions(settings: Settings, problems: _Problems) -> None:
+    """``actions`` of ``pii``/``secrets``: known kinds, known actions; ``restore`` only where
+    placeholders come from (``guard.input``) and never for a kind that cannot be restored."""
+    for direction in ("input", "output"):
+        scanners = getattr(settings.guard, direction)
+        for name, known in (("pii", PII_KINDS), ("secrets", SECRET_KINDS)):
+            section = getattr(scanners, name)
+            prefix = f"guard.{direction}.{name}"
+            for kind, action in section.actions.items():
+                if kind not in known:
+                    suggestion = _closest(str(kind), dict.fromkeys(known))
+                    hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
+                    problems.add(f"{prefix}.actions.{kind}", f"unknown kind{hint}")
+                elif action not in ACTIONS:
+                    problems.add(
+                        f"{prefix}.actions.{kind}",
+                        f"unknown action {action!r}; expected one of: " + ", ".join(ACTIONS),
+                    )
+            if not section.restore:
+                continue
+            if direction == "output":
+                problems.add(
+                    f"{prefix}.restore",
+                    "cannot be set on guard.output: placeholders come from the prompt "
+                    f"(set guard.input.{name}.restore)",
+                )
+                continue
+            for kind in section.kinds:
+                if kind in NOT_RESTORABLE and section.action(kind) == "redact":
+                    problems.add(
+                        f"{prefix}.restore",
+                        f"{kind} cannot be restored (its value is never put back into "
+                        f"an answer); set {prefix}.actions.{kind} to block",
+                    )
 
 
 def _read_secret_files(settings: Settings, problems: _Problems) -> Settings:

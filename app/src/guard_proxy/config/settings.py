@@ -71,31 +71,88 @@ class RegexSettings:
 SECRET_KINDS = (
     "private_key",
     "aws_access_key",
+    "aws_secret_key",
+    "azure_storage_key",
     "github_token",
     "gitlab_token",
     "slack_token",
+    "slack_webhook",
     "google_api_key",
     "openai_api_key",
+    "anthropic_api_key",
+    "huggingface_token",
+    "stripe_live_key",
+    "npm_token",
+    "pypi_token",
+    "rubygems_token",
+    "pulumi_token",
+    "hashicorp_vault_token",
+    "sendgrid_api_key",
+    "twilio_api_key",
+    "mailgun_api_key",
+    "digitalocean_token",
+    "shopify_token",
+    "databricks_token",
+    "grafana_token",
+    "postman_api_key",
+    "linear_api_key",
     "jwt",
     "password_assignment",
+    "generic_secret_assignment",
 )
 PII_KINDS = ("email", "credit_card", "phone", "iban")
+ACTIONS = ("block", "redact")
+"""What a finding of a kind does: refuse the request (``block``) or mask it (``redact``)."""
+
+PII_ACTIONS: dict[str, str] = dict.fromkeys(PII_KINDS, "redact")
+"""Built-in action per PII kind (``actions`` overrides them kind by kind): personal data in a
+document is masked, the user can still ask about the document."""
+SECRET_ACTIONS: dict[str, str] = {
+    **dict.fromkeys(SECRET_KINDS, "block"),
+    "password_assignment": "redact",
+    "generic_secret_assignment": "redact",
+}
+"""Built-in action per credential kind: a credential of a known format is refused (it must be
+rotated, and the model never needs it); an assignment in pasted config is masked."""
+NOT_RESTORABLE = frozenset({"private_key"})
+"""Kinds whose value is never put back into an answer (key material spans many lines and is
+the one thing a client-side log must not receive from the model)."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class SecretsSettings:
-    """Private keys, cloud and VCS tokens, JWTs and password assignments."""
+    """Private keys, cloud, AI, registry, CI and SaaS tokens, JWTs and secret assignments.
+
+    ``actions`` maps a kind to ``block`` or ``redact`` (kinds not named keep
+    :data:`SECRET_ACTIONS`); ``restore`` (``guard.input`` only) puts the values of redacted
+    kinds back where the answer repeats their placeholders.
+    """
 
     enabled: bool = True
     kinds: tuple[str, ...] = _f(SECRET_KINDS, choices=SECRET_KINDS)
+    actions: dict[str, Any] = field(default_factory=dict)
+    restore: bool = False
+
+    def action(self, kind: str) -> str:
+        """The action of ``kind`` (its setting, else the built-in one)."""
+        return str(self.actions.get(kind, SECRET_ACTIONS[kind]))
 
 
 @dataclass(frozen=True, kw_only=True)
 class PiiSettings:
-    """Personal data: e-mail addresses, card numbers (Luhn-checked), phone numbers, IBANs."""
+    """Personal data: e-mail addresses, card numbers (Luhn-checked), phone numbers, IBANs.
+
+    ``actions`` and ``restore`` as for :class:`SecretsSettings` (built-ins: :data:`PII_ACTIONS`).
+    """
 
     enabled: bool = True
     kinds: tuple[str, ...] = _f(("email", "credit_card", "iban"), choices=PII_KINDS)
+    actions: dict[str, Any] = field(default_factory=dict)
+    restore: bool = True
+
+    def action(self, kind: str) -> str:
+        """The action of ``kind`` (its setting, else the built-in one)."""
+        return str(self.actions.get(kind, PII_ACTIONS[kind]))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +194,7 @@ class ScannerSetSettings:
 
 DEFAULT_INPUT_SCANNERS = ScannerSetSettings()
 DEFAULT_OUTPUT_SCANNERS = ScannerSetSettings(
+    pii=PiiSettings(restore=False),
     prompt_injection=PromptInjectionSettings(enabled=False),
     size=SizeSettings(max_chars=1_000_000),
 )

@@ -27,12 +27,21 @@ class Finding:
     reason: str
 
 
+Span = tuple[str, int, int]
+"""``(kind, start, end)``: where a value to redact is in a scanned text (never the value)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The outcome of scanning one text: allowed, or blocked with the findings that blocked it."""
+    """The outcome of scanning one text: allowed, or blocked with the findings that blocked it.
+
+    ``spans``: where the values of the kinds whose action is ``redact`` are (offsets and
+    kinds only), so a cached verdict redacts a text exactly as a fresh scan would.
+    """
 
     allowed: bool
     findings: tuple[Finding, ...] = ()
+    spans: tuple[Span, ...] = ()
 
     @property
     def scanners(self) -> list[str]:
@@ -41,7 +50,13 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         """A small, orjson-able form (what the verdict cache stores)."""
-        return {"allowed": self.allowed, "findings": [[f.scanner, f.reason] for f in self.findings]}
+        d: dict[str, Any] = {
+            "allowed": self.allowed,
+            "findings": [[f.scanner, f.reason] for f in self.findings],
+        }
+        if self.spans:
+            d["spans"] = [list(s) for s in self.spans]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Verdict:
@@ -49,11 +64,12 @@ class Verdict:
         try:
             allowed = d["allowed"]
             findings = tuple(Finding(str(s), str(r)) for s, r in d.get("findings", ()))
+            spans = tuple((str(k), int(a), int(b)) for k, a, b in d.get("spans", ()))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError("malformed verdict") from exc
-        if not isinstance(allowed, bool):
+        if not isinstance(allowed, bool) or any(not 0 <= a < b for _, a, b in spans):
             raise ValueError("malformed verdict")
-        return cls(allowed, findings)
+        return cls(allowed, findings, spans)
 
     @classmethod
     def of(cls, findings: list[Finding] | tuple[Finding, ...]) -> Verdict:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from guard_proxy.config import Settings
-from guard_proxy.guard import Guard
+from guard_proxy.guard import Direction, Guard
+from guard_proxy.guard.redaction import Finder
 from guard_proxy.proxy.access import AccessMiddleware
 from guard_proxy.proxy.asgi import ASGIApp
 from guard_proxy.proxy.drain import DrainMiddleware, InFlight
@@ -21,6 +22,7 @@ from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.own import own_app
 from guard_proxy.proxy.passthrough import Passthrough
 from guard_proxy.proxy.readiness import Readiness
+from guard_proxy.proxy.redact import RedactionPolicy
 from guard_proxy.proxy.requestlog import RequestLogMiddleware
 from guard_proxy.proxy.router import Router
 from guard_proxy.proxy.routes import (
@@ -62,7 +64,11 @@ def create_app(
     if readiness is None:
         readiness = Readiness(client, cache, require_redis=settings.cache.require_redis)
     metrics = metrics if metrics is not None else Metrics()
-    verdicts = VerdictService(guard, cache, metrics, settings.guard.fail_mode)
+    finder = Finder.from_settings(settings.guard.input)
+    verdicts = VerdictService(
+        guard, cache, metrics, settings.guard.fail_mode, {Direction.INPUT: finder}
+    )
+    redaction = RedactionPolicy.from_settings(settings.guard)
 
     async def shutdown() -> None:
         try:
@@ -76,7 +82,9 @@ def create_app(
     for own_route in OWN_ROUTES:
         router.add(own_route.path, own, [own_route.method])
     for shape in GUARDED_ROUTES:
-        router.add(shape.route, Guarded(shape, client, guard, verdicts, metrics), ["POST"])
+        router.add(
+            shape.route, Guarded(shape, client, guard, verdicts, metrics, redaction), ["POST"]
+        )
     for route in PASSTHROUGH_ROUTES:
         relay = Passthrough(
             client,

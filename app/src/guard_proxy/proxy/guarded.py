@@ -6,7 +6,11 @@ answer is scanned whole; a streamed one is relayed in its framing (NDJSON or SSE
 once from the content type) through a :class:`Releaser` (see
 :mod:`guard_proxy.proxy.framing`). Ollama's non-200 answers pass through with their own
 status and body; if Ollama breaks off a complete answer, nothing was sent yet and the client
-gets 502 in the route's format. The request body goes upstream exactly as the client sent it.
+gets 502 in the route's format. The request body goes upstream exactly as the client sent it,
+unless a text holds values the guard redacts: then it goes with placeholders instead
+(:mod:`guard_proxy.proxy.redact`; a body that cannot be rewritten safely is refused with 400),
+the response says what was masked (``X-Guard-Redacted``), and the answer is rewritten on its
+way out (placeholders restored, the model's own values masked), streamed or not.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import orjson
 
 from guard_proxy.exceptions import UpstreamError
 from guard_proxy.guard import Direction, Guard
+from guard_proxy.guard.redaction import Rewriter, Vault
 from guard_proxy.proxy.asgi import ClientDisconnected, Receive, Scope, Send, read_body
 from guard_proxy.proxy.bodies import BadRequest, parse_object, stream_flag
 from guard_proxy.proxy.disconnect import run_until_disconnect
@@ -22,6 +27,14 @@ from guard_proxy.proxy.errors import block_body, send_error, send_json
 from guard_proxy.proxy.framing import Framing, framing_for, relay_stream
 from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.passthrough import relay, upstream_failed
+from guard_proxy.proxy.redact import (
+    HEADER,
+    RedactionPolicy,
+    Unredactable,
+    header_value,
+    redact_body,
+    rewrite_answer,
+)
 from guard_proxy.proxy.release import Releaser, Stop
 from guard_proxy.proxy.shapes import Shape
 from guard_proxy.proxy.state import RequestInfo, RequestVerdict, request_info
@@ -48,6 +61,7 @@ class Guarded:
 
     * **shape** - the route's :class:`Shape` (inputs, output text, stream default).
     * **upstream**, **guard**, **verdicts**, **metrics** - shared per app.
+    * **redaction** - what is restored and masked in answers (nothing when not given).
     """
 
     def __init__(
@@ -57,12 +71,14 @@ class Guarded:
         guard: Guard,
         verdicts: VerdictService,
         metrics: Metrics,
+        redaction: RedactionPolicy | None = None,
     ) -> None:
         self.shape = shape
         self.upstream = upstream
         self.guard = guard
         self.verdicts = verdicts
         self.metrics = metrics
+        self.redaction = redaction or RedactionPolicy()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         info = request_info(scope)
@@ -74,7 +90,8 @@ class Guarded:
             return
         try:
             data = parse_object(body)
-            texts = self.shape.inputs(data)
+            fields = self.shape.fields(data)
+            texts = [f.text for f in fields]
             streamed = stream_flag(data, self.shape.stream_default)
         except BadRequest as exc:
             info.verdict = RequestVerdict.INVALID
@@ -86,13 +103,35 @@ class Guarded:
         if not check.allowed:
             await self._refuse(send, path, info, check, Direction.INPUT, cache_header)
             return
+        extra = [cache_header]
+        vault = Vault(self.redaction.restorable)
+        if check.redacts:
+            try:
+                body = redact_body(data, fields, check.spans, vault)
+            except Unredactable as exc:
+                info.verdict = RequestVerdict.INVALID
+                await send_error(send, path, 400, str(exc), headers=[cache_header])
+                return
+            counts = vault.counts()
+            info.redacted = header_value(counts).decode()
+            self.metrics.redacted(Direction.INPUT.value, counts)
+            extra.append((HEADER, header_value(counts)))
+        rewriter = self.redaction.rewriter(vault)
         info.verdict = RequestVerdict.ALLOWED
         headers = forward_headers(scope["headers"], identity=True)
         try:
             await run_until_disconnect(
                 receive,
                 self._exchange(
-                    send, path, scope["query_string"], headers, body, streamed, info, cache_header
+                    send,
+                    path,
+                    scope["query_string"],
+                    headers,
+                    body,
+                    streamed,
+                    info,
+                    extra,
+                    rewriter,
                 ),
             )
         except ClientDisconnected:
@@ -134,7 +173,8 @@ class Guarded:
         body: bytes,
         streamed: bool,
         info: RequestInfo,
-        cache_header: tuple[bytes, bytes],
+        extra: list[tuple[bytes, bytes]],
+        rewriter: Rewriter | None,
     ) -> None:
         try:
             response = await self.upstream.open(
@@ -145,10 +185,11 @@ class Guarded:
             await upstream_failed(send, path, exc)
             return
         try:
-            if response.status != 200 or not self.verdicts.active(Direction.OUTPUT):
-                await relay(send, response, extra=[cache_header])
+            guarded = self.verdicts.active(Direction.OUTPUT) or rewriter is not None
+            if response.status != 200 or not guarded:
+                await relay(send, response, extra=extra)
             elif (framing := framing_for(response.content_type)) is not None:
-                await self._stream(send, path, response, framing, info, cache_header)
+                await self._stream(send, path, response, framing, info, extra, rewriter)
             else:
                 try:
                     raw = await response.read()
@@ -157,7 +198,7 @@ class Guarded:
                     self._broken(info)
                     await upstream_failed(send, path, exc)
                     return
-                await self._complete(send, path, response, raw, info, cache_header)
+                await self._complete(send, path, response, raw, info, extra, rewriter)
         except UpstreamBroken:
             # Ollama broke the connection mid-answer; what was released stays released.
             self._broken(info)
@@ -176,8 +217,10 @@ class Guarded:
         response: UpstreamResponse,
         raw: bytes,
         info: RequestInfo,
-        cache_header: tuple[bytes, bytes],
+        extra: list[tuple[bytes, bytes]],
+        rewriter: Rewriter | None,
     ) -> None:
+        cache_header = extra[0]
         texts: list[str]
         try:
             obj = orjson.loads(raw)
@@ -191,6 +234,11 @@ class Guarded:
         if not check.allowed:
             await self._refuse(send, path, info, check, Direction.OUTPUT, cache_header)
             return
+        if isinstance(obj, dict):
+            changed, masked = rewrite_answer(self.shape, obj, rewriter)
+            if changed:
+                raw = orjson.dumps(obj)
+            self.metrics.redacted(Direction.OUTPUT.value, masked)
         await send(
             {
                 "type": "http.response.start",
@@ -198,7 +246,7 @@ class Guarded:
                 "headers": [
                     *response.headers(rewritten=True),
                     (b"content-length", str(len(raw)).encode()),
-                    cache_header,
+                    *extra,
                 ],
             }
         )
@@ -211,17 +259,23 @@ class Guarded:
         response: UpstreamResponse,
         framing: Framing,
         info: RequestInfo,
-        cache_header: tuple[bytes, bytes],
+        extra: list[tuple[bytes, bytes]],
+        rewriter: Rewriter | None,
     ) -> None:
-        releaser = Releaser(self.guard.stream(Direction.OUTPUT), self.shape, framing, self.verdicts)
+        releaser = Releaser(
+            self.guard.stream(Direction.OUTPUT), self.shape, framing, self.verdicts, rewriter
+        )
         await send(
             {
                 "type": "http.response.start",
                 "status": response.status,
-                "headers": [*response.headers(rewritten=True), cache_header],
+                "headers": [*response.headers(rewritten=True), *extra],
             }
         )
-        outcome = await relay_stream(send, response.chunks(), releaser, path)
+        try:
+            outcome = await relay_stream(send, response.chunks(), releaser, path)
+        finally:
+            self.metrics.redacted(Direction.OUTPUT.value, releaser.masked)
         if outcome.stop is Stop.BLOCKED and outcome.scanners is not None:
             info.verdict = BLOCKED[Direction.OUTPUT]
             info.blocked_by = outcome.scanners

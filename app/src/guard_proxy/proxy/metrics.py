@@ -107,6 +107,7 @@ class Metrics:
         self.scanner_errors: dict[tuple[str, str], int] = {}
         self.upstream_errors = 0
         self.client_disconnects = 0
+        self.redactions: dict[tuple[str, str], int] = {}  # (direction, kind) -> values masked
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)
@@ -132,6 +133,12 @@ class Metrics:
 
     def scan(self, direction: str, seconds: float) -> None:
         self.scan_time[direction].observe(seconds)
+
+    def redacted(self, direction: str, counts: Mapping[str, int]) -> None:
+        """Values masked by placeholders, by kind (input: distinct values of a request)."""
+        for kind, n in counts.items():
+            key = (direction, kind)
+            self.redactions[key] = self.redactions.get(key, 0) + n
 
     def scanner_error(self, direction: str, mode: str) -> None:
         key = (direction, mode)
@@ -208,6 +215,14 @@ class Metrics:
         )
         for direction, n in sorted(self.blocked_by_direction.items()):
             out.append(f'guard_proxy_blocked_requests_total{{direction="{direction}"}} {n}')
+        _head(
+            out,
+            "guard_proxy_redactions_total",
+            "counter",
+            "Values masked by placeholders, by direction and kind.",
+        )
+        for (direction, kind), n in sorted(self.redactions.items()):
+            out.append(f'guard_proxy_redactions_total{{direction="{direction}",kind="{kind}"}} {n}')
         _head(out, "guard_proxy_blocks_total", "counter", "Guard blocks by scanner and direction.")
         for (scanner, direction), n in sorted(self.blocks.items()):
             out.append(

@@ -78,6 +78,8 @@ class RequestLogMiddleware:
                     fields["verdict"] = info.verdict
                     if info.blocked_by:
                         fields["scanners"] = info.blocked_by
+                    if info.redacted:
+                        fields["redacted"] = info.redacted
                 if info is not None and info.cache:
                     fields["cache"] = info.cache
                 logger.info("request", extra={"fields": fields})

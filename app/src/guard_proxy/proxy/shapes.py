@@ -46,6 +46,8 @@ class Shape:
     stream_default: bool
     text_paths: Callable[[dict[str, Any]], list[Path]]
     tool_texts: Callable[[dict[str, Any]], list[str]]
+    fields: Callable[[dict[str, Any]], list[bodies.InputField]]
+    """Like ``inputs``, with where each text is (what a redaction rewrites)."""
 
     def output_texts(self, obj: dict[str, Any]) -> list[str]:
         """Every text of a complete answer the output guard must see: text, then tool calls."""
@@ -142,9 +144,23 @@ def _arguments(calls: list[Any]) -> list[str]:
 
 
 GENERATE = Shape(
-    "/api/generate", Kind.GENERATE, bodies.generate_inputs, True, _generate_paths, _no_tools
+    "/api/generate",
+    Kind.GENERATE,
+    bodies.generate_inputs,
+    True,
+    _generate_paths,
+    _no_tools,
+    bodies.generate_fields,
 )
-CHAT = Shape("/api/chat", Kind.CHAT, bodies.chat_inputs, True, _chat_paths, _chat_tools)
+CHAT = Shape(
+    "/api/chat",
+    Kind.CHAT,
+    bodies.chat_inputs,
+    True,
+    _chat_paths,
+    _chat_tools,
+    bodies.chat_fields,
+)
 OPENAI_CHAT = Shape(
     "/v1/chat/completions",
     Kind.OPENAI_CHAT,
@@ -152,6 +168,7 @@ OPENAI_CHAT = Shape(
     False,
     _openai_chat_paths,
     _openai_chat_tools,
+    bodies.openai_chat_fields,
 )
 OPENAI_COMPLETION = Shape(
     "/v1/completions",
@@ -160,6 +177,7 @@ OPENAI_COMPLETION = Shape(
     False,
     _openai_completion_paths,
     _no_tools,
+    bodies.openai_completion_fields,
 )
 SHAPES = {shape.kind: shape for shape in (GENERATE, CHAT, OPENAI_CHAT, OPENAI_COMPLETION)}
 """The guarded routes' shapes by kind."""
@@ -171,8 +189,8 @@ def get_path(obj: Any, path: Path) -> Any:
     return obj
 
 
-def with_texts(obj: dict[str, Any], values: dict[Path, str]) -> dict[str, Any]:
-    """A copy of ``obj`` with the strings at ``values``' paths replaced (copy on write)."""
+def with_texts(obj: dict[str, Any], values: dict[Path, Any]) -> dict[str, Any]:
+    """A copy of ``obj`` with the values at ``values``' paths replaced (copy on write)."""
     root = dict(obj)
     for path, value in values.items():
         node: Any = root

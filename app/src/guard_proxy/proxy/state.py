@@ -30,7 +30,7 @@ class RequestInfo:
     It never holds prompt or answer text.
     """
 
-    __slots__ = ("blocked_by", "cache", "client", "route", "verdict")
+    __slots__ = ("blocked_by", "cache", "client", "redacted", "route", "verdict")
 
     def __init__(self, client: str) -> None:
         self.client = client
@@ -38,6 +38,7 @@ class RequestInfo:
         self.verdict = ""
         self.cache = ""
         self.blocked_by: list[str] = []
+        self.redacted = ""  # kinds and counts masked in the request ("email=2"), never values
 
 
 def request_info(scope: MutableMapping[str, Any]) -> RequestInfo:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -23,6 +23,8 @@ import orjson
 
 from guard_proxy.exceptions import ScannerError
 from guard_proxy.guard import Direction, Guard, Verdict
+from guard_proxy.guard.redaction import Finder
+from guard_proxy.guard.types import Span
 from guard_proxy.proxy.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -41,13 +43,20 @@ class Check:
 
     ``cache`` is ``hit`` (every text was cached), ``miss`` (at least one was scanned),
     ``disabled`` (no cache or no active guard). ``failed``: a scanner errored under
-    ``fail_mode: closed``.
+    ``fail_mode: closed``. ``spans``: per text checked (in order, ``()`` for an empty one),
+    where its values to redact are.
     """
 
     allowed: bool = True
     scanners: list[str] = field(default_factory=list)
     cache: str = "disabled"
     failed: bool = False
+    spans: list[tuple[Span, ...]] = field(default_factory=list)
+
+    @property
+    def redacts(self) -> bool:
+        """Whether any text holds a value to redact."""
+        return any(self.spans)
 
 
 def decode_verdict(value: object) -> Verdict:
@@ -108,14 +117,25 @@ class VerdictService:
     * **cache** - the :class:`GuardCache`.
     * **metrics** - where scan times, blocks and scanner errors are counted.
     * **fail_mode** - ``closed`` or ``open``.
+    * **finders** - per direction, the kinds redacted rather than blocked; their spans go
+      into the verdicts (and so the cache). A redaction is never skipped: not under
+      ``fail_mode: open`` either (a failing finder fails closed).
     """
 
-    def __init__(self, guard: Guard, cache: VerdictCache, metrics: Metrics, fail_mode: str) -> None:
+    def __init__(
+        self,
+        guard: Guard,
+        cache: VerdictCache,
+        metrics: Metrics,
+        fail_mode: str,
+        finders: Mapping[Direction, Finder] | None = None,
+    ) -> None:
         self.guard = guard
         self.cache = cache
         self.metrics = metrics
         self.fail_closed = fail_mode != "open"
-        self._active = {d: guard.active(d) for d in Direction}
+        self.finders = {d: f for d, f in (finders or {}).items() if f and guard.enabled}
+        self._active = {d: guard.active(d) or d in self.finders for d in Direction}
         self._hash = {d: guard.config_hash(d) for d in Direction}
 
     def active(self, direction: Direction) -> bool:
@@ -131,6 +151,7 @@ class VerdictService:
         statuses: list[str] = []
         for text in texts:
             if not text:
+                result.spans.append(())
                 continue
             verdict, status = await self._one(direction, text)
             statuses.append(status)
@@ -138,6 +159,7 @@ class VerdictService:
                 result.failed = True
                 result.allowed = False
                 break
+            result.spans.append(verdict.spans)
             if not verdict.allowed:
                 result.allowed = False
                 for name in verdict.scanners:
@@ -175,12 +197,32 @@ class VerdictService:
             verdict, status = await self.cache.get_or_compute(key, compute, VERDICTS)
             return verdict, str(status)
         except ScannerError as exc:
-            return self.scanner_failed(direction, exc), "miss"
+            failed = self.scanner_failed(direction, exc)
+            if failed is None or direction not in self.finders:
+                return failed, "miss"
+            # Fail open keeps the redactions: only the scanners that block are skipped.
+            try:
+                return Verdict(True, (), self._spans(direction, text)), "miss"
+            except ScannerError:
+                return None, "miss"
+
+    def _spans(self, direction: Direction, text: str) -> tuple[Span, ...]:
+        finder = self.finders.get(direction)
+        if finder is None:
+            return ()
+        try:
+            return finder.spans(text)
+        except Exception as exc:
+            raise ScannerError("redaction", f"raised {type(exc).__name__}") from None
 
     def _timed_scan(self, direction: Direction, text: str) -> Verdict:
         start = time.perf_counter()
         try:
-            return self.guard.scan(direction, text)
+            verdict = self.guard.scan(direction, text)
+            spans = self._spans(direction, text)
+            if spans:
+                verdict = Verdict(verdict.allowed, verdict.findings, spans)
+            return verdict
         finally:
             self.metrics.scan(direction.value, time.perf_counter() - start)
 

@@ -10,7 +10,13 @@ from __future__ import annotations
 import re
 
 from guard_proxy.config.settings import PiiSettings
-from guard_proxy.guard.scanners._base import MultiPatternScanner, PatternScanner, max_width
+from guard_proxy.guard.scanners._base import (
+    Judge,
+    MultiPatternScanner,
+    PatternScanner,
+    max_width,
+)
+from guard_proxy.guard.types import Finding
 
 NAME = "pii"
 SPLIT_ABOVE = 16
@@ -94,7 +100,7 @@ def _iban(m: re.Match[str]) -> str | None:
 
 
 # kind -> (pattern, judge, looks one character past its match)
-_KINDS = {
+KINDS: dict[str, tuple[str, Judge, bool]] = {
     "email": (_EMAIL, lambda m: "e-mail address", False),
     "credit_card": (_CARD, _card, True),
     "phone": (_PHONE, _phone, True),
@@ -102,16 +108,61 @@ _KINDS = {
 }
 
 
+LOCAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
+_DOMAIN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
+
+
+def email_open(text: str, since: int) -> int:
+    """Where an address that more text could still create or lengthen begins (``>= since``):
+    the last word, when the text ends in local-part characters, or in ``word@`` and a domain
+    that may go on; ``len(text)`` when none."""
+    end = len(text)
+    i = end
+    while i > since and text[i - 1] in _DOMAIN_CHARS:
+        i -= 1
+    if i > since and text[i - 1] == "@":
+        lo = i - 1
+        while lo > since and text[lo - 1] in LOCAL:
+            lo -= 1
+        return lo if lo < i - 1 else end
+    i = end
+    while i > since and text[i - 1] in LOCAL:
+        i -= 1
+    return i
+
+
+class EmailHoldingScanner(MultiPatternScanner):
+    """The PII scanner when e-mail addresses block: a stream also holds the trailing word
+    while it could still become an address (the pattern itself only starts at the ``@``,
+    so without this the local part would go out before the address is known)."""
+
+    __slots__ = ()
+
+    def hold(self, text: str, start: int) -> int:
+        at = super().hold(text, start)
+        word = email_open(text, max(start, len(text) - self.window + 1))
+        return word if word < at else at
+
+    def scan_hold(self, text: str, start: int, since: int) -> tuple[Finding | None, int]:
+        finding, at = super().scan_hold(text, start, since)
+        word = email_open(text, max(since, len(text) - self.window + 1, 0))
+        return finding, word if word < at else at
+
+
 def build(direction: str, settings: PiiSettings) -> MultiPatternScanner | None:
-    """The scanner, or ``None`` when it is off or has no kinds."""
-    if not settings.enabled or not settings.kinds:
+    """The scanner of the kinds that block; ``None`` when it is off or none does."""
+    if not settings.enabled:
+        return None
+    kinds = [k for k in dict.fromkeys(settings.kinds) if settings.action(k) == "block"]
+    if not kinds:
         return None
     parts = []
-    for kind in dict.fromkeys(settings.kinds):
-        source, judge, lookahead = _KINDS[kind]
+    for kind in kinds:
+        source, judge, lookahead = KINDS[kind]
         longest = max_width(source)
         assert longest is not None, kind
         parts.append(PatternScanner(NAME, re.compile(source), longest, judge, lookahead=lookahead))
     # Most kinds begin with a character class, which an alternation searches position by
     # position: past a few characters, the exact scans and a search per kind are faster.
-    return MultiPatternScanner(NAME, parts, split_above=SPLIT_ABOVE)
+    cls = EmailHoldingScanner if "email" in kinds else MultiPatternScanner
+    return cls(NAME, parts, split_above=SPLIT_ABOVE)
