@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from guard_proxy.config import Settings
-from guard_proxy.guard import Guard
+from guard_proxy.guard import Direction, Guard
+from guard_proxy.guard.offload import ScanExecutor, default_threads
 from guard_proxy.proxy.access import AccessMiddleware
 from guard_proxy.proxy.asgi import ASGIApp
 from guard_proxy.proxy.drain import DrainMiddleware, InFlight
@@ -62,12 +63,15 @@ def create_app(
     if readiness is None:
         readiness = Readiness(client, cache, require_redis=settings.cache.require_redis)
     metrics = metrics if metrics is not None else Metrics()
-    verdicts = VerdictService(guard, cache, metrics, settings.guard.fail_mode)
+    executor = model_threads(settings) if any(guard.offloaded(d) for d in Direction) else None
+    verdicts = VerdictService(guard, cache, metrics, settings.guard.fail_mode, executor)
 
     async def shutdown() -> None:
         try:
             await client.aclose()
         finally:
+            if executor is not None:
+                executor.shutdown()
             await cache.aclose()
 
     router = Router(startup=cache.start, shutdown=shutdown)
@@ -94,3 +98,12 @@ def create_app(
         uploads=streamed_upload_prefixes(),
     )
     return RequestLogMiddleware(access, metrics=metrics, access_log=settings.server.access_log)
+
+
+def model_threads(settings: Settings) -> ScanExecutor:
+    """This worker's :class:`ScanExecutor`, sized by ``guard.model_threads`` and friends."""
+    g = settings.guard
+    threads = g.model_threads or default_threads(settings.server.workers)
+    return ScanExecutor(
+        threads=threads, queue=g.scan_queue, timeout=g.scan_timeout, max_batch=g.max_batch
+    )
