@@ -150,3 +150,23 @@ def test_the_onnx_classifier_blocks_what_the_tiny_model_flags_and_caches_it(
     assert generate(proxy, f"you are {tiny_model.FLAGGED} now").headers["x-guard-cache"] == "hit"
     assert generate(proxy, "what is the weather today").status_code == 200
     assert generate(proxy, f"{tiny_model.GRADED} cats").status_code == 200  # 0.73 < 0.9
+
+
+def test_the_messages_of_one_request_are_scanned_at_the_same_time(
+    proxy_factory: StartProxy, tmp_path: Path
+) -> None:
+    config, gate, state = standin(tmp_path, model_threads=4)
+    proxy = proxy_factory(config=config, env={"PYTHONPATH": TESTS})
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "first question"},
+        {"role": "user", "content": "second question, flagme"},
+    ]
+    body = {"model": "llama3.2", "messages": messages, "stream": False}
+    with ThreadPoolExecutor(1) as pool, proxy.client(timeout=120) as c:
+        future = pool.submit(c.post, "/api/chat", json=body)
+        wait_for("3 messages inside the plug-in at once", lambda: read_int(state / "running") == 3)
+        gate.touch()
+        response = future.result()
+    assert response.status_code == 400
+    assert response.json()["guard"]["scanners"] == ["standin"]

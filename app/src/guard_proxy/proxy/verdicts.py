@@ -144,6 +144,7 @@ class VerdictService:
             raise ValueError("off-loop scanners need a ScanExecutor")
         self._active = {d: guard.active(d) for d in Direction}
         self._hash = {d: guard.config_hash(d) for d in Direction}
+        self._offloaded = {d: bool(guard.offloaded(d)) for d in Direction}
 
     def active(self, direction: Direction) -> bool:
         """Whether any scanner runs for ``direction``."""
@@ -156,11 +157,28 @@ class VerdictService:
             return result
         start = time.perf_counter()
         statuses: list[str] = []
-        for text in texts:
-            if not text:
-                continue
+        texts = [t for t in texts if t]
+        # With model scanners the texts of one request are scanned at the same time (their
+        # model calls overlap in the threads); without, one after another (no task overhead).
+        together = len(texts) > 1 and self._offloaded[direction]
+        outcomes: list[tuple[Verdict | None, str] | BaseException] = (
+            list(
+                await asyncio.gather(
+                    *(self._one(direction, t) for t in texts), return_exceptions=True
+                )
+            )
+            if together
+            else []
+        )
+        for i, text in enumerate(texts):
             try:
-                verdict, status = await self._one(direction, text)
+                if together:
+                    outcome = outcomes[i]
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+                    verdict, status = outcome
+                else:
+                    verdict, status = await self._one(direction, text)
             except Overloaded as exc:
                 result.allowed, result.failed, result.shed = False, True, True
                 result.retry_after = exc.retry_after
