@@ -170,3 +170,27 @@ def test_the_messages_of_one_request_are_scanned_at_the_same_time(
         response = future.result()
     assert response.status_code == 400
     assert response.json()["guard"]["scanners"] == ["standin"]
+
+
+def test_identical_prompts_in_flight_share_one_model_call(
+    proxy_factory: StartProxy, tmp_path: Path
+) -> None:
+    config, gate, state = standin(tmp_path, model_threads=4)
+    proxy = proxy_factory(config=config, env={"PYTHONPATH": TESTS})
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(generate, proxy, "the same prompt") for _ in range(8)]
+        wait_for("the first scan running", lambda: read_int(state / "running") == 1)
+        wait_for("all 8 requests in the proxy", lambda: _in_flight(proxy) >= 8)
+        gate.touch()
+        responses = [f.result() for f in futures]
+    assert [r.status_code for r in responses] == [200] * 8
+    assert sorted(r.headers["x-guard-cache"] for r in responses) == ["hit"] * 7 + ["miss"]
+    assert read_int(state / "peak") == 1
+
+
+def _in_flight(proxy: Proxy) -> float:
+    with proxy.client() as c:
+        for line in c.get("/metrics").text.splitlines():
+            if line.startswith("guard_proxy_requests_in_flight "):
+                return float(line.split()[1])
+    return 0.0
