@@ -253,7 +253,7 @@ class VerdictService:
                 findings, errors = await asyncio.to_thread(self.guard.scan_each, inline, text)
             else:
                 findings, errors = self.guard.scan_each(inline, text)
-            results = await asyncio.gather(*pending, return_exceptions=True)
+            results = await asyncio.gather(*pending, return_exceptions=True) if pending else []
         finally:
             for task in pending:
                 task.cancel()  # no-op when done; stops the scans when we were cancelled
