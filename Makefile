@@ -60,7 +60,8 @@ dashboard-picture:
 
 # app/requirements.lock (wheelhouse, deploys), app/requirements-onnx.lock (the
 # same plus the onnx extra: deploys with guard_proxy_models) and
-# app/requirements-test.lock (.venv: both extras): pins with hashes. LOCK_ARGS=--upgrade or '--upgrade-package NAME'
-# moves pins; without it only what pyproject.toml now needs changes.
+# app/requirements-test.lock (.venv: both extras): pins with hashes.
+# LOCK_ARGS=--upgrade or '--upgrade-package NAME' moves pins; without it only
+# what pyproject.toml now needs changes.
 lock:
 	LOCK_ARGS='$(LOCK_ARGS)' scripts/lock-app.sh
