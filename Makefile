@@ -58,8 +58,10 @@ dashboard-picture:
 	$(MAKE) -C bench deps
 	.venv/bin/python monitoring/render/render_dashboard.py
 
-# app/requirements.lock (wheelhouse, deploys) and app/requirements-test.lock
-# (.venv): pins with hashes. LOCK_ARGS=--upgrade or '--upgrade-package NAME'
-# moves pins; without it only what pyproject.toml now needs changes.
+# app/requirements.lock (wheelhouse, deploys), app/requirements-onnx.lock (the
+# same plus the onnx extra: deploys with guard_proxy_models) and
+# app/requirements-test.lock (.venv: both extras): pins with hashes.
+# LOCK_ARGS=--upgrade or '--upgrade-package NAME' moves pins; without it only
+# what pyproject.toml now needs changes.
 lock:
 	LOCK_ARGS='$(LOCK_ARGS)' scripts/lock-app.sh

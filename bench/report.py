@@ -324,9 +324,12 @@ def render(r: dict[str, Any]) -> str:
     if wk:
         out += _workers_section(wk)
 
-    analysis = BENCH / "analysis.md"
-    if analysis.exists():
-        out += [analysis.read_text().rstrip(), ""]
+    # Hand-written sections: model scanners (bench/model_scanners.py prints its table), then
+    # the analysis of the whole run.
+    for name in ("analysis-models.md", "analysis.md"):
+        analysis = BENCH / name
+        if analysis.exists():
+            out += [analysis.read_text().rstrip(), ""]
 
     # Written by bench/redaction.py --write (issue 26), not by run.py.
     redaction = BENCH / "analysis-redaction.md"

@@ -2,7 +2,8 @@
 # Regenerate the app's locks (make lock): every dependency pinned with the
 # sha256 of each of its files on PyPI.
 #   app/requirements.lock       what the app runs on (wheelhouse, deploys)
-#   app/requirements-test.lock  the same pins plus the test extra (.venv)
+#   app/requirements-onnx.lock  the same pins plus the onnx extra (hosts with models)
+#   app/requirements-test.lock  the onnx lock's pins plus the test extra (.venv)
 # One universal resolution (environment markers kept, e.g. async-timeout for
 # Python < 3.11.3, Debian 12's 3.11.2) that holds for every Python >= 3.11 and
 # platform, so the controller's Python does not decide what a host gets.
@@ -23,8 +24,14 @@ common=(--universal --python-version 3.11 --generate-hashes --quiet
   --custom-compile-command "make lock")
 # shellcheck disable=SC2086  # LOCK_ARGS holds separate options on purpose
 "$uv" pip compile pyproject.toml "${common[@]}" -o requirements.lock ${LOCK_ARGS:-} "$@"
-# The test lock is constrained to the runtime pins: tests run what deploys.
+# Each lock is constrained to the one before: runtime -> onnx -> test, so tests run
+# what deploys (with and without models).
 # shellcheck disable=SC2086
-"$uv" pip compile pyproject.toml --extra test -c requirements.lock "${common[@]}" \
-  -o requirements-test.lock ${LOCK_ARGS:-} "$@"
-gp_log "app/requirements.lock: $(grep -c '^[a-z0-9]' requirements.lock) pins; app/requirements-test.lock: $(grep -c '^[a-z0-9]' requirements-test.lock) pins"
+"$uv" pip compile pyproject.toml --extra onnx -c requirements.lock "${common[@]}" \
+  -o requirements-onnx.lock ${LOCK_ARGS:-} "$@"
+# shellcheck disable=SC2086
+"$uv" pip compile pyproject.toml --extra onnx --extra test -c requirements-onnx.lock \
+  "${common[@]}" -o requirements-test.lock ${LOCK_ARGS:-} "$@"
+for lock in requirements.lock requirements-onnx.lock requirements-test.lock; do
+  gp_log "app/$lock: $(grep -c '^[a-z0-9]' "$lock") pins"
+done

@@ -23,6 +23,7 @@ from packaging.version import Version
 
 APP = ROOT / "app"
 LOCK = APP / "requirements.lock"
+ONNX_LOCK = APP / "requirements-onnx.lock"
 TEST_LOCK = APP / "requirements-test.lock"
 PYPROJECT = tomllib.loads((APP / "pyproject.toml").read_text())["project"]
 
@@ -34,7 +35,7 @@ NEWER_311 = {**DEBIAN_12, "python_full_version": "3.11.9"}
 
 
 def parse_lock(path: Path) -> dict[str, dict[str, Any]]:
-    """name -> {"version", "marker" (or None), "hashes"}."""
+    """name -> {"name", "version", "marker" (or None), "hashes"}."""
     entries: dict[str, dict[str, Any]] = {}
     current: dict[str, Any] | None = None
     for raw in path.read_text().splitlines():
@@ -48,21 +49,24 @@ def parse_lock(path: Path) -> dict[str, dict[str, Any]]:
         req = Requirement(line)
         (spec,) = req.specifier  # exactly one ==
         assert spec.operator == "==", raw
-        current = {"version": spec.version, "marker": req.marker, "hashes": []}
-        entries[canonicalize_name(req.name)] = current
+        name = canonicalize_name(req.name)
+        current = {"name": name, "version": spec.version, "marker": req.marker, "hashes": []}
+        # A name pinned twice under exclusive markers (numpy per Python version): the
+        # second pin is keyed with its marker.
+        entries[name if name not in entries else f"{name} ; {req.marker}"] = current
     return entries
 
 
 def installed_for(entries: dict[str, dict[str, Any]], env: dict[str, str]) -> dict[str, str]:
     return {
-        name: e["version"]
-        for name, e in entries.items()
+        e["name"]: e["version"]
+        for e in entries.values()
         if e["marker"] is None or Marker(str(e["marker"])).evaluate(env)
     }
 
 
 def test_every_pin_has_sha256_hashes() -> None:
-    for path in (LOCK, TEST_LOCK):
+    for path in (LOCK, ONNX_LOCK, TEST_LOCK):
         for name, entry in parse_lock(path).items():
             assert entry["hashes"], f"{path.name}: {name} has no hash"
             assert all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for h in entry["hashes"]), name
@@ -71,10 +75,13 @@ def test_every_pin_has_sha256_hashes() -> None:
 @pytest.mark.parametrize("env", [DEBIAN_12, NEWER_311], ids=["debian12-3.11.2", "python-3.11.9"])
 def test_every_pyproject_dependency_is_pinned_within_its_bounds(env: dict[str, str]) -> None:
     runtime = installed_for(parse_lock(LOCK), env)
+    onnx = installed_for(parse_lock(ONNX_LOCK), env)
     tests = installed_for(parse_lock(TEST_LOCK), env)
+    extras = PYPROJECT["optional-dependencies"]
     for lock, requirements in (
         (runtime, PYPROJECT["dependencies"]),
-        (tests, PYPROJECT["dependencies"] + PYPROJECT["optional-dependencies"]["test"]),
+        (onnx, PYPROJECT["dependencies"] + extras["onnx"]),
+        (tests, PYPROJECT["dependencies"] + extras["onnx"] + extras["test"]),
     ):
         for text in requirements:
             req = Requirement(text)
@@ -100,12 +107,31 @@ def test_the_lock_holds_for_the_target_python_not_only_the_controllers() -> None
     assert "--universal" in (ROOT / "scripts/lock-app.sh").read_text()
 
 
-def test_the_test_lock_pins_exactly_the_runtime_versions() -> None:
-    runtime, tests = parse_lock(LOCK), parse_lock(TEST_LOCK)
-    for name, entry in runtime.items():
-        assert name in tests, name
-        assert tests[name]["version"] == entry["version"], name
-        assert str(tests[name]["marker"]) == str(entry["marker"]), name
+@pytest.mark.parametrize(
+    ("base", "wider"),
+    [(LOCK, ONNX_LOCK), (ONNX_LOCK, TEST_LOCK)],
+    ids=["onnx-pins-runtime", "test-pins-onnx"],
+)
+def test_each_lock_pins_exactly_the_versions_of_the_one_before(base: Path, wider: Path) -> None:
+    """runtime -> onnx -> test: the tests run what deploys, with and without models."""
+    narrow, wide = parse_lock(base), parse_lock(wider)
+    for name, entry in narrow.items():
+        assert name in wide, name
+        assert wide[name]["version"] == entry["version"], name
+        assert str(wide[name]["marker"]) == str(entry["marker"]), name
+
+
+def test_the_onnx_extra_brings_no_torch() -> None:
+    onnx = installed_for(parse_lock(ONNX_LOCK), DEBIAN_12)
+    assert {"onnxruntime", "tokenizers", "numpy"} <= set(onnx)
+    assert "torch" not in onnx
+
+
+def test_the_role_ships_the_onnx_lock_when_models_are_configured() -> None:
+    role_vars = yaml.safe_load((ROOT / "roles/guard_proxy/vars/main.yml").read_text())
+    choice = role_vars["_guard_proxy_lock_file"]
+    assert "'requirements-onnx.lock' if guard_proxy_models | length > 0" in choice
+    assert "else 'requirements.lock'" in choice
 
 
 # --- who installs the lock, and how --------------------------------------------

@@ -219,6 +219,15 @@ class GuardSettings:
     input: ScannerSetSettings = DEFAULT_INPUT_SCANNERS
     output: ScannerSetSettings = DEFAULT_OUTPUT_SCANNERS
     plugins: tuple[PluginSettings, ...] = ()
+    # Off-loop scanners (plug-ins unless they say ``inline = True``; see guard/offload.py):
+    # threads per worker (0: the CPUs this worker may use, divided among server.workers),
+    # how long a request waits for one of them (queue included; then it counts as a scanner
+    # failure under fail_mode), how many texts may wait for a thread (beyond: 503 with
+    # Retry-After), and the most texts one scan_batch call gets.
+    model_threads: int = _f(0, env="GUARD_MODEL_THREADS", min=0, max=256)
+    scan_timeout: float = _f(5.0, env="GUARD_SCAN_TIMEOUT", duration=True)
+    scan_queue: int = _f(64, env="GUARD_SCAN_QUEUE", min=1)
+    max_batch: int = _f(16, env="GUARD_MAX_BATCH", min=1, max=1024)
 
 
 # --------------------------------------------------------------------------- access

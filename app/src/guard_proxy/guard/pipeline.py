@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from guard_proxy.config.settings import GuardSettings
-from guard_proxy.exceptions import ScannerLoadError
+from guard_proxy.exceptions import ScannerError, ScannerLoadError
 from guard_proxy.guard.hashing import config_hash
+from guard_proxy.guard.offload import is_inline
 from guard_proxy.guard.plugins import PluginScanner, describe, load_plugin
 from guard_proxy.guard.scanners import BUILTIN, build_scanners
 from guard_proxy.guard.stream import StreamGuard, call_scanner
@@ -18,7 +19,7 @@ class Guard:
     that cannot be loaded. ``scan`` and ``stream`` are safe to call concurrently.
     """
 
-    __slots__ = ("_hashes", "_scanners", "enabled", "fail_mode")
+    __slots__ = ("_hashes", "_inline", "_offloaded", "_scanners", "enabled", "fail_mode")
 
     def __init__(
         self,
@@ -27,11 +28,15 @@ class Guard:
         fail_mode: str,
         scanners: dict[Direction, tuple[Scanner, ...]],
         hashes: dict[Direction, str],
+        offloaded: tuple[Scanner, ...] = (),
     ) -> None:
         self.enabled = enabled
         self.fail_mode = fail_mode
         self._scanners = scanners
         self._hashes = hashes
+        off = {id(s) for s in offloaded}
+        self._inline = {d: tuple(s for s in ss if id(s) not in off) for d, ss in scanners.items()}
+        self._offloaded = {d: tuple(s for s in ss if id(s) in off) for d, ss in scanners.items()}
 
     @classmethod
     def from_settings(cls, settings: GuardSettings) -> Guard:
@@ -63,6 +68,8 @@ class Guard:
             fail_mode=settings.fail_mode,
             scanners=scanners,
             hashes=hashes,
+            # Built-ins run inline; a plug-in only when it says so (guard.offload.is_inline).
+            offloaded=tuple(p for p in plugins if not is_inline(p)),
         )
 
     def config_hash(self, direction: Direction | str) -> str:
@@ -72,6 +79,14 @@ class Guard:
     def scanners(self, direction: Direction | str) -> tuple[Scanner, ...]:
         """The scanners that run in ``direction`` (none when the guard is off)."""
         return self._scanners[Direction(direction)] if self.enabled else ()
+
+    def inline(self, direction: Direction | str) -> tuple[Scanner, ...]:
+        """The scanners of ``direction`` that run on the event loop (cheap ones)."""
+        return self._inline[Direction(direction)] if self.enabled else ()
+
+    def offloaded(self, direction: Direction | str) -> tuple[Scanner, ...]:
+        """The scanners of ``direction`` that run in model threads (:mod:`.offload`)."""
+        return self._offloaded[Direction(direction)] if self.enabled else ()
 
     def active(self, direction: Direction | str) -> bool:
         """Whether any scanner runs in ``direction``."""
@@ -88,6 +103,24 @@ class Guard:
             if f is not None:
                 findings.append(f)
         return Verdict(False, tuple(findings)) if findings else ALLOWED
+
+    @staticmethod
+    def scan_each(
+        scanners: tuple[Scanner, ...], text: str
+    ) -> tuple[list[Finding], list[ScannerError]]:
+        """Run each of ``scanners`` on ``text``: the findings, and the errors of those that
+        raised (one scanner's failure does not stop the others)."""
+        findings: list[Finding] = []
+        errors: list[ScannerError] = []
+        for s in scanners:
+            try:
+                f = call_scanner(s, s.scan, text)
+            except ScannerError as exc:
+                errors.append(exc)
+                continue
+            if f is not None:
+                findings.append(f)
+        return findings, errors
 
     def stream(self, direction: Direction | str) -> StreamGuard:
         """A new :class:`StreamGuard` for one streamed text of ``direction``."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from guard_proxy.config.settings import PluginSettings
@@ -41,19 +42,36 @@ def safe_reason(reason: str, text: str) -> str:
 
 
 class PluginScanner:
-    """A loaded plug-in under its configured name."""
+    """A loaded plug-in under its configured name.
 
-    __slots__ = ("_inner", "name", "path", "version", "window")
+    ``inline`` is the plug-in's own ``inline`` (only ``True`` runs it on the event loop; see
+    :mod:`guard_proxy.guard.offload`); ``scan_batch`` is set when the plug-in has one.
+    """
+
+    __slots__ = ("_inner", "inline", "name", "path", "scan_batch", "version", "window")
 
     def __init__(self, name: str, path: str, inner: Any, window: int, version: str) -> None:
         self.name = name
         self.path = path
         self.window = window
         self.version = version
+        self.inline = getattr(inner, "inline", False) is True
         self._inner = inner
+        batch = callable(getattr(inner, "scan_batch", None))
+        self.scan_batch = self._scan_batch if batch else None
 
     def scan(self, text: str) -> Finding | None:
-        result = self._inner.scan(text)
+        return self._named(self._inner.scan(text), text)
+
+    def _scan_batch(self, texts: Sequence[str]) -> list[Finding | None]:
+        results = list(self._inner.scan_batch(list(texts)))
+        if len(results) != len(texts):
+            raise ScannerError(
+                self.name, f"scan_batch returned {len(results)} results for {len(texts)} texts"
+            )
+        return [self._named(r, t) for r, t in zip(results, texts, strict=True)]
+
+    def _named(self, result: object, text: str) -> Finding | None:
         if result is None:
             return None
         if not isinstance(result, Finding):

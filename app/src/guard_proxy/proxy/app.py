@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from guard_proxy.config import Settings
 from guard_proxy.guard import Direction, Guard
+from guard_proxy.guard.offload import ScanExecutor, default_threads
 from guard_proxy.guard.redaction import Finder
 from guard_proxy.proxy.access import AccessMiddleware
 from guard_proxy.proxy.asgi import ASGIApp
@@ -65,8 +66,14 @@ def create_app(
         readiness = Readiness(client, cache, require_redis=settings.cache.require_redis)
     metrics = metrics if metrics is not None else Metrics()
     finder = Finder.from_settings(settings.guard.input)
+    executor = model_threads(settings) if any(guard.offloaded(d) for d in Direction) else None
     verdicts = VerdictService(
-        guard, cache, metrics, settings.guard.fail_mode, {Direction.INPUT: finder}
+        guard,
+        cache,
+        metrics,
+        settings.guard.fail_mode,
+        {Direction.INPUT: finder},
+        executor=executor,
     )
     redaction = RedactionPolicy.from_settings(settings.guard)
 
@@ -74,6 +81,8 @@ def create_app(
         try:
             await client.aclose()
         finally:
+            if executor is not None:
+                executor.shutdown()
             await cache.aclose()
 
     router = Router(startup=cache.start, shutdown=shutdown)
@@ -102,3 +111,12 @@ def create_app(
         uploads=streamed_upload_prefixes(),
     )
     return RequestLogMiddleware(access, metrics=metrics, access_log=settings.server.access_log)
+
+
+def model_threads(settings: Settings) -> ScanExecutor:
+    """This worker's :class:`ScanExecutor`, sized by ``guard.model_threads`` and friends."""
+    g = settings.guard
+    threads = g.model_threads or default_threads(settings.server.workers)
+    return ScanExecutor(
+        threads=threads, queue=g.scan_queue, timeout=g.scan_timeout, max_batch=g.max_batch
+    )

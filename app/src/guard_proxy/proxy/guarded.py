@@ -48,6 +48,7 @@ from guard_proxy.proxy.verdicts import Check, VerdictService
 
 CACHE_HEADER = b"x-guard-cache"
 FAILED_MESSAGE = "guard unavailable: a scanner failed and guard.fail_mode is closed"
+SHED_MESSAGE = "guard busy: too many scans wait for a model thread; retry later"
 BLOCKED = {
     Direction.INPUT: RequestVerdict.BLOCKED_INPUT,
     Direction.OUTPUT: RequestVerdict.BLOCKED_OUTPUT,
@@ -149,14 +150,17 @@ class Guarded:
     ) -> None:
         if check.failed:
             info.verdict = RequestVerdict.GUARD_FAILED
+            headers = [cache_header]
+            if check.shed:
+                headers.append((b"retry-after", str(check.retry_after).encode()))
             await send_error(
                 send,
                 path,
                 503,
-                FAILED_MESSAGE,
+                SHED_MESSAGE if check.shed else FAILED_MESSAGE,
                 openai_type="api_error",
-                code="guard_unavailable",
-                headers=[cache_header],
+                code="guard_busy" if check.shed else "guard_unavailable",
+                headers=headers,
             )
             return
         info.verdict = BLOCKED[direction]
