@@ -20,7 +20,7 @@ from support.proxies import INPUT_TERM, StartProxy
 from support.redis_server import RedisServer
 
 from guard_proxy.cli._prometheus import parse
-from guard_proxy.proxy.metrics import Metrics, is_stream
+from guard_proxy.proxy.metrics import Metrics
 
 
 def _scrape(proxy: Proxy) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -229,13 +229,6 @@ async def test_scrape_survives_a_failing_cache_and_readiness() -> None:
     assert "guard_proxy_upstream_up" not in text  # unknown, so not exported
     assert "guard_proxy_cache_degraded 1\n" in text  # wanted, and not on Redis
     assert 'guard_proxy_cache_active_backend{backend="memory"} 1' in text
-
-
-def test_stream_content_types() -> None:
-    assert is_stream([(b"content-type", b"application/x-ndjson")])
-    assert is_stream([(b"Content-Type", b"text/event-stream; charset=utf-8")])
-    assert not is_stream([(b"content-type", b"application/json")])
-    assert not is_stream(None)
 
 
 def test_render_streams_and_in_flight() -> None:

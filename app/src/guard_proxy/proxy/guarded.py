@@ -3,7 +3,8 @@
 Input: every text the model would read (see :mod:`guard_proxy.proxy.bodies`) is checked; a
 block answers 400 in the route's format and Ollama is never called. Output: a complete
 answer is scanned whole; a streamed one is relayed in its framing (NDJSON or SSE, picked
-once from the content type) through a :class:`Releaser` (see
+decided once from the content type and recorded on the request's info) through a
+:class:`Releaser` (see
 :mod:`guard_proxy.proxy.framing`). Ollama's non-200 answers pass through with their own
 status and body; if Ollama breaks off a complete answer, nothing was sent yet and the client
 gets 502 in the route's format. The request body goes upstream exactly as the client sent it.
@@ -19,12 +20,13 @@ from guard_proxy.proxy.asgi import ClientDisconnected, Receive, Scope, Send, rea
 from guard_proxy.proxy.bodies import BadRequest, parse_object, stream_flag
 from guard_proxy.proxy.disconnect import run_until_disconnect
 from guard_proxy.proxy.errors import block_body, send_error, send_json
-from guard_proxy.proxy.framing import Framing, framing_for, relay_stream
+from guard_proxy.proxy.framing import relay_stream
 from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.passthrough import relay, upstream_failed
 from guard_proxy.proxy.release import Releaser, Stop
 from guard_proxy.proxy.shapes import Shape
 from guard_proxy.proxy.state import RequestInfo, RequestVerdict, request_info
+from guard_proxy.proxy.streamformat import StreamFormat, stream_format
 from guard_proxy.proxy.upstream import (
     Upstream,
     UpstreamBroken,
@@ -144,11 +146,12 @@ class Guarded:
             self.metrics.upstream_errors += 1
             await upstream_failed(send, path, exc)
             return
+        fmt = info.stream = stream_format(response.content_type)
         try:
             if response.status != 200 or not self.verdicts.active(Direction.OUTPUT):
                 await relay(send, response, extra=[cache_header])
-            elif (framing := framing_for(response.content_type)) is not None:
-                await self._stream(send, path, response, framing, info, cache_header)
+            elif fmt is not None:
+                await self._stream(send, path, response, fmt, info, cache_header)
             else:
                 try:
                     raw = await response.read()
@@ -209,11 +212,11 @@ class Guarded:
         send: Send,
         path: str,
         response: UpstreamResponse,
-        framing: Framing,
+        fmt: StreamFormat,
         info: RequestInfo,
         cache_header: tuple[bytes, bytes],
     ) -> None:
-        releaser = Releaser(self.guard.stream(Direction.OUTPUT), self.shape, framing, self.verdicts)
+        releaser = Releaser(self.guard.stream(Direction.OUTPUT), self.shape, fmt, self.verdicts)
         await send(
             {
                 "type": "http.response.start",

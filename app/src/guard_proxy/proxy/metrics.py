@@ -26,15 +26,6 @@ _STEPS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SCAN_BUCKETS = (0.0001, 0.00025, 0.0005, *_STEPS)
 REQUEST_BUCKETS = (*_STEPS, 5.0, 10.0, 30.0, 60.0, 300.0)
 FIRST_CHUNK_BUCKETS = (*_STEPS, 5.0, 10.0, 30.0, 60.0)
-STREAM_CONTENT_TYPES = (b"ndjson", b"event-stream")
-
-
-def is_stream(headers: Any) -> bool:
-    """Whether response ``headers`` (ASGI pairs) announce a stream (NDJSON or SSE)."""
-    for name, value in headers or ():
-        if name.lower() == b"content-type":
-            return any(kind in value for kind in STREAM_CONTENT_TYPES)
-    return False
 
 
 class Histogram:
