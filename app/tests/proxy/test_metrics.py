@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -19,6 +18,13 @@ from support.processes import Proxy, free_port
 from support.proxies import INPUT_TERM, StartProxy
 from support.redis_server import RedisServer
 
+from guard_proxy.api_models import (
+    CacheStatsBody,
+    ReadyBody,
+    ReadyCache,
+    ReadyChecks,
+    ReadyUpstream,
+)
 from guard_proxy.cli._prometheus import parse
 from guard_proxy.proxy.metrics import Metrics
 
@@ -193,16 +199,32 @@ def _version() -> str:
 # ---------------------------------------------------------------- Metrics alone
 
 
+_EMPTY_STATS: dict[str, Any] = {
+    "enabled": True,
+    "configured_backend": "auto",
+    "active_backend": "none",
+    "hits": 0,
+    "misses": 0,
+    "hit_rate": 0.0,
+    "sets": 0,
+    "errors": 0,
+    "failovers": 0,
+    "recoveries": 0,
+    "memory_entries": 0,
+    "redis": None,
+}
+
+
 class _Cache:
     def __init__(self, stats: dict[str, Any] | Exception, wants_redis: bool = True) -> None:
         self._stats = stats
         self.wants_redis = wants_redis
         self.active_backend = "memory"
 
-    def counters(self) -> dict[str, Any]:
+    def counters(self) -> CacheStatsBody:
         if isinstance(self._stats, Exception):
             raise self._stats
-        return self._stats
+        return CacheStatsBody.model_validate({**_EMPTY_STATS, **self._stats})
 
 
 class _Readiness:
@@ -210,10 +232,17 @@ class _Readiness:
         self.draining = draining
         self.fail = fail
 
-    async def check(self) -> Any:
+    async def check(self) -> ReadyBody:
         if self.fail:
             raise RuntimeError("boom")
-        return SimpleNamespace(ready=not self.draining, upstream_ok=True)
+        return ReadyBody(
+            status="not ready" if self.draining else "ready",
+            reasons=["draining"] if self.draining else [],
+            checks=ReadyChecks(
+                upstream=ReadyUpstream(ok=True, url="http://ollama"),
+                cache=ReadyCache(ok=True, required=False, active_backend="memory"),
+            ),
+        )
 
 
 async def test_scrape_reports_draining_as_not_ready() -> None:

@@ -174,7 +174,7 @@ def serve_one(settings: Any, guard: Any, sock: socket.socket, source: str) -> in
     host, port = sock.getsockname()[:2]
 
     async def snapshot() -> tuple[str, dict[str, Any]]:
-        return await metrics.scrape(cache, readiness), dict(cache.counters())
+        return await metrics.scrape(cache, readiness), cache.counters().model_dump()
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:

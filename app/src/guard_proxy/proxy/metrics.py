@@ -139,14 +139,14 @@ class Metrics:
         """
         stats: Mapping[str, object]
         try:
-            stats = cache.counters()
+            stats = cache.counters().model_dump()
         except Exception:  # the cache must never break the metrics
             stats = {"active_backend": str(getattr(cache, "active_backend", None) or "none")}
         state = {"ready": 0, "draining": int(bool(getattr(readiness, "draining", False)))}
         try:
             report = await readiness.check()
             state["ready"] = int(report.ready)
-            state["upstream_up"] = int(report.upstream_ok)
+            state["upstream_up"] = int(report.checks.upstream.ok)
         except Exception:  # readiness reports, it never raises; still, never fail the scrape
             pass
         wanted = bool(getattr(cache, "wants_redis", False))
