@@ -324,9 +324,10 @@ def render(r: dict[str, Any]) -> str:
     if wk:
         out += _workers_section(wk)
 
-    analysis = BENCH / "analysis.md"
-    if analysis.exists():
-        out += [analysis.read_text().rstrip(), ""]
+    for name in ("analysis.md", "analysis-metrics.md"):  # hand-written, kept as they are
+        analysis = BENCH / name
+        if analysis.exists():
+            out += [analysis.read_text().rstrip(), ""]
 
     profiles = [
         (k, v)

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 from support.processes import Proxy, free_port
+from support.prom import sample
 from support.proxies import INPUT_TERM, StartProxy
 from support.redis_server import RedisServer
 
@@ -247,17 +248,17 @@ class _Readiness:
 
 async def test_scrape_reports_draining_as_not_ready() -> None:
     text = await Metrics().scrape(_Cache({"active_backend": "redis"}), _Readiness(draining=True))
-    assert "guard_proxy_ready 0\n" in text
-    assert "guard_proxy_draining 1\n" in text
-    assert "guard_proxy_cache_degraded 0\n" in text
+    assert "guard_proxy_ready 0.0\n" in text
+    assert "guard_proxy_draining 1.0\n" in text
+    assert "guard_proxy_cache_degraded 0.0\n" in text
 
 
 async def test_scrape_survives_a_failing_cache_and_readiness() -> None:
     text = await Metrics().scrape(_Cache(RuntimeError("gone")), _Readiness(fail=True))
-    assert "guard_proxy_ready 0\n" in text
+    assert "guard_proxy_ready 0.0\n" in text
     assert "guard_proxy_upstream_up" not in text  # unknown, so not exported
-    assert "guard_proxy_cache_degraded 1\n" in text  # wanted, and not on Redis
-    assert 'guard_proxy_cache_active_backend{backend="memory"} 1' in text
+    assert "guard_proxy_cache_degraded 1.0\n" in text  # wanted, and not on Redis
+    assert 'guard_proxy_cache_active_backend{backend="memory"} 1.0' in text
 
 
 def test_render_streams_and_in_flight() -> None:
@@ -266,8 +267,10 @@ def test_render_streams_and_in_flight() -> None:
     metrics.stream("/api/chat", None, 0.3)  # a stream that sent no body chunk
     metrics.in_flight = 2
     text = metrics.render({})
-    assert 'guard_proxy_stream_first_chunk_seconds_count{route="/api/chat"} 1' in text
-    assert 'guard_proxy_stream_duration_seconds_count{route="/api/chat"} 2' in text
-    assert 'guard_proxy_stream_duration_seconds_bucket{route="/api/chat",le="2.5"} 2' in text
-    assert "guard_proxy_requests_in_flight 2\n" in text
+    assert 'guard_proxy_stream_first_chunk_seconds_count{route="/api/chat"} 1.0' in text
+    assert 'guard_proxy_stream_duration_seconds_count{route="/api/chat"} 2.0' in text
+    stream_bucket = "guard_proxy_stream_duration_seconds_bucket"
+    assert sample(text, stream_bucket, route="/api/chat", le="1.0") == 1
+    assert sample(text, stream_bucket, route="/api/chat", le="2.5") == 2
+    assert "guard_proxy_requests_in_flight 2.0\n" in text
     assert "guard_proxy_ready" not in text  # scrape-time gauges only from scrape()

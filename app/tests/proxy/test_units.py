@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from support.prom import sample
 
 from guard_proxy.config import AccessSettings
 from guard_proxy.proxy import bodies
@@ -92,13 +93,16 @@ def test_metrics_render_is_prometheus_text() -> None:
     metrics.block("input", ["pii", "secrets"])
     metrics.scan("input", 0.0003)
     text = metrics.render({"hits": 3, "misses": 1, "active_backend": "memory"})
-    assert 'guard_proxy_requests_total{route="/a\\"b",method="GET",status="200"} 1' in text
-    assert 'guard_proxy_blocks_total{scanner="pii",direction="input"} 1' in text
-    assert 'guard_proxy_scan_duration_seconds_bucket{direction="input",le="0.0005"} 1' in text
-    assert 'guard_proxy_scan_duration_seconds_bucket{direction="input",le="+Inf"} 1' in text
-    assert "guard_proxy_cache_hits_total 3" in text
-    assert 'guard_proxy_cache_active_backend{backend="memory"} 1' in text
-    assert 'guard_proxy_cache_active_backend{backend="redis"} 0' in text
+    labels = {"route": '/a"b', "method": "GET", "status": "200"}
+    assert sample(text, "guard_proxy_requests_total", **labels) == 1
+    assert sample(text, "guard_proxy_blocks_total", scanner="pii", direction="input") == 1
+    scan = "guard_proxy_scan_duration_seconds_bucket"
+    assert sample(text, scan, direction="input", le="0.00025") == 0
+    assert sample(text, scan, direction="input", le="0.0005") == 1
+    assert sample(text, scan, direction="input", le="+Inf") == 1
+    assert sample(text, "guard_proxy_cache_hits_total") == 3
+    assert sample(text, "guard_proxy_cache_active_backend", backend="memory") == 1
+    assert sample(text, "guard_proxy_cache_active_backend", backend="redis") == 0
     assert text.endswith("\n")
     for line in text.splitlines():
         assert line.startswith("#") or line.startswith("guard_proxy_")

@@ -7,7 +7,11 @@ unit's main process (``NotifyAccess=main``) and speaks for the workers to system
 
 * each worker talks to the supervisor exactly as it would to systemd: ``$NOTIFY_SOCKET``
   is a datagram socket of the supervisor, one per worker, in a private directory (0700)
-  that also holds the metrics snapshots (:mod:`guard_proxy.proxy.workershare`);
+  that also holds the cache stats snapshots (:mod:`guard_proxy.proxy.workershare`);
+* the workers' metrics live in ``$PROMETHEUS_MULTIPROC_DIR`` (made by ``serve`` before
+  anything imported prometheus_client, see :mod:`guard_proxy.proxy.metrics`); when a
+  worker dies its live gauges are dropped there (``mark_process_dead``), its counters and
+  histograms stay in the totals;
 * ``READY=1`` goes to systemd once every worker has said ``READY=1`` (it listens);
 * ``STATUS=`` is the workers' lines merged: the worst state, the request and block counts
   summed, and ``n/N workers``;
@@ -100,6 +104,7 @@ class Supervisor:
     * **sock** - the listening socket every worker serves.
     * **source** - where it came from (``systemd`` or ``bound``), for the log.
     * **serve_worker** - runs one worker in the forked child and returns its exit code.
+    * **metrics_dir** - ``$PROMETHEUS_MULTIPROC_DIR``, removed when the supervisor ends.
     """
 
     def __init__(
@@ -108,8 +113,10 @@ class Supervisor:
         sock: socket.socket,
         source: str,
         serve_worker: Callable[[], int],
+        metrics_dir: str,
     ) -> None:
         self.workers = workers
+        self.metrics_dir = metrics_dir
         self.sock = sock
         self.source = source
         self.serve_worker = serve_worker
@@ -181,6 +188,7 @@ class Supervisor:
             wake_w.close()
             self.sock.close()
             shutil.rmtree(self.dir, ignore_errors=True)
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
         logger.info("all workers ended", extra={"fields": {"exit_code": self.exit_code}})
         return self.exit_code
 
@@ -284,6 +292,7 @@ class Supervisor:
             if slot is None:
                 continue
             slot.pid = None
+            _mark_dead(pid, self.metrics_dir)
             code = os.waitstatus_to_exitcode(status)
             if self.stopping:
                 continue
@@ -346,6 +355,13 @@ class Supervisor:
         if force or text != self._status_sent or now - self._status_at >= REFRESH:
             notify(f"STATUS={text}", self.sd_env)
             self._status_sent, self._status_at = text, now
+
+
+def _mark_dead(pid: int, metrics_dir: str) -> None:
+    """Drop a dead worker's live gauges (in flight, per-worker state) from the metrics."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid, metrics_dir)  # type: ignore[no-untyped-call]
 
 
 def _die_with_parent(parent: int) -> None:

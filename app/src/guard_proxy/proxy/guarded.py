@@ -98,7 +98,7 @@ class Guarded:
                 ),
             )
         except ClientDisconnected:
-            self.metrics.client_disconnects += 1
+            self.metrics.client_disconnect()
             info.verdict = info.verdict + ",client_gone"
 
     async def _refuse(
@@ -143,7 +143,7 @@ class Guarded:
                 "POST", path, query, headers, body, streamed=streamed
             )
         except UpstreamError as exc:
-            self.metrics.upstream_errors += 1
+            self.metrics.upstream_error()
             await upstream_failed(send, path, exc)
             return
         fmt = info.stream = stream_format(response.content_type)
@@ -169,7 +169,7 @@ class Guarded:
             await response.aclose()
 
     def _broken(self, info: RequestInfo) -> None:
-        self.metrics.upstream_errors += 1
+        self.metrics.upstream_error()
         info.verdict = info.verdict + ",upstream_broken"
 
     async def _complete(

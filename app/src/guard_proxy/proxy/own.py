@@ -101,7 +101,8 @@ def own_app(
     """The FastAPI app of the own endpoints, wrapped so each request is logged under its path.
 
     ``cache`` is the app's :class:`guard_proxy.cache.GuardCache`. With ``share`` (one worker
-    of several), ``/metrics`` and ``/cache/stats`` merge every worker's numbers.
+    of several), ``/cache/stats`` merges every worker's numbers (``/metrics`` does through
+    prometheus_client's multiprocess mode).
     """
     started = time.time()
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
@@ -207,9 +208,7 @@ def own_app(
     )
     async def metrics_text() -> Response:
         """Prometheus text format: requests, streams, blocks, scans, cache, readiness."""
-        text = await metrics.scrape(cache, readiness)
-        if share is not None:
-            text = share.merged_metrics(text)
+        text = await metrics.scrape(cache, readiness)  # every worker's, when there are several
         return Response(text.encode(), media_type=PROMETHEUS_TYPE)
 
     async def own(scope: Scope, receive: Receive, send: Send) -> None:

@@ -67,8 +67,7 @@ def summary(readiness: Readiness, metrics: Metrics, upstream_ok: bool | None) ->
     else:
         cache_part = "cache memory"
     upstream = {True: "upstream ok", False: "upstream DOWN", None: "upstream unknown"}
-    requests = sum(metrics.requests.values())
-    counts = f"{requests:,} req, {metrics.blocked:,} blocked"
+    counts = f"{metrics.request_count:,} req, {metrics.blocked:,} blocked"
     return SEP.join((head, cache_part, upstream[upstream_ok], counts))
 
 
