@@ -106,3 +106,22 @@ def test_metrics_render_is_prometheus_text() -> None:
     assert text.endswith("\n")
     for line in text.splitlines():
         assert line.startswith("#") or line.startswith("guard_proxy_")
+
+
+def test_the_workers_status_is_merged_from_their_data() -> None:
+    from guard_proxy.cli.supervisor import merge_status
+    from guard_proxy.proxy.statusline import StatusFacts
+
+    ready = StatusFacts("ready", "cache memory", "upstream ok", 1_200, 3)
+    degraded = StatusFacts("DEGRADED", "cache memory (r:6379 timeout)", "upstream ok", 5, 1)
+    assert StatusFacts.from_json(ready.to_json()) == ready
+    assert StatusFacts.from_json('{"head": 1}') is None
+    assert StatusFacts.from_json("STATUS=ready") is None
+    bad_count = ready.to_json().replace("1200", '"1,200"')
+    assert StatusFacts.from_json(bad_count) is None
+    assert merge_status([ready, degraded], 3) == (
+        "DEGRADED · cache memory (r:6379 timeout) · upstream ok · "
+        "1,205 req, 4 blocked · 2/3 workers"
+    )
+    assert merge_status([ready], 1) == ready.line() + " · 1/1 workers"
+    assert merge_status([], 2) == "starting 2 workers"
