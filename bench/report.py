@@ -324,9 +324,9 @@ def render(r: dict[str, Any]) -> str:
     if wk:
         out += _workers_section(wk)
 
-    # Hand-written sections: model scanners (bench/model_scanners.py prints its table), then
-    # the analysis of the whole run.
-    for name in ("analysis-models.md", "analysis.md"):
+    # Hand-written sections: model scanners (bench/model_scanners.py prints its table), the
+    # metrics hot path, then the analysis of the whole run.
+    for name in ("analysis-models.md", "analysis-metrics.md", "analysis.md"):
         analysis = BENCH / name
         if analysis.exists():
             out += [analysis.read_text().rstrip(), ""]

@@ -1,17 +1,23 @@
 """The JSON the proxy's own endpoints answer, as typed models: one definition for both sides.
 
-The server (:mod:`guard_proxy.proxy.own`) writes its answers with these models and publishes
-them in ``/openapi.json``; the operator commands (``guard-proxy status``) read the answers
-through the same models, so the CLI never guesses at a field the server does not emit.
+The server builds its answers as these models (the cache's reports in
+:mod:`guard_proxy.cache.facade`, readiness in :mod:`guard_proxy.proxy.readiness`), FastAPI
+checks them against each route's ``response_model`` and publishes them in
+``/openapi.json`` (:mod:`guard_proxy.proxy.own`); the operator commands
+(``guard-proxy status``) read the answers through the same models, so the CLI never guesses
+at a field the server does not emit. Fields with a default are ones an older server did not
+send; the server always sends them.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
+    "Backend",
+    "BreakerBody",
     "CacheHealthBody",
     "CacheStatsBody",
     "CacheSummary",
@@ -24,6 +30,7 @@ __all__ = [
     "ReadyUpstream",
     "RedisStatsBody",
     "UpstreamState",
+    "WorkerCacheBody",
 ]
 
 Backend = Literal["redis", "memory", "none"]
@@ -84,6 +91,21 @@ class ReadyBody(BaseModel):
     reasons: list[str]
     checks: ReadyChecks
 
+    @property
+    def ready(self) -> bool:
+        """Whether this answer is 200 ``ready``."""
+        return self.status == "ready"
+
+
+class BreakerBody(BaseModel):
+    """The Redis circuit breaker in ``/cache/health``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    state: Literal["closed", "open"]
+    consecutive_failures: int = 0
+    threshold: int = 1
+
 
 class CacheHealthBody(BaseModel):
     """``GET /cache/health`` (the cache may add fields)."""
@@ -98,7 +120,7 @@ class CacheHealthBody(BaseModel):
     redis_connected: bool
     latency_ms: float | None
     redis_address: str | None
-    breaker: dict[str, Any]
+    breaker: BreakerBody
     last_error: str | None
 
 
@@ -115,8 +137,23 @@ class RedisStatsBody(BaseModel):
     address: str
 
 
+class WorkerCacheBody(BaseModel):
+    """``/cache/stats`` ``per_worker``: one worker process's cache (``server.workers`` > 1)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    worker: str
+    pid: int | None
+    active_backend: Backend | None
+    breaker_state: str | None
+    hits: int | None
+    misses: int | None
+    memory_entries: int | None
+
+
 class CacheStatsBody(BaseModel):
-    """``GET /cache/stats`` (the cache may add counters)."""
+    """``GET /cache/stats``: this process's cache, or every worker's counters summed (then
+    ``workers``, ``worker`` - the one that answered - and ``per_worker`` are set)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -124,16 +161,26 @@ class CacheStatsBody(BaseModel):
     configured_backend: str
     active_backend: Backend
     hits: int
+    memory_hits: int = 0
+    redis_hits: int = 0
     misses: int
     hit_rate: float
     sets: int
     errors: int
+    coalesced: int = 0
+    pool_timeouts: int = 0
     failovers: int
     recoveries: int
     last_failover_at: float | None = None
     last_recovery_at: float | None = None
+    breaker_state: Literal["closed", "open"] = "closed"
     memory_entries: int
+    memory_max_size: int = 0
+    memory_evictions: int = 0
     redis: RedisStatsBody | None
+    workers: int | None = None
+    worker: str | None = None
+    per_worker: list[WorkerCacheBody] | None = None
 
 
 class ClearedBody(BaseModel):

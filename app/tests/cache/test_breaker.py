@@ -32,7 +32,11 @@ def test_close_and_trip() -> None:
     assert breaker.is_open
     breaker.close()
     assert breaker.is_closed
-    assert breaker.snapshot() == {"state": "closed", "consecutive_failures": 0, "threshold": 1}
+    assert breaker.snapshot().model_dump() == {
+        "state": "closed",
+        "consecutive_failures": 0,
+        "threshold": 1,
+    }
 
 
 def test_threshold_must_be_positive() -> None:

@@ -77,7 +77,7 @@ async def test_bytes_the_codec_cannot_read_are_a_miss_and_overwritten(
     assert await cache.get_or_compute(key, compute, WordCodec()) == (Word("fresh"), "miss")
     assert await cache.memory.get(key) == b"w:fresh"
     stats = await cache.stats()
-    assert (stats["hits"], stats["misses"], stats["sets"]) == (0, 1, 1)
+    assert (stats.hits, stats.misses, stats.sets) == (0, 1, 1)
 
 
 async def test_a_value_the_codec_cannot_encode_is_returned_not_stored(
@@ -91,7 +91,7 @@ async def test_a_value_the_codec_cannot_encode_is_returned_not_stored(
 
     assert await cache.get_or_compute(key, compute, WordCodec()) == (Word(""), "miss")
     assert await cache.memory.get(key) is None
-    assert (await cache.stats())["sets"] == 0
+    assert (await cache.stats()).sets == 0
 
 
 async def test_waiters_decode_their_own_copy_of_the_stored_bytes(
@@ -140,7 +140,7 @@ async def test_a_memory_hit_while_the_key_is_computed_still_waits_for_the_comput
     assert key not in cache._flight
     assert await cache.get_or_compute(key, compute, codec) == (Word("computed"), "hit")
     stats = await cache.stats()
-    assert (stats["misses"], stats["coalesced"], stats["memory_hits"], stats["hits"]) == (
+    assert (stats.misses, stats.coalesced, stats.memory_hits, stats.hits) == (
         1,
         1,
         1,

@@ -33,10 +33,10 @@ async def test_memory_backend_hits_and_misses(make_cache: CacheFactory) -> None:
     assert await cache.get(key) == VERDICT
     assert await cache.exists(key)
     stats = await cache.stats()
-    assert (stats["hits"], stats["misses"], stats["sets"]) == (1, 1, 1)
-    assert stats["hit_rate"] == 0.5
-    assert stats["memory_entries"] == 1
-    assert stats["redis"] is None
+    assert (stats.hits, stats.misses, stats.sets) == (1, 1, 1)
+    assert stats.hit_rate == 0.5
+    assert stats.memory_entries == 1
+    assert stats.redis is None
     assert await cache.delete(key) is True
     assert await cache.get(key) is None
 
@@ -65,8 +65,8 @@ async def test_lru_eviction_through_facade(make_cache: CacheFactory) -> None:
     assert await cache.get(keys[1]) is None
     assert await cache.get(keys[0]) == VERDICT
     stats = await cache.stats()
-    assert stats["memory_entries"] == 5
-    assert stats["memory_evictions"] == 1
+    assert stats.memory_entries == 5
+    assert stats.memory_evictions == 1
 
 
 async def test_config_hash_change_misses(make_cache: CacheFactory) -> None:
@@ -109,7 +109,7 @@ async def test_single_flight_computes_once(make_cache: CacheFactory) -> None:
     # Waiters get their own copies: mutating one result does not touch another.
     results[0][0]["allowed"] = False
     assert results[1][0]["allowed"] is True
-    assert (await cache.stats())["coalesced"] == 49
+    assert (await cache.stats()).coalesced == 49
 
 
 async def test_compute_errors_propagate_and_are_not_cached(make_cache: CacheFactory) -> None:
@@ -163,9 +163,9 @@ async def test_disabled_cache(make_cache: CacheFactory) -> None:
     assert calls == 2
     assert await cache.clear() == 0
     health = await cache.health()
-    assert health["enabled"] is False
-    assert health["active_backend"] == "none"
-    assert (await cache.stats())["active_backend"] == "none"
+    assert health.enabled is False
+    assert health.active_backend == "none"
+    assert (await cache.stats()).active_backend == "none"
 
 
 async def test_redis_disabled_means_memory_even_under_auto(make_cache: CacheFactory) -> None:
@@ -173,10 +173,10 @@ async def test_redis_disabled_means_memory_even_under_auto(make_cache: CacheFact
     assert cache.active_backend == "memory"
     assert cache.redis is None
     health = await cache.health()
-    assert health["healthy"] is True
-    assert health["degraded"] is False
-    assert health["redis_connected"] is False
-    assert health["redis_address"] is None
+    assert health.healthy is True
+    assert health.degraded is False
+    assert health.redis_connected is False
+    assert health.redis_address is None
 
 
 async def test_background_sweep_runs(make_cache: CacheFactory) -> None:

@@ -27,7 +27,7 @@ async def test_redis_hits_misses_and_stored_form(
     await cache.set(key, VERDICT)
     assert await cache.get(key) == VERDICT
     stats = await cache.stats()
-    assert (stats["hits"], stats["misses"], stats["sets"], stats["errors"]) == (1, 1, 1, 0)
+    assert (stats.hits, stats.misses, stats.sets, stats.errors) == (1, 1, 1, 0)
 
     with redis_server.client(decode_responses=False) as client:
         raw = client.get(key)
@@ -148,7 +148,7 @@ async def test_clear_leaves_foreign_keys_alone(
         assert client.get("session:42") == "keep me"
         client.select(1)
         assert client.get("guard:input:db1") == "other database"
-    assert (await cache.stats())["memory_entries"] == 0
+    assert (await cache.stats()).memory_entries == 0
     assert redis_server.command_calls().get("flushdb", 0) == 0
     assert redis_server.command_calls().get("flushall", 0) == 0
 
@@ -174,25 +174,25 @@ async def test_stats_and_health_when_connected(
     with redis_server.client() as client:
         client.set("foreign", "x")
     stats = await cache.stats()
-    assert stats["active_backend"] == "redis"
-    assert stats["configured_backend"] == "auto"
-    assert stats["failovers"] == 0
-    assert stats["last_failover_at"] is None
-    redis_stats = stats["redis"]
-    assert redis_stats["keys"] == 7
-    assert redis_stats["keys_complete"] is True
-    assert redis_stats["used_memory"] > 0
-    assert redis_stats["maxmemory_policy"] == "noeviction"
-    assert redis_stats["address"] == f"{redis_server.address}/0"
+    assert stats.active_backend == "redis"
+    assert stats.configured_backend == "auto"
+    assert stats.failovers == 0
+    assert stats.last_failover_at is None
+    redis_stats = stats.redis
+    assert redis_stats.keys == 7
+    assert redis_stats.keys_complete is True
+    assert redis_stats.used_memory > 0
+    assert redis_stats.maxmemory_policy == "noeviction"
+    assert redis_stats.address == f"{redis_server.address}/0"
 
     health = await cache.health()
-    assert health["healthy"] is True
-    assert health["degraded"] is False
-    assert health["redis_connected"] is True
-    assert health["active_backend"] == "redis"
-    assert health["latency_ms"] is not None and health["latency_ms"] >= 0
-    assert health["redis_address"] == f"{redis_server.address}/0"
-    assert health["breaker"]["state"] == "closed"
+    assert health.healthy is True
+    assert health.degraded is False
+    assert health.redis_connected is True
+    assert health.active_backend == "redis"
+    assert health.latency_ms is not None and health.latency_ms >= 0
+    assert health.redis_address == f"{redis_server.address}/0"
+    assert health.breaker.state == "closed"
     assert redis_server.password and redis_server.password not in repr(health) + repr(stats)
 
 
@@ -204,7 +204,7 @@ async def test_db_selection(make_cache: CacheFactory, redis_server: RedisServer)
         assert client.exists(key) == 0
         client.select(5)
         assert client.exists(key) == 1
-    assert (await cache.health())["redis_address"].endswith("/5")
+    assert (await cache.health()).redis_address.endswith("/5")
 
 
 async def test_acl_username(make_cache: CacheFactory, redis_server: RedisServer) -> None:
@@ -223,9 +223,9 @@ async def test_acl_username(make_cache: CacheFactory, redis_server: RedisServer)
     await cache.set(key, VERDICT)
     assert await cache.get(key) == VERDICT
     stats = await cache.stats()
-    assert stats["redis"]["keys"] == 1
-    assert stats["redis"]["used_memory"] is None  # INFO is @dangerous: not granted
-    assert stats["errors"] == 0
+    assert stats.redis.keys == 1
+    assert stats.redis.used_memory is None  # INFO is @dangerous: not granted
+    assert stats.errors == 0
     assert await cache.clear() == 1
 
 
@@ -255,5 +255,5 @@ async def test_key_count_is_bounded(
             pipe.set(f"guard:input:{i}", "{}")
         pipe.execute()
     stats = await cache.stats()
-    assert stats["redis"]["keys_complete"] is False
-    assert 0 < stats["redis"]["keys"] < 5000
+    assert stats.redis.keys_complete is False
+    assert 0 < stats.redis.keys < 5000

@@ -48,21 +48,21 @@ async def test_refused_at_start_falls_back_then_recovers(
     assert await cache.get_or_compute(key, compute) == (VERDICT, "miss")
     assert await cache.get_or_compute(key, compute) == (VERDICT, "hit")  # memory serves
     health = await cache.health()
-    assert health["healthy"] is True  # memory serves: requests succeed
-    assert health["degraded"] is True
-    assert health["redis_connected"] is False
-    assert health["active_backend"] == "memory"
-    assert "ConnectionError" in health["last_error"]
+    assert health.healthy is True  # memory serves: requests succeed
+    assert health.degraded is True
+    assert health.redis_connected is False
+    assert health.active_backend == "memory"
+    assert "ConnectionError" in health.last_error
     stats = await cache.stats()
-    assert stats["failovers"] == 1
-    assert stats["redis"] is None
+    assert stats.failovers == 1
+    assert stats.redis is None
     unavailable = [r for r in caplog.records if "unavailable at start-up" in r.getMessage()]
     assert len(unavailable) == 1
 
     server.start()
     await eventually(lambda: cache.active_backend == "redis")
-    assert (await cache.health())["redis_connected"] is True
-    assert (await cache.stats())["recoveries"] == 1
+    assert (await cache.health()).redis_connected is True
+    assert (await cache.stats()).recoveries == 1
     # The verdict computed during the outage stays valid (the key determines it) ...
     assert await cache.get_or_compute(key, compute) == (VERDICT, "hit")
     # ... and new verdicts are stored in Redis again.
@@ -90,8 +90,8 @@ async def test_redis_dies_mid_traffic(
     await eventually(lambda: cache.active_backend == "memory")
     await traffic.served(50)
     health = await cache.health()
-    assert health["active_backend"] == "memory"
-    assert health["redis_connected"] is False
+    assert health.active_backend == "memory"
+    assert health.redis_connected is False
 
     redis_server.start()  # same port, empty
     await eventually(lambda: cache.active_backend == "redis")
@@ -99,13 +99,13 @@ async def test_redis_dies_mid_traffic(
     await traffic.stop()
 
     assert traffic.failures == []
-    assert (await cache.health())["active_backend"] == "redis"
+    assert (await cache.health()).active_backend == "redis"
     stats = await cache.stats()
-    assert stats["failovers"] >= 1
-    assert stats["recoveries"] == stats["failovers"]
-    assert stats["errors"] >= 1
+    assert stats.failovers >= 1
+    assert stats.recoveries == stats.failovers
+    assert stats.errors >= 1
     failover_lines = [r for r in caplog.records if "serving from memory" in r.getMessage()]
-    assert len(failover_lines) == stats["failovers"]  # once per failover, not per request
+    assert len(failover_lines) == stats.failovers  # once per failover, not per request
     assert all(r.exc_info is None for r in caplog.records)
 
 
@@ -124,7 +124,7 @@ async def test_redis_frozen_mid_traffic(
         key = cache.key("input", "cfg", "fresh while frozen")
         assert await cache.get_or_compute(key, compute) == (VERDICT, "miss")
         assert await cache.get_or_compute(key, compute) == (VERDICT, "hit")
-        assert (await cache.health())["active_backend"] == "memory"
+        assert (await cache.health()).active_backend == "memory"
         assert "Timeout" in (cache.last_error or "")
     finally:
         redis_server.thaw()
@@ -133,8 +133,8 @@ async def test_redis_frozen_mid_traffic(
     await traffic.served(50)
     await traffic.stop()
     assert traffic.failures == []
-    assert (await cache.health())["redis_connected"] is True
-    assert (await cache.stats())["recoveries"] >= 1
+    assert (await cache.health()).redis_connected is True
+    assert (await cache.stats()).recoveries >= 1
     assert all(r.exc_info is None for r in caplog.records)
 
 
@@ -204,7 +204,7 @@ async def test_threshold_counts_consecutive_failures(
     assert cache.breaker.consecutive_failures == 2
     await cache.get(key)
     assert cache.active_backend == "memory"
-    assert (await cache.stats())["errors"] == 3
+    assert (await cache.stats()).errors == 3
 
 
 async def test_pool_wait_does_not_open_the_breaker(
@@ -227,9 +227,9 @@ async def test_pool_wait_does_not_open_the_breaker(
     assert cache.breaker.is_closed
     assert cache.active_backend == "redis"
     stats = await cache.stats()
-    assert stats["pool_timeouts"] == 3
-    assert stats["failovers"] == 0
-    assert stats["errors"] == 0
+    assert stats.pool_timeouts == 3
+    assert stats.failovers == 0
+    assert stats.errors == 0
 
 
 async def test_many_concurrent_calls_on_a_small_pool(
@@ -246,8 +246,8 @@ async def test_many_concurrent_calls_on_a_small_pool(
     assert len(outcomes) == 300
     assert cache.breaker.is_closed
     stats = await cache.stats()
-    assert stats["failovers"] == 0
-    assert stats["errors"] == 0
+    assert stats.failovers == 0
+    assert stats.errors == 0
     with redis_server.client() as client:
         assert client.info("clients")["connected_clients"] <= 3  # our 2 + this client
 
@@ -267,8 +267,8 @@ async def test_wrong_password(
     assert len(auth_lines) == 1
     assert auth_lines[0].levelno == logging.ERROR
     health = await cache.health()
-    assert health["active_backend"] == "memory"
-    assert "AuthenticationError" in health["last_error"]
+    assert health.active_backend == "memory"
+    assert "AuthenticationError" in health.last_error
     everything = caplog.text + repr(health) + repr(await cache.stats())
     assert wrong not in everything
     assert redis_server.password and redis_server.password not in everything
@@ -302,10 +302,10 @@ async def test_redis_backend_with_memory_fallback(
     )
     assert cache.configured_backend == "redis"
     assert cache.active_backend == "memory"
-    assert (await cache.health())["degraded"] is True
+    assert (await cache.health()).degraded is True
     server.start()
     await eventually(lambda: cache.active_backend == "redis")
-    assert (await cache.health())["degraded"] is False
+    assert (await cache.health()).degraded is False
 
 
 async def test_memory_backend_never_touches_redis(
@@ -334,7 +334,7 @@ async def test_aclose_stops_background_tasks(
     assert len(tasks) == 2  # sweeper and prober
     await cache.aclose()
     assert all(t.done() for t in tasks)
-    assert (await cache.health())["healthy"] is False
+    assert (await cache.health()).healthy is False
     assert cache.redis is None
     assert cache.active_backend == "memory"
 
@@ -359,8 +359,8 @@ async def test_rejected_commands_do_not_open_the_breaker(
     assert cache.active_backend == "redis"
     assert cache.breaker.is_closed
     stats = await cache.stats()
-    assert stats["errors"] == 5
-    assert stats["failovers"] == 0
+    assert stats.errors == 5
+    assert stats.failovers == 0
     rejected = [r for r in caplog.records if "rejected" in r.getMessage()]
     assert len(rejected) == 1
     assert "OutOfMemoryError" in rejected[0].getMessage()
@@ -380,4 +380,4 @@ async def test_restart_between_calls_needs_no_failover(
     cold = cache.key("input", "cfg", "cold")  # a memory miss: Redis over the pooled sockets
     assert (await cache.get_or_compute(cold, compute))[1] == "miss"  # the new Redis is empty
     assert cache.active_backend == "redis"
-    assert (await cache.stats())["failovers"] == 0
+    assert (await cache.stats()).failovers == 0

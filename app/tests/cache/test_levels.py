@@ -27,8 +27,8 @@ async def test_a_memory_hit_does_not_ask_redis(
     calls = redis_server.command_calls()
     assert calls.get("get") is None and calls.get("pttl") is None
     stats = await cache.stats()
-    assert (stats["hits"], stats["memory_hits"], stats["redis_hits"]) == (5, 5, 0)
-    assert stats["misses"] == 1
+    assert (stats.hits, stats.memory_hits, stats.redis_hits) == (5, 5, 0)
+    assert stats.misses == 1
 
 
 async def test_another_instance_finds_the_verdict_in_redis_then_in_memory(
@@ -44,8 +44,8 @@ async def test_another_instance_finds_the_verdict_in_redis_then_in_memory(
     assert await second.get_or_compute(key, compute) == (VERDICT, "hit")  # now L1
     assert redis_server.command_calls().get("get") == 1
     stats = await second.stats()
-    assert (stats["hits"], stats["redis_hits"], stats["memory_hits"]) == (2, 1, 1)
-    assert (stats["misses"], stats["sets"]) == (0, 0)  # filling memory is not a store
+    assert (stats.hits, stats.redis_hits, stats.memory_hits) == (2, 1, 1)
+    assert (stats.misses, stats.sets) == (0, 0)  # filling memory is not a store
 
 
 async def test_memory_copy_of_a_redis_hit_lives_no_longer_than_the_redis_key(
@@ -64,7 +64,7 @@ async def test_memory_copy_of_a_redis_hit_lives_no_longer_than_the_redis_key(
         assert not client.exists(key)
     await asyncio.sleep(0.05)
     assert await second.get(key) is None  # its memory copy expired with the Redis key
-    assert (await second.stats())["memory_hits"] == 0
+    assert (await second.stats()).memory_hits == 0
 
 
 async def test_without_pttl_the_value_is_served_and_memory_not_filled(
@@ -88,7 +88,7 @@ async def test_without_pttl_the_value_is_served_and_memory_not_filled(
     assert await reader.get(key) == VERDICT
     assert await reader.memory.get(key) is None  # no TTL known: not copied to memory
     stats = await reader.stats()
-    assert (stats["redis_hits"], stats["errors"], stats["failovers"]) == (1, 0, 0)
+    assert (stats.redis_hits, stats.errors, stats.failovers) == (1, 0, 0)
 
 
 async def test_clear_empties_both_levels(
@@ -115,8 +115,8 @@ async def test_coalesced_callers_count_as_hits_of_neither_level(
     await asyncio.gather(*(cache.get_or_compute(key, slow) for _ in range(4)))
     await cache.get_or_compute(key, slow)
     stats = await cache.stats()
-    assert (stats["misses"], stats["coalesced"], stats["memory_hits"]) == (1, 3, 1)
-    assert stats["hits"] == stats["memory_hits"] + stats["redis_hits"] + stats["coalesced"] == 4
+    assert (stats.misses, stats.coalesced, stats.memory_hits) == (1, 3, 1)
+    assert stats.hits == stats.memory_hits + stats.redis_hits + stats.coalesced == 4
 
 
 async def test_exists_agrees_with_a_lookup(

@@ -49,7 +49,7 @@ async def test_sentinel_finds_primary_and_follows_promotion(
     primary, replica, sentinel = sentinel_setup
     cache = await make_cache(redis=sentinel.settings(probe_interval=0.05, **RELAXED))
     assert cache.active_backend == "redis"
-    assert (await cache.health())["redis_address"].startswith(primary.address)
+    assert (await cache.health()).redis_address.startswith(primary.address)
     assert cache.redis_endpoint == f"{primary.address} (primary of mymaster)"
 
     key = cache.key("input", "cfg", "written before the failover")
@@ -68,14 +68,14 @@ async def test_sentinel_finds_primary_and_follows_promotion(
 
     assert traffic.failures == []
     health = await cache.health()
-    assert health["redis_connected"] is True
-    assert health["redis_address"].startswith(replica.address)
+    assert health.redis_connected is True
+    assert health.redis_address.startswith(replica.address)
     assert cache.redis_endpoint == f"{replica.address} (primary of mymaster)"  # STATUS= names it
     cache.memory._data.clear()  # prove the hit comes from the promoted replica
     assert await cache.get_or_compute(key, compute) == (VERDICT, "hit")
     stats = await cache.stats()
-    assert stats["failovers"] >= 1
-    assert stats["recoveries"] >= 1
+    assert stats.failovers >= 1
+    assert stats.recoveries >= 1
     with replica.client() as client:
         assert client.info("replication")["role"] == "master"
         assert client.exists(key) == 1
@@ -90,7 +90,7 @@ async def test_no_sentinel_reachable_means_memory(
     assert cache.last_error == (
         "MasterNotFoundError: No master found for 'mymaster' (sentinels: ConnectionError)"
     )
-    assert (await cache.health())["redis_address"] == f"mymaster/0 via sentinels {dead.address}"
+    assert (await cache.health()).redis_address == f"mymaster/0 via sentinels {dead.address}"
     assert cache.redis_endpoint == "mymaster (no primary known)"
     key = cache.key("input", "cfg", "x")
     assert await cache.get_or_compute(key, compute) == (VERDICT, "miss")

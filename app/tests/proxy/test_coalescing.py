@@ -12,9 +12,10 @@ from support.guards import TERM, NoCache, banned_guard, make_releaser, push
 
 from guard_proxy.guard import Direction, Finding, StreamGuard
 from guard_proxy.proxy import shapes
-from guard_proxy.proxy.framing import Ndjson, Sse, ndjson_encode, relay_stream, sse_encode
+from guard_proxy.proxy.framing import ndjson_encode, relay_stream, sse_encode
 from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.release import Releaser
+from guard_proxy.proxy.streamformat import StreamFormat
 from guard_proxy.proxy.verdicts import VerdictService
 
 WORDS = ["sky", " is", " blue", " because", " air", " scatters", " light", "."]
@@ -77,7 +78,7 @@ def test_held_back_text_never_moves_into_another_field() -> None:
 def test_many_pieces_queued_are_scanned_once() -> None:
     scanner = _Counting()
     verdicts = VerdictService(banned_guard(), NoCache(), Metrics(), "closed")
-    releaser = Releaser(StreamGuard([scanner]), shapes.GENERATE, Ndjson(), verdicts)
+    releaser = Releaser(StreamGuard([scanner]), shapes.GENERATE, StreamFormat.NDJSON, verdicts)
     for word in WORDS * 5:
         assert releaser.add(orjson.loads(_generate(word)), _generate(word)) is None
     step = releaser.flush()
@@ -146,7 +147,7 @@ async def test_sse_block_in_the_last_read_sends_error_and_done_together() -> Non
     outcome = await relay_stream(
         sink,
         _reads([b"".join(events)]),
-        make_releaser("openai_chat", Sse()),
+        make_releaser("openai_chat", StreamFormat.SSE),
         "/v1/chat/completions",
     )
     assert outcome.blocked == ["banned_substrings"]

@@ -11,16 +11,23 @@ from __future__ import annotations
 
 import threading
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
 from support.processes import Proxy, free_port
+from support.prom import sample
 from support.proxies import INPUT_TERM, StartProxy
 from support.redis_server import RedisServer
 
+from guard_proxy.api_models import (
+    CacheStatsBody,
+    ReadyBody,
+    ReadyCache,
+    ReadyChecks,
+    ReadyUpstream,
+)
 from guard_proxy.cli._prometheus import parse
-from guard_proxy.proxy.metrics import Metrics, is_stream
+from guard_proxy.proxy.metrics import Metrics
 
 
 def _scrape(proxy: Proxy) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -193,16 +200,32 @@ def _version() -> str:
 # ---------------------------------------------------------------- Metrics alone
 
 
+_EMPTY_STATS: dict[str, Any] = {
+    "enabled": True,
+    "configured_backend": "auto",
+    "active_backend": "none",
+    "hits": 0,
+    "misses": 0,
+    "hit_rate": 0.0,
+    "sets": 0,
+    "errors": 0,
+    "failovers": 0,
+    "recoveries": 0,
+    "memory_entries": 0,
+    "redis": None,
+}
+
+
 class _Cache:
     def __init__(self, stats: dict[str, Any] | Exception, wants_redis: bool = True) -> None:
         self._stats = stats
         self.wants_redis = wants_redis
         self.active_backend = "memory"
 
-    def counters(self) -> dict[str, Any]:
+    def counters(self) -> CacheStatsBody:
         if isinstance(self._stats, Exception):
             raise self._stats
-        return self._stats
+        return CacheStatsBody.model_validate({**_EMPTY_STATS, **self._stats})
 
 
 class _Readiness:
@@ -210,32 +233,32 @@ class _Readiness:
         self.draining = draining
         self.fail = fail
 
-    async def check(self) -> Any:
+    async def check(self) -> ReadyBody:
         if self.fail:
             raise RuntimeError("boom")
-        return SimpleNamespace(ready=not self.draining, upstream_ok=True)
+        return ReadyBody(
+            status="not ready" if self.draining else "ready",
+            reasons=["draining"] if self.draining else [],
+            checks=ReadyChecks(
+                upstream=ReadyUpstream(ok=True, url="http://ollama"),
+                cache=ReadyCache(ok=True, required=False, active_backend="memory"),
+            ),
+        )
 
 
 async def test_scrape_reports_draining_as_not_ready() -> None:
     text = await Metrics().scrape(_Cache({"active_backend": "redis"}), _Readiness(draining=True))
-    assert "guard_proxy_ready 0\n" in text
-    assert "guard_proxy_draining 1\n" in text
-    assert "guard_proxy_cache_degraded 0\n" in text
+    assert "guard_proxy_ready 0.0\n" in text
+    assert "guard_proxy_draining 1.0\n" in text
+    assert "guard_proxy_cache_degraded 0.0\n" in text
 
 
 async def test_scrape_survives_a_failing_cache_and_readiness() -> None:
     text = await Metrics().scrape(_Cache(RuntimeError("gone")), _Readiness(fail=True))
-    assert "guard_proxy_ready 0\n" in text
+    assert "guard_proxy_ready 0.0\n" in text
     assert "guard_proxy_upstream_up" not in text  # unknown, so not exported
-    assert "guard_proxy_cache_degraded 1\n" in text  # wanted, and not on Redis
-    assert 'guard_proxy_cache_active_backend{backend="memory"} 1' in text
-
-
-def test_stream_content_types() -> None:
-    assert is_stream([(b"content-type", b"application/x-ndjson")])
-    assert is_stream([(b"Content-Type", b"text/event-stream; charset=utf-8")])
-    assert not is_stream([(b"content-type", b"application/json")])
-    assert not is_stream(None)
+    assert "guard_proxy_cache_degraded 1.0\n" in text  # wanted, and not on Redis
+    assert 'guard_proxy_cache_active_backend{backend="memory"} 1.0' in text
 
 
 def test_render_streams_and_in_flight() -> None:
@@ -244,8 +267,10 @@ def test_render_streams_and_in_flight() -> None:
     metrics.stream("/api/chat", None, 0.3)  # a stream that sent no body chunk
     metrics.in_flight = 2
     text = metrics.render({})
-    assert 'guard_proxy_stream_first_chunk_seconds_count{route="/api/chat"} 1' in text
-    assert 'guard_proxy_stream_duration_seconds_count{route="/api/chat"} 2' in text
-    assert 'guard_proxy_stream_duration_seconds_bucket{route="/api/chat",le="2.5"} 2' in text
-    assert "guard_proxy_requests_in_flight 2\n" in text
+    assert 'guard_proxy_stream_first_chunk_seconds_count{route="/api/chat"} 1.0' in text
+    assert 'guard_proxy_stream_duration_seconds_count{route="/api/chat"} 2.0' in text
+    stream_bucket = "guard_proxy_stream_duration_seconds_bucket"
+    assert sample(text, stream_bucket, route="/api/chat", le="1.0") == 1
+    assert sample(text, stream_bucket, route="/api/chat", le="2.5") == 2
+    assert "guard_proxy_requests_in_flight 2.0\n" in text
     assert "guard_proxy_ready" not in text  # scrape-time gauges only from scrape()

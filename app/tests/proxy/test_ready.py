@@ -134,7 +134,7 @@ async def test_draining_is_not_ready(fake_ollama: Any) -> None:
         report = await readiness.check()
         assert not report.ready
         assert report.reasons == ["draining"]
-        assert report.body()["status"] == "not ready"
+        assert report.status == "not ready"
     finally:
         await upstream.aclose()
 

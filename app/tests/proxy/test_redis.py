@@ -129,7 +129,7 @@ def test_redis_fault_mid_traffic_fails_no_request(
     stats = httpx.get(f"{proxy.url}/cache/stats").json()
     assert stats["failovers"] >= 1 and stats["recoveries"] >= 1
     metrics = httpx.get(f"{proxy.url}/metrics").text
-    assert 'guard_proxy_cache_active_backend{backend="redis"} 1' in metrics
+    assert 'guard_proxy_cache_active_backend{backend="redis"} 1.0' in metrics
     assert redis_server.password and redis_server.password not in proxy.logs()
 
 

@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 from support.guards import TERM, make_releaser, push
 
-from guard_proxy.proxy.framing import Sse, ndjson_encode, relay_stream, sse_encode
+from guard_proxy.proxy.framing import ndjson_encode, relay_stream, sse_encode
+from guard_proxy.proxy.streamformat import StreamFormat
 
 
 def _line(text: str, done: bool = False) -> tuple[dict[str, Any], bytes]:
@@ -124,7 +125,7 @@ async def test_sse_block_ends_with_error_event_then_done() -> None:
     outcome = await relay_stream(
         sink,
         _chunks(b"".join(events), 5),
-        make_releaser("openai_chat", Sse()),
+        make_releaser("openai_chat", StreamFormat.SSE),
         "/v1/chat/completions",
     )
     assert outcome.blocked == ["banned_substrings"]

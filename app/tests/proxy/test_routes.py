@@ -14,6 +14,7 @@ from guard_proxy.proxy.routes import (
     streamed_upload_prefixes,
 )
 from guard_proxy.proxy.shapes import CHAT, OPENAI_CHAT, SHAPES, Kind
+from guard_proxy.proxy.streamformat import StreamFormat, stream_format
 
 
 async def _noop(scope: object, receive: object, send: object) -> None:
@@ -57,7 +58,10 @@ def test_a_shape_extracts_its_own_texts() -> None:
 
 
 def test_the_framing_follows_the_content_type() -> None:
-    assert isinstance(framing_for("application/x-ndjson"), Ndjson)
-    assert isinstance(framing_for("text/event-stream; charset=utf-8"), Sse)
-    assert framing_for("application/json") is None
-    assert Sse().encode({"a": 1}) == b'data: {"a":1}\n\n'
+    assert stream_format("application/x-ndjson") is StreamFormat.NDJSON
+    assert stream_format(b"text/event-stream; charset=utf-8") is StreamFormat.SSE
+    assert stream_format("application/json") is None
+    assert stream_format("") is None
+    assert isinstance(framing_for(StreamFormat.NDJSON), Ndjson)
+    assert isinstance(framing_for(StreamFormat.SSE), Sse)
+    assert StreamFormat.SSE.encode({"a": 1}) == b'data: {"a":1}\n\n'

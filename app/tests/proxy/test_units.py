@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from support.prom import sample
 
 from guard_proxy.config import AccessSettings
 from guard_proxy.proxy import bodies
@@ -92,13 +93,35 @@ def test_metrics_render_is_prometheus_text() -> None:
     metrics.block("input", ["pii", "secrets"])
     metrics.scan("input", 0.0003)
     text = metrics.render({"hits": 3, "misses": 1, "active_backend": "memory"})
-    assert 'guard_proxy_requests_total{route="/a\\"b",method="GET",status="200"} 1' in text
-    assert 'guard_proxy_blocks_total{scanner="pii",direction="input"} 1' in text
-    assert 'guard_proxy_scan_duration_seconds_bucket{direction="input",le="0.0005"} 1' in text
-    assert 'guard_proxy_scan_duration_seconds_bucket{direction="input",le="+Inf"} 1' in text
-    assert "guard_proxy_cache_hits_total 3" in text
-    assert 'guard_proxy_cache_active_backend{backend="memory"} 1' in text
-    assert 'guard_proxy_cache_active_backend{backend="redis"} 0' in text
+    labels = {"route": '/a"b', "method": "GET", "status": "200"}
+    assert sample(text, "guard_proxy_requests_total", **labels) == 1
+    assert sample(text, "guard_proxy_blocks_total", scanner="pii", direction="input") == 1
+    scan = "guard_proxy_scan_duration_seconds_bucket"
+    assert sample(text, scan, direction="input", le="0.00025") == 0
+    assert sample(text, scan, direction="input", le="0.0005") == 1
+    assert sample(text, scan, direction="input", le="+Inf") == 1
+    assert sample(text, "guard_proxy_cache_hits_total") == 3
+    assert sample(text, "guard_proxy_cache_active_backend", backend="memory") == 1
+    assert sample(text, "guard_proxy_cache_active_backend", backend="redis") == 0
     assert text.endswith("\n")
     for line in text.splitlines():
         assert line.startswith("#") or line.startswith("guard_proxy_")
+
+
+def test_the_workers_status_is_merged_from_their_data() -> None:
+    from guard_proxy.cli.supervisor import merge_status
+    from guard_proxy.proxy.statusline import StatusFacts
+
+    ready = StatusFacts("ready", "cache memory", "upstream ok", 1_200, 3)
+    degraded = StatusFacts("DEGRADED", "cache memory (r:6379 timeout)", "upstream ok", 5, 1)
+    assert StatusFacts.from_json(ready.to_json()) == ready
+    assert StatusFacts.from_json('{"head": 1}') is None
+    assert StatusFacts.from_json("STATUS=ready") is None
+    bad_count = ready.to_json().replace("1200", '"1,200"')
+    assert StatusFacts.from_json(bad_count) is None
+    assert merge_status([ready, degraded], 3) == (
+        "DEGRADED · cache memory (r:6379 timeout) · upstream ok · "
+        "1,205 req, 4 blocked · 2/3 workers"
+    )
+    assert merge_status([ready], 1) == ready.line() + " · 1/1 workers"
+    assert merge_status([], 2) == "starting 2 workers"

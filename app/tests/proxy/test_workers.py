@@ -8,17 +8,21 @@ whichever worker a scrape lands on; a killed worker is replaced; SIGTERM ends th
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from support.notify import NotifySocket
 from support.processes import Proxy, assert_serve_config_error, clean_env
 from support.proxies import StartProxy
@@ -136,6 +140,76 @@ def test_a_killed_worker_is_replaced_and_sigterm_ends_them_all(
     for pid in after.values():
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def _counted(proxy: Proxy) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of every counter and histogram family in one scrape."""
+    text = httpx.get(f"{proxy.url}/metrics", timeout=WAIT).text
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.type in ("counter", "histogram")
+        for sample in family.samples
+    }
+
+
+def test_a_worker_killed_under_traffic_takes_no_count_back(
+    proxy_factory: StartProxy, notify_socket: NotifySocket
+) -> None:
+    proxy = proxy_factory(env={"PROXY_WORKERS": "2", "NOTIFY_SOCKET": str(notify_socket.path)})
+    notify_socket.wait_for("READY=1", lambda m: m == "READY=1")
+    stop = threading.Event()
+    sent = [0]
+
+    def traffic() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            with contextlib.suppress(httpx.HTTPError):  # the killed worker's connections
+                httpx.post(
+                    f"{proxy.url}/api/generate",
+                    json={"model": "llama3.2", "prompt": f"kill {n}", "stream": n % 2 == 0},
+                    timeout=WAIT,
+                )
+                sent[0] += 1
+
+    thread = threading.Thread(target=traffic, daemon=True)
+    thread.start()
+    try:
+        scrapes = [_counted(proxy)]
+        _until("traffic on both workers", lambda: sent[0] >= 20)
+        before = {w["worker"]: w["pid"] for w in _stats(proxy)["per_worker"]}
+        scrapes.append(_counted(proxy))
+        os.kill(before["0"], signal.SIGKILL)
+
+        def replaced() -> bool:
+            scrapes.append(_counted(proxy))
+            now = {w["worker"]: w["pid"] for w in _stats(proxy)["per_worker"]}
+            return len(now) == 2 and now["0"] != before["0"]
+
+        _until("worker 0 replaced", replaced)
+        settled = sent[0] + 20
+        _until("more traffic after the restart", lambda: sent[0] >= settled)
+        scrapes.append(_counted(proxy))
+    finally:
+        stop.set()
+        thread.join(WAIT)
+    scrapes.append(_counted(proxy))
+    # Every series of every scrape is still there, and no smaller, in the next one: the dead
+    # worker's counts stay in the totals.
+    for earlier, later in itertools.pairwise(scrapes):
+        went_down = {k: (v, later.get(k)) for k, v in earlier.items() if later.get(k, -1.0) < v}
+        assert went_down == {}
+
+    def generated(scrape: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> float:
+        return sum(
+            v
+            for (name, labels), v in scrape.items()
+            if name == "guard_proxy_requests_total" and ("route", "/api/generate") in labels
+        )
+
+    assert generated(scrapes[1]) > 0
+    assert generated(scrapes[-1]) > generated(scrapes[1])
 
 
 def test_the_watchdog_is_fed_only_while_every_worker_answers(

@@ -24,10 +24,10 @@ from guard_proxy.config.settings import (
     SizeSettings,
 )
 from guard_proxy.guard import Direction, Guard
-from guard_proxy.proxy.framing import Framing, Ndjson
 from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.release import Releaser, Step
 from guard_proxy.proxy.shapes import SHAPES, Kind
+from guard_proxy.proxy.streamformat import StreamFormat
 from guard_proxy.proxy.verdicts import VerdictService
 
 TERM = "forbidden-term"
@@ -83,14 +83,12 @@ class NoCache:
         return await compute(), "disabled"
 
 
-def make_releaser(kind: str, framing: Framing | None = None) -> Releaser:
-    """A releaser of ``kind`` pieces (NDJSON unless ``framing``) behind :func:`banned_guard`'s
+def make_releaser(kind: str, fmt: StreamFormat = StreamFormat.NDJSON) -> Releaser:
+    """A releaser of ``kind`` pieces (NDJSON unless ``fmt``) behind :func:`banned_guard`'s
     output stream, no cache."""
     guard = banned_guard()
     verdicts = VerdictService(guard, NoCache(), Metrics(), "closed")
-    return Releaser(
-        guard.stream(Direction.OUTPUT), SHAPES[Kind(kind)], framing or Ndjson(), verdicts
-    )
+    return Releaser(guard.stream(Direction.OUTPUT), SHAPES[Kind(kind)], fmt, verdicts)
 
 
 def push(releaser: Releaser, obj: dict[str, Any] | None, raw: bytes) -> Step:

@@ -8,20 +8,14 @@ Single event loop, no awaits inside: every method is atomic under asyncio.
 from __future__ import annotations
 
 import time
-from typing import TypedDict
+from typing import Final, Literal
 
-__all__ = ["BreakerSnapshot", "CircuitBreaker"]
+from guard_proxy.api_models import BreakerBody
 
-CLOSED = "closed"
-OPEN = "open"
+__all__ = ["CircuitBreaker"]
 
-
-class BreakerSnapshot(TypedDict):
-    """The breaker in ``/cache/health``."""
-
-    state: str
-    consecutive_failures: int
-    threshold: int
+CLOSED: Final = "closed"
+OPEN: Final = "open"
 
 
 class CircuitBreaker:
@@ -31,7 +25,7 @@ class CircuitBreaker:
         if threshold < 1:
             raise ValueError("threshold must be >= 1")
         self.threshold = threshold
-        self.state = CLOSED
+        self.state: Literal["closed", "open"] = CLOSED
         self.consecutive_failures = 0
         self.opened_at: float | None = None  # unix time of the last opening
 
@@ -65,9 +59,10 @@ class CircuitBreaker:
         self.state = CLOSED
         self.consecutive_failures = 0
 
-    def snapshot(self) -> BreakerSnapshot:
-        return {
-            "state": self.state,
-            "consecutive_failures": self.consecutive_failures,
-            "threshold": self.threshold,
-        }
+    def snapshot(self) -> BreakerBody:
+        """The breaker as ``/cache/health`` shows it."""
+        return BreakerBody(
+            state=self.state,
+            consecutive_failures=self.consecutive_failures,
+            threshold=self.threshold,
+        )

@@ -2,7 +2,7 @@
 
 One :class:`CacheCounters` per :class:`~guard_proxy.cache.GuardCache`: the lookup counts hits,
 misses and stores; the supervisor counts Redis errors, pool timeouts, failovers and
-recoveries. :mod:`.reports` turns them into ``/cache/stats``. Plain integers, no locks: one
+recoveries. :meth:`GuardCache.stats` reports them (``/cache/stats``). Plain integers, no locks: one
 event loop, no awaits between reading and writing a counter.
 """
 

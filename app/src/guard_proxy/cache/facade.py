@@ -8,8 +8,8 @@ The facade is the two-level lookup; the other concerns have their own modules:
 
 * :mod:`.supervisor` - whether Redis serves: the breaker, the prober and the sweeper,
   failover and recovery logging, scrubbing credentials from errors.
-* :mod:`.counters` and :mod:`.reports` - what is counted, and ``/cache/stats`` and
-  ``/cache/health`` built from it.
+* :mod:`.counters` - what is counted; :meth:`GuardCache.stats` and :meth:`GuardCache.health`
+  build ``/cache/stats`` and ``/cache/health`` from it as :mod:`guard_proxy.api_models`.
 * :mod:`.codec` - values to bytes and back. The cache stores bytes; the caller's codec says
   what they mean (the proxy's verdict codec lives with ``VerdictService``).
 * :mod:`.backends` - the levels, typed by the protocols of :mod:`.backends.base`.
@@ -35,19 +35,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar, cast, overload
 
+from guard_proxy.api_models import Backend, CacheHealthBody, CacheStatsBody, RedisStatsBody
 from guard_proxy.cache.backends.base import LocalBackend, SharedBackend
 from guard_proxy.cache.backends.memory import MemoryBackend
 from guard_proxy.cache.breaker import CircuitBreaker
 from guard_proxy.cache.codec import JSON_OBJECTS, Codec, JsonObject
 from guard_proxy.cache.counters import CacheCounters
 from guard_proxy.cache.keys import make_key
-from guard_proxy.cache.reports import (
-    CacheHealth,
-    CacheStats,
-    counters_report,
-    health_report,
-    redis_report,
-)
 from guard_proxy.cache.singleflight import SingleFlight
 from guard_proxy.cache.supervisor import RedisSupervisor, Skip
 from guard_proxy.config.settings import CacheSettings, RedisSettings
@@ -98,7 +92,7 @@ class GuardCache:
     # ------------------------------------------------------------------ state
 
     @property
-    def active_backend(self) -> str:
+    def active_backend(self) -> Backend:
         """``"redis"``, ``"memory"``, or ``"none"`` when caching is disabled."""
         if not self.enabled:
             return "none"
@@ -301,18 +295,34 @@ class GuardCache:
 
     # ------------------------------------------------------------------ reports
 
-    def counters(self) -> CacheStats:
-        """:meth:`stats` of this process alone, without asking Redis (``"redis"`` is None)."""
-        return counters_report(
+    def counters(self) -> CacheStatsBody:
+        """:meth:`stats` of this process alone, without asking Redis (``redis`` is None)."""
+        c = self.counts
+        return CacheStatsBody(
             enabled=self.enabled,
             configured_backend=self.configured_backend,
             active_backend=self.active_backend,
-            counters=self.counts,
-            supervisor=self.supervisor,
-            memory=self.memory,
+            hits=c.hits,
+            memory_hits=c.memory_hits,
+            redis_hits=c.redis_hits,
+            misses=c.misses,
+            hit_rate=c.hit_rate,
+            sets=c.sets,
+            errors=c.errors,
+            coalesced=c.coalesced,
+            pool_timeouts=c.pool_timeouts,
+            failovers=c.failovers,
+            recoveries=c.recoveries,
+            last_failover_at=c.last_failover_at,
+            last_recovery_at=c.last_recovery_at,
+            breaker_state=self.supervisor.breaker.state,
+            memory_entries=len(self.memory) if self.enabled else 0,
+            memory_max_size=self.memory.max_size,
+            memory_evictions=self.memory.evictions,
+            redis=None,
         )
 
-    async def stats(self) -> CacheStats:
+    async def stats(self) -> CacheStatsBody:
         """Counters, the serving backend, and Redis memory and key count when connected."""
         report = self.counters()
         if not self.enabled:
@@ -322,10 +332,17 @@ class GuardCache:
         backend = self.redis
         if not isinstance(info, Skip) and not isinstance(counted, Skip) and backend:
             keys, complete = counted
-            report["redis"] = redis_report(info, keys, complete, backend.address)
+            report.redis = RedisStatsBody(
+                used_memory=info["used_memory"],
+                maxmemory=info["maxmemory"],
+                maxmemory_policy=info["maxmemory_policy"],
+                keys=keys,
+                keys_complete=complete,
+                address=backend.address,
+            )
         return report
 
-    async def health(self) -> CacheHealth:
+    async def health(self) -> CacheHealthBody:
         """Can the cache serve, and from what? Memory counts as healthy: requests succeed.
 
         ``healthy`` is false only once the cache is closed. ``degraded`` is true while a
@@ -335,14 +352,18 @@ class GuardCache:
         active = self.active_backend
         if active != "redis":  # another call tripped the breaker while we pinged
             latency_ms = None
-        return health_report(
-            closing=self.supervisor.closing,
-            wants_redis=self.wants_redis,
+        supervisor = self.supervisor
+        return CacheHealthBody(
+            healthy=not supervisor.closing,
+            degraded=self.wants_redis and latency_ms is None,
             enabled=self.enabled,
             configured_backend=self.configured_backend,
             active_backend=active,
+            redis_connected=latency_ms is not None,
             latency_ms=latency_ms,
-            supervisor=self.supervisor,
+            redis_address=supervisor.redis_address,
+            breaker=supervisor.breaker.snapshot(),
+            last_error=supervisor.last_error,
         )
 
     # ------------------------------------------------------------------ internals

@@ -46,6 +46,7 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
     import logging
+    import os
 
     from guard_proxy.exceptions import ScannerLoadError
 
@@ -61,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
             return 2
         server = dataclasses.replace(server, port=args.port)
     settings = dataclasses.replace(loaded, server=server)
+    # Before anything imports prometheus_client: its multiprocess mode is chosen on import.
+    metrics_dir = shared_metrics_dir() if settings.server.workers > 1 else None
+    if metrics_dir is None:  # one process: its own registry, nothing shared
+        os.environ.pop(MULTIPROC_ENV, None)
 
     tls_problems = check_tls_files(settings.server)
     if tls_problems:
@@ -96,8 +101,38 @@ def run(args: argparse.Namespace) -> int:
         def worker() -> int:
             return serve_one(settings, guard, sock, source)
 
-        return Supervisor(settings.server.workers, sock, source, worker).run()
+        assert metrics_dir is not None
+        return Supervisor(settings.server.workers, sock, source, worker, metrics_dir).run()
     return serve_one(settings, guard, sock, source)
+
+
+def shared_metrics_dir(environ: dict[str, str] | None = None) -> str:
+    """A new, empty, private directory for the workers' metrics, named in
+    ``$PROMETHEUS_MULTIPROC_DIR`` (for the workers to inherit).
+
+    Under the unit's ``$RUNTIME_DIRECTORY`` (``/run/guard-proxy``, emptied by systemd when
+    the service stops) as ``metrics``, else a temporary directory; what a previous run left
+    there is removed first, so the counters of this service instance start at zero.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    env = os.environ if environ is None else environ
+    runtime = env.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if runtime:
+        path = os.path.join(runtime, "metrics")
+        shutil.rmtree(path, ignore_errors=True)
+        os.mkdir(path, 0o700)
+    else:
+        path = tempfile.mkdtemp(prefix="guard-proxy-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    return path
+
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's variable (also :data:`guard_proxy.proxy.metrics.MULTIPROC_ENV`; not
+imported from there: importing the proxy imports prometheus_client, which must see it set)."""
 
 
 def check_tls_files(server: Any) -> list[str]:
@@ -140,8 +175,9 @@ def serve_one(settings: Any, guard: Any, sock: socket.socket, source: str) -> in
     """Serve ``sock`` in this process until SIGTERM/SIGINT, then drain; the exit code.
 
     ``source`` says where the socket came from (``systemd`` or ``bound``), for the log.
-    A worker of a supervisor (``$GUARD_PROXY_WORKER_DIR`` set) also publishes its metrics
-    for the others to merge (:mod:`guard_proxy.proxy.workershare`).
+    A worker of a supervisor (``$GUARD_PROXY_WORKER_DIR`` set) also publishes its cache
+    counters for the others to merge (:mod:`guard_proxy.proxy.workershare`) and refreshes
+    its gauges in the shared metrics (:mod:`guard_proxy.proxy.metrics`).
     """
     import asyncio
     import logging
@@ -173,8 +209,9 @@ def serve_one(settings: Any, guard: Any, sock: socket.socket, source: str) -> in
     drain_timeout = settings.server.drain_timeout
     host, port = sock.getsockname()[:2]
 
-    async def snapshot() -> tuple[str, dict[str, Any]]:
-        return await metrics.scrape(cache, readiness), dict(cache.counters())
+    async def snapshot() -> dict[str, Any]:
+        await metrics.refresh(cache, readiness)  # this worker's gauges, for any scrape
+        return cache.counters().model_dump()
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:

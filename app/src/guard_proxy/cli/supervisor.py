@@ -7,10 +7,15 @@ unit's main process (``NotifyAccess=main``) and speaks for the workers to system
 
 * each worker talks to the supervisor exactly as it would to systemd: ``$NOTIFY_SOCKET``
   is a datagram socket of the supervisor, one per worker, in a private directory (0700)
-  that also holds the metrics snapshots (:mod:`guard_proxy.proxy.workershare`);
+  that also holds the cache stats snapshots (:mod:`guard_proxy.proxy.workershare`);
+* the workers' metrics live in ``$PROMETHEUS_MULTIPROC_DIR`` (made by ``serve`` before
+  anything imported prometheus_client, see :mod:`guard_proxy.proxy.metrics`); when a
+  worker dies its live gauges are dropped there (``mark_process_dead``), its counters and
+  histograms stay in the totals;
 * ``READY=1`` goes to systemd once every worker has said ``READY=1`` (it listens);
-* ``STATUS=`` is the workers' lines merged: the worst state, the request and block counts
-  summed, and ``n/N workers``;
+* ``STATUS=`` is the workers' status merged from the data each sends beside its own line
+  (:class:`~guard_proxy.proxy.statusline.StatusFacts`, never parsed from text): the worst
+  state, the request and block counts summed, and ``n/N workers``;
 * with ``$WATCHDOG_USEC`` the workers get the same interval and ping the supervisor from
   their event loops; the supervisor sends ``WATCHDOG=1`` only while every worker is alive
   and pinged within the interval, so a stuck worker gets the service restarted;
@@ -29,9 +34,9 @@ and get SIGTERM if the supervisor dies (``PR_SET_PDEATHSIG``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
-import re
 import selectors
 import shutil
 import signal
@@ -43,7 +48,7 @@ from collections.abc import Callable
 from typing import Any
 
 from guard_proxy.proxy.sdnotify import notify
-from guard_proxy.proxy.statusline import REFRESH, watchdog_interval
+from guard_proxy.proxy.statusline import FACTS_FIELD, REFRESH, StatusFacts, watchdog_interval
 from guard_proxy.proxy.workershare import DIR_ENV, WORKER_ENV, WorkerShare
 
 __all__ = ["MAX_START_FAILURES", "Supervisor", "merge_status"]
@@ -54,23 +59,20 @@ MAX_START_FAILURES = 3
 TICK = 0.5
 """Longest wait of the supervisor's loop between two looks at its workers."""
 _SD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
-_COUNTS = re.compile(r"([\d,]+) req, ([\d,]+) blocked$")
 _RANK = {"DRAINING": 3, "DEGRADED": 2}
 
 
-def merge_status(lines: list[str], workers: int) -> str:
-    """One ``STATUS=`` text for the service from its workers' lines (see the module doc)."""
-    if not lines:
+def merge_status(facts: list[StatusFacts], workers: int) -> str:
+    """One ``STATUS=`` text for the service from its workers' facts (see the module doc)."""
+    if not facts:
         return f"starting {workers} workers"
-    worst = max(lines, key=lambda line: _RANK.get(line.split(" ", 1)[0], 1))
-    requests = blocked = 0
-    for line in lines:
-        match = _COUNTS.search(line)
-        if match:
-            requests += int(match.group(1).replace(",", ""))
-            blocked += int(match.group(2).replace(",", ""))
-    merged = _COUNTS.sub(f"{requests:,} req, {blocked:,} blocked", worst)
-    return f"{merged} · {len(lines)}/{workers} workers"
+    worst = max(facts, key=lambda f: _RANK.get(f.head, 1))
+    merged = dataclasses.replace(
+        worst,
+        requests=sum(f.requests for f in facts),
+        blocked=sum(f.blocked for f in facts),
+    )
+    return f"{merged.line()} · {len(facts)}/{workers} workers"
 
 
 class _Slot:
@@ -87,7 +89,7 @@ class _Slot:
         self.pid: int | None = None
         self.ready = False
         self.last_ping = 0.0
-        self.status = ""
+        self.status: StatusFacts | None = None
         self.failures = 0  # deaths in a row before READY
 
 
@@ -100,6 +102,7 @@ class Supervisor:
     * **sock** - the listening socket every worker serves.
     * **source** - where it came from (``systemd`` or ``bound``), for the log.
     * **serve_worker** - runs one worker in the forked child and returns its exit code.
+    * **metrics_dir** - ``$PROMETHEUS_MULTIPROC_DIR``, removed when the supervisor ends.
     """
 
     def __init__(
@@ -108,8 +111,10 @@ class Supervisor:
         sock: socket.socket,
         source: str,
         serve_worker: Callable[[], int],
+        metrics_dir: str,
     ) -> None:
         self.workers = workers
+        self.metrics_dir = metrics_dir
         self.sock = sock
         self.source = source
         self.serve_worker = serve_worker
@@ -181,6 +186,7 @@ class Supervisor:
             wake_w.close()
             self.sock.close()
             shutil.rmtree(self.dir, ignore_errors=True)
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
         logger.info("all workers ended", extra={"fields": {"exit_code": self.exit_code}})
         return self.exit_code
 
@@ -220,7 +226,7 @@ class Supervisor:
             while slot.notify.recv(4096):
                 pass
         WorkerShare.remove(self.dir, str(slot.index))
-        slot.ready, slot.status, slot.last_ping = False, "", time.monotonic()
+        slot.ready, slot.status, slot.last_ping = False, None, time.monotonic()
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -269,8 +275,8 @@ class Supervisor:
                     slot.failures = 0
                 elif line == "WATCHDOG=1":
                     slot.last_ping = time.monotonic()
-                elif line.startswith("STATUS="):
-                    slot.status = line[len("STATUS=") :]
+                elif line.startswith(f"{FACTS_FIELD}="):
+                    slot.status = StatusFacts.from_json(line[len(FACTS_FIELD) + 1 :])
 
     def _reap(self, selector: selectors.BaseSelector, keep: tuple[Any, ...]) -> None:
         while True:
@@ -284,6 +290,7 @@ class Supervisor:
             if slot is None:
                 continue
             slot.pid = None
+            _mark_dead(pid, self.metrics_dir)
             code = os.waitstatus_to_exitcode(status)
             if self.stopping:
                 continue
@@ -340,12 +347,19 @@ class Supervisor:
     def _status(self, head: str = "", force: bool = False) -> None:
         if not self.sd_env.get("NOTIFY_SOCKET"):
             return
-        lines = [s.status for s in self.slots if s.status and s.pid is not None]
-        text = head + f" {self.workers} workers" if head else merge_status(lines, self.workers)
+        facts = [s.status for s in self.slots if s.status is not None and s.pid is not None]
+        text = head + f" {self.workers} workers" if head else merge_status(facts, self.workers)
         now = time.monotonic()
         if force or text != self._status_sent or now - self._status_at >= REFRESH:
             notify(f"STATUS={text}", self.sd_env)
             self._status_sent, self._status_at = text, now
+
+
+def _mark_dead(pid: int, metrics_dir: str) -> None:
+    """Drop a dead worker's live gauges (in flight, per-worker state) from the metrics."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid, metrics_dir)  # type: ignore[no-untyped-call]
 
 
 def _die_with_parent(parent: int) -> None:

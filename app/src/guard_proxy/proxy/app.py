@@ -59,7 +59,7 @@ def create_app(
     (built here when not given) must be over the same upstream and cache; ``metrics`` are
     the counters the app fills (new ones when not given). ``inflight`` registers the proxied
     requests being answered (the drain on shutdown ends them; new when not given); ``share``
-    is given to a worker of several (``/metrics`` and ``/cache/stats`` merge all workers).
+    is given to a worker of several (``/cache/stats`` merges all workers).
     """
     client = readiness.upstream if readiness is not None else upstream or Upstream(settings.ollama)
     if readiness is None:

@@ -27,7 +27,8 @@ from collections.abc import Collection
 
 from guard_proxy.proxy.asgi import ASGIApp, Message, Receive, Scope, Send
 from guard_proxy.proxy.errors import error_body, send_error
-from guard_proxy.proxy.framing import ndjson_encode, sse_encode
+from guard_proxy.proxy.state import SCOPE_KEY, RequestInfo
+from guard_proxy.proxy.streamformat import StreamFormat
 
 __all__ = ["CUT_MESSAGE", "REFUSED_MESSAGE", "DrainMiddleware", "InFlight"]
 
@@ -37,20 +38,19 @@ CUT_MESSAGE = "the proxy is shutting down: server.drain_timeout ran out before t
 REFUSED_MESSAGE = "the proxy is shutting down; retry the request"
 CODE = "shutting_down"
 
-_NDJSON, _SSE, _OTHER = "ndjson", "sse", "other"
-
 
 class _Ticket:
     """One request in flight: its task, and how far its response went (seen on ``send``)."""
 
-    __slots__ = ("_send", "cut", "finished", "kind", "started", "tail", "task")
+    __slots__ = ("_scope", "_send", "cut", "finished", "format", "started", "tail", "task")
 
-    def __init__(self, task: asyncio.Task[object], send: Send) -> None:
+    def __init__(self, task: asyncio.Task[object], scope: Scope, send: Send) -> None:
         self.task = task
+        self._scope = scope
         self._send = send
         self.started = False
         self.finished = False
-        self.kind = _OTHER
+        self.format: StreamFormat | None = None
         self.tail = b""  # the last bytes sent: does the body end on a line / event boundary?
         self.cut = False
 
@@ -60,7 +60,8 @@ class _Ticket:
         kind = message["type"]
         if kind == "http.response.start":
             self.started = True
-            self.kind = _stream_kind(message.get("headers") or ())
+            info: RequestInfo | None = self._scope.get(SCOPE_KEY)
+            self.format = info.stream if info is not None else None
         elif kind == "http.response.body":
             body = message.get("body", b"")
             if body:
@@ -82,31 +83,13 @@ class _Ticket:
         if not self.started:
             await send_error(send, path, 503, CUT_MESSAGE, openai_type="api_error", code=CODE)
             return
-        tail = self.tail
-        if self.kind == _NDJSON:
+        fmt = self.format
+        if fmt is not None:
             body = error_body(path, CUT_MESSAGE, openai_type="api_error", code=CODE)
-            out = (b"" if not tail or tail.endswith(b"\n") else b"\n") + ndjson_encode(body)
-        elif self.kind == _SSE:
-            body = error_body(path, CUT_MESSAGE, openai_type="api_error", code=CODE)
-            if not tail or tail.endswith(b"\n\n"):
-                head = b""
-            else:
-                head = b"\n" if tail.endswith(b"\n") else b"\n\n"
-            out = head + sse_encode(body) + b"data: [DONE]\n\n"
+            out = b"".join([fmt.boundary_after(self.tail), *fmt.end(body)])
         else:
             out = b""
         await send({"type": "http.response.body", "body": out, "more_body": False})
-
-
-def _stream_kind(headers: Collection[tuple[bytes, bytes]]) -> str:
-    for name, value in headers:
-        if name.lower() == b"content-type":
-            if b"ndjson" in value:
-                return _NDJSON
-            if b"event-stream" in value:
-                return _SSE
-            return _OTHER
-    return _OTHER
 
 
 class InFlight:
@@ -182,7 +165,7 @@ class DrainMiddleware:
         if task is None:  # pragma: no cover - always called from a task under a server
             await self.app(scope, receive, send)
             return
-        ticket = _Ticket(task, send)
+        ticket = _Ticket(task, scope, send)
         inflight._add(ticket)
         try:
             await self.app(scope, receive, ticket.send)

@@ -1,11 +1,13 @@
 """The guarded relay of a streamed answer, in its framing: NDJSON (native routes) or SSE (``/v1``).
 
-A :class:`Framing` is one stream format, one instance per stream (it may hold a partly
-read event). It owns everything format-specific: how lines become pieces for the
-:class:`Releaser`, how a (split) piece is written back (:meth:`Framing.encode`, which the
-releaser calls), and how a stopped stream is ended. :func:`framing_for` picks it from the
-upstream's content type; the releaser is built with it, so the relay and the re-encoding
-cannot disagree.
+A :class:`Framing` reads one stream format, one instance per stream (it may hold a partly
+read event): how lines become pieces for the :class:`Releaser`, and the error object that
+ends a stream the guard could not check. The format itself (a
+:class:`~guard_proxy.proxy.streamformat.StreamFormat`, decided once from the upstream's
+content type) is the releaser's: it writes split pieces back in it, and
+:func:`relay_stream` reads the stream with :func:`framing_for` that format and ends it in
+it, so the relay and the re-encoding cannot disagree. This module drives the releaser;
+:mod:`guard_proxy.proxy.release` knows nothing of it.
 
 :func:`relay_stream` parses by line, never by chunk (a line may span HTTP chunks), feeds each piece
 to the releaser, and sends what it releases, at most once per upstream read. On a stop it
@@ -27,17 +29,21 @@ import orjson
 from guard_proxy.proxy.asgi import Send
 from guard_proxy.proxy.errors import block_body, error_body
 from guard_proxy.proxy.release import Releaser, Step, Stop
+from guard_proxy.proxy.streamformat import StreamFormat, ndjson_encode, sse_encode
+
+__all__ = [
+    "Framing",
+    "Ndjson",
+    "Outcome",
+    "Sse",
+    "framing_for",
+    "ndjson_encode",
+    "relay_stream",
+    "sse_encode",
+]
 
 UNREADABLE = "the upstream stream could not be parsed; answer withheld"
 FAILED = "guard unavailable: a scanner failed (guard.fail_mode closed); answer withheld"
-
-
-def ndjson_encode(obj: dict[str, Any]) -> bytes:
-    return orjson.dumps(obj) + b"\n"
-
-
-def sse_encode(obj: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
 @dataclass(slots=True)
@@ -60,15 +66,11 @@ class Outcome:
 
 
 class Framing(Protocol):
-    """How one stream format is read, written and ended; one instance per stream.
+    """How one stream format is read; one instance per stream.
 
     :meth:`lines` and :meth:`rest` queue pieces into the releaser and return a step when a
     piece ends (or stops) the stream, and whether the stream is finished.
     """
-
-    def encode(self, obj: dict[str, Any], /) -> bytes:
-        """One piece as bytes of this format (the releaser writes split pieces with it)."""
-        ...
 
     def lines(self, lines: list[bytes], releaser: Releaser) -> tuple[Step | None, bool]:
         """Queue the pieces of these complete lines, up to the first that returns a step."""
@@ -82,17 +84,11 @@ class Framing(Protocol):
         """The error object that ends a stream the guard could not check."""
         ...
 
-    def stop(self, body: dict[str, Any]) -> list[bytes]:
-        """The bytes that end the stream with ``body``."""
-        ...
-
 
 class Ndjson:
     """One JSON object per line."""
 
     __slots__ = ()
-
-    encode = staticmethod(ndjson_encode)
 
     def lines(self, lines: list[bytes], releaser: Releaser) -> tuple[Step | None, bool]:
         for line in lines:
@@ -109,16 +105,11 @@ class Ndjson:
     def error_body(self, path: str, message: str) -> dict[str, Any]:
         return error_body(path, message)
 
-    def stop(self, body: dict[str, Any]) -> list[bytes]:
-        return [ndjson_encode(body)]
-
 
 class Sse:
     """Events of ``field: value`` lines, each ended by an empty line."""
 
     __slots__ = ("event",)
-
-    encode = staticmethod(sse_encode)
 
     def __init__(self) -> None:
         self.event: list[bytes] = []
@@ -148,17 +139,10 @@ class Sse:
     def error_body(self, path: str, message: str) -> dict[str, Any]:
         return error_body(path, message, openai_type="api_error", code="guard_unavailable")
 
-    def stop(self, body: dict[str, Any]) -> list[bytes]:
-        return [sse_encode(body), b"data: [DONE]\n\n"]
 
-
-def framing_for(content_type: str) -> Framing | None:
-    """A fresh framing for an upstream answer of ``content_type``; None: not a stream."""
-    if "ndjson" in content_type:
-        return Ndjson()
-    if "event-stream" in content_type:
-        return Sse()
-    return None
+def framing_for(fmt: StreamFormat) -> Framing:
+    """A fresh reader of a stream in ``fmt``."""
+    return Ndjson() if fmt is StreamFormat.NDJSON else Sse()
 
 
 async def _send(send: Send, out: list[bytes], more: bool = True) -> None:
@@ -171,9 +155,10 @@ async def _send(send: Send, out: list[bytes], more: bool = True) -> None:
 async def relay_stream(
     send: Send, chunks: AsyncIterator[bytes], releaser: Releaser, path: str
 ) -> Outcome:
-    """Read ``chunks`` by line in the releaser's framing, send what it releases, stop on a
+    """Read ``chunks`` by line in the releaser's format, send what it releases, stop on a
     block; see the module docstring."""
-    framing = releaser.framing
+    fmt = releaser.format
+    framing = framing_for(fmt)
     buffer = b""
     read, flush = framing.lines, releaser.flush  # bound once: this loop runs per chunk
     async for chunk in chunks:
@@ -185,23 +170,23 @@ async def relay_stream(
         if step is None:
             step = flush()
         if step.stop is not None:
-            return await _stop(send, path, step, framing)
+            return await _stop(send, path, step, framing, fmt)
         if finished:
             await _send(send, step.out, more=False)
             return Outcome()
         await _send(send, step.out)
     step, finished = framing.rest(buffer, releaser)
     if step is not None and step.stop is not None:
-        return await _stop(send, path, step, framing)
+        return await _stop(send, path, step, framing, fmt)
     if not finished:
         step = releaser.finish()
         if step.stop is not None:
-            return await _stop(send, path, step, framing)
+            return await _stop(send, path, step, framing, fmt)
     await _send(send, step.out if step is not None else [], more=False)
     return Outcome()
 
 
-async def _stop(send: Send, path: str, step: Step, framing: Framing) -> Outcome:
+async def _stop(send: Send, path: str, step: Step, framing: Framing, fmt: StreamFormat) -> Outcome:
     """End the stream after ``step``'s bytes with the block or error body, in ``framing``."""
     body: dict[str, Any]
     if step.stop is Stop.BLOCKED and step.verdict is not None:
@@ -211,7 +196,7 @@ async def _stop(send: Send, path: str, step: Step, framing: Framing) -> Outcome:
         outcome = Outcome(step.stop)
         message = UNREADABLE if step.stop is Stop.UNREADABLE else FAILED
         body = framing.error_body(path, message)
-    await _send(send, [*step.out, *framing.stop(body)], more=False)
+    await _send(send, [*step.out, *fmt.end(body)], more=False)
     return outcome
 
 

@@ -3,7 +3,8 @@
 Input: every text the model would read (see :mod:`guard_proxy.proxy.bodies`) is checked; a
 block answers 400 in the route's format and Ollama is never called. Output: a complete
 answer is scanned whole; a streamed one is relayed in its framing (NDJSON or SSE, picked
-once from the content type) through a :class:`Releaser` (see
+decided once from the content type and recorded on the request's info) through a
+:class:`Releaser` (see
 :mod:`guard_proxy.proxy.framing`). Ollama's non-200 answers pass through with their own
 status and body; if Ollama breaks off a complete answer, nothing was sent yet and the client
 gets 502 in the route's format. The request body goes upstream exactly as the client sent it,
@@ -24,7 +25,7 @@ from guard_proxy.proxy.asgi import ClientDisconnected, Receive, Scope, Send, rea
 from guard_proxy.proxy.bodies import BadRequest, parse_object, stream_flag
 from guard_proxy.proxy.disconnect import run_until_disconnect
 from guard_proxy.proxy.errors import block_body, send_error, send_json
-from guard_proxy.proxy.framing import Framing, framing_for, relay_stream
+from guard_proxy.proxy.framing import relay_stream
 from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.passthrough import relay, upstream_failed
 from guard_proxy.proxy.redact import (
@@ -38,6 +39,7 @@ from guard_proxy.proxy.redact import (
 from guard_proxy.proxy.release import Releaser, Stop
 from guard_proxy.proxy.shapes import Shape
 from guard_proxy.proxy.state import RequestInfo, RequestVerdict, request_info
+from guard_proxy.proxy.streamformat import StreamFormat, stream_format
 from guard_proxy.proxy.upstream import (
     Upstream,
     UpstreamBroken,
@@ -136,7 +138,7 @@ class Guarded:
                 ),
             )
         except ClientDisconnected:
-            self.metrics.client_disconnects += 1
+            self.metrics.client_disconnect()
             info.verdict = info.verdict + ",client_gone"
 
     async def _refuse(
@@ -185,15 +187,16 @@ class Guarded:
                 "POST", path, query, headers, body, streamed=streamed
             )
         except UpstreamError as exc:
-            self.metrics.upstream_errors += 1
+            self.metrics.upstream_error()
             await upstream_failed(send, path, exc)
             return
+        fmt = info.stream = stream_format(response.content_type)
         try:
             guarded = self.verdicts.active(Direction.OUTPUT) or rewriter is not None
             if response.status != 200 or not guarded:
                 await relay(send, response, extra=extra)
-            elif (framing := framing_for(response.content_type)) is not None:
-                await self._stream(send, path, response, framing, info, extra, rewriter)
+            elif fmt is not None:
+                await self._stream(send, path, response, fmt, info, extra, rewriter)
             else:
                 try:
                     raw = await response.read()
@@ -211,7 +214,7 @@ class Guarded:
             await response.aclose()
 
     def _broken(self, info: RequestInfo) -> None:
-        self.metrics.upstream_errors += 1
+        self.metrics.upstream_error()
         info.verdict = info.verdict + ",upstream_broken"
 
     async def _complete(
@@ -261,13 +264,13 @@ class Guarded:
         send: Send,
         path: str,
         response: UpstreamResponse,
-        framing: Framing,
+        fmt: StreamFormat,
         info: RequestInfo,
         extra: list[tuple[bytes, bytes]],
         rewriter: Rewriter | None,
     ) -> None:
         releaser = Releaser(
-            self.guard.stream(Direction.OUTPUT), self.shape, framing, self.verdicts, rewriter
+            self.guard.stream(Direction.OUTPUT), self.shape, fmt, self.verdicts, rewriter
         )
         await send(
             {

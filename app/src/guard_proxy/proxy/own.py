@@ -3,9 +3,11 @@
 The :class:`~guard_proxy.proxy.router.Router` dispatches these paths (and ``/openapi.json``
 and ``/docs``, which describe them) to this app; proxied routes never touch FastAPI. Access
 control (allow-list, admin token for ``POST /cache/clear``) is the access middleware's, in
-front of the router: the app only documents it. Bodies are written with orjson as
-``application/json; charset=utf-8``, the same bytes and headers as every other JSON answer of
-the proxy; the response models type them and describe them in the OpenAPI document.
+front of the router: the app only documents it. Each endpoint returns its body as a
+:mod:`guard_proxy.api_models` model (built by the cache and readiness themselves); FastAPI
+checks it against the route's ``response_model`` (the same model the OpenAPI document
+describes) and it is written with orjson as ``application/json; charset=utf-8``, the same
+bytes and headers as every other JSON answer of the proxy.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ __all__ = [  # the response models are re-exported: they live in guard_proxy.api
 
 logger = logging.getLogger("guard_proxy.proxy")
 
-Endpoint = Callable[[], Awaitable[Response]]
+Endpoint = Callable[..., Awaitable[Any]]
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # The paths the router sends here are listed in routes.OWN_ROUTES.
@@ -88,11 +90,6 @@ _DENIED: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _active(cache: GuardCache) -> str:
-    backend = cache.active_backend
-    return str(backend) if backend else "none"
-
-
 def own_app(
     upstream: Upstream,
     cache: GuardCache,
@@ -104,7 +101,8 @@ def own_app(
     """The FastAPI app of the own endpoints, wrapped so each request is logged under its path.
 
     ``cache`` is the app's :class:`guard_proxy.cache.GuardCache`. With ``share`` (one worker
-    of several), ``/metrics`` and ``/cache/stats`` merge every worker's numbers.
+    of several), ``/cache/stats`` merges every worker's numbers (``/metrics`` does through
+    prometheus_client's multiprocess mode).
     """
     started = time.time()
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
@@ -136,19 +134,18 @@ def own_app(
         return register
 
     @get("/health", response_model=HealthBody, response_class=JSONBody)
-    async def health() -> Response:
+    async def health() -> HealthBody:
         """Liveness: always 200 while the process serves; upstream, cache backend, summary line."""
         reachable = await readiness.upstream_reachable()
-        body = HealthBody(
+        return HealthBody(
             status="ok",
             summary=summary(readiness, metrics, reachable),
             version=__version__,
             started_at=started_at,
             uptime_s=round(time.time() - started, 3),
             upstream=UpstreamState(url=upstream.url, reachable=reachable),
-            cache=CacheSummary(enabled=cache_enabled, active_backend=_active(cache)),  # type: ignore[arg-type]
+            cache=CacheSummary(enabled=cache_enabled, active_backend=cache.active_backend),
         )
-        return JSONBody(body.model_dump())
 
     @get(
         "/ready",
@@ -156,11 +153,12 @@ def own_app(
         response_class=JSONBody,
         responses={503: {"model": ReadyBody, "description": "not ready: the reasons say why"}},
     )
-    async def ready() -> Response:
+    async def ready(response: Response) -> ReadyBody:
         """Readiness: 200 when the upstream answers and, with ``cache.require_redis``, Redis
         serves the cache and answers a PING now; otherwise 503 with the reasons."""
-        report = await readiness.check()
-        return JSONBody(report.body(), status_code=200 if report.ready else 503)
+        body = await readiness.check()
+        response.status_code = 200 if body.ready else 503
+        return body
 
     @get(
         "/cache/health",
@@ -168,18 +166,26 @@ def own_app(
         response_class=JSONBody,
         responses={503: {"model": CacheHealthBody, "description": "cache closed"}},
     )
-    async def cache_health() -> Response:
+    async def cache_health(response: Response) -> CacheHealthBody:
         """200 while the cache serves (memory counts), 503 once it is closed."""
-        state = await cache.health()
-        return JSONBody(state, status_code=200 if state.get("healthy", True) else 503)
+        body = await cache.health()
+        response.status_code = 200 if body.healthy else 503
+        return body
 
-    @get("/cache/stats", response_model=CacheStatsBody, response_class=JSONBody)
-    async def cache_stats() -> Response:
+    @get(
+        "/cache/stats",
+        response_model=CacheStatsBody,
+        response_class=JSONBody,
+        response_model_exclude_unset=True,  # ``workers``... only when there are several
+    )
+    async def cache_stats() -> CacheStatsBody:
         """Cache counters, the serving backend, and Redis memory and key count when connected.
 
         With several workers: the counters summed over all, ``workers`` and ``per_worker``."""
         stats = await cache.stats()
-        return JSONBody(share.merged_stats(dict(stats)) if share is not None else stats)
+        if share is None:
+            return stats
+        return CacheStatsBody.model_validate(share.merged_stats(stats.model_dump()))
 
     @app.post(
         "/cache/clear",
@@ -188,12 +194,12 @@ def own_app(
         responses=_ADMIN_ERRORS,
         dependencies=[Depends(admin_token)],
     )
-    async def cache_clear(request: Request) -> Response:
+    async def cache_clear(request: Request) -> ClearedBody:
         """Delete the keys under ``cache.prefix`` (never FLUSHDB) and the memory entries."""
         cleared = await cache.clear()
         client = request_info(request.scope).client
         logger.warning("cache cleared", extra={"fields": {"cleared": cleared, "client": client}})
-        return JSONBody(ClearedBody(cleared=cleared).model_dump())
+        return ClearedBody(cleared=cleared)
 
     @get(
         "/metrics",
@@ -202,9 +208,7 @@ def own_app(
     )
     async def metrics_text() -> Response:
         """Prometheus text format: requests, streams, blocks, scans, cache, readiness."""
-        text = await metrics.scrape(cache, readiness)
-        if share is not None:
-            text = share.merged_metrics(text)
+        text = await metrics.scrape(cache, readiness)  # every worker's, when there are several
         return Response(text.encode(), media_type=PROMETHEUS_TYPE)
 
     async def own(scope: Scope, receive: Receive, send: Send) -> None:

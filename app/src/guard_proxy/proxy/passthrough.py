@@ -13,7 +13,8 @@ from guard_proxy.exceptions import UpstreamError
 from guard_proxy.proxy.asgi import ClientDisconnected, Receive, Scope, Send, read_body
 from guard_proxy.proxy.disconnect import run_until_disconnect
 from guard_proxy.proxy.errors import send_error
-from guard_proxy.proxy.state import request_info
+from guard_proxy.proxy.state import RequestInfo, request_info
+from guard_proxy.proxy.streamformat import stream_format
 from guard_proxy.proxy.upstream import (
     Upstream,
     UpstreamBroken,
@@ -71,7 +72,8 @@ class Passthrough:
         self.stream_request = stream_request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_info(scope).route = self.route
+        info = request_info(scope)
+        info.route = self.route
         method: str = scope["method"]
         path: str = scope["path"]
         headers = forward_headers(scope["headers"], identity=False)
@@ -94,11 +96,15 @@ class Passthrough:
             if body_done:
                 await run_until_disconnect(
                     receive,
-                    self._exchange(send, method, path, scope["query_string"], headers, content),
+                    self._exchange(
+                        send, method, path, scope["query_string"], headers, content, info
+                    ),
                 )
             else:
                 # The body is still being read from ``receive``: no concurrent watcher.
-                await self._exchange(send, method, path, scope["query_string"], headers, content)
+                await self._exchange(
+                    send, method, path, scope["query_string"], headers, content, info
+                )
         except ClientDisconnected:
             return
 
@@ -110,6 +116,7 @@ class Passthrough:
         query: bytes,
         headers: list[tuple[str, str]],
         content: bytes | AsyncIterator[bytes] | None,
+        info: RequestInfo,
     ) -> None:
         try:
             response = await self.upstream.open(
@@ -118,6 +125,7 @@ class Passthrough:
         except UpstreamError as exc:
             await upstream_failed(send, path, exc)
             return
+        info.stream = stream_format(response.content_type)
         try:
             await relay(send, response, head=method == "HEAD")
         except UpstreamBroken:

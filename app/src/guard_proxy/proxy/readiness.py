@@ -13,16 +13,16 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
+from guard_proxy.api_models import ReadyBody, ReadyCache, ReadyChecks, ReadyUpstream
 from guard_proxy.proxy.upstream import Upstream
 
 if TYPE_CHECKING:
     from guard_proxy.cache import GuardCache
 
-__all__ = ["PROBE_TTL", "Readiness", "ReadyReport", "public_url", "short_error"]
+__all__ = ["PROBE_TTL", "Readiness", "public_url", "short_error"]
 
 PROBE_TTL = 1.0
 """Seconds an upstream probe result is reused."""
@@ -73,33 +73,6 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-@dataclass
-class ReadyReport:
-    """What ``/ready`` answers: ``ready``, the reasons it is not, and each check."""
-
-    ready: bool
-    reasons: list[str] = field(default_factory=list)
-    upstream_ok: bool = False
-    upstream_url: str = ""
-    cache_ok: bool = False
-    cache_required: bool = False
-    active_backend: str = "none"
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "status": "ready" if self.ready else "not ready",
-            "reasons": self.reasons,
-            "checks": {
-                "upstream": {"ok": self.upstream_ok, "url": self.upstream_url},
-                "cache": {
-                    "ok": self.cache_ok,
-                    "required": self.cache_required,
-                    "active_backend": self.active_backend,
-                },
-            },
-        }
-
-
 class Readiness:
     """The instance's readiness state, shared by ``/ready``, ``/health`` and the STATUS line.
 
@@ -145,37 +118,44 @@ class Readiness:
         self._probed_at = time.monotonic()
         return reachable
 
-    async def check(self) -> ReadyReport:
-        """Probe what readiness needs, now (the upstream answer may be up to 1 s old)."""
-        report = ReadyReport(ready=True, upstream_url=self.url)
+    async def check(self) -> ReadyBody:
+        """Probe what readiness needs, now (the upstream answer may be up to 1 s old); the
+        ``/ready`` body (``ready`` says whether it is 200)."""
+        reasons: list[str] = []
         if self.draining:
-            report.reasons.append("draining")
-        report.upstream_ok = await self.upstream_reachable()
-        if not report.upstream_ok:
-            report.reasons.append(f"upstream {self.url} not reachable")
-        cache = self.cache
-        report.active_backend = str(cache.active_backend or "none")
-        report.cache_required = self.require_redis
-        report.cache_ok = True
+            reasons.append("draining")
+        upstream_ok = await self.upstream_reachable()
+        if not upstream_ok:
+            reasons.append(f"upstream {self.url} not reachable")
+        cache_ok = True
         if self.require_redis:
-            report.cache_ok = await self._redis_usable(report)
-        report.ready = not report.reasons
-        return report
+            cache_ok = await self._redis_usable(reasons)
+        return ReadyBody(
+            status="not ready" if reasons else "ready",
+            reasons=reasons,
+            checks=ReadyChecks(
+                upstream=ReadyUpstream(ok=upstream_ok, url=self.url),
+                cache=ReadyCache(
+                    ok=cache_ok,
+                    required=self.require_redis,
+                    active_backend=self.cache.active_backend,
+                ),
+            ),
+        )
 
-    async def _redis_usable(self, report: ReadyReport) -> bool:
+    async def _redis_usable(self, reasons: list[str]) -> bool:
         cache = self.cache
         where = cache.redis_endpoint or "redis"
         if cache.active_backend == "redis":
             health = await cache.health()  # a PING through the pool; a failure trips the breaker
-            if health.get("redis_connected"):
+            if health.redis_connected:
                 return True
-            report.active_backend = str(cache.active_backend or "none")
-            report.reasons.append(
+            reasons.append(
                 f"redis required but PING failed ({where}: {short_error(cache.last_error)})"
             )
             return False
-        report.reasons.append(
-            f"redis required but the cache serves from {report.active_backend} "
+        reasons.append(
+            f"redis required but the cache serves from {cache.active_backend} "
             f"({where}: {short_error(cache.last_error)})"
         )
         return False

@@ -22,17 +22,15 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from guard_proxy.exceptions import ScannerError
 from guard_proxy.guard import Direction, StreamGuard, Verdict
 from guard_proxy.guard.redaction import Edit, Rewriter, apply
 from guard_proxy.proxy.redact import rewrite_tool_calls
 from guard_proxy.proxy.shapes import Path, Shape, get_path, with_texts
+from guard_proxy.proxy.streamformat import StreamFormat
 from guard_proxy.proxy.verdicts import VerdictService
-
-if TYPE_CHECKING:
-    from guard_proxy.proxy.framing import Framing
 
 
 class Stop(Enum):
@@ -93,9 +91,9 @@ class Releaser:
 
     * **guard** - a fresh :class:`StreamGuard` for the output direction.
     * **shape** - the route's :class:`Shape`: where a piece's text and tool calls are.
-    * **framing** - the stream's :class:`~guard_proxy.proxy.framing.Framing`; it writes
-      split pieces back (``encode``), and :func:`~guard_proxy.proxy.framing.relay_stream` reads
-      the stream in it.
+    * **fmt** - the stream's :class:`~guard_proxy.proxy.streamformat.StreamFormat`; split
+      pieces are written back in it, and :func:`~guard_proxy.proxy.framing.relay_stream`
+      reads and ends the stream in it.
     * **verdicts** - scans tool-call arguments and applies the fail mode.
     * **rewriter** - restores placeholders and masks values in the text, or ``None``.
     """
@@ -104,17 +102,17 @@ class Releaser:
         self,
         guard: StreamGuard,
         shape: Shape,
-        framing: Framing,
+        fmt: StreamFormat,
         verdicts: VerdictService,
         rewriter: Rewriter | None = None,
     ) -> None:
         self.guard = guard
         self.shape = shape
-        self.framing = framing
+        self.format = fmt
         self.verdicts = verdicts
         self._text_paths = shape.text_paths  # bound once: called per piece
         self._tool_texts = shape.tool_texts
-        self._encode = framing.encode
+        self._encode = fmt.encode
         self.pending: deque[_Piece] = deque()
         self.total = 0
         self.released = 0

@@ -14,7 +14,7 @@ import logging
 import time
 
 from guard_proxy.proxy.asgi import ASGIApp, Message, Receive, Scope, Send
-from guard_proxy.proxy.metrics import Metrics, is_stream
+from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.state import SCOPE_KEY, RequestInfo
 
 logger = logging.getLogger("guard_proxy.access")
@@ -45,7 +45,8 @@ class RequestLogMiddleware:
             nonlocal status, streamed, first_chunk
             if message["type"] == "http.response.start":
                 status = message["status"]
-                streamed = is_stream(message.get("headers"))
+                started: RequestInfo | None = scope.get(SCOPE_KEY)
+                streamed = started is not None and started.stream is not None
             elif streamed and not first_chunk and message.get("body"):
                 first_chunk = time.perf_counter()
             await send(message)

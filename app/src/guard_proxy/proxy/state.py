@@ -6,6 +6,8 @@ from collections.abc import MutableMapping
 from enum import StrEnum
 from typing import Any
 
+from guard_proxy.proxy.streamformat import StreamFormat
+
 SCOPE_KEY = "guard_proxy"
 
 
@@ -26,11 +28,12 @@ class RequestInfo:
     """What the request log and the metrics need to know about one request.
 
     The access middleware creates it; handlers fill ``route``, ``verdict`` (an
-    :class:`RequestVerdict`, maybe with a suffix) and ``cache``.
+    :class:`RequestVerdict`, maybe with a suffix), ``cache``, and ``stream`` (the
+    response's format when it is a stream, decided once before its start is sent).
     It never holds prompt or answer text.
     """
 
-    __slots__ = ("blocked_by", "cache", "client", "redacted", "route", "verdict")
+    __slots__ = ("blocked_by", "cache", "client", "redacted", "route", "stream", "verdict")
 
     def __init__(self, client: str) -> None:
         self.client = client
@@ -39,6 +42,7 @@ class RequestInfo:
         self.cache = ""
         self.blocked_by: list[str] = []
         self.redacted = ""  # kinds and counts masked in the request ("email=2"), never values
+        self.stream: StreamFormat | None = None
 
 
 def request_info(scope: MutableMapping[str, Any]) -> RequestInfo:

@@ -7,10 +7,13 @@
   DEGRADED · cache memory since 12:03:04 UTC (redis1:6379 timeout) · upstream ok · 9 req, 0 blocked
 
 It holds states, addresses, counts and fixed words only: never a secret, a Redis error text
-or prompt text. :class:`SystemdReporter` runs beside the server on the event loop, never on
-the request path: the cache calls a listener (setting an event) when its backend changes,
-and the reporter sends ``STATUS=`` on every change of state and every :data:`REFRESH`
-seconds with fresh counters; with ``$WATCHDOG_USEC`` it sends ``WATCHDOG=1`` every half
+or prompt text. :func:`status_facts` gives the same as data (:class:`StatusFacts`); a
+worker of a supervisor sends it along with its ``STATUS=`` line (as ``X_GUARD_PROXY_STATUS=``
+JSON, to the supervisor's socket only), and the supervisor merges its workers' facts.
+:class:`SystemdReporter` runs beside the server on the event loop, never on the request
+path: the cache calls a listener (setting an event) when its backend changes, and the
+reporter sends ``STATUS=`` on every change of state and every :data:`REFRESH` seconds with
+fresh counters; with ``$WATCHDOG_USEC`` it sends ``WATCHDOG=1`` every half
 interval from the loop itself, so a blocked loop stops the pings and systemd restarts us.
 """
 
@@ -22,7 +25,10 @@ import logging
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
+
+import orjson
 
 from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.readiness import Readiness, short_error
@@ -30,7 +36,15 @@ from guard_proxy.proxy.sdnotify import notify
 
 logger = logging.getLogger("guard_proxy.proxy")
 
-__all__ = ["REFRESH", "SystemdReporter", "summary", "watchdog_interval"]
+__all__ = [
+    "FACTS_FIELD",
+    "REFRESH",
+    "StatusFacts",
+    "SystemdReporter",
+    "status_facts",
+    "summary",
+    "watchdog_interval",
+]
 
 SEP = " · "
 REFRESH = 10.0
@@ -39,10 +53,52 @@ TICK = 1.0
 """Seconds between two looks at the state (a cache backend change wakes the loop at once)."""
 UPSTREAM_EVERY = 5.0
 """Seconds between two upstream probes of the reporter (``/ready`` may probe more often)."""
+FACTS_FIELD = "X_GUARD_PROXY_STATUS"
+"""The notify field a worker sends its :class:`StatusFacts` in (to its supervisor only)."""
+WORKER_ENV = "GUARD_PROXY_WORKER"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusFacts:
+    """The parts of the one-line summary: ``head`` (``ready``, ``DEGRADED``, ``DRAINING``),
+    the cache and upstream parts, and the request and block counts."""
+
+    head: str
+    cache: str
+    upstream: str
+    requests: int
+    blocked: int
+
+    def line(self) -> str:
+        """The summary line these facts make."""
+        counts = f"{self.requests:,} req, {self.blocked:,} blocked"
+        return SEP.join((self.head, self.cache, self.upstream, counts))
+
+    def to_json(self) -> str:
+        return orjson.dumps(asdict(self)).decode()
+
+    @classmethod
+    def from_json(cls, text: str) -> StatusFacts | None:
+        """The facts in ``text``, or None when it is not what :meth:`to_json` writes."""
+        try:
+            doc = orjson.loads(text)
+            facts = cls(**doc)
+        except (ValueError, TypeError):
+            return None
+        fields = (facts.head, facts.cache, facts.upstream, facts.requests, facts.blocked)
+        types = (str, str, str, int, int)
+        if not all(type(v) is t for v, t in zip(fields, types, strict=True)):
+            return None
+        return facts
 
 
 def summary(readiness: Readiness, metrics: Metrics, upstream_ok: bool | None) -> str:
     """The one-line state of the instance (see the module docstring)."""
+    return status_facts(readiness, metrics, upstream_ok).line()
+
+
+def status_facts(readiness: Readiness, metrics: Metrics, upstream_ok: bool | None) -> StatusFacts:
+    """The instance's :class:`StatusFacts` now."""
     cache = readiness.cache
     active = str(cache.active_backend or "none")
     fell_back = bool(cache.wants_redis) and active != "redis"
@@ -67,9 +123,9 @@ def summary(readiness: Readiness, metrics: Metrics, upstream_ok: bool | None) ->
     else:
         cache_part = "cache memory"
     upstream = {True: "upstream ok", False: "upstream DOWN", None: "upstream unknown"}
-    requests = sum(metrics.requests.values())
-    counts = f"{requests:,} req, {metrics.blocked:,} blocked"
-    return SEP.join((head, cache_part, upstream[upstream_ok], counts))
+    return StatusFacts(
+        head, cache_part, upstream[upstream_ok], metrics.request_count, metrics.blocked
+    )
 
 
 def watchdog_interval(environ: Mapping[str, str] | None = None) -> float | None:
@@ -141,8 +197,11 @@ class SystemdReporter:
                 await task
 
     def _send(self, upstream_ok: bool | None) -> None:
-        line = summary(self.readiness, self.metrics, upstream_ok)
-        notify(f"STATUS={line}", self.env)
+        facts = status_facts(self.readiness, self.metrics, upstream_ok)
+        message = f"STATUS={facts.line()}"
+        if self.env.get(WORKER_ENV):  # our supervisor merges the workers from the data
+            message += f"\n{FACTS_FIELD}={facts.to_json()}"
+        notify(message, self.env)
         self._last_sent = time.monotonic()
 
     def _state(self, upstream_ok: bool | None) -> tuple[Any, ...]:

@@ -1,20 +1,17 @@
-"""``/metrics`` and ``/cache/stats`` across worker processes (``server.workers`` > 1).
+"""``/cache/stats`` across worker processes (``server.workers`` > 1).
 
-A scrape lands on one worker, chosen by the kernel. So that it still describes the whole
-service, every worker publishes a snapshot (its Prometheus text and its cache counters)
-into a directory the supervisor created for this service (private, mode 0700, named in
-``$GUARD_PROXY_WORKER_DIR``) about every :data:`PUBLISH_EVERY` seconds, and the scraped
-worker merges its own fresh numbers with the others' snapshots:
+A request for ``/cache/stats`` lands on one worker, chosen by the kernel. So that it still
+describes the whole service, every worker publishes its cache counters into a directory the
+supervisor created for this service (private, mode 0700, named in
+``$GUARD_PROXY_WORKER_DIR``) about every :data:`PUBLISH_EVERY` seconds, and the asked
+worker adds its own fresh numbers to the others': the integer counters summed,
+``hit_rate`` recomputed, the Redis section and the backend of the asked worker, plus
+``workers`` (how many answered) and ``per_worker`` (pid, backend, breaker, hits, misses,
+memory entries of each). Another worker's numbers are at most about a second old. Files are
+written whole (temp file, then rename), so a reader never sees half a snapshot.
 
-* ``/metrics``: :func:`guard_proxy.proxy.promtext.merge` (counters and histograms summed,
-  in-flight summed, other gauges one sample per ``worker`` label);
-* ``/cache/stats``: the integer counters summed, ``hit_rate`` recomputed, the Redis section
-  and the backend of the scraped worker, plus ``workers`` (how many answered) and
-  ``per_worker`` (pid, backend, breaker, hits, misses, memory entries of each).
-
-Another worker's numbers are at most about a second old; a worker that died and was
-replaced starts again from zero (Prometheus sees a counter reset). Files are written whole
-(temp file, then rename), so a reader never sees half a snapshot.
+``/metrics`` needs none of this: it is prometheus_client's multiprocess mode
+(:mod:`guard_proxy.proxy.metrics`); the same loop refreshes each worker's gauges there.
 """
 
 from __future__ import annotations
@@ -29,8 +26,6 @@ from typing import Any
 
 import orjson
 
-from guard_proxy.proxy.promtext import merge
-
 __all__ = ["DIR_ENV", "PUBLISH_EVERY", "WORKER_ENV", "WorkerShare", "merge_stats"]
 
 logger = logging.getLogger("guard_proxy.proxy")
@@ -44,7 +39,8 @@ PUBLISH_EVERY = 1.0
 _NOT_SUMMED = frozenset({"memory_max_size", "pid"})
 _PER_WORKER = ("active_backend", "breaker_state", "hits", "misses", "memory_entries")
 
-Snapshot = Callable[[], Awaitable[tuple[str, dict[str, Any]]]]
+Snapshot = Callable[[], Awaitable[dict[str, Any]]]
+"""This worker's cache counters now (refreshing its metrics on the way)."""
 
 
 def merge_stats(own: dict[str, Any], others: list[dict[str, Any]]) -> dict[str, Any]:
@@ -91,9 +87,8 @@ class WorkerShare:
     @staticmethod
     def remove(directory: str | os.PathLike[str], worker: str) -> None:
         """Forget a worker's snapshot (the supervisor calls this when the worker died)."""
-        for suffix in (".prom", ".json"):
-            with contextlib.suppress(FileNotFoundError):
-                (Path(directory) / f"worker-{worker}{suffix}").unlink()
+        with contextlib.suppress(FileNotFoundError):
+            (Path(directory) / f"worker-{worker}.json").unlink()
 
     def _path(self, worker: str, suffix: str) -> Path:
         return self.dir / f"worker-{worker}{suffix}"
@@ -104,9 +99,8 @@ class WorkerShare:
         temp.write_bytes(data)
         os.replace(temp, target)
 
-    def publish(self, metrics_text: str, stats: dict[str, Any]) -> None:
-        """Write this worker's snapshot (its metrics text and cache counters)."""
-        self._write(".prom", metrics_text.encode())
+    def publish(self, stats: dict[str, Any]) -> None:
+        """Write this worker's snapshot (its cache counters)."""
         self._write(".json", orjson.dumps({**stats, "pid": os.getpid()}))
 
     def _others(self, suffix: str) -> dict[str, bytes]:
@@ -118,12 +112,6 @@ class WorkerShare:
             with contextlib.suppress(FileNotFoundError):
                 found[worker] = path.read_bytes()
         return found
-
-    def merged_metrics(self, own_text: str) -> str:
-        """This worker's fresh metrics text merged with the other workers' snapshots."""
-        texts = {w: data.decode() for w, data in self._others(".prom").items()}
-        texts[self.worker] = own_text
-        return merge(dict(sorted(texts.items(), key=lambda kv: _order(kv[0]))))
 
     def merged_stats(self, own: dict[str, Any]) -> dict[str, Any]:
         """This worker's fresh cache stats with the other workers' counters added."""
@@ -150,8 +138,7 @@ class WorkerShare:
 
     async def publish_now(self, snapshot: Snapshot) -> None:
         """Publish one snapshot now (before ``READY``: the first scrape sees every worker)."""
-        text, stats = await snapshot()
-        self.publish(text, stats)
+        self.publish(await snapshot())
 
     async def stop(self) -> None:
         task, self._task = self._task, None
