@@ -68,97 +68,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return p
 
 
-def swap(tmp: Path, pki: Pki, cert: str, key: str, tls_dir: Path) -> tuple[bool, str]:
-    """Runs tls.yml with ``cert``/``key`` (PEM files of ``pki``) and the CA ca.crt."""
-    variables = {
-        **copy.deepcopy(ASSERT_BASE),
-        "redis_tls_enabled": True,
-        "redis_tls_cert": pki.pem(f"{cert}.crt"),
-        "redis_tls_key": pki.pem(f"{key}.key"),
-        "redis_tls_ca": pki.pem("ca.crt"),
-        "redis_tls_dir": str(tls_dir),
-        "redis_tls_metrics_dir": str(tls_dir.parent / "textfiles"),
-        "redis_replication_address": "127.0.0.1",
-        "_redis_tls_check_script": str(tls_dir.parent / "redis-tls-check"),
-        "_redis_user": "root",
-        "_redis_group": "root",
-        # No redis-server unit here: the reload handlers have nothing to do.
-        "_redis_runs": False,
-        "_redis_sentinel_runs": False,
-    }
-    plays = [
-        {
-            "name": "Swap the TLS files",
-            "hosts": "localhost",
-            "gather_facts": False,
-            "tasks": [
-                {
-                    "name": "Check the variables (and load the role)",
-                    "ansible.builtin.include_role": {
-                        "name": "redis",
-                        "tasks_from": "assert",
-                        "public": True,
-                    },
-                },
-                {
-                    "name": "Write the TLS files",
-                    "ansible.builtin.include_role": {"name": "redis", "tasks_from": "tls"},
-                },
-            ],
-        }
-    ]
-    run = run_playbook(tmp, plays, extra_vars=variables)
-    output = run.stdout + run.stderr
-    key_body = pki.pem(f"{key}.key").splitlines()[1]
-    assert "PRIVATE KEY" not in output and key_body not in output  # no key material shown
-    return run.returncode == 0, output
-
-
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> dict[str, Any]:
-    """First deploy with pair "first", then a renewal to "second": both pass."""
-    tmp = tmp_path_factory.mktemp("swap")
-    tls_dir = tmp / "tls"
-    ok, out = swap(tmp, pki, "first", "first", tls_dir)
-    assert ok, out[-4000:]
-    first = {f: (tls_dir / f).read_bytes() for f in ("ca.crt", "redis.crt", "redis.key")}
-    ok, out = swap(tmp, pki, "second", "second", tls_dir)
-    assert ok, out[-4000:]
-    return {"tmp": tmp, "dir": tls_dir, "first": first}
-
-
-def _live(tls_dir: Path) -> dict[str, bytes]:
-    return {f: (tls_dir / f).read_bytes() for f in ("ca.crt", "redis.crt", "redis.key")}
-
-
-def test_a_renewal_installs_the_new_pair_and_keeps_the_previous(
-    installed: dict[str, Any], pki: Pki
-) -> None:
-    tls_dir = installed["dir"]
-    assert (tls_dir / "redis.crt").read_text().strip() == pki.pem("second.crt").strip()
-    assert (tls_dir / "redis.key").read_text().strip() == pki.pem("second.key").strip()
-    previous = tls_dir / "previous"
-    assert (previous / "redis.crt").read_bytes() == installed["first"]["redis.crt"]
-    assert (previous / "redis.key").read_bytes() == installed["first"]["redis.key"]
-    assert (tls_dir / "redis.key").stat().st_mode & 0o777 == 0o400
-    assert (previous / "redis.key").stat().st_mode & 0o777 == 0o400
-
-
-def test_the_expiry_is_published_for_the_alert(installed: dict[str, Any], pki: Pki) -> None:
-    enddate = subprocess.run(
-        ["sh", "-c", 'date -u -d "$(openssl x509 -in "$1" -noout -enddate | cut -d= -f2)" +%s',
-         "-", str(pki.d / "second.crt")],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    text = (installed["dir"].parent / "textfiles" / "redis-tls.prom").read_text()
-    sample = (
-        f'tls_certificate_not_after_timestamp_seconds{{service="redis",'
-        f'path="{installed["dir"] / "redis.crt"}"}} {enddate}'
-    )
-    assert sample in text.splitlines()
-    assert "# TYPE tls_certificate_not_after_timestamp_seconds gauge" in text
-
-
 BAD = {
     # case: (certificate, key, what the failure names)
     "key_mismatch": ("second", "first", "does not match"),
@@ -167,33 +76,162 @@ BAD = {
     "server_only": ("server-only", "server-only", "for purpose sslclient"),
     "expires_soon": ("short", "short", "expires within 7 days"),
 }
+FILES = ("ca.crt", "redis.crt", "redis.key")
+
+
+def _swap_play(
+    name: str, pki: Pki, cert: str, key: str, out: Path, tls_dir: Path
+) -> dict[str, Any]:
+    """A play that runs tls.yml with ``cert``/``key`` of ``pki`` and records, in
+    ``out``/``name``.json, whether it passed, the failure and the files in use after it."""
+    live = (
+        "{"
+        + ", ".join(f"'{f}': lookup('ansible.builtin.file', '{tls_dir / f}')" for f in FILES)
+        + "}"
+    )
+    record = {"dest": str(out / f"{name}.json"), "mode": "0600"}
+    return {
+        "name": f"Swap {name}",
+        "hosts": "localhost",
+        "gather_facts": False,
+        "vars": {"redis_tls_cert": pki.pem(f"{cert}.crt"), "redis_tls_key": pki.pem(f"{key}.key")},
+        "tasks": [
+            {
+                "name": "Swap",
+                "block": [
+                    {
+                        "name": "Write the TLS files (roles/redis/tasks/tls.yml)",
+                        "ansible.builtin.include_role": {"name": "redis", "tasks_from": "tls"},
+                    },
+                    {
+                        "name": "Passed",
+                        "ansible.builtin.copy": {
+                            **record,
+                            "content": "{{ {'ok': true, 'live': " + live + "} | to_json }}",
+                        },
+                    },
+                ],
+                "rescue": [
+                    {
+                        "name": "Failed",
+                        "ansible.builtin.copy": {
+                            **record,
+                            "content": "{{ {'ok': false, 'msg': ansible_failed_result.msg,"
+                            " 'live': " + live + "} | to_json }}",
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def swaps(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> dict[str, Any]:
+    """One ansible-playbook run: a first deploy with pair "first", a renewal to
+    "second", then each bad candidate of BAD in turn, with their results."""
+    tmp = tmp_path_factory.mktemp("swap")
+    tls_dir, out = tmp / "tls", tmp / "results"
+    out.mkdir()
+    variables = {
+        **copy.deepcopy(ASSERT_BASE),
+        "redis_tls_enabled": True,
+        "redis_tls_ca": pki.pem("ca.crt"),
+        "redis_tls_dir": str(tls_dir),
+        "redis_tls_metrics_dir": str(tmp / "textfiles"),
+        "redis_replication_address": "127.0.0.1",
+        "_redis_tls_check_script": str(tmp / "redis-tls-check"),
+        "_redis_user": "root",
+        "_redis_group": "root",
+        # No redis-server unit here: the reload handlers have nothing to do.
+        "_redis_runs": False,
+        "_redis_sentinel_runs": False,
+    }
+    load = {
+        "name": "Load the role",
+        "hosts": "localhost",
+        "gather_facts": False,
+        "vars": {"redis_tls_cert": pki.pem("first.crt"), "redis_tls_key": pki.pem("first.key")},
+        "tasks": [
+            {
+                "name": "Check the variables (and load the role)",
+                "ansible.builtin.include_role": {
+                    "name": "redis",
+                    "tasks_from": "assert",
+                    "public": True,
+                },
+            }
+        ],
+    }
+    plays = [load, _swap_play("first", pki, "first", "first", out, tls_dir)]
+    plays.append(_swap_play("second", pki, "second", "second", out, tls_dir))
+    plays += [
+        _swap_play(case, pki, cert, key, out, tls_dir) for case, (cert, key, _) in BAD.items()
+    ]
+    run = run_playbook(tmp, plays, extra_vars=variables)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-4000:]
+    results = {
+        p["name"][5:]: json.loads((out / f"{p['name'][5:]}.json").read_text()) for p in plays[1:]
+    }
+    # Per play, what ansible-playbook printed (to see which ran handlers).
+    printed = {seg.split("]", 1)[0][5:]: seg for seg in output.split("\nPLAY [")[1:]}
+    return {"dir": tls_dir, "tmp": tmp, "results": results, "output": output, "printed": printed}
+
+
+def test_no_key_material_is_printed(swaps: dict[str, Any], pki: Pki) -> None:
+    assert "PRIVATE KEY" not in swaps["output"]
+    for name in ("first", "second", "other-ca-cert", "no-san", "server-only", "short"):
+        assert pki.pem(f"{name}.key").splitlines()[1] not in swaps["output"]
+
+
+def test_a_renewal_installs_the_new_pair_and_keeps_the_previous(
+    swaps: dict[str, Any], pki: Pki
+) -> None:
+    first, second = swaps["results"]["first"], swaps["results"]["second"]
+    assert first["ok"] and second["ok"], swaps["output"][-4000:]
+    assert second["live"]["redis.crt"].strip() == pki.pem("second.crt").strip()
+    assert second["live"]["redis.key"].strip() == pki.pem("second.key").strip()
+    previous = swaps["dir"] / "previous"
+    assert (previous / "redis.crt").read_text().strip() == pki.pem("first.crt").strip()
+    assert (previous / "redis.key").read_text().strip() == pki.pem("first.key").strip()
+    assert (swaps["dir"] / "redis.key").stat().st_mode & 0o777 == 0o400
+    assert (previous / "redis.key").stat().st_mode & 0o777 == 0o400
+
+
+def test_the_expiry_is_published_for_the_alert(swaps: dict[str, Any], pki: Pki) -> None:
+    enddate = subprocess.run(
+        ["sh", "-c", 'date -u -d "$(openssl x509 -in "$1" -noout -enddate | cut -d= -f2)" +%s',
+         "-", str(pki.d / "second.crt")],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    text = (swaps["tmp"] / "textfiles" / "redis-tls.prom").read_text()
+    sample = (
+        f'tls_certificate_not_after_timestamp_seconds{{service="redis",'
+        f'path="{swaps["dir"] / "redis.crt"}"}} {enddate}'
+    )
+    assert sample in text.splitlines()
+    assert "# TYPE tls_certificate_not_after_timestamp_seconds gauge" in text
 
 
 @pytest.mark.parametrize("case", list(BAD))
 def test_a_candidate_that_fails_a_check_is_never_installed(
-    installed: dict[str, Any], pki: Pki, case: str, tmp_path: Path
+    swaps: dict[str, Any], case: str
 ) -> None:
-    cert, key, reason = BAD[case]
-    tls_dir = installed["dir"]
-    before = _live(tls_dir)
-    previous = {f: (tls_dir / "previous" / f).read_bytes() for f in ("redis.crt", "redis.key")}
-    ok, out = swap(tmp_path, pki, cert, key, tls_dir)
-    assert not ok
-    assert "failed the check and were not installed" in out
-    assert reason in out, out[-3000:]
-    assert _live(tls_dir) == before  # the files in use are untouched
-    assert {f: (tls_dir / "previous" / f).read_bytes() for f in previous} == previous
-    assert "RUNNING HANDLER" not in out  # nothing reloaded or restarted
+    result = swaps["results"][case]
+    assert not result["ok"], f"{case} was installed"
+    assert "failed the check and were not installed" in result["msg"]
+    assert BAD[case][2] in result["msg"], result["msg"]
+    assert result["live"] == swaps["results"]["second"]["live"]  # the files in use, untouched
+    assert "RUNNING HANDLER" not in swaps["printed"][case]  # nothing reloaded or restarted
 
 
-def test_redis_starts_from_the_files_in_use_after_a_refused_swap(
-    installed: dict[str, Any], pki: Pki, servers: Servers, tmp_path: Path
+def test_redis_starts_from_the_files_in_use_after_refused_swaps(
+    swaps: dict[str, Any], pki: Pki, servers: Servers, tmp_path: Path
 ) -> None:
-    """After a refused candidate (key of another pair), a real Redis starts over TLS
-    from the files in use and serves a TLS client verifying it against the CA."""
-    tls_dir = installed["dir"]
-    ok, _ = swap(tmp_path, pki, "second", "first", tls_dir)
-    assert not ok
+    """After the refused candidates, a real Redis starts over TLS from the files in
+    use and serves a TLS client that verifies it against the CA."""
+    tls_dir = swaps["dir"]
     port = free_port()
     proc, log = servers.start(
         "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
