@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import orjson
 from support.guards import NoCache
+from support.prom import sample
 
 from guard_proxy.config.settings import GuardSettings, PluginSettings
 from guard_proxy.guard import Direction, Guard
+from guard_proxy.guard.offload import ScanExecutor
 from guard_proxy.guard.redaction import Finder, Rewriter, Vault
 from guard_proxy.proxy.framing import Ndjson
 from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.release import Releaser
 from guard_proxy.proxy.shapes import CHAT
+from guard_proxy.proxy.streamformat import StreamFormat
 from guard_proxy.proxy.verdicts import VerdictService
 
 SETTINGS = GuardSettings(
@@ -26,25 +29,35 @@ SETTINGS = GuardSettings(
 GUARD = Guard.from_settings(SETTINGS)
 
 
+def executor() -> ScanExecutor:
+    """Model threads for the plug-in (plug-ins run off the event loop)."""
+    return ScanExecutor(threads=1, queue=8, timeout=5.0, max_batch=16)
+
+
 async def test_input_spans_survive_a_scanner_failure_under_fail_open() -> None:
     metrics = Metrics()
     finder = Finder.from_settings(SETTINGS.input)
-    verdicts = VerdictService(GUARD, NoCache(), metrics, "open", {Direction.INPUT: finder})
+    verdicts = VerdictService(
+        GUARD, NoCache(), metrics, "open", {Direction.INPUT: finder}, executor=executor()
+    )
     check = await verdicts.check(Direction.INPUT, ["write to carol@example.com"])
     assert check.allowed and not check.failed
     assert check.spans == [(("email", 9, 26),)]
-    assert metrics.scanner_errors == {("input", "open"): 1}
+    errors = sample(
+        metrics.render({}), "guard_proxy_scanner_errors_total", direction="input", fail_mode="open"
+    )
+    assert errors == 1
 
 
 def test_stream_keeps_restoring_and_masking_after_a_scanner_failure() -> None:
     vault = Vault({"email"})
     vault.placeholder("email", "alice@example.com")
-    verdicts = VerdictService(GUARD, NoCache(), Metrics(), "open")
+    verdicts = VerdictService(GUARD, NoCache(), Metrics(), "open", executor=executor())
     framing = Ndjson()
     releaser = Releaser(
         GUARD.stream(Direction.OUTPUT),
         CHAT,
-        framing,
+        StreamFormat.NDJSON,
         verdicts,
         Rewriter(vault.restorations(), Finder.from_settings(SETTINGS.output)),
     )
