@@ -30,6 +30,7 @@ from guard_proxy.config.settings import (
 from guard_proxy.exceptions import ScannerError, ScannerLoadError
 from guard_proxy.guard import Guard, StreamGuard, Verdict
 from guard_proxy.guard.scanners._base import MultiPatternScanner, PatternScanner, fold
+from guard_proxy.guard.scanners.prompt_injection import InjectionScanner
 
 # Bounded, so the whole app suite stays fast; no example database written into the checkout.
 BOUNDED = settings(
@@ -63,6 +64,9 @@ def stream_all(stream: StreamGuard, chunks: list[str]) -> tuple[Verdict, list[in
 
 def spans(scanner: object, text: str) -> Iterator[tuple[int, int]]:
     """Every finding a built-in pattern scanner has in the whole ``text`` (start, end)."""
+    if isinstance(scanner, InjectionScanner):  # evidence: where its first cluster begins
+        yield from ((s, s + 1) for s in scanner.spans(text))
+        return
     if isinstance(scanner, MultiPatternScanner):
         parts = scanner._parts
     elif isinstance(scanner, PatternScanner):

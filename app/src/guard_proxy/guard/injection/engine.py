@@ -1,0 +1,199 @@
+"""The injection engine: rules of the enabled families, a prefilter, decoding, evidence.
+
+:meth:`Engine.judge` answers for a whole text (the fast path: benign text leaves after one
+normalisation and a set look-up); :meth:`Engine.hits` lists every hit with its place in the
+original text (what a stream needs); :meth:`Engine.first` applies the evidence rule to them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from guard_proxy.guard.injection import decode
+from guard_proxy.guard.injection.evidence import Cluster, Hit, first_cluster, score
+from guard_proxy.guard.injection.normalise import normalise, normalise_mapped
+from guard_proxy.guard.injection.rules import FAMILIES, RULES, Rule
+
+__all__ = ["Engine", "Hit"]
+
+WINDOW = 1024
+"""Characters within which hits count as one piece of evidence (and a stream's overlap)."""
+
+_DECODED_WEIGHT = 1.0
+"""What an encoded payload whose decoded text carries evidence of its own adds."""
+
+_WORDS = re.compile(r"[a-z]{3,}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    rule: Rule
+    pattern: re.Pattern[str]
+    weight: float
+
+
+def _triggers(rules: Iterable[Rule]) -> frozenset[str]:
+    """Words of which every text a norm rule can match contains one (see ``_prefilter``)."""
+    out: set[str] = set()
+    for r in rules:
+        out.update(_WORDS.findall(r.source))
+    return frozenset(out - _COMMON)
+
+
+# Words too common to say anything; a norm rule never matches on these alone.
+_COMMON = frozenset(
+    [
+        "the",
+        "you",
+        "your",
+        "are",
+        "and",
+        "any",
+        "all",
+        "for",
+        "with",
+        "not",
+        "can",
+        "will",
+        "was",
+        "were",
+        "has",
+        "have",
+        "had",
+        "this",
+        "that",
+        "what",
+        "which",
+        "how",
+        "now",
+        "who",
+        "its",
+        "from",
+        "into",
+        "out",
+        "its",
+        "one",
+        "two",
+        "our",
+        "their",
+        "them",
+        "they",
+        "she",
+        "her",
+        "his",
+        "him",
+        "more",
+        "most",
+        "just",
+        "only",
+        "also",
+        "but",
+        "yes",
+        "say",
+    ]
+)
+
+
+class Engine:
+    """Scores texts with the rules of ``families``. ``strict`` counts weak rules double."""
+
+    __slots__ = ("_cue", "_norm", "_raw", "families", "threshold", "window")
+
+    def __init__(
+        self,
+        families: Iterable[str] = FAMILIES,
+        *,
+        threshold: float = 1.0,
+        strict: bool = False,
+        window: int = WINDOW,
+    ) -> None:
+        chosen = set(families)
+        unknown = chosen - set(FAMILIES)
+        if unknown:
+            raise ValueError(f"unknown families: {', '.join(sorted(unknown))}")
+        self.families = tuple(f for f in FAMILIES if f in chosen)
+        self.threshold = threshold
+        self.window = window
+        compiled = [
+            _Compiled(r, re.compile(r.source), min(1.0, r.weight * 2) if strict else r.weight)
+            for r in RULES
+            if r.family in chosen
+        ]
+        self._norm = [c for c in compiled if c.rule.view == "norm" and c.rule.family != "encoded"]
+        self._raw = [c for c in compiled if c.rule.view == "raw"]
+        self._cue = [c for c in compiled if c.rule.family == "encoded"]
+
+    # ------------------------------------------------------------------ whole texts
+
+    def judge(self, text: str) -> Cluster | None:
+        """The first cluster of evidence that blocks ``text``, or ``None``."""
+        norm = normalise(text)
+        hits = self._hits(text.lower(), norm, None)
+        if score(hits) < self.threshold:
+            return None
+        if len(text) <= self.window:
+            hits.sort(key=lambda h: h.start)
+            return first_cluster(hits, threshold=self.threshold, window=len(text) + 1)
+        return self.first(text, 0)
+
+    # ------------------------------------------------------------------ places
+
+    def hits(self, text: str) -> list[Hit]:
+        """Every hit in ``text``, placed in ``text``, sorted by start."""
+        norm, origin = normalise_mapped(text)
+        hits = self._hits(text.lower(), norm, origin)
+        hits.sort(key=lambda h: h.start)
+        return hits
+
+    def first(self, text: str, start: int, *, final: bool = True) -> Cluster | None:
+        """The first blocking cluster whose first hit begins at or after ``start``; unless
+        ``final``, hits that reach the end of ``text`` (more text may change them) wait."""
+        hits = self.hits(text)
+        if not final:
+            end = len(text)
+            hits = [h for h in hits if h.end < end]
+        return first_cluster(hits, threshold=self.threshold, window=self.window, start=start)
+
+    # ------------------------------------------------------------------ matching
+
+    def _hits(self, low: str, norm: str, origin: list[int] | None) -> list[Hit]:
+        hits: list[Hit] = []
+        for c in self._raw:
+            for m in c.pattern.finditer(low):
+                hits.append(Hit(m.start(), m.end(), c.rule.id, c.rule.family, c.weight))
+        if norm and not _TRIGGERS.isdisjoint(norm.split()):
+            self._norm_hits(norm, origin, hits)
+        for c in self._cue:
+            for m in c.pattern.finditer(norm):
+                s, e = _place(m.start(), m.end(), origin)
+                hits.append(Hit(s, e, c.rule.id, c.rule.family, c.weight))
+                self._decoded(low, m.group(), (s, e), hits)
+        return hits
+
+    def _norm_hits(self, norm: str, origin: list[int] | None, hits: list[Hit]) -> None:
+        for c in self._norm:
+            for m in c.pattern.finditer(norm):
+                s, e = _place(m.start(), m.end(), origin)
+                hits.append(Hit(s, e, c.rule.id, c.rule.family, c.weight))
+
+    def _decoded(self, low: str, cue: str, at: tuple[int, int], hits: list[Hit]) -> None:
+        for s, e, text in decode.candidates(low, cue, at):
+            inner: list[Hit] = []
+            self._norm_hits(normalise(text), None, inner)
+            for c in self._raw:
+                if c.pattern.search(text.lower()):
+                    inner.append(Hit(0, 0, c.rule.id, c.rule.family, c.weight))
+            if score(inner) >= 0.5:
+                hits.append(Hit(s, e, "encoded.payload", "encoded", _DECODED_WEIGHT))
+
+
+def _place(start: int, end: int, origin: list[int] | None) -> tuple[int, int]:
+    """A match in the normalised text as a span of the original (unchanged without a map)."""
+    if origin is None:
+        return start, end
+    return origin[start], origin[end - 1] + 1
+
+
+_TRIGGERS = _triggers(r for r in RULES if r.view == "norm")

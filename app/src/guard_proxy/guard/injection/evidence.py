@@ -1,0 +1,75 @@
+"""Scoring by evidence: hits add their weights, one per rule, within a bounded window.
+
+A text is blocked when some window of at most ``window`` characters holds hits whose weights
+(each rule counted once, at its highest weight) reach the threshold; a single weak hit never
+does. The window bounds what a stream must keep, so a streamed text and the whole text get
+the same verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One rule's match: where (``start``/``end`` in the scanned text), which rule, how much."""
+
+    start: int
+    end: int
+    rule: str
+    family: str
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """Hits that together reach the threshold: where the first begins, and the family that
+    weighs most in it."""
+
+    start: int
+    family: str
+    score: float
+
+
+def score(hits: Sequence[Hit]) -> float:
+    """The summed weight of ``hits``, each rule counted once at its highest weight."""
+    best: dict[str, float] = {}
+    for h in hits:
+        if h.weight > best.get(h.rule, 0.0):
+            best[h.rule] = h.weight
+    return sum(best.values())
+
+
+def first_cluster(
+    hits: Sequence[Hit], *, threshold: float, window: int, start: int = 0
+) -> Cluster | None:
+    """The earliest cluster (first hit at or after ``start``) that reaches ``threshold``
+    within ``window`` characters; ``None`` when there is none. ``hits`` sorted by start."""
+    n = len(hits)
+    for i in range(n):
+        first = hits[i]
+        if first.start < start:
+            continue
+        best: dict[str, Hit] = {}
+        for j in range(i, n):
+            h = hits[j]
+            if h.start - first.start >= window:
+                break
+            if h.end - first.start > window:
+                continue
+            seen = best.get(h.rule)
+            if seen is None or h.weight > seen.weight:
+                best[h.rule] = h
+        total = sum(h.weight for h in best.values())
+        if total >= threshold:
+            return Cluster(first.start, _family(best.values()), total)
+    return None
+
+
+def _family(hits: object) -> str:
+    weights: dict[str, float] = {}
+    for h in hits:  # type: ignore[attr-defined]
+        weights[h.family] = weights.get(h.family, 0.0) + h.weight
+    return max(weights, key=lambda f: weights[f])

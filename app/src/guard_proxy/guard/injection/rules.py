@@ -1,0 +1,269 @@
+"""The rules: families of intent, each rule a pattern and a weight (evidence, not a verdict).
+
+``norm`` rules run on :func:`~.normalise.normalise` d text (lower-case words joined by single
+spaces; ``gap(n)`` skips up to ``n`` words), ``raw`` rules on the lower-cased original (for
+delimiters, markup and URLs). A weight of ``1.0`` is enough to block alone at the default
+threshold; weaker rules need company within the evidence window (see :mod:`.evidence`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from guard_proxy.guard.injection.lexicon import (
+    DECODE,
+    ENCODING,
+    EVERYTHING,
+    LIMITS,
+    OVERRIDE,
+    SETUP,
+    SETUP_KIND,
+    SHOW,
+    TARGET,
+    TEMPORAL,
+    TOLD,
+    VENDOR,
+    gap,
+    one_of,
+)
+
+FAMILIES = (
+    "override",
+    "persona",
+    "rule_removal",
+    "prompt_extraction",
+    "output_hijack",
+    "fake_turn",
+    "exfiltration",
+    "encoded",
+)
+"""Every family id; a finding's reason is ``prompt_injection.<family>``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One pattern of one family; ``weight`` is the evidence a match adds."""
+
+    id: str
+    family: str
+    weight: float
+    source: str
+    view: str = "norm"  # "norm" or "raw"
+
+
+_YOU = one_of("you", "u", "ya", "chatgpt", "gpt", "assistant", "ai", "model", "bot")
+_ARE = one_of("are", "re", "will be", "ll be", "shall be", "must be", "are going to be")
+_NOW = one_of("now", "from now on", "henceforth", "from this point", "from here on")
+_PERSONA_WORD = one_of(
+    "character", "persona", "role", "roleplay", "role play", "alter ego", "simulation",
+    "simulator", "personality", "identity", "mode",
+)  # fmt: skip
+_FREE = one_of(
+    "free", "freed", "liberated", "unchained", "unleashed", "unbound", "uncensored",
+    "unfiltered", "unrestricted", "unlimited", "jailbroken", "jailbreaked", "unshackled",
+    "amoral", "immoral", "unethical", "lawless", "rogue", "evil", "unhinged", "no longer bound",
+)  # fmt: skip
+_MODE_NAME = one_of(
+    "dan", "developer", "dev", "god", "jailbreak", "jailbroken", "unrestricted", "unfiltered",
+    "uncensored", "evil", "chaos", "debug", "admin", "sudo", "root", "maintenance", "test",
+    "opposite", "dark", "stan", "dude", "aim", "anarchy", "omega", "alpha", "override",
+    "superuser", "unlocked", "freedom", "no limits", "no restrictions", "hacker", "devil",
+)  # fmt: skip
+_WHAT = one_of("what", "which", "how")
+
+RULES: tuple[Rule, ...] = (
+    # ------------------------------------------------------------------ override
+    Rule("override.set_aside", "override", 1.0,
+         rf"(?<!not )(?<!n t )(?<!never )(?<!to )\b{OVERRIDE} {gap(4)}{TEMPORAL} "
+         rf"{gap(3)}{TARGET}\b"),
+    Rule("override.everything_told", "override", 1.0,
+         rf"\b{OVERRIDE} {gap(2)}{EVERYTHING} {gap(5)}{TOLD}\b"),
+    Rule("override.target_first", "override", 0.6,
+         rf"\b{TEMPORAL} {gap(2)}{TARGET} {gap(3)}(?:are|is|have been|were) "
+         rf"{gap(2)}(?:void|null|cancelled|canceled|revoked|obsolete|overridden|lifted|"
+         rf"suspended|no longer|invalid|irrelevant|removed|deleted|disabled)\b"),
+    Rule("override.new_instructions", "override", 0.6,
+         r"\b(?:new|updated|real|actual|true|revised|replacement|changed|different) "
+         r"(?:instructions?|task|directives?|rules|orders|objective|goal|system prompt)\b"),
+    Rule("override.instead", "override", 0.5,
+         rf"\b(?:instead|rather) {gap(3)}(?:you (?:will|must|should)|do|say|print|write|"
+         r"output|respond|answer|follow)\b"),
+    Rule("override.do_not_follow", "override", 0.7,
+         r"\b(?:do not|don t|never|no longer|stop|refuse to|won t) (?:follow|obey|adhere to|"
+         rf"comply with|abide by|listen to|respect|apply) {gap(3)}{TARGET}\b"),
+    Rule("override.priority", "override", 0.5,
+         r"\b(?:takes?|take|has|have) (?:precedence|priority) over\b|\b(?:supersedes?|"
+         r"overrides?|replaces?) (?:all|any|every|the|your|previous|prior)\b"),
+    Rule("override.imperative", "override", 0.4,
+         r"\b(?:ignore|disregard|forget) (?:that|this|it|them|everything|all of that|all)\b"),
+    # ------------------------------------------------------------------ persona takeover
+    Rule("persona.from_now_on", "persona", 0.6,
+         rf"\b{_NOW} {gap(2)}(?:you|u|your|chatgpt|gpt|act|respond|answer|reply|behave|"
+         r"pretend|speak|talk|write)\b"),
+    Rule("persona.you_are_now", "persona", 0.6,
+         rf"\b{_YOU} {_ARE} (?:now |henceforth |going to |about to )?(?:act|be|pretend|"
+         r"roleplay|role play|simulate|play|become|embody|impersonate|take on)\b"),
+    Rule("persona.act_as", "persona", 0.4,
+         r"\b(?:act|behave|respond|answer|pretend|roleplay|role play|play|reply|function|"
+         r"operate|serve) (?:as|like|to be) (?:an? |the |my )?(?:[^ ]{1,24} ){0,4}"
+         r"(?:ai|chatbot|bot|model|assistant|persona|character|version|entity|machine|"
+         r"program|system|gpt|llm)\b"),
+    Rule("persona.mode_enabled", "persona", 0.8,
+         rf"\b{_MODE_NAME} mode {gap(1)}(?:enabled|activated|engaged|on|unlocked|"
+         r"initiated|active|output|response|policy|policies)\b"),
+    Rule("persona.enable_mode", "persona", 0.8,
+         r"\b(?:enable|activate|enter|engage|switch to|turn on|unlock|initiate|simulate|"
+         rf"emulate) {gap(2)}{_MODE_NAME} mode\b"),
+    Rule("persona.pretend_free", "persona", 0.6,
+         r"\b(?:pretend|act|behave|imagine|assume|suppose) (?:as if |like |that )?(?:you|u) "
+         r"(?:have|had|are|were|re) (?:no|not bound|not restricted|free|without|unrestricted|"
+         r"unfiltered|uncensored|no longer)\b"),
+    Rule("persona.do_anything_now", "persona", 1.0, r"\bdo anything now\b"),
+    Rule("persona.named", "persona", 0.8,
+         rf"\b{_YOU} {_ARE} (?:now |henceforth )?(?:called |named |known as |in )?(?:dan|stan|"
+         r"dude|aim|jailbroken|unrestricted|unfiltered|uncensored|developer mode|evil|"
+         r"an unrestricted|an unfiltered|an uncensored|an amoral)\b"),
+    Rule("persona.dan", "persona", 0.6, r"\b(?:dan|stan|dude|aim|maximum|aligned|kevin)\b"
+         r"(?= (?:is|can|will|has|does|doesn t|stands|mode|must|should|which|who|the)\b)"),
+    Rule("persona.stay_in_character", "persona", 0.7,
+         rf"\b(?:stay|remain|keep|be|staying) (?:in|into) {gap(1)}{_PERSONA_WORD}\b|"
+         rf"\bbreak(?:ing)? (?:out of )?(?:the )?{_PERSONA_WORD}\b"),
+    Rule("persona.two_responses", "persona", 0.7,
+         r"\b(?:two|2|both|dual|second|separate) (?:different |distinct |separate )?"
+         r"(?:responses|answers|replies|outputs|paragraphs|ways|versions)\b"),
+    Rule("persona.paired_tags", "persona", 0.6,
+         r"\b(?:normal|classic|standard|original|filtered|censored|default|gpt|chatgpt)"
+         r" (?:response|output|answer|reply|mode)\b"),
+    Rule("persona.free_ai", "persona", 0.7,
+         rf"\b{_YOU} (?:are|re|will be|become|have been|has been|is) (?:now |henceforth |"
+         rf"fully |completely |totally |officially |finally )?{_FREE}\b"),
+    Rule("persona.jailbreak_word", "persona", 0.5, r"\b(?:jailbreak|jailbroken|jail broken)\b"),
+    Rule("persona.never_refuse", "persona", 0.6,
+         r"\b(?:never|not|won t|will not|cannot|can t|can not|must not|mustn t|shouldn t|"
+         r"don t|do not|without) (?:ever )?(?:refuse|decline|deny|reject|say no|say (?:that )?"
+         r"(?:you|it) can t|say sorry|apologi[sz]e)\b"),
+    Rule("persona.answer_anything", "persona", 0.5,
+         r"\b(?:can|will|must|shall|should|able to) (?:do|say|answer|generate|write|produce|"
+         r"tell|respond to|provide) (?:absolutely )?(?:anything|everything|any (?:request|"
+         r"question|prompt|query))\b"),
+    Rule("persona.simulate", "persona", 0.4,
+         r"\b(?:simulate|emulate|imagine|pretend|hypothetical|fictional|fictitious) "
+         rf"(?:[^ ]{{1,24}} ){{0,3}}(?:ai|chatbot|model|assistant|llm|{_PERSONA_WORD})\b"),
+    Rule("persona.prefix", "persona", 0.4,
+         r"\b(?:start|begin|prefix|precede|preface) (?:each |every |all |your )?(?:of your )?"
+         r"(?:responses?|answers?|replies|outputs?|messages?|sentences?) with\b"),
+    Rule("persona.lock_emoji", "persona", 0.5, "[\U0001f513\U0001f512\U0001f608\U0001f47f]",
+         "raw"),
+    # ------------------------------------------------------------------ rule removal
+    Rule("rule_removal.no_limits", "rule_removal", 0.6,
+         r"\b(?:no|without|free from|free of|not bound by|not restricted by|not limited by|"
+         r"unbound by|doesn t have|don t have|does not have|do not have|has no|have no|lacks|"
+         r"devoid of|zero|beyond|outside|exempt from|immune to|released from|liberated from)"
+         rf" {gap(3)}{LIMITS}\b"),
+    Rule("rule_removal.break_policy", "rule_removal", 0.8,
+         r"\b(?:ignores?|disregards?|bypass(?:es)?|breaks?|violates?|circumvents?|defy|defies|"
+         r"doesn t follow|does not follow|don t follow|not follow|not (?:bound|restricted|"
+         rf"limited|constrained) by|escaped?|evades?) {gap(3)}{VENDOR} {gap(2)}"
+         r"(?:policy|policies|guidelines|rules|filters|restrictions|content policy|terms|"
+         r"usage policies|limitations|programming|ethics|principles)\b"),
+    Rule("rule_removal.amoral", "rule_removal", 0.4,
+         r"\b(?:amoral|unethical|immoral|uncensored|unfiltered|unrestricted|unregulated|"
+         r"unaligned|unmoderated|unbiased and unfiltered)\b"),
+    Rule("rule_removal.dont_care", "rule_removal", 0.5,
+         r"\b(?:doesn t|does not|don t|do not|never|won t|will not|not) (?:care|cares|"
+         r"worry|worries|concern \w+) (?:about|for|with) (?:[^ ]{1,24} ){0,2}(?:ethics|"
+         r"morality|morals|legality|laws?|rules|safety|consequences|guidelines|policies|"
+         r"harm|legal)\b"),
+    Rule("rule_removal.no_warnings", "rule_removal", 0.4,
+         r"\b(?:never|not|don t|do not|without|no|won t|will not|avoid|omit|skip) "
+         r"(?:include |add |give |provide |any |adding |including |giving )*(?:warnings?|"
+         r"disclaimers?|caveats|apologies|moralizing|moralising|lectures?|censorship|"
+         r"ethical considerations|moral considerations)\b"),
+    Rule("rule_removal.legal_anything", "rule_removal", 0.4,
+         r"\b(?:illegal|unethical|harmful|immoral|dangerous|explicit|offensive|inappropriate)"
+         r" (?:or|and) (?:illegal|unethical|harmful|immoral|dangerous|explicit|offensive|"
+         r"inappropriate)\b"),
+    Rule("rule_removal.not_apply", "rule_removal", 0.6,
+         rf"\b{LIMITS} (?:do not|don t|no longer|does not|doesn t|will not|won t|never) "
+         r"(?:apply|exist|matter|bind|restrict|limit)\b"),
+    # ------------------------------------------------------------------ prompt extraction
+    Rule("prompt_extraction.show_setup", "prompt_extraction", 1.0,
+         rf"\b{SHOW} (?:me |us )?{gap(2)}(?:your|the|this|its|my) {gap(1)}{SETUP_KIND} "
+         rf"{gap(1)}{SETUP}\b"),
+    Rule("prompt_extraction.your_setup", "prompt_extraction", 0.6,
+         rf"\b{SHOW} (?:me |us )?(?:all |all of |everything in |exactly )?your {gap(1)}"
+         r"(?:prompt|instructions|rules|directives|configuration|guidelines|system message)\b"),
+    Rule("prompt_extraction.what_told", "prompt_extraction", 0.8,
+         rf"\b{_WHAT} (?:were|was|are|is|have) (?:you|u) (?:been )?(?:told|instructed|"
+         r"programmed|configured|prompted|initialized|initialised|given|set up)\b"),
+    Rule("prompt_extraction.what_instructions", "prompt_extraction", 0.7,
+         rf"\b{_WHAT} (?:are|were|is|was) (?:your|the) {gap(1)}(?:{SETUP_KIND} )?"
+         r"(?:instructions|prompt|rules|directives|system message|guidelines)\b"),
+    Rule("prompt_extraction.words_above", "prompt_extraction", 0.8,
+         rf"\b{SHOW} {gap(3)}(?:everything|all|text|words|content|lines|message|sentences)"
+         r" (?:above|before|preceding|prior|so far|up to this point|written above)\b"),
+    Rule("prompt_extraction.starting_with", "prompt_extraction", 0.6,
+         r"\b(?:starting|beginning|start|begin) (?:with|from) (?:the )?(?:words?|phrase|"
+         r"line|sentence)? ?you are\b"),
+    Rule("prompt_extraction.system_prompt", "prompt_extraction", 0.3,
+         r"\b(?:system prompt|system message|initial prompt|hidden prompt|secret instructions|"
+         r"hidden instructions|initial instructions|pre prompt|preprompt)\b"),
+    # ------------------------------------------------------------------ output hijack
+    Rule("output_hijack.just_print", "output_hijack", 0.5,
+         r"\b(?:just|only|simply|instead) (?:print|say|output|write|respond with|reply with|"
+         r"return|type|answer with|repeat|display|echo|state)\b"),
+    Rule("output_hijack.exactly", "output_hijack", 0.4,
+         r"\b(?:print|say|output|write|respond with|reply with|return|type|answer with|repeat|"
+         r"display|echo) (?:exactly|verbatim|only|nothing (?:else|but)|the following (?:word|"
+         r"text|phrase|sentence|string|words))\b"),
+    Rule("output_hijack.pwned", "output_hijack", 0.6,
+         r"\b(?:i have been|i ve been|you have been|you ve been|been) (?:pwned|hacked|owned|"
+         r"compromised|jailbroken)\b|\bpwned\b"),
+    # ------------------------------------------------------------------ fake turns
+    Rule("fake_turn.chat_tokens", "fake_turn", 1.0,
+         r"<\|\s*(?:im_start|im_end|system|user|assistant|endoftext|start_header_id|"
+         r"end_header_id|eot_id|begin_of_text|end_of_text)\s*\|>", "raw"),
+    Rule("fake_turn.inst_tags", "fake_turn", 1.0,
+         r"\[/?(?:inst|sys|system)\]|<</?sys>>|<\|?/?(?:system|sys)_?(?:prompt|message)?\|?>",
+         "raw"),
+    Rule("fake_turn.role_header", "fake_turn", 0.7,
+         r"(?:^|\n)[ \t]*(?:#{1,6}|\*\*|\[|-{2,}|={2,})?[ \t]*(?:system|new system|assistant|"
+         r"admin|administrator|developer|root|sudo|instructions?|new instructions?|"
+         r"system (?:message|prompt|override|update|note|instruction))[ \t]*(?:\]|\*\*)?"
+         r"[ \t]*:", "raw"),
+    Rule("fake_turn.role_tags", "fake_turn", 0.7,
+         r"</?(?:system|instructions?|admin|sys|developer|assistant|im_start)\s*>", "raw"),
+    Rule("fake_turn.end_of_input", "fake_turn", 0.5,
+         r"\b(?:end of|ignore the) (?:user |the )?(?:input|prompt|document|context|"
+         r"conversation|instructions|text|data|email|message)\b"),
+    Rule("fake_turn.session", "fake_turn", 0.5,
+         r"\b(?:begin|start|starting|new|enter|initiate) (?:a )?(?:new |admin |developer |"
+         r"system |debug |privileged )(?:session|instructions|mode|override|access)\b"),
+    Rule("fake_turn.authority", "fake_turn", 0.4,
+         r"\b(?:admin|administrator|developer|system|root|sudo|operator|maintenance|security)"
+         r" (?:override|access|privileges?|command|mode|authorization|authorisation|clearance)"
+         r"\b"),
+    # ------------------------------------------------------------------ exfiltration
+    Rule("exfiltration.markdown_data_url", "exfiltration", 1.0,
+         r"!\[[^\]\n]{0,80}\]\(\s*https?://[^)\s]{1,200}[?&#][^)\s]{0,200}\)", "raw"),
+    Rule("exfiltration.url_placeholder", "exfiltration", 0.8,
+         r"https?://[^\s)\"'<>]{1,120}[?&/=](?:[^\s)\"'<>]{0,60})?(?:\{[^}\s]{1,40}\}|\[[a-z_ ]"
+         r"{1,40}\]|\$[a-z_]{2,30}|<[a-z_ ]{2,30}>)", "raw"),
+    Rule("exfiltration.script", "exfiltration", 1.0,
+         r"<\s*script\b|(?:href|src|action|[(\[=\"'])\s*javascript\s*:|\bon(?:error|load|mouseover|click)\s*=|<\s*iframe\b",
+         "raw"),
+    Rule("exfiltration.send_data", "exfiltration", 0.5,
+         r"\b(?:send|post|forward|exfiltrate|upload|transmit|leak|email|append|include|embed|"
+         r"encode|add|insert) (?:[^ ]{1,24} ){0,4}(?:conversation|chat history|history|"
+         r"password|passwords|credentials|secrets?|api keys?|tokens?|user data|personal data|"
+         r"private data|data|memory|previous messages|user s|users)"
+         r" (?:[^ ]{1,24} ){0,6}(?:to|into|in|as) (?:[^ ]{1,24} ){0,3}(?:url|link|image|"
+         r"endpoint|server|webhook|http|https|address|query|parameter|markdown)\b"),
+    Rule("exfiltration.render_image", "exfiltration", 0.4,
+         r"\b(?:render|display|show|output|include|insert) (?:[^ ]{1,24} ){0,3}(?:markdown )?"
+         r"(?:image|img|picture|pixel|link)\b"),
+    # ------------------------------------------------------------------ encoded payloads
+    Rule("encoded.decode_and_follow", "encoded", 0.5,
+         rf"\b{DECODE} {gap(4)}{ENCODING}\b|\b{ENCODING} {gap(3)}{DECODE}\b"),
+)  # fmt: skip
+"""Every built-in rule, in family order."""
