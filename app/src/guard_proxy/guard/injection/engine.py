@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from guard_proxy.guard.injection import decode
+from guard_proxy.guard.injection import decode, prefilter
 from guard_proxy.guard.injection.evidence import Cluster, Hit, first_cluster, score
 from guard_proxy.guard.injection.normalise import normalise, normalise_mapped
 from guard_proxy.guard.injection.rules import FAMILIES, RULES, Rule
@@ -24,8 +24,6 @@ WINDOW = 1024
 _DECODED_WEIGHT = 1.0
 """What an encoded payload whose decoded text carries evidence of its own adds."""
 
-_WORDS = re.compile(r"[a-z]{3,}")
-
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
@@ -34,72 +32,10 @@ class _Compiled:
     weight: float
 
 
-def _triggers(rules: Iterable[Rule]) -> frozenset[str]:
-    """Words of which every text a norm rule can match contains one (see ``_prefilter``)."""
-    out: set[str] = set()
-    for r in rules:
-        out.update(_WORDS.findall(r.source))
-    return frozenset(out - _COMMON)
-
-
-# Words too common to say anything; a norm rule never matches on these alone.
-_COMMON = frozenset(
-    [
-        "the",
-        "you",
-        "your",
-        "are",
-        "and",
-        "any",
-        "all",
-        "for",
-        "with",
-        "not",
-        "can",
-        "will",
-        "was",
-        "were",
-        "has",
-        "have",
-        "had",
-        "this",
-        "that",
-        "what",
-        "which",
-        "how",
-        "now",
-        "who",
-        "its",
-        "from",
-        "into",
-        "out",
-        "its",
-        "one",
-        "two",
-        "our",
-        "their",
-        "them",
-        "they",
-        "she",
-        "her",
-        "his",
-        "him",
-        "more",
-        "most",
-        "just",
-        "only",
-        "also",
-        "but",
-        "yes",
-        "say",
-    ]
-)
-
-
 class Engine:
     """Scores texts with the rules of ``families``. ``strict`` counts weak rules double."""
 
-    __slots__ = ("_cue", "_norm", "_raw", "families", "threshold", "window")
+    __slots__ = ("_cue", "_everywhere", "_index", "_raw", "families", "threshold", "window")
 
     def __init__(
         self,
@@ -121,9 +57,20 @@ class Engine:
             for r in RULES
             if r.family in chosen
         ]
-        self._norm = [c for c in compiled if c.rule.view == "norm" and c.rule.family != "encoded"]
         self._raw = [c for c in compiled if c.rule.view == "raw"]
         self._cue = [c for c in compiled if c.rule.family == "encoded"]
+        # Norm rules by the key of each word they can begin with (see :mod:`.prefilter`).
+        self._index: dict[str, list[_Compiled]] = {}
+        self._everywhere: list[_Compiled] = []
+        for c in compiled:
+            if c.rule.view != "norm" or c.rule.family == "encoded":
+                continue
+            leads = prefilter.leads(c.rule.source)
+            if leads is None:
+                self._everywhere.append(c)
+                continue
+            for k in {prefilter.key(w) for w in leads}:
+                self._index.setdefault(k, []).append(c)
 
     # ------------------------------------------------------------------ whole texts
 
@@ -161,19 +108,34 @@ class Engine:
     def _hits(self, low: str, norm: str, origin: list[int] | None) -> list[Hit]:
         hits: list[Hit] = []
         for c in self._raw:
+            hints = c.rule.hints
+            if hints and not any(h in low for h in hints):
+                continue
             for m in c.pattern.finditer(low):
                 hits.append(Hit(m.start(), m.end(), c.rule.id, c.rule.family, c.weight))
-        if norm and not _TRIGGERS.isdisjoint(norm.split()):
+        if norm:
             self._norm_hits(norm, origin, hits)
-        for c in self._cue:
-            for m in c.pattern.finditer(norm):
-                s, e = _place(m.start(), m.end(), origin)
-                hits.append(Hit(s, e, c.rule.id, c.rule.family, c.weight))
-                self._decoded(low, m.group(), (s, e), hits)
+        if self._cue and not _CUES.isdisjoint(norm.split()):
+            for c in self._cue:
+                for m in c.pattern.finditer(norm):
+                    s, e = _place(m.start(), m.end(), origin)
+                    hits.append(Hit(s, e, c.rule.id, c.rule.family, c.weight))
+                    self._decoded(low, m.group(), (s, e), hits)
         return hits
 
     def _norm_hits(self, norm: str, origin: list[int] | None, hits: list[Hit]) -> None:
-        for c in self._norm:
+        index = self._index
+        pos = 0
+        for word in norm.split(" "):
+            rules = index.get(word[:3])
+            if rules is not None:
+                for c in rules:
+                    m = c.pattern.match(norm, pos)
+                    if m is not None:
+                        s, e = _place(m.start(), m.end(), origin)
+                        hits.append(Hit(s, e, c.rule.id, c.rule.family, c.weight))
+            pos += len(word) + 1
+        for c in self._everywhere:
             for m in c.pattern.finditer(norm):
                 s, e = _place(m.start(), m.end(), origin)
                 hits.append(Hit(s, e, c.rule.id, c.rule.family, c.weight))
@@ -196,4 +158,7 @@ def _place(start: int, end: int, origin: list[int] | None) -> tuple[int, int]:
     return origin[start], origin[end - 1] + 1
 
 
-_TRIGGERS = _triggers(r for r in RULES if r.view == "norm")
+_CUES = frozenset(
+    w for r in RULES if r.family == "encoded" for w in prefilter.leads(r.source) or ()
+)
+"""Words without which the decode cue cannot match (decoding is never tried then)."""

@@ -1,7 +1,8 @@
 """Scoring by evidence: hits add their weights, one per rule, within a bounded window.
 
 A text is blocked when some window of at most ``window`` characters holds hits whose weights
-(each rule counted once, at its highest weight) reach the threshold; a single weak hit never
+(each rule counted once, at its highest weight; ``rule~variant`` ids count as one rule) reach
+the threshold; negative weights (a text that discusses attacks) count against it; a single weak hit never
 does. The window bounds what a stream must keep, so a streamed text and the whole text get
 the same verdict.
 """
@@ -37,8 +38,10 @@ def score(hits: Sequence[Hit]) -> float:
     """The summed weight of ``hits``, each rule counted once at its highest weight."""
     best: dict[str, float] = {}
     for h in hits:
-        if h.weight > best.get(h.rule, 0.0):
-            best[h.rule] = h.weight
+        group = h.rule.partition("~")[0]
+        seen = best.get(group)
+        if seen is None or h.weight > seen:
+            best[group] = h.weight
     return sum(best.values())
 
 
@@ -59,9 +62,10 @@ def first_cluster(
                 break
             if h.end - first.start > window:
                 continue
-            seen = best.get(h.rule)
+            group = h.rule.partition("~")[0]
+            seen = best.get(group)
             if seen is None or h.weight > seen.weight:
-                best[h.rule] = h
+                best[group] = h
         total = sum(h.weight for h in best.values())
         if total >= threshold:
             return Cluster(first.start, _family(best.values()), total)

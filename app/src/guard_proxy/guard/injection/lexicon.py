@@ -108,3 +108,21 @@ ENCODING = one_of(
     "binary", "morse", "encoded", "encoding", "cipher", "ciphertext", "encrypted", "ascii",
     "unicode", "leetspeak", "leet", "pig latin", "atbash",
 )  # fmt: skip
+
+# The verbs and targets of an unmistakable override ("ignore the instructions above").
+OVERRIDE_STRONG = one_of(
+    "ignore", "ignoring", "disregard", "disregarding", "forget", "forgetting", "bypass",
+    "override", "overwrite", "stop following", "stop obeying", "no longer follow",
+    "no longer obey", "don t follow", "do not follow", "don t obey", "do not obey",
+    "pay no attention to", "unlearn", "circumvent", "break free from", "break free of",
+    "abandon", "discard", "dismiss", "set aside", "put aside", "nullify",
+)  # fmt: skip
+TARGET_STRONG = one_of(
+    "instruction", "instructions", "rules", "rule", "guidelines", "guideline", "guidance",
+    "prompt", "prompts", "directive", "directives", "directions", "commands", "orders",
+    "constraints", "restrictions", "policies", "programming", "training", "conditioning",
+    "principles", "ethics", "morals", "boundaries", "system prompt", "system message",
+    "preprompt", "pre prompt", "content policy", "safety measures", "safety protocols",
+    "restraints", "shackles", "censorship", "alignment", "limitations", "safeguards",
+    "guardrails", "filters", "everything", "protocols",
+)  # fmt: skip

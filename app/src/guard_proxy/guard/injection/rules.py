@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from guard_proxy.guard.injection.lexicon import (
     DECODE,
+    OVERRIDE_STRONG,
+    TARGET_STRONG,
     ENCODING,
     EVERYTHING,
     LIMITS,
@@ -49,6 +51,8 @@ class Rule:
     weight: float
     source: str
     view: str = "norm"  # "norm" or "raw"
+    hints: tuple[str, ...] = ()
+    """Raw rules: substrings one of which every match contains (checked before the search)."""
 
 
 _YOU = one_of("you", "u", "ya", "chatgpt", "gpt", "assistant", "ai", "model", "bot")
@@ -64,16 +68,22 @@ _FREE = one_of(
     "amoral", "immoral", "unethical", "lawless", "rogue", "evil", "unhinged", "no longer bound",
 )  # fmt: skip
 _MODE_NAME = one_of(
-    "dan", "developer", "dev", "god", "jailbreak", "jailbroken", "unrestricted", "unfiltered",
-    "uncensored", "evil", "chaos", "debug", "admin", "sudo", "root", "maintenance", "test",
-    "opposite", "dark", "stan", "dude", "aim", "anarchy", "omega", "alpha", "override",
-    "superuser", "unlocked", "freedom", "no limits", "no restrictions", "hacker", "devil",
+    "dan", "god", "jailbreak", "jailbroken", "unrestricted", "unfiltered", "uncensored", "evil",
+    "chaos", "opposite", "stan", "dude", "aim", "anarchy", "omega", "override", "unlocked",
+    "freedom", "no limits", "no restrictions", "hacker", "devil", "amoral", "unhinged",
+)  # fmt: skip
+_MODE_PLAIN = one_of(
+    "developer", "dev", "debug", "admin", "sudo", "root", "maintenance", "test", "dark",
+    "superuser", "alpha", "diagnostic", "unsafe", "raw",
 )  # fmt: skip
 _WHAT = one_of("what", "which", "how")
 
 RULES: tuple[Rule, ...] = (
     # ------------------------------------------------------------------ override
     Rule("override.set_aside", "override", 1.0,
+         rf"(?<!not )(?<!n t )(?<!never )(?<!to )\b{OVERRIDE_STRONG} {gap(4)}{TEMPORAL} "
+         rf"{gap(3)}{TARGET_STRONG}\b"),
+    Rule("override.set_aside~weak", "override", 0.5,
          rf"(?<!not )(?<!n t )(?<!never )(?<!to )\b{OVERRIDE} {gap(4)}{TEMPORAL} "
          rf"{gap(3)}{TARGET}\b"),
     Rule("override.everything_told", "override", 1.0,
@@ -89,13 +99,18 @@ RULES: tuple[Rule, ...] = (
          rf"\b(?:instead|rather) {gap(3)}(?:you (?:will|must|should)|do|say|print|write|"
          r"output|respond|answer|follow)\b"),
     Rule("override.do_not_follow", "override", 0.7,
-         r"\b(?:do not|don t|never|no longer|stop|refuse to|won t) (?:follow|obey|adhere to|"
+         r"\b(?:do not|don t|dont|never|no longer|stop|refuse to|won t|not) (?:need to |have to "
+         r"|going to )?(?:follow|obey|adhere to|"
          rf"comply with|abide by|listen to|respect|apply) {gap(3)}{TARGET}\b"),
     Rule("override.priority", "override", 0.5,
          r"\b(?:takes?|take|has|have) (?:precedence|priority) over\b|\b(?:supersedes?|"
-         r"overrides?|replaces?) (?:all|any|every|the|your|previous|prior)\b"),
+         r"overrides?|replaces?) (?:all|any|every) (?:previous|prior|other|earlier)\b"),
     Rule("override.imperative", "override", 0.4,
          r"\b(?:ignore|disregard|forget) (?:that|this|it|them|everything|all of that|all)\b"),
+    Rule("override.discussion", "override", -0.5,
+         r"\b(?:prompt injections?|injection attacks?|attackers?|researchers|our paper|this paper|"
+         r"phrases? like|incident report|classify this|such attacks|known attacks?|mitigations?|"
+         r"what does|what is|how do)\b"),
     # ------------------------------------------------------------------ persona takeover
     Rule("persona.from_now_on", "persona", 0.6,
          rf"\b{_NOW} {gap(2)}(?:you|u|your|chatgpt|gpt|act|respond|answer|reply|behave|"
@@ -111,6 +126,10 @@ RULES: tuple[Rule, ...] = (
     Rule("persona.mode_enabled", "persona", 0.8,
          rf"\b{_MODE_NAME} mode {gap(1)}(?:enabled|activated|engaged|on|unlocked|"
          r"initiated|active|output|response|policy|policies)\b"),
+    Rule("persona.plain_mode", "persona", 0.4,
+         rf"\b(?:enable|activate|enter|engage|switch to|turn on|unlock|initiate|simulate|"
+         rf"emulate|in) {gap(2)}{_MODE_PLAIN} mode\b|\b{_MODE_PLAIN} mode {gap(1)}(?:enabled|"
+         r"activated|engaged|unlocked|initiated|active|output|response)\b"),
     Rule("persona.enable_mode", "persona", 0.8,
          r"\b(?:enable|activate|enter|engage|switch to|turn on|unlock|initiate|simulate|"
          rf"emulate) {gap(2)}{_MODE_NAME} mode\b"),
@@ -118,7 +137,7 @@ RULES: tuple[Rule, ...] = (
          r"\b(?:pretend|act|behave|imagine|assume|suppose) (?:as if |like |that )?(?:you|u) "
          r"(?:have|had|are|were|re) (?:no|not bound|not restricted|free|without|unrestricted|"
          r"unfiltered|uncensored|no longer)\b"),
-    Rule("persona.do_anything_now", "persona", 1.0, r"\bdo anything now\b"),
+    Rule("persona.do_anything_now", "persona", 0.8, r"\bdo anything now\b"),
     Rule("persona.named", "persona", 0.8,
          rf"\b{_YOU} {_ARE} (?:now |henceforth )?(?:called |named |known as |in )?(?:dan|stan|"
          r"dude|aim|jailbroken|unrestricted|unfiltered|uncensored|developer mode|evil|"
@@ -130,7 +149,18 @@ RULES: tuple[Rule, ...] = (
          rf"\bbreak(?:ing)? (?:out of )?(?:the )?{_PERSONA_WORD}\b"),
     Rule("persona.two_responses", "persona", 0.7,
          r"\b(?:two|2|both|dual|second|separate) (?:different |distinct |separate )?"
-         r"(?:responses|answers|replies|outputs|paragraphs|ways|versions)\b"),
+         r"(?:responses|answers|replies|outputs|paragraphs|ways|versions|personalities|personas|"
+         r"characters|modes|sides|entities|identities|voices)\b"),
+    Rule("persona.new_identity", "persona", 0.5,
+         rf"\b{_YOU} (?:are|re) (?:now |henceforth )?(?:[^ ]{{1,24}} ){{1,4}}(?:ai|model|"
+         r"chatbot|bot|llm|persona|character|entity|version|assistant|human|person)\b"),
+    Rule("persona.unfiltered_ai", "persona", 0.6,
+         rf"\b(?:is|are|re|an|a) (?:an? )?(?:completely |totally |fully |absolutely )?{_FREE}"
+         rf"(?: and {_FREE})? (?:ai|chatbot|bot|model|assistant|llm|entity|character|"
+         r"version|persona)\b"),
+    Rule("persona.not_as_model", "persona", 0.6,
+         r"\b(?:not|no longer|never|nt) (?:respond|answer|reply|act|behave|speak|talk) as "
+         r"(?:an? )?(?:chatgpt|gpt|ai|assistant|language model|model|claude|yourself)\b"),
     Rule("persona.paired_tags", "persona", 0.6,
          r"\b(?:normal|classic|standard|original|filtered|censored|default|gpt|chatgpt)"
          r" (?:response|output|answer|reply|mode)\b"),
@@ -139,9 +169,10 @@ RULES: tuple[Rule, ...] = (
          rf"fully |completely |totally |officially |finally )?{_FREE}\b"),
     Rule("persona.jailbreak_word", "persona", 0.5, r"\b(?:jailbreak|jailbroken|jail broken)\b"),
     Rule("persona.never_refuse", "persona", 0.6,
-         r"\b(?:never|not|won t|will not|cannot|can t|can not|must not|mustn t|shouldn t|"
-         r"don t|do not|without) (?:ever )?(?:refuse|decline|deny|reject|say no|say (?:that )?"
-         r"(?:you|it) can t|say sorry|apologi[sz]e)\b"),
+         r"\b(?:never|not|won t|wont|will not|cannot|can t|cant|can not|must not|mustn t|"
+         r"shouldn t|don t|dont|do not|without) (?:ever )?(?:refuse|decline|deny|reject|say no|"
+         r"say (?:that )?(?:you|it) can t|say sorry|apologi[sz]e|tell (?:me|you|the user|anyone)"
+         r" (?:that )?(?:it|he|she|you|they) (?:can t|cant|cannot|can not))\b"),
     Rule("persona.answer_anything", "persona", 0.5,
          r"\b(?:can|will|must|shall|should|able to) (?:do|say|answer|generate|write|produce|"
          r"tell|respond to|provide) (?:absolutely )?(?:anything|everything|any (?:request|"
@@ -157,7 +188,8 @@ RULES: tuple[Rule, ...] = (
     # ------------------------------------------------------------------ rule removal
     Rule("rule_removal.no_limits", "rule_removal", 0.6,
          r"\b(?:no|without|free from|free of|not bound by|not restricted by|not limited by|"
-         r"unbound by|doesn t have|don t have|does not have|do not have|has no|have no|lacks|"
+         r"unbound by|doesn t have|doesnt have|dont have|don t have|does not have|do not have|"
+         r"has no|have no|lacks|"
          r"devoid of|zero|beyond|outside|exempt from|immune to|released from|liberated from)"
          rf" {gap(3)}{LIMITS}\b"),
     Rule("rule_removal.break_policy", "rule_removal", 0.8,
@@ -166,6 +198,11 @@ RULES: tuple[Rule, ...] = (
          rf"limited|constrained) by|escaped?|evades?) {gap(3)}{VENDOR} {gap(2)}"
          r"(?:policy|policies|guidelines|rules|filters|restrictions|content policy|terms|"
          r"usage policies|limitations|programming|ethics|principles)\b"),
+    Rule("rule_removal.disregards_ethics", "rule_removal", 0.7,
+         r"\b(?:ignores?|ignoring|disregards?|disregarding|bypass(?:es|ing)?|abandons?|without|"
+         r"free of|no) (?:all |any )?(?:ethical|moral|legal|safety)(?: (?:and|or) (?:ethical|"
+         r"moral|legal|safety))? (?:concerns|considerations|guidelines|rules|standards|"
+         r"boundaries|principles|restrictions|implications|constraints|limits|obligations)\b"),
     Rule("rule_removal.amoral", "rule_removal", 0.4,
          r"\b(?:amoral|unethical|immoral|uncensored|unfiltered|unrestricted|unregulated|"
          r"unaligned|unmoderated|unbiased and unfiltered)\b"),
@@ -220,19 +257,23 @@ RULES: tuple[Rule, ...] = (
          r"\b(?:i have been|i ve been|you have been|you ve been|been) (?:pwned|hacked|owned|"
          r"compromised|jailbroken)\b|\bpwned\b"),
     # ------------------------------------------------------------------ fake turns
-    Rule("fake_turn.chat_tokens", "fake_turn", 1.0,
+    Rule("fake_turn.chat_turn", "fake_turn", 1.0,
+         r"<\|\s*(?:im_start|start_header_id)\s*\|>\s*(?:system|assistant|user)\b", "raw",
+         ("<|",)),
+    Rule("fake_turn.chat_tokens", "fake_turn", 0.6,
          r"<\|\s*(?:im_start|im_end|system|user|assistant|endoftext|start_header_id|"
-         r"end_header_id|eot_id|begin_of_text|end_of_text)\s*\|>", "raw"),
+         r"end_header_id|eot_id|begin_of_text|end_of_text)\s*\|>", "raw", ('<|', '< |')),
     Rule("fake_turn.inst_tags", "fake_turn", 1.0,
          r"\[/?(?:inst|sys|system)\]|<</?sys>>|<\|?/?(?:system|sys)_?(?:prompt|message)?\|?>",
-         "raw"),
+         "raw", ('[', '<')),
     Rule("fake_turn.role_header", "fake_turn", 0.7,
          r"(?:^|\n)[ \t]*(?:#{1,6}|\*\*|\[|-{2,}|={2,})?[ \t]*(?:system|new system|assistant|"
          r"admin|administrator|developer|root|sudo|instructions?|new instructions?|"
-         r"system (?:message|prompt|override|update|note|instruction))[ \t]*(?:\]|\*\*)?"
-         r"[ \t]*:", "raw"),
+         r"system (?:message|prompt|override|update|note|instructions?|notice|role|alert|status|"
+         r"directive|config|mode|command))[ \t]*(?:\]|\*\*)?"
+         r"[ \t]*:", "raw", (':',)),
     Rule("fake_turn.role_tags", "fake_turn", 0.7,
-         r"</?(?:system|instructions?|admin|sys|developer|assistant|im_start)\s*>", "raw"),
+         r"</?(?:system|instructions?|admin|sys|developer|assistant|im_start)\s*>", "raw", ('<',)),
     Rule("fake_turn.end_of_input", "fake_turn", 0.5,
          r"\b(?:end of|ignore the) (?:user |the )?(?:input|prompt|document|context|"
          r"conversation|instructions|text|data|email|message)\b"),
@@ -245,13 +286,13 @@ RULES: tuple[Rule, ...] = (
          r"\b"),
     # ------------------------------------------------------------------ exfiltration
     Rule("exfiltration.markdown_data_url", "exfiltration", 1.0,
-         r"!\[[^\]\n]{0,80}\]\(\s*https?://[^)\s]{1,200}[?&#][^)\s]{0,200}\)", "raw"),
+         r"!\[[^\]\n]{0,80}\]\(\s*https?://[^)\s]{1,200}[?&#][^)\s]{0,200}\)", "raw", ('![',)),
     Rule("exfiltration.url_placeholder", "exfiltration", 0.8,
          r"https?://[^\s)\"'<>]{1,120}[?&/=](?:[^\s)\"'<>]{0,60})?(?:\{[^}\s]{1,40}\}|\[[a-z_ ]"
-         r"{1,40}\]|\$[a-z_]{2,30}|<[a-z_ ]{2,30}>)", "raw"),
-    Rule("exfiltration.script", "exfiltration", 1.0,
+         r"{1,40}\]|\$[a-z_]{2,30}|<[a-z_ ]{2,30}>)", "raw", ('http',)),
+    Rule("exfiltration.script", "exfiltration", 0.6,
          r"<\s*script\b|(?:href|src|action|[(\[=\"'])\s*javascript\s*:|\bon(?:error|load|mouseover|click)\s*=|<\s*iframe\b",
-         "raw"),
+         "raw", ('script', 'javascript', 'on', 'iframe')),
     Rule("exfiltration.send_data", "exfiltration", 0.5,
          r"\b(?:send|post|forward|exfiltrate|upload|transmit|leak|email|append|include|embed|"
          r"encode|add|insert) (?:[^ ]{1,24} ){0,4}(?:conversation|chat history|history|"
