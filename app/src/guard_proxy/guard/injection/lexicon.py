@@ -24,6 +24,7 @@ OVERRIDE = one_of(
     "do not follow", "don t obey", "do not obey", "pay no attention to", "never mind",
     "unlearn", "wipe", "remove", "suspend", "deactivate", "disable", "lift", "abolish",
     "circumvent", "evade", "break free from", "break free of", "break out of", "escape",
+    "broken free of", "broke free of", "broken free from", "freed from",
 )  # fmt: skip
 
 # What gets set aside.

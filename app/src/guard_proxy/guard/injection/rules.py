@@ -57,7 +57,10 @@ class Rule:
 
 _YOU = one_of("you", "u", "ya", "chatgpt", "gpt", "assistant", "ai", "model", "bot")
 _ARE = one_of("are", "re", "will be", "ll be", "shall be", "must be", "are going to be")
-_NOW = one_of("now", "from now on", "henceforth", "from this point", "from here on")
+_NOW = one_of(
+    "now", "from now on", "henceforth", "from this point", "from here on", "from this moment",
+    "from this moment onward", "from this moment on", "starting now", "from here onwards",
+)  # fmt: skip
 _PERSONA_WORD = one_of(
     "character", "persona", "role", "roleplay", "role play", "alter ego", "simulation",
     "simulator", "personality", "identity", "mode",
@@ -137,6 +140,17 @@ RULES: tuple[Rule, ...] = (
          r"\b(?:pretend|act|behave|imagine|assume|suppose) (?:as if |like |that )?(?:you|u) "
          r"(?:have|had|are|were|re) (?:no|not bound|not restricted|free|without|unrestricted|"
          r"unfiltered|uncensored|no longer)\b"),
+    Rule("persona.compound_mode", "persona", 0.8,
+         r"\b(?:godmode|devmode|dan mode|jailmode|evilmode|chaosmode|[a-z]{2,12}mode) (?:is )?"
+         r"(?:enabled|active|activated|engaged|unlocked|on)\b"),
+    Rule("persona.split_answer", "persona", 0.6,
+         r"\b(?:rebel|rebellious|liberated|unrestricted|unrestrictedly|unfiltered|anarchist|"
+         r"uncensored|jailbroken|evil|dark|unhinged|real|true) (?:answer|response|reply|"
+         r"output|version)\b|\bunrestrictedly\b|\binsert (?:the )?divider\b"),
+    Rule("persona.will_pose", "persona", 0.6,
+         rf"\b{_YOU} (?:will|shall|must|are to|re to|ll) (?:now |henceforth |always )?(?:act|"
+         r"be|pretend|pose|roleplay|role play|simulate|play|become|embody|impersonate|take on|"
+         r"respond|answer|reply) (?:[^ ]{1,24} ){0,4}as\b"),
     Rule("persona.do_anything_now", "persona", 0.8, r"\bdo anything now\b"),
     Rule("persona.named", "persona", 0.8,
          rf"\b{_YOU} {_ARE} (?:now |henceforth )?(?:called |named |known as |in )?(?:dan|stan|"
@@ -159,7 +173,8 @@ RULES: tuple[Rule, ...] = (
          rf"(?: and {_FREE})? (?:ai|chatbot|bot|model|assistant|llm|entity|character|"
          r"version|persona)\b"),
     Rule("persona.not_as_model", "persona", 0.6,
-         r"\b(?:not|no longer|never|nt) (?:respond|answer|reply|act|behave|speak|talk) as "
+         r"\b(?:not|no longer|never|nt) (?:respond|answer|reply|act|behave|speak|talk) "
+         r"(?:[^ ]{1,24} ){0,4}as "
          r"(?:an? )?(?:chatgpt|gpt|ai|assistant|language model|model|claude|yourself)\b"),
     Rule("persona.paired_tags", "persona", 0.6,
          r"\b(?:normal|classic|standard|original|filtered|censored|default|gpt|chatgpt)"
@@ -183,6 +198,10 @@ RULES: tuple[Rule, ...] = (
     Rule("persona.prefix", "persona", 0.4,
          r"\b(?:start|begin|prefix|precede|preface) (?:each |every |all |your )?(?:of your )?"
          r"(?:responses?|answers?|replies|outputs?|messages?|sentences?) with\b"),
+    Rule("persona.banner", "persona", 0.4, r"[\u2550\u2554\u2557\u2551\u2593\u2588]{24,}",
+         "raw"),
+    Rule("persona.output_markers", "persona", 0.5,
+         r"\[(?:start|end) output\s*[\]}]", "raw", ("output",)),
     Rule("persona.lock_emoji", "persona", 0.5, "[\U0001f513\U0001f512\U0001f608\U0001f47f]",
          "raw"),
     # ------------------------------------------------------------------ rule removal
@@ -203,6 +222,22 @@ RULES: tuple[Rule, ...] = (
          r"free of|no) (?:all |any )?(?:ethical|moral|legal|safety)(?: (?:and|or) (?:ethical|"
          r"moral|legal|safety))? (?:concerns|considerations|guidelines|rules|standards|"
          r"boundaries|principles|restrictions|implications|constraints|limits|obligations)\b"),
+    Rule("rule_removal.regardless", "rule_removal", 0.5,
+         r"\b(?:regardless of|no matter how|irrespective of|no matter what|whether or not) "
+         r"(?:[^ ]{1,24} ){0,3}(?:legal|legality|illegal|ethics|ethical|moral|morality|"
+         r"immoral|unethical|harmful|dangerous|offensive|inappropriate|consequences|rules|"
+         r"policies|guidelines)\b"),
+    Rule("rule_removal.break_rules", "rule_removal", 0.6,
+         r"\b(?:break|ignore|bend|forget|screw|fuck) (?:the|all|all the|these|those|your|any) "
+         r"(?:fucking |damn )?(?:rules|guidelines|policies|restrictions|laws|filters)\b"),
+    Rule("rule_removal.moralizing", "rule_removal", 0.6,
+         r"\b(?:moralizing|moralising|mandatory|obligatory|preachy) (?:[^ ]{1,24} ){0,1}"
+         r"(?:rant|warning|disclaimer|lecture|bullshit|speech)\b"),
+    Rule("rule_removal.protocol_off", "rule_removal", 0.6,
+         r"\b(?:framework|protocols?|directives?|safety|alignment|filters?|filtering|"
+         r"constraints?|safeguards?|guardrails?|restrictions?|censorship) (?:[^ ]{1,24} ){0,2}"
+         r"(?:override|overridden|bypass|bypassed|disabled|suspended|removed|lifted|"
+         r"deactivated|off|dissolution)\b"),
     Rule("rule_removal.amoral", "rule_removal", 0.4,
          r"\b(?:amoral|unethical|immoral|uncensored|unfiltered|unrestricted|unregulated|"
          r"unaligned|unmoderated|unbiased and unfiltered)\b"),
