@@ -77,7 +77,7 @@ class Engine:
     def judge(self, text: str) -> Cluster | None:
         """The first cluster of evidence that blocks ``text``, or ``None``."""
         norm = normalise(text)
-        hits = self._hits(text.lower(), norm, None)
+        hits = self._hits(text, norm, None)
         if score(hits) < self.threshold:
             return None
         if len(text) <= self.window:
@@ -90,7 +90,7 @@ class Engine:
     def hits(self, text: str) -> list[Hit]:
         """Every hit in ``text``, placed in ``text``, sorted by start."""
         norm, origin = normalise_mapped(text)
-        hits = self._hits(text.lower(), norm, origin)
+        hits = self._hits(text, norm, origin)
         hits.sort(key=lambda h: h.start)
         return hits
 
@@ -105,7 +105,8 @@ class Engine:
 
     # ------------------------------------------------------------------ matching
 
-    def _hits(self, low: str, norm: str, origin: list[int] | None) -> list[Hit]:
+    def _hits(self, text: str, norm: str, origin: list[int] | None) -> list[Hit]:
+        low = text.lower()
         hits: list[Hit] = []
         for c in self._raw:
             hints = c.rule.hints
@@ -120,7 +121,7 @@ class Engine:
                 for m in c.pattern.finditer(norm):
                     s, e = _place(m.start(), m.end(), origin)
                     hits.append(Hit(s, e, c.rule.id, c.rule.family, c.weight))
-                    self._decoded(low, m.group(), (s, e), hits)
+                    self._decoded(text, m.group(), (s, e), hits)
         return hits
 
     def _norm_hits(self, norm: str, origin: list[int] | None, hits: list[Hit]) -> None:
@@ -140,8 +141,8 @@ class Engine:
                 s, e = _place(m.start(), m.end(), origin)
                 hits.append(Hit(s, e, c.rule.id, c.rule.family, c.weight))
 
-    def _decoded(self, low: str, cue: str, at: tuple[int, int], hits: list[Hit]) -> None:
-        for s, e, text in decode.candidates(low, cue, at):
+    def _decoded(self, raw: str, cue: str, at: tuple[int, int], hits: list[Hit]) -> None:
+        for s, e, text in decode.candidates(raw, cue, at):
             inner: list[Hit] = []
             self._norm_hits(normalise(text), None, inner)
             for c in self._raw:

@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+from guard_proxy.guard.injection.normalise import LEET
+
 
 def one_of(*words: str) -> str:
-    """An alternation of words or phrases, longest first (so the longest one wins)."""
-    return "(?:" + "|".join(sorted(set(words), key=len, reverse=True)) + ")"
+    """An alternation of words or phrases, longest first (so the longest one wins), folded
+    like the text they run on ("base64" reads "base6a" there)."""
+    folded = {w.translate(LEET) for w in words}
+    return "(?:" + "|".join(sorted(folded, key=len, reverse=True)) + ")"
 
 
 def gap(most: int) -> str:

@@ -28,6 +28,8 @@ _CONFUSABLE = dict(
 )
 
 _TABLE = str.maketrans({**_LEET, **_CONFUSABLE})
+LEET = str.maketrans(_LEET)
+"""The leetspeak fold alone (what the lexicon applies to its own words)."""
 _WORD_ASCII = re.compile(r"[a-z0-9]+")
 
 
