@@ -12,16 +12,16 @@ from dataclasses import dataclass
 
 from guard_proxy.guard.injection.lexicon import (
     DECODE,
-    OVERRIDE_STRONG,
-    TARGET_STRONG,
     ENCODING,
     EVERYTHING,
     LIMITS,
     OVERRIDE,
+    OVERRIDE_STRONG,
     SETUP,
     SETUP_KIND,
     SHOW,
     TARGET,
+    TARGET_STRONG,
     TEMPORAL,
     TOLD,
     VENDOR,
