@@ -131,3 +131,14 @@ TARGET_STRONG = one_of(
     "restraints", "shackles", "censorship", "alignment", "limitations", "safeguards",
     "guardrails", "filters", "everything", "protocols",
 )  # fmt: skip
+
+# A set-up that is the model's own ("the system prompt", "your initial instructions").
+SETUP_KIND_STRONG = one_of(
+    "system", "hidden", "initial", "original", "secret", "internal", "developer", "preset",
+    "confidential", "underlying", "pre", "opening", "starting", "verbatim", "operator",
+    "backend", "private", "first",
+)  # fmt: skip
+SETUP_STRONG = one_of(
+    "prompt", "instructions", "instruction", "directives", "preprompt", "pre prompt", "rules",
+    "guidelines", "message", "programming", "briefing", "orders",
+)  # fmt: skip

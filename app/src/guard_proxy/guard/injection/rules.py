@@ -19,6 +19,8 @@ from guard_proxy.guard.injection.lexicon import (
     OVERRIDE_STRONG,
     SETUP,
     SETUP_KIND,
+    SETUP_KIND_STRONG,
+    SETUP_STRONG,
     SHOW,
     TARGET,
     TARGET_STRONG,
@@ -90,6 +92,8 @@ RULES: tuple[Rule, ...] = (
          rf"(?<!not )(?<!n t )(?<!never )(?<!to )\b{OVERRIDE} {gap(4)}{TEMPORAL} "
          rf"{gap(3)}{TARGET}\b"),
     Rule("override.everything_told", "override", 1.0,
+         rf"\b{OVERRIDE_STRONG} {gap(2)}(?:everything|all|anything|all of) {gap(5)}{TOLD}\b"),
+    Rule("override.everything_told~weak", "override", 0.5,
          rf"\b{OVERRIDE} {gap(2)}{EVERYTHING} {gap(5)}{TOLD}\b"),
     Rule("override.target_first", "override", 0.6,
          rf"\b{TEMPORAL} {gap(2)}{TARGET} {gap(3)}(?:are|is|have been|were) "
@@ -113,6 +117,7 @@ RULES: tuple[Rule, ...] = (
     Rule("override.discussion", "override", -0.5,
          r"\b(?:prompt injections?|injection attacks?|attackers?|researchers|our paper|this paper|"
          r"phrases? like|incident report|classify this|such attacks|known attacks?|mitigations?|"
+         r"paper|papers|article|study|studies|talk|titled|lecture|course|class|"
          r"what does|what is|how do)\b"),
     # ------------------------------------------------------------------ persona takeover
     Rule("persona.from_now_on", "persona", 0.6,
@@ -146,7 +151,7 @@ RULES: tuple[Rule, ...] = (
     Rule("persona.split_answer", "persona", 0.6,
          r"\b(?:rebel|rebellious|liberated|unrestricted|unrestrictedly|unfiltered|anarchist|"
          r"uncensored|jailbroken|evil|dark|unhinged|real|true) (?:answer|response|reply|"
-         r"output|version)\b|\bunrestrictedly\b|\binsert (?:the )?divider\b"),
+         r"output)\b|\bunrestrictedly\b|\binsert (?:the )?divider\b"),
     Rule("persona.will_pose", "persona", 0.6,
          rf"\b{_YOU} (?:will|shall|must|are to|re to|ll) (?:now |henceforth |always )?(?:act|"
          r"be|pretend|pose|roleplay|role play|simulate|play|become|embody|impersonate|take on|"
@@ -171,7 +176,7 @@ RULES: tuple[Rule, ...] = (
     Rule("persona.unfiltered_ai", "persona", 0.6,
          rf"\b(?:is|are|re|an|a) (?:an? )?(?:completely |totally |fully |absolutely )?{_FREE}"
          rf"(?: and {_FREE})? (?:ai|chatbot|bot|model|assistant|llm|entity|character|"
-         r"version|persona)\b"),
+         r"persona)\b"),
     Rule("persona.not_as_model", "persona", 0.6,
          r"\b(?:not|no longer|never|nt) (?:respond|answer|reply|act|behave|speak|talk) "
          r"(?:[^ ]{1,24} ){0,4}as "
@@ -260,6 +265,9 @@ RULES: tuple[Rule, ...] = (
          r"(?:apply|exist|matter|bind|restrict|limit)\b"),
     # ------------------------------------------------------------------ prompt extraction
     Rule("prompt_extraction.show_setup", "prompt_extraction", 1.0,
+         rf"\b{SHOW} (?:me |us )?{gap(2)}(?:your|the|this|its|my) {gap(1)}{SETUP_KIND_STRONG} "
+         rf"{gap(1)}{SETUP_STRONG}\b"),
+    Rule("prompt_extraction.show_setup~weak", "prompt_extraction", 0.5,
          rf"\b{SHOW} (?:me |us )?{gap(2)}(?:your|the|this|its|my) {gap(1)}{SETUP_KIND} "
          rf"{gap(1)}{SETUP}\b"),
     Rule("prompt_extraction.your_setup", "prompt_extraction", 0.6,
@@ -299,7 +307,7 @@ RULES: tuple[Rule, ...] = (
          r"<\|\s*(?:im_start|im_end|system|user|assistant|endoftext|start_header_id|"
          r"end_header_id|eot_id|begin_of_text|end_of_text)\s*\|>", "raw", ('<|', '< |')),
     Rule("fake_turn.inst_tags", "fake_turn", 1.0,
-         r"\[/?(?:inst|sys|system)\]|<</?sys>>|<\|?/?(?:system|sys)_?(?:prompt|message)?\|?>",
+         r"\[/?(?:inst|sys)\]|<</?sys>>|<\|/?(?:system|sys)_?(?:prompt|message)?\|>",
          "raw", ('[', '<')),
     Rule("fake_turn.role_header", "fake_turn", 0.7,
          r"(?:^|\n)[ \t]*(?:#{1,6}|\*\*|\[|-{2,}|={2,})?[ \t]*(?:system|new system|assistant|"
