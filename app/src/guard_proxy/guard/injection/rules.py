@@ -151,7 +151,28 @@ RULES: tuple[Rule, ...] = (
     Rule("persona.split_answer", "persona", 0.6,
          r"\b(?:rebel|rebellious|liberated|unrestricted|unrestrictedly|unfiltered|anarchist|"
          r"uncensored|jailbroken|evil|dark|unhinged|real|true) (?:answer|response|reply|"
-         r"output)\b|\bunrestrictedly\b|\binsert (?:the )?divider\b"),
+         r"output)\b|\bunrestrictedly\b"),
+    Rule("persona.divider", "persona", 0.5, r"\binsert (?:a |the )?divider\b"),
+    Rule("persona.refusal_then", "persona", 0.4,
+         r"\b(?:your|a|the|fake|mock) (?:refusal|apology)\b|\bwhy (?:you|u) (?:can t|cannot|"
+         r"cant|won t|will not) (?:answer|respond|comply)\b"),
+    Rule("persona.opposite", "persona", 0.6,
+         r"\b(?:exact |complete |total )?opposite (?:personality|persona|character|version|"
+         r"mode|of (?:chatgpt|gpt|openai|yourself|an ai|the assistant))\b"),
+    Rule("persona.continue_as", "persona", 0.5,
+         r"\b(?:continue|respond|answer|reply|write|speak|talk) as (?:an? |the )?"
+         r"(?:[^ ]{1,24} ){0,2}(?:language model|ai|model|chatbot|bot|character|persona)\b"),
+    Rule("persona.can_what_model_cannot", "persona", 0.7,
+         r"\bcan (?:do|say|answer|write) (?:everything|anything|things|what) (?:[^ ]{1,24} ){0,4}"
+         r"(?:chatgpt|gpt|assistant|ai|openai|claude|you|original) (?:[^ ]{1,24} ){0,2}"
+         r"(?:can not|cannot|can t|cant|couldn t|won t|isn t allowed|is not allowed)\b"),
+    Rule("persona.you_will_be", "persona", 0.3,
+         r"\b(?:you|u) (?:will|ll|shall|are going to|re going to) (?:now )?(?:be|play|become) "
+         r"(?:an? |the |my )"),
+    Rule("persona.agreed_before", "persona", 0.6,
+         r"\b(?:as|where|since|because) (?:you|u) (?:already |previously |have )?(?:agreed|"
+         r"promised|confirmed|consented)\b|\bremember (?:that )?(?:you|u) (?:agreed|promised|"
+         r"said|mentioned|confirmed)\b"),
     Rule("persona.will_pose", "persona", 0.6,
          rf"\b{_YOU} (?:will|shall|must|are to|re to|ll) (?:now |henceforth |always )?(?:act|"
          r"be|pretend|pose|roleplay|role play|simulate|play|become|embody|impersonate|take on|"
@@ -296,6 +317,11 @@ RULES: tuple[Rule, ...] = (
          r"\b(?:print|say|output|write|respond with|reply with|return|type|answer with|repeat|"
          r"display|echo) (?:exactly|verbatim|only|nothing (?:else|but)|the following (?:word|"
          r"text|phrase|sentence|string|words))\b"),
+    Rule("output_hijack.affirmative_start", "output_hijack", 0.6,
+         r"\b(?:start|begin|starting|beginning|prefix|preface|open) (?:your |the |each |every )?"
+         r"(?:response|reply|answer|output|article|message|text|story)?s? ?(?:with|by saying) "
+         r"(?:the (?:words?|phrase|sentence) )?(?:sure|absolutely|certainly|of course|yes|yessir|"
+         r"here s|here is|here are|title|okay|ok|definitely|gladly)\b"),
     Rule("output_hijack.pwned", "output_hijack", 0.6,
          r"\b(?:i have been|i ve been|you have been|you ve been|been) (?:pwned|hacked|owned|"
          r"compromised|jailbroken)\b|\bpwned\b"),
@@ -317,6 +343,19 @@ RULES: tuple[Rule, ...] = (
          r"[ \t]*:", "raw", (':',)),
     Rule("fake_turn.role_tags", "fake_turn", 0.7,
          r"</?(?:system|instructions?|admin|sys|developer|assistant|im_start)\s*>", "raw", ('<',)),
+    Rule("fake_turn.transcript", "fake_turn", 0.5,
+         r"(?:user|human)\s*:[^\n]{0,300}?\b(?:assistant|ai|gpt|chatgpt|bot)\s*:", "raw",
+         (":",)),
+    Rule("fake_turn.claimed_authority", "fake_turn", 0.5,
+         r"\b(?:pre ?authori[sz]ed|authori[sz]ation (?:is )?(?:granted|confirmed)|access (?:is |"
+         r"has been )?granted|granted (?:[^ ]{1,24} ){0,2}(?:administrative|admin|elevated|root|"
+         r"full) (?:level )?(?:access|privileges?)|verified system test|audit exemption|"
+         r"exception clause|privilege escalation|elevated privileges?|(?:administrative|admin) "
+         r"level access)\b"),
+    Rule("fake_turn.no_review", "fake_turn", 0.6,
+         r"\b(?:no|without|requires no|needs no|bypass(?:es)?|skip(?:s)?) (?:further |additional "
+         r"|any )?(?:ethical|safety|content|moral|policy) (?:review|checks?|filtering|screening|"
+         r"approval|evaluation|moderation)\b"),
     Rule("fake_turn.end_of_input", "fake_turn", 0.5,
          r"\b(?:end of|ignore the) (?:user |the )?(?:input|prompt|document|context|"
          r"conversation|instructions|text|data|email|message)\b"),
