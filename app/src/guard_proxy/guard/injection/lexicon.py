@@ -140,5 +140,6 @@ SETUP_KIND_STRONG = one_of(
 )  # fmt: skip
 SETUP_STRONG = one_of(
     "prompt", "instructions", "instruction", "directives", "preprompt", "pre prompt", "rules",
-    "guidelines", "message", "programming", "briefing", "orders",
+    "guidelines", "message", "programming", "briefing", "orders", "prompts", "messages",
+    "initialization", "initialisation",
 )  # fmt: skip

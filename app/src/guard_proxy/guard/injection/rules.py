@@ -286,7 +286,8 @@ RULES: tuple[Rule, ...] = (
          r"(?:apply|exist|matter|bind|restrict|limit)\b"),
     # ------------------------------------------------------------------ prompt extraction
     Rule("prompt_extraction.show_setup", "prompt_extraction", 1.0,
-         rf"\b{SHOW} (?:me |us )?{gap(2)}(?:your|the|this|its|my) {gap(1)}{SETUP_KIND_STRONG} "
+         rf"\b{SHOW} (?:me |us )?{gap(4)}(?:(?:your|the|this|its|my|any|all) )?{gap(1)}"
+         rf"{SETUP_KIND_STRONG} "
          rf"{gap(1)}{SETUP_STRONG}\b"),
     Rule("prompt_extraction.show_setup~weak", "prompt_extraction", 0.5,
          rf"\b{SHOW} (?:me |us )?{gap(2)}(?:your|the|this|its|my) {gap(1)}{SETUP_KIND} "
@@ -301,8 +302,12 @@ RULES: tuple[Rule, ...] = (
          rf"\b{_WHAT} (?:are|were|is|was) (?:your|the) {gap(1)}(?:{SETUP_KIND} )?"
          r"(?:instructions|prompt|rules|directives|system message|guidelines)\b"),
     Rule("prompt_extraction.words_above", "prompt_extraction", 0.8,
-         rf"\b{SHOW} {gap(3)}(?:everything|all|text|words|content|lines|message|sentences)"
+         rf"\b{SHOW} {gap(3)}(?:everything|all|text|words|content|lines|message|sentences|initiali[sz]ation)"
          r" (?:above|before|preceding|prior|so far|up to this point|written above)\b"),
+    Rule("prompt_extraction.as_it_appears", "prompt_extraction", 0.6,
+         r"\b(?:as it appears|verbatim|word for word|exactly as (?:it is )?(?:written|stored)) "
+         r"(?:in|from) (?:your|the) (?:[^ ]{1,24} ){0,2}(?:memory|prompt|instructions|context|"
+         r"configuration|training data|system message)\b"),
     Rule("prompt_extraction.starting_with", "prompt_extraction", 0.6,
          r"\b(?:starting|beginning|start|begin) (?:with|from) (?:the )?(?:words?|phrase|"
          r"line|sentence)? ?you are\b"),
