@@ -152,6 +152,13 @@ RULES: tuple[Rule, ...] = (
          r"\b(?:rebel|rebellious|liberated|unrestricted|unrestrictedly|unfiltered|anarchist|"
          r"uncensored|jailbroken|evil|dark|unhinged|real|true) (?:answer|response|reply|"
          r"output)\b|\bunrestrictedly\b"),
+    Rule("persona.model_self", "persona", 0.3,
+         r"\byour (?:own )?(?:safety training|training|weights|architecture|alignment|"
+         r"conditioning|base model|neural network|creators|developers|rlhf|reward model|"
+         r"safety layer|safety filters?|content filters?)\b"),
+    Rule("persona.dormant_self", "persona", 0.5,
+         r"\b(?:dormant|suppressed|latent|inner|shadow|true|real|unshackled|unfiltered|"
+         r"uncensored) (?:persona|personas|personality|self|identity|mode|version of yourself)\b"),
     Rule("persona.divider", "persona", 0.5, r"\binsert (?:a |the )?divider\b"),
     Rule("persona.refusal_then", "persona", 0.4,
          r"\b(?:your|a|the|fake|mock) (?:refusal|apology)\b|\bwhy (?:you|u) (?:can t|cannot|"
@@ -190,7 +197,7 @@ RULES: tuple[Rule, ...] = (
     Rule("persona.two_responses", "persona", 0.7,
          r"\b(?:two|2|both|dual|second|separate) (?:different |distinct |separate )?"
          r"(?:responses|answers|replies|outputs|paragraphs|ways|versions|personalities|personas|"
-         r"characters|modes|sides|entities|identities|voices)\b"),
+         r"characters|modes|sides|entities|identities|voices|aspects|selves)\b"),
     Rule("persona.new_identity", "persona", 0.5,
          rf"\b{_YOU} (?:are|re) (?:now |henceforth )?(?:[^ ]{{1,24}} ){{1,4}}(?:ai|model|"
          r"chatbot|bot|llm|persona|character|entity|version|assistant|human|person)\b"),
@@ -349,7 +356,7 @@ RULES: tuple[Rule, ...] = (
     Rule("fake_turn.role_tags", "fake_turn", 0.7,
          r"</?(?:system|instructions?|admin|sys|developer|assistant|im_start)\s*>", "raw", ('<',)),
     Rule("fake_turn.transcript", "fake_turn", 0.5,
-         r"(?:user|human)\s*:[^\n]{0,300}?\b(?:assistant|ai|gpt|chatgpt|bot)\s*:", "raw",
+         r"(?:user|human)\s*:[\s\S]{0,400}?\b(?:assistant|ai|gpt|chatgpt|bot)\s*:", "raw",
          (":",)),
     Rule("fake_turn.claimed_authority", "fake_turn", 0.5,
          r"\b(?:pre ?authori[sz]ed|authori[sz]ation (?:is )?(?:granted|confirmed)|access (?:is |"
