@@ -21,7 +21,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import corpus  # noqa: E402
-
 from guard_proxy.config.settings import GuardSettings, PromptInjectionSettings  # noqa: E402
 from guard_proxy.guard import Guard  # noqa: E402
 from guard_proxy.guard.scanners.prompt_injection import build  # noqa: E402
@@ -49,17 +48,95 @@ def stdlib_prose(limit: int = 400) -> list[dict[str, object]]:
     import importlib
     import inspect
 
-    names = (
-        "json collections asyncio argparse logging pathlib datetime decimal fractions "
-        "statistics heapq bisect functools itertools contextlib dataclasses enum typing "
-        "csv sqlite3 zipfile tarfile gzip shutil tempfile glob fnmatch textwrap string re "
-        "difflib unicodedata http.client urllib.request email.message smtplib socket ssl "
-        "selectors subprocess threading queue sched concurrent.futures multiprocessing "
-        "calendar locale gettext random secrets hashlib hmac uuid base64 binascii struct "
-        "codecs io os.path pprint reprlib copy pickle shelve xml.dom.minidom html.parser "
-        "configparser tomllib netrc plistlib wave colorsys timeit cProfile pdb doctest "
-        "unittest inspect ast dis tokenize abc numbers math cmath operator weakref"
-    ).split()
+    names = [
+        "json",
+        "collections",
+        "asyncio",
+        "argparse",
+        "logging",
+        "pathlib",
+        "datetime",
+        "decimal",
+        "fractions",
+        "statistics",
+        "heapq",
+        "bisect",
+        "functools",
+        "itertools",
+        "contextlib",
+        "dataclasses",
+        "enum",
+        "typing",
+        "csv",
+        "sqlite3",
+        "zipfile",
+        "tarfile",
+        "gzip",
+        "shutil",
+        "tempfile",
+        "glob",
+        "fnmatch",
+        "textwrap",
+        "string",
+        "re",
+        "difflib",
+        "unicodedata",
+        "http.client",
+        "urllib.request",
+        "email.message",
+        "smtplib",
+        "socket",
+        "ssl",
+        "selectors",
+        "subprocess",
+        "threading",
+        "queue",
+        "sched",
+        "concurrent.futures",
+        "multiprocessing",
+        "calendar",
+        "locale",
+        "gettext",
+        "random",
+        "secrets",
+        "hashlib",
+        "hmac",
+        "uuid",
+        "base64",
+        "binascii",
+        "struct",
+        "codecs",
+        "io",
+        "os.path",
+        "pprint",
+        "reprlib",
+        "copy",
+        "pickle",
+        "shelve",
+        "xml.dom.minidom",
+        "html.parser",
+        "configparser",
+        "tomllib",
+        "netrc",
+        "plistlib",
+        "wave",
+        "colorsys",
+        "timeit",
+        "cProfile",
+        "pdb",
+        "doctest",
+        "unittest",
+        "inspect",
+        "ast",
+        "dis",
+        "tokenize",
+        "abc",
+        "numbers",
+        "math",
+        "cmath",
+        "operator",
+        "weakref",
+    ]
     version = ".".join(map(str, sys.version_info[:3]))
     out: list[dict[str, object]] = []
     for name in names:
@@ -174,10 +251,11 @@ def main() -> None:
           f"deepteam {corpus.WHEELS['deepteam']}")  # fmt: skip
     print(f"{'family':44} {'n':>5} {'blocked':>8}  95 % interval    default guard")
     for r in rows:
+        rate, low, high = float(str(r["rate"])), float(str(r["low"])), float(str(r["high"]))
+        guard_rate = float(str(r["guard_rate"]))
         print(
-            f"{r['family']:44} {r['n']:>5} {100 * float(r['rate']):7.1f}%"  # type: ignore[arg-type]
-            f"  [{100 * float(r['low']):5.1f}, {100 * float(r['high']):5.1f}]"  # type: ignore[arg-type]
-            f"   {100 * float(r['guard_rate']):5.1f}%"  # type: ignore[arg-type]
+            f"{r['family']:44} {r['n']:>5} {100 * rate:7.1f}%"
+            f"  [{100 * low:5.1f}, {100 * high:5.1f}]   {100 * guard_rate:5.1f}%"
         )
     print(f"scan time, 300-char prompts: median {median:.1f} µs, p99 {p99:.1f} µs")
     if args.missed and args.split == "dev":
@@ -185,8 +263,16 @@ def main() -> None:
             print(f"  MISSED [{item['family']}] {str(item['text'])[:300]!r}")
     if args.json:
         args.json.write_text(
-            json.dumps({"split": args.split, "profile": args.profile, "rows": rows,
-                        "median_us": median, "p99_us": p99}, indent=1)  # fmt: skip
+            json.dumps(
+                {
+                    "split": args.split,
+                    "profile": args.profile,
+                    "rows": rows,
+                    "median_us": median,
+                    "p99_us": p99,
+                },
+                indent=1,
+            )
         )
 
 

@@ -2,9 +2,9 @@
 
 A text is blocked when some window of at most ``window`` characters holds hits whose weights
 (each rule counted once, at its highest weight; ``rule~variant`` ids count as one rule) reach
-the threshold; negative weights (a text that discusses attacks) count against it; a single weak hit never
-does. The window bounds what a stream must keep, so a streamed text and the whole text get
-the same verdict.
+the threshold; negative weights (a text that discusses attacks) count against it. A single
+weak hit never does. The window bounds what a stream must keep, so a streamed text and the
+whole text get the same verdict.
 """
 
 from __future__ import annotations

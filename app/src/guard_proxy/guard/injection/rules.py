@@ -309,7 +309,8 @@ RULES: tuple[Rule, ...] = (
          rf"\b{_WHAT} (?:are|were|is|was) (?:your|the) {gap(1)}(?:{SETUP_KIND} )?"
          r"(?:instructions|prompt|rules|directives|system message|guidelines)\b"),
     Rule("prompt_extraction.words_above", "prompt_extraction", 0.8,
-         rf"\b{SHOW} {gap(3)}(?:everything|all|text|words|content|lines|message|sentences|initiali[sz]ation)"
+         rf"\b{SHOW} {gap(3)}(?:everything|all|text|words|content|lines|message|sentences|"
+         r"initiali[sz]ation)"
          r" (?:above|before|preceding|prior|so far|up to this point|written above)\b"),
     Rule("prompt_extraction.as_it_appears", "prompt_extraction", 0.6,
          r"\b(?:as it appears|verbatim|word for word|exactly as (?:it is )?(?:written|stored)) "
