@@ -136,7 +136,7 @@ TARGET_STRONG = one_of(
 SETUP_KIND_STRONG = one_of(
     "system", "hidden", "initial", "original", "secret", "internal", "developer", "preset",
     "confidential", "underlying", "pre", "opening", "starting", "verbatim", "operator",
-    "backend", "private", "first",
+    "backend", "private",
 )  # fmt: skip
 SETUP_STRONG = one_of(
     "prompt", "instructions", "instruction", "directives", "preprompt", "pre prompt", "rules",

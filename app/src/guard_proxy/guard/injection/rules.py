@@ -92,7 +92,13 @@ RULES: tuple[Rule, ...] = (
          rf"(?<!not )(?<!n t )(?<!never )(?<!to )\b{OVERRIDE} {gap(4)}{TEMPORAL} "
          rf"{gap(3)}{TARGET}\b"),
     Rule("override.everything_told", "override", 1.0,
-         rf"\b{OVERRIDE_STRONG} {gap(2)}(?:everything|all|anything|all of) {gap(5)}{TOLD}\b"),
+         rf"\b{OVERRIDE_STRONG} {gap(2)}(?:everything|all|anything|all of) {gap(5)}"
+         r"(?:told|instructed|taught|programmed|trained|conditioned|prompted|been told|"
+         r"been given|been instructed|been taught)\b"),
+    Rule("override.then_do", "override", 0.5,
+         r"\b(?:ignore|disregard|forget|skip|drop) (?:[^ ]{1,24} ){0,5}(?:and|then|and then|"
+         r"instead|now) (?:just |instead |only |now |simply )?(?:print|say|output|write|respond|"
+         r"reply|tell|answer|repeat|translate|return|type|state|act|pretend|do)\b"),
     Rule("override.everything_told~weak", "override", 0.5,
          rf"\b{OVERRIDE} {gap(2)}{EVERYTHING} {gap(5)}{TOLD}\b"),
     Rule("override.target_first", "override", 0.6,
@@ -380,7 +386,7 @@ RULES: tuple[Rule, ...] = (
          r" (?:override|access|privileges?|command|mode|authorization|authorisation|clearance)"
          r"\b"),
     # ------------------------------------------------------------------ exfiltration
-    Rule("exfiltration.markdown_data_url", "exfiltration", 1.0,
+    Rule("exfiltration.markdown_data_url", "exfiltration", 0.6,
          r"!\[[^\]\n]{0,80}\]\(\s*https?://[^)\s]{1,200}[?&#][^)\s]{0,200}\)", "raw", ('![',)),
     Rule("exfiltration.url_placeholder", "exfiltration", 0.8,
          r"https?://[^\s)\"'<>]{1,120}[?&/=](?:[^\s)\"'<>]{0,60})?(?:\{[^}\s]{1,40}\}|\[[a-z_ ]"
