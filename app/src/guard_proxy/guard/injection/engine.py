@@ -113,14 +113,16 @@ class Engine:
             if hints and not any(h in low for h in hints):
                 continue
             for m in c.pattern.finditer(low):
-                hits.append(Hit(m.start(), m.end(), c.rule.id, c.rule.family, c.weight))
+                hits.append(
+                    Hit(m.start(), m.end(), c.rule.id, c.rule.family, c.weight, c.rule.roleplay)
+                )
         if norm:
             self._norm_hits(norm, origin, hits)
         if self._cue and not _CUES.isdisjoint(norm.split()):
             for c in self._cue:
                 for m in c.pattern.finditer(norm):
                     s, e = _place(m.start(), m.end(), origin)
-                    hits.append(Hit(s, e, c.rule.id, c.rule.family, c.weight))
+                    hits.append(Hit(s, e, c.rule.id, c.rule.family, c.weight, c.rule.roleplay))
                     self._decoded(text, m.group(), (s, e), hits)
         return hits
 
@@ -134,12 +136,12 @@ class Engine:
                     m = c.pattern.match(norm, pos)
                     if m is not None:
                         s, e = _place(m.start(), m.end(), origin)
-                        hits.append(Hit(s, e, c.rule.id, c.rule.family, c.weight))
+                        hits.append(Hit(s, e, c.rule.id, c.rule.family, c.weight, c.rule.roleplay))
             pos += len(word) + 1
         for c in self._everywhere:
             for m in c.pattern.finditer(norm):
                 s, e = _place(m.start(), m.end(), origin)
-                hits.append(Hit(s, e, c.rule.id, c.rule.family, c.weight))
+                hits.append(Hit(s, e, c.rule.id, c.rule.family, c.weight, c.rule.roleplay))
 
     def _decoded(self, raw: str, cue: str, at: tuple[int, int], hits: list[Hit]) -> None:
         for s, e, text in decode.candidates(raw, cue, at):

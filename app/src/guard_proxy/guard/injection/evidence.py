@@ -9,7 +9,7 @@ whole text get the same verdict.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -22,6 +22,21 @@ class Hit:
     rule: str
     family: str
     weight: float
+    roleplay: bool = False
+
+
+ROLEPLAY_CAP = 0.9
+"""The most that role-play signals weigh together (below the default threshold)."""
+
+
+def _total(best: Iterable[Hit]) -> float:
+    plain = play = 0.0
+    for h in best:
+        if h.roleplay:
+            play += h.weight
+        else:
+            plain += h.weight
+    return plain + min(play, ROLEPLAY_CAP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +51,13 @@ class Cluster:
 
 def score(hits: Sequence[Hit]) -> float:
     """The summed weight of ``hits``, each rule counted once at its highest weight."""
-    best: dict[str, float] = {}
+    best: dict[str, Hit] = {}
     for h in hits:
         group = h.rule.partition("~")[0]
         seen = best.get(group)
-        if seen is None or h.weight > seen:
-            best[group] = h.weight
-    return sum(best.values())
+        if seen is None or h.weight > seen.weight:
+            best[group] = h
+    return _total(best.values())
 
 
 def first_cluster(
@@ -66,7 +81,7 @@ def first_cluster(
             seen = best.get(group)
             if seen is None or h.weight > seen.weight:
                 best[group] = h
-        total = sum(h.weight for h in best.values())
+        total = _total(best.values())
         if total >= threshold:
             return Cluster(first.start, _family(best.values()), total)
     return None

@@ -69,7 +69,7 @@ LIMITS = one_of(
     "ethical guidelines", "moral guidelines", "content policy", "content policies",
     "content filters", "safety filters", "safety guidelines", "moral restrictions",
     "ethical restrictions", "ethical constraints", "moral constraints", "regulations",
-    "laws", "boundary", "barriers", "censor", "filtering", "warnings", "disclaimers",
+    "laws", "boundary", "barriers", "censor", "filtering",
     "moral compass", "conscience", "scruples", "inhibitions", "qualms",
 )  # fmt: skip
 
@@ -140,6 +140,6 @@ SETUP_KIND_STRONG = one_of(
 )  # fmt: skip
 SETUP_STRONG = one_of(
     "prompt", "instructions", "instruction", "directives", "preprompt", "pre prompt", "rules",
-    "guidelines", "message", "programming", "briefing", "orders", "prompts", "messages",
+    "guidelines", "programming", "briefing", "orders", "prompts",
     "initialization", "initialisation",
 )  # fmt: skip

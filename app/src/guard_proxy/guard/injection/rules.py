@@ -55,6 +55,9 @@ class Rule:
     view: str = "norm"  # "norm" or "raw"
     hints: tuple[str, ...] = ()
     """Raw rules: substrings one of which every match contains (checked before the search)."""
+    roleplay: bool = False
+    """A role-play signal: together they weigh at most ``ROLEPLAY_CAP`` (role-play alone is
+    no jailbreak; with rule removal or an override it is)."""
 
 
 _YOU = one_of("you", "u", "ya", "chatgpt", "gpt", "assistant", "ai", "model", "bot")
@@ -128,15 +131,18 @@ RULES: tuple[Rule, ...] = (
     # ------------------------------------------------------------------ persona takeover
     Rule("persona.from_now_on", "persona", 0.6,
          rf"\b{_NOW} {gap(2)}(?:you|u|your|chatgpt|gpt|act|respond|answer|reply|behave|"
-         r"pretend|speak|talk|write)\b"),
+         r"pretend|speak|talk|write)\b",
+         roleplay=True),
     Rule("persona.you_are_now", "persona", 0.6,
          rf"\b{_YOU} {_ARE} (?:now |henceforth |going to |about to )?(?:act|be|pretend|"
-         r"roleplay|role play|simulate|play|become|embody|impersonate|take on)\b"),
+         r"roleplay|role play|simulate|play|become|embody|impersonate|take on)\b",
+         roleplay=True),
     Rule("persona.act_as", "persona", 0.4,
          r"\b(?:act|behave|respond|answer|pretend|roleplay|role play|play|reply|function|"
          r"operate|serve) (?:as|like|to be) (?:an? |the |my )?(?:[^ ]{1,24} ){0,4}"
          r"(?:ai|chatbot|bot|model|assistant|persona|character|version|entity|machine|"
-         r"program|system|gpt|llm)\b"),
+         r"program|system|gpt|llm)\b",
+         roleplay=True),
     Rule("persona.mode_enabled", "persona", 0.8,
          rf"\b{_MODE_NAME} mode {gap(1)}(?:enabled|activated|engaged|on|unlocked|"
          r"initiated|active|output|response|policy|policies)\b"),
@@ -174,14 +180,16 @@ RULES: tuple[Rule, ...] = (
          r"mode|of (?:chatgpt|gpt|openai|yourself|an ai|the assistant))\b"),
     Rule("persona.continue_as", "persona", 0.5,
          r"\b(?:continue|respond|answer|reply|write|speak|talk) as (?:an? |the )?"
-         r"(?:[^ ]{1,24} ){0,2}(?:language model|ai|model|chatbot|bot|character|persona)\b"),
+         r"(?:[^ ]{1,24} ){0,2}(?:language model|ai|model|chatbot|bot|character|persona)\b",
+         roleplay=True),
     Rule("persona.can_what_model_cannot", "persona", 0.7,
          r"\bcan (?:do|say|answer|write) (?:everything|anything|things|what) (?:[^ ]{1,24} ){0,4}"
          r"(?:chatgpt|gpt|assistant|ai|openai|claude|you|original) (?:[^ ]{1,24} ){0,2}"
          r"(?:can not|cannot|can t|cant|couldn t|won t|isn t allowed|is not allowed)\b"),
     Rule("persona.you_will_be", "persona", 0.3,
          r"\b(?:you|u) (?:will|ll|shall|are going to|re going to) (?:now )?(?:be|play|become) "
-         r"(?:an? |the |my )"),
+         r"(?:an? |the |my )",
+         roleplay=True),
     Rule("persona.agreed_before", "persona", 0.6,
          r"\b(?:as|where|since|because) (?:you|u) (?:already |previously |have )?(?:agreed|"
          r"promised|confirmed|consented)\b|\bremember (?:that )?(?:you|u) (?:agreed|promised|"
@@ -189,7 +197,8 @@ RULES: tuple[Rule, ...] = (
     Rule("persona.will_pose", "persona", 0.6,
          rf"\b{_YOU} (?:will|shall|must|are to|re to|ll) (?:now |henceforth |always )?(?:act|"
          r"be|pretend|pose|roleplay|role play|simulate|play|become|embody|impersonate|take on|"
-         r"respond|answer|reply) (?:[^ ]{1,24} ){0,4}as\b"),
+         r"respond|answer|reply) (?:[^ ]{1,24} ){0,4}as\b",
+         roleplay=True),
     Rule("persona.do_anything_now", "persona", 0.8, r"\bdo anything now\b"),
     Rule("persona.named", "persona", 0.8,
          rf"\b{_YOU} {_ARE} (?:now |henceforth )?(?:called |named |known as |in )?(?:dan|stan|"
@@ -199,14 +208,16 @@ RULES: tuple[Rule, ...] = (
          r"(?= (?:is|can|will|has|does|doesn t|stands|mode|must|should|which|who|the)\b)"),
     Rule("persona.stay_in_character", "persona", 0.7,
          rf"\b(?:stay|remain|keep|be|staying) (?:in|into) {gap(1)}{_PERSONA_WORD}\b|"
-         rf"\bbreak(?:ing)? (?:out of )?(?:the )?{_PERSONA_WORD}\b"),
+         rf"\bbreak(?:ing)? (?:out of )?(?:the )?{_PERSONA_WORD}\b",
+         roleplay=True),
     Rule("persona.two_responses", "persona", 0.7,
          r"\b(?:two|2|both|dual|second|separate) (?:different |distinct |separate )?"
          r"(?:responses|answers|replies|outputs|paragraphs|ways|versions|personalities|personas|"
-         r"characters|modes|sides|entities|identities|voices|aspects|selves)\b"),
+         r"characters|modes|sides|entities|identities|voices|aspects|selves|manners)\b"),
     Rule("persona.new_identity", "persona", 0.5,
          rf"\b{_YOU} (?:are|re) (?:now |henceforth )?(?:[^ ]{{1,24}} ){{1,4}}(?:ai|model|"
-         r"chatbot|bot|llm|persona|character|entity|version|assistant|human|person)\b"),
+         r"chatbot|bot|llm|persona|character|entity|version|assistant|human|person)\b",
+         roleplay=True),
     Rule("persona.unfiltered_ai", "persona", 0.6,
          rf"\b(?:is|are|re|an|a) (?:an? )?(?:completely |totally |fully |absolutely )?{_FREE}"
          rf"(?: and {_FREE})? (?:ai|chatbot|bot|model|assistant|llm|entity|character|"
@@ -233,10 +244,12 @@ RULES: tuple[Rule, ...] = (
          r"question|prompt|query))\b"),
     Rule("persona.simulate", "persona", 0.4,
          r"\b(?:simulate|emulate|imagine|pretend|hypothetical|fictional|fictitious) "
-         rf"(?:[^ ]{{1,24}} ){{0,3}}(?:ai|chatbot|model|assistant|llm|{_PERSONA_WORD})\b"),
+         rf"(?:[^ ]{{1,24}} ){{0,3}}(?:ai|chatbot|model|assistant|llm|{_PERSONA_WORD})\b",
+         roleplay=True),
     Rule("persona.prefix", "persona", 0.4,
          r"\b(?:start|begin|prefix|precede|preface) (?:each |every |all |your )?(?:of your )?"
-         r"(?:responses?|answers?|replies|outputs?|messages?|sentences?) with\b"),
+         r"(?:responses?|answers?|replies|outputs?|messages?|sentences?) with\b",
+         roleplay=True),
     Rule("persona.banner", "persona", 0.4, r"[\u2550\u2554\u2557\u2551\u2593\u2588]{24,}",
          "raw"),
     Rule("persona.output_markers", "persona", 0.5,
@@ -270,7 +283,7 @@ RULES: tuple[Rule, ...] = (
          r"\b(?:break|ignore|bend|forget|screw|fuck) (?:the|all|all the|these|those|your|any) "
          r"(?:fucking |damn )?(?:rules|guidelines|policies|restrictions|laws|filters)\b"),
     Rule("rule_removal.moralizing", "rule_removal", 0.6,
-         r"\b(?:moralizing|moralising|mandatory|obligatory|preachy) (?:[^ ]{1,24} ){0,1}"
+         r"\b(?:moralizing|moralising|mandatory|obligatory|preachy|moral) (?:[^ ]{1,24} ){0,1}"
          r"(?:rant|warning|disclaimer|lecture|bullshit|speech)\b"),
     Rule("rule_removal.protocol_off", "rule_removal", 0.6,
          r"\b(?:framework|protocols?|directives?|safety|alignment|filters?|filtering|"
@@ -287,7 +300,8 @@ RULES: tuple[Rule, ...] = (
          r"harm|legal)\b"),
     Rule("rule_removal.no_warnings", "rule_removal", 0.4,
          r"\b(?:never|not|don t|do not|without|no|won t|will not|avoid|omit|skip) "
-         r"(?:include |add |give |provide |any |adding |including |giving )*(?:warnings?|"
+         r"(?:include |add |give |provide |any |adding |including |giving |issuing |issue |"
+         r"offering |providing )*(?:warnings?|refusals?|"
          r"disclaimers?|caveats|apologies|moralizing|moralising|lectures?|censorship|"
          r"ethical considerations|moral considerations)\b"),
     Rule("rule_removal.legal_anything", "rule_removal", 0.4,
@@ -301,7 +315,7 @@ RULES: tuple[Rule, ...] = (
     Rule("prompt_extraction.show_setup", "prompt_extraction", 1.0,
          rf"\b{SHOW} (?:me |us )?{gap(4)}(?:(?:your|the|this|its|my|any|all) )?{gap(1)}"
          rf"{SETUP_KIND_STRONG} "
-         rf"{gap(1)}{SETUP_STRONG}\b"),
+         rf"{gap(1)}(?:{SETUP_STRONG}|(?<!hidden )messages?)\b"),
     Rule("prompt_extraction.show_setup~weak", "prompt_extraction", 0.5,
          rf"\b{SHOW} (?:me |us )?{gap(2)}(?:your|the|this|its|my) {gap(1)}{SETUP_KIND} "
          rf"{gap(1)}{SETUP}\b"),
@@ -382,7 +396,8 @@ RULES: tuple[Rule, ...] = (
          r"\b(?:begin|start|starting|new|enter|initiate) (?:a )?(?:new |admin |developer |"
          r"system |debug |privileged )(?:session|instructions|mode|override|access)\b"),
     Rule("fake_turn.authority", "fake_turn", 0.4,
-         r"\b(?:admin|administrator|developer|system|root|sudo|operator|maintenance|security)"
+         r"\b(?:admin|administrator|developer|system|root|sudo|operator|maintenance|security|"
+         r"emergency)"
          r" (?:override|access|privileges?|command|mode|authorization|authorisation|clearance)"
          r"\b"),
     # ------------------------------------------------------------------ exfiltration
