@@ -59,6 +59,15 @@ def normalise(text: str) -> str:
 
 def normalise_mapped(text: str) -> tuple[str, list[int]]:
     """``(normalise(text), origin)``: ``origin[k]`` is where character ``k`` came from."""
+    if text.isascii():
+        words: list[str] = []
+        where: list[int] = []
+        for m in _WORD_ASCII.finditer(text.lower().translate(_TABLE)):
+            if words:
+                where.append(m.start())  # the space before a word: where the word begins
+            words.append(m.group())
+            where.extend(range(m.start(), m.end()))
+        return " ".join(words), where
     out: list[str] = []
     origin: list[int] = []
     gap = False

@@ -17,7 +17,8 @@ import regex
 from guard_proxy.config.settings import PromptInjectionSettings
 from guard_proxy.exceptions import ScannerLoadError
 from guard_proxy.guard.injection import decode
-from guard_proxy.guard.injection.engine import Engine
+from guard_proxy.guard.injection.engine import Engine, Hit
+from guard_proxy.guard.injection.evidence import first_cluster
 from guard_proxy.guard.injection.normalise import normalise_mapped
 from guard_proxy.guard.injection.rules import RULES
 from guard_proxy.guard.scanners._base import PatternScanner, fold, max_width
@@ -43,6 +44,7 @@ class InjectionScanner:
 
     __slots__ = (
         "_engine",
+        "_last",
         "_open_blobs",
         "_open_norm",
         "_open_raw",
@@ -55,6 +57,9 @@ class InjectionScanner:
         self.name = NAME
         self._engine = engine
         self._phrases = phrases
+        # The hits of the last text scanned in a stream: ``hold`` follows ``scan_from`` on
+        # the same text. One slot, replaced whole (safe to share between threads).
+        self._last: tuple[str, list[Hit]] = ("", [])
         widths = [phrases.window] if phrases is not None else []
         if engine is not None:
             widths.append(engine.window + 1)
@@ -91,11 +96,26 @@ class InjectionScanner:
             finding = self._phrases.scan_from(text, start, final)
             if finding is not None:
                 return finding
-        if self._engine is not None:
-            cluster = self._engine.first(text, start, final=final)
+        engine = self._engine
+        if engine is not None:
+            hits = self._hits(engine, text)
+            if not final:
+                end = len(text)
+                hits = [h for h in hits if h.end < end]
+            cluster = first_cluster(
+                hits, threshold=engine.threshold, window=engine.window, start=start
+            )
             if cluster is not None:
                 return Finding(NAME, self._reason(cluster.family))
         return None
+
+    def _hits(self, engine: Engine, text: str) -> list[Hit]:
+        last_text, last_hits = self._last
+        if last_text is text or last_text == text:
+            return last_hits
+        hits = engine.hits(text)
+        self._last = (text, hits)
+        return hits
 
     def spans(self, text: str) -> list[int]:
         """Where each finding of the whole ``text`` begins (for tests and tools)."""
@@ -119,7 +139,7 @@ class InjectionScanner:
             return at
         nearest = max(start, len(text) - engine.window)
         cued = False
-        for h in engine.hits(text):
+        for h in self._hits(engine, text):
             if h.start >= nearest:
                 at = min(at, h.start)
             if h.family == "encoded" and h.start >= len(text) - engine.window:
