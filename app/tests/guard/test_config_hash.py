@@ -37,6 +37,10 @@ def _changed(value: Any, field: dataclasses.Field[Any], hint: Any) -> Any:
         return not value
     if isinstance(value, int):
         return value + 1
+    if isinstance(value, float):
+        return value + 0.5
+    if isinstance(value, str) and field.metadata.get("choices"):
+        return next(c for c in field.metadata["choices"] if c != value)
     if isinstance(value, tuple):
         choices = field.metadata.get("choices")
         if choices:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 from support.guards import BLOCKING, NONE_ON, PII_BLOCKED, guard_with, only
 
 from guard_proxy.config.settings import (
+    DEFAULT_OUTPUT_SCANNERS,
     BannedSubstringsSettings,
     GuardSettings,
     PiiSettings,
@@ -26,10 +28,10 @@ TERM = "Project Falcon"
 BANNED = only(banned_substrings=BannedSubstringsSettings(patterns=(TERM, "zyx")))
 # The defaults of the output direction plus a banned term: the widest window is not the term's.
 DEFAULT_PLUS_TERM = GuardSettings(
-    output=ScannerSetSettings(
+    output=dataclasses.replace(
+        DEFAULT_OUTPUT_SCANNERS,
         **BLOCKING,
         banned_substrings=BannedSubstringsSettings(patterns=(TERM,)),
-        size=SizeSettings(max_chars=1_000_000),
     )
 )
 

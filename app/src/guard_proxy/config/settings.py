@@ -155,13 +155,32 @@ class PiiSettings:
         return str(self.actions.get(kind, PII_ACTIONS[kind]))
 
 
+INJECTION_FAMILIES = (
+    "override",
+    "persona",
+    "rule_removal",
+    "prompt_extraction",
+    "output_hijack",
+    "fake_turn",
+    "exfiltration",
+    "encoded",
+)
+INJECTION_PROFILES = ("default", "strict")
+
+
 @dataclass(frozen=True, kw_only=True)
 class PromptInjectionSettings:
-    """Known prompt-injection phrases; ``phrases`` adds to the built-in list."""
+    """Prompt injections and jailbreaks: the built-in rule engine (``use_builtin``, its
+    ``families``, ``profile`` and evidence ``threshold``) plus operators' ``phrases``."""
 
     enabled: bool = True
     use_builtin: bool = True
     phrases: tuple[str, ...] = ()
+    families: tuple[str, ...] = _f(INJECTION_FAMILIES, choices=INJECTION_FAMILIES)
+    # ``strict`` counts the weak rules double: one weak signal blocks.
+    profile: str = _f("default", choices=INJECTION_PROFILES)
+    # Summed rule weights within one window that block a text (1.0: one strong rule).
+    threshold: float = _f(1.0, min=0.1, max=10.0)
 
 
 @dataclass(frozen=True, kw_only=True)
