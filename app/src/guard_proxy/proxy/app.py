@@ -1,7 +1,8 @@
 """The app factory: routes, middlewares and lifespan wired from settings, guard and cache.
 
 Middleware order, outermost first: request log (times, counts, logs every request),
-access (allow-list, admin token, body limit), drain (the proxied requests in flight, ended
+access (allow-list, admin token, body limit), client keys and their limits (only with
+``access.keys.enabled``, :mod:`guard_proxy.keys`), drain (the proxied requests in flight, ended
 in their own format at the drain deadline), then the :class:`Router`. Every layer and every
 proxied route is pure ASGI: no framework sits on the hot path. The proxy's own endpoints
 (and their OpenAPI document) are a FastAPI app the router dispatches to by path.
@@ -13,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from guard_proxy.config import Settings
 from guard_proxy.guard import Guard
+from guard_proxy.keys.usage import MetricsAppender
+from guard_proxy.keys.wiring import ClientKeys
 from guard_proxy.proxy.access import AccessMiddleware
 from guard_proxy.proxy.asgi import ASGIApp
 from guard_proxy.proxy.drain import DrainMiddleware, InFlight
@@ -70,9 +73,25 @@ def create_app(
         finally:
             await cache.aclose()
 
-    router = Router(startup=cache.start, shutdown=shutdown)
+    keys = ClientKeys.from_settings(settings) if settings.access.keys.enabled else None
+
+    async def startup() -> None:
+        await cache.start()
+        if keys is not None:
+            await keys.start()
+
+    async def shutdown_all() -> None:
+        try:
+            if keys is not None:
+                await keys.aclose()
+        finally:
+            await shutdown()
+
+    router = Router(startup=startup, shutdown=shutdown_all)
     inflight = inflight if inflight is not None else InFlight()
     own = own_app(client, cache, settings.cache.enabled, metrics, readiness, share)
+    if keys is not None:
+        own = MetricsAppender(own, keys.usage)
     for own_route in OWN_ROUTES:
         router.add(own_route.path, own, [own_route.method])
     for shape in GUARDED_ROUTES:
@@ -85,7 +104,14 @@ def create_app(
             stream_request=route.stream_request,
         )
         router.add(route.path, relay, route.methods)
-    drain = DrainMiddleware(router, inflight, own_paths=own_paths())
+    drain: ASGIApp = DrainMiddleware(router, inflight, own_paths=own_paths())
+    if keys is not None:
+        drain = keys.protect(
+            drain,
+            settings,
+            exempt=own_paths(),
+            generation=[shape.route for shape in GUARDED_ROUTES],
+        )
     access = AccessMiddleware(
         drain,
         settings=settings.access,

@@ -26,11 +26,12 @@ class RequestInfo:
     """What the request log and the metrics need to know about one request.
 
     The access middleware creates it; handlers fill ``route``, ``verdict`` (an
-    :class:`RequestVerdict`, maybe with a suffix) and ``cache``.
+    :class:`RequestVerdict`, maybe with a suffix) and ``cache``; the keys layer fills
+    ``key`` with the client key's name.
     It never holds prompt or answer text.
     """
 
-    __slots__ = ("blocked_by", "cache", "client", "route", "verdict")
+    __slots__ = ("blocked_by", "cache", "client", "key", "route", "verdict")
 
     def __init__(self, client: str) -> None:
         self.client = client
@@ -38,6 +39,7 @@ class RequestInfo:
         self.verdict = ""
         self.cache = ""
         self.blocked_by: list[str] = []
+        self.key = ""  # the client key's name (access.keys), never the key
 
 
 def request_info(scope: MutableMapping[str, Any]) -> RequestInfo:
