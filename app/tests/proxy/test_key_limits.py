@@ -117,9 +117,7 @@ def test_tokens_are_counted_from_every_answer_format(
         h = bearer(key)
         whole = c.post("/api/generate", json=GENERATE, headers=h).json()
         expected += whole["prompt_eval_count"] + whole["eval_count"]
-        lines = ndjson(
-            c.post("/api/chat", headers=h, json={**CHAT_V1, "stream": True}).content
-        )
+        lines = ndjson(c.post("/api/chat", headers=h, json={**CHAT_V1, "stream": True}).content)
         expected += lines[-1]["prompt_eval_count"] + lines[-1]["eval_count"]
         done = c.post("/v1/chat/completions", json=CHAT_V1, headers=h).json()
         expected += done["usage"]["prompt_tokens"] + done["usage"]["completion_tokens"]
@@ -135,8 +133,7 @@ def test_tokens_are_counted_from_every_answer_format(
     counted = sum(
         float(line.split()[1])
         for line in metrics.splitlines()
-        if line.startswith('guard_proxy_key_tokens_total{direction="')
-        and 'key="team-a"' in line
+        if line.startswith('guard_proxy_key_tokens_total{direction="') and 'key="team-a"' in line
     )
     assert counted == expected
 
@@ -172,8 +169,7 @@ def test_concurrent_streams_are_held_until_the_answer_ends(
             # Routes that generate nothing take no stream slot.
             assert c2.get("/api/tags", headers=bearer(key)).status_code == 200
         assert wait_for(
-            lambda: c2.post("/api/generate", json=GENERATE, headers=bearer(key)).status_code
-            == 200
+            lambda: c2.post("/api/generate", json=GENERATE, headers=bearer(key)).status_code == 200
         ), "the stream's slot was not given back when its client left"
 
 
