@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -227,3 +228,60 @@ def test_official_clients_get_their_rate_limit_errors(
         oc.generate(model="llama3.2", prompt="ECHO:x")
     assert err.value.status_code == 429
     assert "requests_per_minute is 2" in err.value.error
+
+
+# ---------------------------------------------------------------- guard-proxy keys
+
+
+def run_keys_command(config: dict[str, Any], tmp_path: Path, *args: str) -> Any:
+    import subprocess
+    import sys
+
+    import yaml
+    from support.processes import clean_env
+
+    path = tmp_path / "cli-config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return subprocess.run(
+        [sys.executable, "-m", "guard_proxy", "keys", "--config", str(path), *args],
+        env=clean_env({}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_keys_command_lists_names_limits_and_shared_usage(
+    proxy_factory: StartProxy, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    key_a, key_b = new_key(), new_key()
+    path = write_keys_file(
+        tmp_path / "keys.yml",
+        {
+            "team-a": (key_a, {"requests_per_minute": 50, "tokens_per_day": 9000}),
+            "team-b": (key_b, {}),
+        },
+    )
+    proxy = start_keyed(proxy_factory, path, redis_server)
+    with proxy.client() as c:
+        for _ in range(3):
+            assert c.post("/api/generate", json=GENERATE, headers=bearer(key_a)).status_code == 200
+    config = {**keys_config(path, prefix=PREFIX), **redis_config(redis_server)}
+    result = run_keys_command(config, tmp_path, "--json")
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    rows = {row["name"]: row for row in listed["keys"]}
+    assert rows["team-a"]["limits"]["requests_per_minute"] == 50
+    assert rows["team-a"]["usage"]["requests_per_minute"] == 3
+    assert rows["team-a"]["usage"]["tokens_per_day"] > 0
+    assert rows["team-b"]["usage"]["requests_per_minute"] == 0
+    table = run_keys_command(config, tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert "team-a" in table.stdout and "3/50" in table.stdout
+    for secret in (key_a, key_b, redis_server.password or "-"):
+        assert secret not in table.stdout + table.stderr + result.stdout
+    redis_server.kill()
+    down = run_keys_command(config, tmp_path)
+    assert down.returncode == 0, down.stderr
+    assert "usage unknown: redis at" in down.stdout
+    assert "?/50" in down.stdout
