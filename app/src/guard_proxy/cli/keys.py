@@ -33,12 +33,26 @@ def add_parser(subparsers: Any) -> None:
     )
     add_config_argument(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--check",
+        metavar="FILE",
+        help="only validate the keys file FILE (exit 0 when valid, 1 with the problems)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from guard_proxy.keys.store import KeysFileError, load_keys_file
 
+    if args.check:
+        try:
+            checked = load_keys_file(args.check)
+        except KeysFileError as exc:
+            for where, what in exc.problems:
+                print(f"error: {where}: {what}", file=sys.stderr)
+            return 1
+        print(f"keys file OK: {len(checked)} keys ({', '.join(sorted(checked.by_name))})")
+        return 0
     settings = load_or_report(args.config)
     if settings is None:
         return 1
