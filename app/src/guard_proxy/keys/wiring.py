@@ -9,7 +9,7 @@ from guard_proxy.config import Settings
 from guard_proxy.keys.limits import KeyLimits
 from guard_proxy.keys.middleware import KeysMiddleware
 from guard_proxy.keys.store import KeyStore
-from guard_proxy.keys.usage import KeyUsage
+from guard_proxy.keys.usage import KeyUsage, MetricsAppender
 from guard_proxy.proxy.asgi import ASGIApp
 
 __all__ = ["ClientKeys"]
@@ -57,6 +57,10 @@ class ClientKeys:
             exempt=exempt,
             generation=generation,
         )
+
+    def with_metrics(self, own: ASGIApp) -> ASGIApp:
+        """``own`` (the app answering ``/metrics``) with the per-key counters appended."""
+        return MetricsAppender(own, self.usage)
 
     async def start(self) -> None:
         self.store.start()

@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING
 
 from guard_proxy.config import Settings
 from guard_proxy.guard import Guard
-from guard_proxy.keys.usage import MetricsAppender
-from guard_proxy.keys.wiring import ClientKeys
 from guard_proxy.proxy.access import AccessMiddleware
 from guard_proxy.proxy.asgi import ASGIApp
 from guard_proxy.proxy.drain import DrainMiddleware, InFlight
@@ -40,6 +38,7 @@ from guard_proxy.proxy.workershare import WorkerShare
 
 if TYPE_CHECKING:
     from guard_proxy.cache import GuardCache
+    from guard_proxy.keys.wiring import ClientKeys
 
 
 def create_app(
@@ -73,7 +72,7 @@ def create_app(
         finally:
             await cache.aclose()
 
-    keys = ClientKeys.from_settings(settings) if settings.access.keys.enabled else None
+    keys = _client_keys(settings)
 
     async def startup() -> None:
         await cache.start()
@@ -91,7 +90,7 @@ def create_app(
     inflight = inflight if inflight is not None else InFlight()
     own = own_app(client, cache, settings.cache.enabled, metrics, readiness, share)
     if keys is not None:
-        own = MetricsAppender(own, keys.usage)
+        own = keys.with_metrics(own)
     for own_route in OWN_ROUTES:
         router.add(own_route.path, own, [own_route.method])
     for shape in GUARDED_ROUTES:
@@ -120,3 +119,12 @@ def create_app(
         uploads=streamed_upload_prefixes(),
     )
     return RequestLogMiddleware(access, metrics=metrics, access_log=settings.server.access_log)
+
+
+def _client_keys(settings: Settings) -> ClientKeys | None:
+    """The client-key layer when ``access.keys.enabled`` (imported only then)."""
+    if not settings.access.keys.enabled:
+        return None
+    from guard_proxy.keys.wiring import ClientKeys
+
+    return ClientKeys.from_settings(settings)
