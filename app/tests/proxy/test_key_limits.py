@@ -285,3 +285,30 @@ def test_keys_command_lists_names_limits_and_shared_usage(
     assert down.returncode == 0, down.stderr
     assert "usage unknown: redis at" in down.stdout
     assert "?/50" in down.stdout
+
+
+def test_a_redis_user_without_the_scripts_is_a_visible_fallback(
+    proxy_factory: StartProxy, redis_server_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    # A cache-only ACL user (as the redis role wrote it before client keys): no EVALSHA.
+    server = redis_server_factory(
+        extra_config=[
+            "user cacheonly on >cache-only-password-123 ~guard:* -@all +@connection +get +set +ping"
+        ]
+    )
+    path, key = one_key(tmp_path, {"requests_per_minute": 4})
+    config = {
+        **keys_config(path, prefix=PREFIX, proxies=2),
+        **redis_config(server),
+    }
+    config["redis"].update(username="cacheonly", password="cache-only-password-123")
+    proxy = proxy_factory(config)
+    with proxy.client() as c:
+        statuses = [
+            c.post("/api/generate", json=GENERATE, headers=bearer(key)).status_code
+            for _ in range(3)
+        ]
+    assert statuses == [200, 200, 429]  # 4 // 2 in this process
+    assert shared_gauge(proxy) == 0
+    assert "keys: redis did not run the limits script" in proxy.logs()
+    assert "cache-only-password-123" not in proxy.logs()

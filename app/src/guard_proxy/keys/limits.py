@@ -236,11 +236,14 @@ class KeyLimits:
         self.supervisor.listeners.append(self._switched)
         self.use_redis = use_redis
         self.fallbacks = 0  # decisions made in this process while Redis was wanted
+        # The last admission fell back although the breaker is closed: Redis refused the
+        # script (an ACL without EVALSHA or the prefix) or one call failed below the threshold.
+        self.refused = False
 
     @property
     def shared(self) -> bool:
         """Whether the limits are counted in Redis right now."""
-        return self.supervisor.serving
+        return self.supervisor.serving and not self.refused
 
     async def start(self) -> None:
         if self.use_redis:
@@ -275,12 +278,23 @@ class KeyLimits:
         if isinstance(reply, Skip):
             if self.use_redis:
                 self.fallbacks += 1
+                if self.supervisor.serving and not self.refused:
+                    self.refused = True
+                    logger.error(
+                        "keys: redis did not run the limits script (%s); limits counted in "
+                        "this process (limit // %d)",
+                        self.supervisor.last_error,
+                        self.local.share,
+                    )
             return self.local.admit(
                 name,
                 Limits(limits.requests_per_minute, streams, *_tokens(limits)),
                 streamed,
                 self.lease_ms / 1000,
             )
+        if self.refused:
+            self.refused = False
+            logger.warning("keys: limits shared through redis again")
         code, wait_ms = int(reply[0]), int(reply[1])
         if code:
             return Decision(REFUSED[code], _seconds(wait_ms))
