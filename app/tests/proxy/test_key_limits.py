@@ -129,8 +129,9 @@ def test_tokens_are_counted_from_every_answer_format(
         metrics = c.get("/metrics").text
     assert expected > 0
     stored = redis_server.client()
+    # Added by a task of its own right after each answer.
+    assert wait_for(lambda: int(stored.get(f"{PREFIX}team-a:tpd") or 0) == expected)
     assert int(stored.get(f"{PREFIX}team-a:tpm")) == expected
-    assert int(stored.get(f"{PREFIX}team-a:tpd")) == expected
     counted = sum(
         float(line.split()[1])
         for line in metrics.splitlines()
@@ -146,6 +147,8 @@ def test_a_spent_token_budget_is_429_on_every_proxy(
     first, second = (start_keyed(proxy_factory, path, redis_server) for _ in range(2))
     with first.client() as c:
         assert c.post("/api/generate", json=GENERATE, headers=bearer(key)).status_code == 200
+    stored = redis_server.client()
+    assert wait_for(lambda: int(stored.get(f"{PREFIX}team-a:tpm") or 0) >= 3)
     with second.client() as c:
         refused = c.post("/v1/chat/completions", json=CHAT_V1, headers=bearer(key))
     assert refused.status_code == 429
@@ -266,6 +269,8 @@ def test_keys_command_lists_names_limits_and_shared_usage(
     with proxy.client() as c:
         for _ in range(3):
             assert c.post("/api/generate", json=GENERATE, headers=bearer(key_a)).status_code == 200
+    stored = redis_server.client()
+    assert wait_for(lambda: int(stored.get(f"{PREFIX}team-a:tpd") or 0) > 0)
     config = {**keys_config(path, prefix=PREFIX), **redis_config(redis_server)}
     result = run_keys_command(config, tmp_path, "--json")
     assert result.returncode == 0, result.stderr

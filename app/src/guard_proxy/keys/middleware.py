@@ -7,8 +7,9 @@ For every proxied route (the proxy's own endpoints are left to the access middle
 2. The key (:mod:`.credentials`): in the URL -> 400; missing, malformed, empty or unknown
    -> 401 with ``WWW-Authenticate``; each counts as a failed attempt of the address.
 3. The limits (:mod:`.limits`): over one -> 429 with ``Retry-After``.
-4. The answer's tokens are added to the key's windows and its stream lease returned when
-   the answer ends, however it ends.
+4. When the answer ends, however it ends, its tokens are added to the key's windows and
+   its stream lease is returned: in Redis by a task of its own, after the answer (the
+   client does not wait for it); in this process at once.
 
 Errors are in the route's own format (``{"error": "..."}`` on ``/api``, OpenAI's object on
 ``/v1``). The key's name goes to the request log (``RequestInfo.key``) and the metrics;
@@ -96,6 +97,7 @@ class KeysMiddleware:
         self.failures = FailedAttempts(failed_per_minute)
         self.exempt = frozenset(exempt)
         self.generation = frozenset(generation)
+        self.pending: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.exempt:
@@ -129,7 +131,7 @@ class KeysMiddleware:
         if not decision.admitted:
             await self._limited(send, path, record, decision)
             return
-        self.usage.requests.labels(record.name).inc()
+        self.usage.of(record.name).requests.inc()
         await self._serve(scope, receive, send, record, decision)
 
     async def _refuse(self, send: Send, path: str, client: str, refusal: Refusal) -> None:
@@ -180,23 +182,37 @@ class KeysMiddleware:
             await self.app(scope, receive, counting_send)
         finally:
             tokens_in, tokens_out = counter.counts() if counter is not None else (0, 0)
-            verdict = request_info(scope).verdict
-            await asyncio.shield(self._finish(record, decision, tokens_in, tokens_out, verdict))
+            self._finish(record, decision, tokens_in, tokens_out, request_info(scope).verdict)
 
-    async def _finish(
+    def _finish(
         self, record: KeyRecord, decision: Decision, tokens_in: int, tokens_out: int, verdict: str
     ) -> None:
-        name = record.name
+        """Count the answer; its Redis update runs after it, off the request's path."""
+        counters = self.usage.of(record.name)
         if tokens_in:
-            self.usage.tokens.labels(name, "in").inc(tokens_in)
+            counters.tokens_in.inc(tokens_in)
         if tokens_out:
-            self.usage.tokens.labels(name, "out").inc(tokens_out)
+            counters.tokens_out.inc(tokens_out)
         if verdict.startswith("blocked"):
-            self.usage.blocked.labels(name).inc()
+            counters.blocked.inc()
+        tokens = tokens_in + tokens_out
+        if not decision.shared:
+            self.limits.local.record(record.name, tokens, decision.lease)
+        elif tokens > 0 or decision.lease:
+            task = asyncio.create_task(self._record(record.name, decision, tokens))
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
+
+    async def _record(self, name: str, decision: Decision, tokens: int) -> None:
         try:
-            await self.limits.record(name, decision, tokens_in + tokens_out)
+            await self.limits.record(name, decision, tokens)
         except Exception:  # accounting must never fail the answer
             logger.exception("keys: recording the usage of key %s failed", name)
+
+    async def drain(self) -> None:
+        """Wait for the usage updates still on their way to Redis (at shutdown)."""
+        if self.pending:
+            await asyncio.wait(set(self.pending), timeout=2.0)
 
 
 def _is_sse(message: Message) -> bool:

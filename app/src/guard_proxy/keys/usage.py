@@ -8,11 +8,23 @@ workers each worker reports its own counts (not merged, unlike the proxy's own m
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from guard_proxy.proxy.asgi import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["KeyUsage", "MetricsAppender"]
+__all__ = ["KeyCounters", "KeyUsage", "MetricsAppender"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCounters:
+    """One key's labelled counters, looked up once per key name."""
+
+    requests: Counter
+    tokens_in: Counter
+    tokens_out: Counter
+    blocked: Counter
 
 
 class KeyUsage:
@@ -61,6 +73,20 @@ class KeyUsage:
             "Client keys in the keys file's current version",
             registry=self.registry,
         )
+
+        self._by_key: dict[str, KeyCounters] = {}
+
+    def of(self, name: str) -> KeyCounters:
+        """The counters of key ``name``."""
+        counters = self._by_key.get(name)
+        if counters is None:
+            counters = self._by_key[name] = KeyCounters(
+                self.requests.labels(name),
+                self.tokens.labels(name, "in"),
+                self.tokens.labels(name, "out"),
+                self.blocked.labels(name),
+            )
+        return counters
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

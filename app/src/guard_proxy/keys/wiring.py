@@ -22,6 +22,7 @@ class ClientKeys:
     store: KeyStore
     limits: KeyLimits
     usage: KeyUsage
+    layer: KeysMiddleware | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClientKeys:
@@ -47,7 +48,7 @@ class ClientKeys:
         generation: Collection[str],
     ) -> ASGIApp:
         keys = settings.access.keys
-        return KeysMiddleware(
+        self.layer = KeysMiddleware(
             app,
             store=self.store,
             limits=self.limits,
@@ -57,6 +58,7 @@ class ClientKeys:
             exempt=exempt,
             generation=generation,
         )
+        return self.layer
 
     def with_metrics(self, own: ASGIApp) -> ASGIApp:
         """``own`` (the app answering ``/metrics``) with the per-key counters appended."""
@@ -67,6 +69,8 @@ class ClientKeys:
         await self.limits.start()
 
     async def aclose(self) -> None:
+        if self.layer is not None:
+            await self.layer.drain()
         try:
             await self.store.aclose()
         finally:
