@@ -8,7 +8,9 @@ ASGI endpoint (a complete ``/api/generate`` answer with Ollama's token counts):
   against a real ``redis-server`` (every request is counted, none limited);
 * ``keys + redis`` - the same with all four limits set: admission script (requests window,
   token windows, stream lease) before, token and lease script after;
-* ``keys + fallback`` - all four limits, Redis down (breaker open): counted in the process.
+* ``keys + fallback`` - all four limits, Redis down (breaker open): counted in the process;
+* ``(one Redis PING)`` - a yardstick: one round trip to the same Redis through the same
+  client, in the same minute.
 
 The endpoint and the ASGI plumbing are the same in every stack, so the differences are the
 layer's own cost. Prints the best and median round (µs per request) and the added time
@@ -165,9 +167,14 @@ async def main() -> None:
             "keys + redis": layer(limited, shared),
             "keys + fallback": layer(limited, down),
         }
+
+        async def ping() -> None:
+            await shared.supervisor.ping()
+
         stacks: dict[str, tuple[Request, Callable[[], Awaitable[None]]]] = {
             "bare": (request(endpoint), nothing),
             **{name: (request(app), app.drain) for name, app in layers.items()},
+            "(one Redis PING)": (ping, nothing),
         }
         for fn, drain in stacks.values():  # warm up (script load, first connections)
             await per_request(fn, 200, drain)
