@@ -135,6 +135,7 @@ def parse_keys(data: Any) -> KeyTable:
         elif name in names:
             problems.append((f"{where}.name", f"{name!r} appears twice"))
         else:
+            names.add(name)
             where = f"keys[{i}] ({name})"
         digest = item.get("sha256")
         if not isinstance(digest, str) or not DIGEST.match(digest):
@@ -142,10 +143,10 @@ def parse_keys(data: Any) -> KeyTable:
             digest = None
         elif digest in digests:
             problems.append((f"{where}.sha256", "the same key is given twice"))
+        else:
+            digests.add(digest)
         limits = _limits(item.get("limits"), f"{where}.limits", problems)
         if name and digest and limits:
-            names.add(name)
-            digests.add(digest)
             records.append(KeyRecord(name, digest, limits))
     if problems:
         raise KeysFileError(problems)
