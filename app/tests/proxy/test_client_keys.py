@@ -118,6 +118,9 @@ def test_keys_never_reach_logs_or_metrics_but_names_do(keyed: Proxy) -> None:
     assert 'guard_proxy_key_auth_failures_total{reason="wrong"}' in metrics
     records = [r for r in keyed.log_records() if r.get("key") == "team-a"]
     assert records and records[-1]["route"] == "/api/generate"
+    refused = [r for r in keyed.log_records() if r.get("status") == 401]
+    assert refused and {r["route"] for r in refused} == {"unauthorized"}
+    assert all("key" not in r for r in refused)
 
 
 # ---------------------------------------------------------------- revocation

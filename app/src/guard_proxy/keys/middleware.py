@@ -12,8 +12,9 @@ For every proxied route (the proxy's own endpoints are left to the access middle
    client does not wait for it); in this process at once.
 
 Errors are in the route's own format (``{"error": "..."}`` on ``/api``, OpenAI's object on
-``/v1``). The key's name goes to the request log (``RequestInfo.key``) and the metrics;
-the key itself goes nowhere.
+``/v1``); the request log and metrics name their route ``unauthorized`` (400/401) or
+``rate_limited`` (429), as the access middleware names its refusals ``denied``. The key's
+name goes to the request log (``RequestInfo.key``) and the metrics; the key goes nowhere.
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ class KeysMiddleware:
         info = request_info(scope)
         wait = self.failures.wait(info.client)
         if wait:
+            info.route = "rate_limited"
             self.usage.rejected.labels("flood").inc()
             await send_error(
                 send,
@@ -120,15 +122,18 @@ class KeysMiddleware:
             return
         key = presented_key(scope, self.header)
         if isinstance(key, Refusal):
+            info.route = "unauthorized"
             await self._refuse(send, path, info.client, key)
             return
         record = self.store.table.lookup(key)
         if record is None:
+            info.route = "unauthorized"
             await self._refuse(send, path, info.client, Refusal(401, "invalid API key", "wrong"))
             return
         info.key = record.name
         decision = await self.limits.admit(record.name, record.limits, path in self.generation)
         if not decision.admitted:
+            info.route = "rate_limited"
             await self._limited(send, path, record, decision)
             return
         self.usage.of(record.name).requests.inc()
