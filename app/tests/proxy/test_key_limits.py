@@ -35,7 +35,10 @@ def redis_config(server: RedisServer) -> dict[str, Any]:
             "port": server.port,
             "password": server.password,
             "probe_interval": "0.2s",
-            "socket_timeout": "0.2s",
+            # Generous: on a loaded test host a slow reply must not look like an outage
+            # (a failover would count the limits per process and change what is tested).
+            "socket_timeout": "2s",
+            "socket_connect_timeout": "2s",
         }
     }
 
@@ -166,9 +169,12 @@ def test_concurrent_streams_are_held_until_the_answer_ends(
     with first.client() as c1, second.client() as c2:
         with c1.stream("POST", "/api/generate", json=slow, headers=bearer(key)) as r:
             assert r.status_code == 200
-            next(r.iter_lines())
+            lines = r.iter_lines()  # kept alive: a dropped iterator closes the stream
+            next(lines)
+            assert redis_server.client().zcard(f"{PREFIX}team-a:streams") == 1
             busy = c2.post("/api/generate", json=GENERATE, headers=bearer(key))
-            assert busy.status_code == 429
+            assert shared_gauge(first) == 1 and shared_gauge(second) == 1, "not on Redis"
+            assert busy.status_code == 429, busy.text
             assert "concurrent_streams is 1" in busy.json()["error"]
             # Routes that generate nothing take no stream slot.
             assert c2.get("/api/tags", headers=bearer(key)).status_code == 200
