@@ -257,5 +257,21 @@ def test_a_limit_that_is_not_a_positive_integer_refuses_start_up(
     assert KEY_A not in path.read_text()
 
 
+def test_check_config_counts_the_keys(keys_file: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"access: {{keys: {{enabled: true, file: {keys_file}}}}}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "guard_proxy", "check-config", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"client keys on (2 in {keys_file})" in result.stdout
+
+
 def test_requests_without_keys_pass_when_keys_are_off(client: httpx.Client) -> None:
     assert client.post("/api/generate", json=GENERATE).status_code == 200
