@@ -336,6 +336,11 @@ def render(r: dict[str, Any]) -> str:
     if redaction.exists():
         out += [redaction.read_text().rstrip(), ""]
 
+    # Measured by its own script (bench/keys_hotpath.py), written up by hand.
+    keys = BENCH / "analysis-keys.md"
+    if keys.exists():
+        out += [keys.read_text().rstrip(), ""]
+
     profiles = [
         (k, v)
         for k, v in r.items()

@@ -54,6 +54,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], s
     cases: dict[str, dict[str, Any]] = {
         "defaults": copy.deepcopy(ASSERT_BASE),
         "explicit_defaults": with_rules(default_rules),
+        "with_key_limits": with_rules(default_rules + DEFAULTS["redis_acl_key_limits_commands"]),
         "removals_and_string": with_rules(
             ["-@all", "+@string", "+GET", "+scan", "-flushall", "-@dangerous", "+info"]
         ),
@@ -64,7 +65,9 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], s
     return run_assert_cases(tmp_path_factory.mktemp("acl"), cases)
 
 
-@pytest.mark.parametrize("case", ["defaults", "explicit_defaults", "removals_and_string"])
+@pytest.mark.parametrize(
+    "case", ["defaults", "explicit_defaults", "with_key_limits", "removals_and_string"]
+)
 def test_the_rules_a_verdict_cache_needs_pass(
     results: tuple[dict[str, Any], str], case: str
 ) -> None:

@@ -21,6 +21,7 @@ _COMMANDS = (
     "guard_proxy.cli.status",
     "guard_proxy.cli.check_redis",
     "guard_proxy.cli.cache",
+    "guard_proxy.cli.keys",
 )
 
 

@@ -49,10 +49,16 @@ def run(args: argparse.Namespace) -> int:
     backend = cache.backend if cache.enabled else "disabled"
     if cache.enabled and cache.backend != "memory" and settings.redis.enabled:
         backend += f" (redis {redis_address(settings.redis)})"
+    keys = ""
+    if settings.access.keys.enabled:
+        from guard_proxy.keys.store import load_keys_file
+
+        count = len(load_keys_file(settings.access.keys.file))  # validated by load_settings
+        keys = f", client keys on ({count} in {settings.access.keys.file})"
     print(
         f"configuration OK: listen {settings.server.host}:{settings.server.port}, "
         f"upstream {settings.ollama.url}, guard "
         f"{'on' if settings.guard.enabled else 'OFF'} (fail_mode {settings.guard.fail_mode}), "
-        f"cache {backend}"
+        f"cache {backend}{keys}"
     )
     return 0

@@ -32,6 +32,7 @@ CONFIG_ENV = "GUARD_PROXY_CONFIG"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*$")
+_HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
 
 class _Problems:
@@ -64,6 +65,7 @@ def load_settings(
     settings: Settings = _build(Settings, Settings(), data, "", env, problems)
     if not problems.items:
         _check_combinations(settings, env, problems)
+        _check_keys(settings, env, problems)
     if not problems.items:
         settings = _read_secret_files(settings, problems)
     if problems.items:
@@ -297,6 +299,8 @@ def _validate(value: Any, f: dataclasses.Field[Any], key: str, problems: _Proble
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 problems.add(key, f"not an IPv4/IPv6 address or CIDR: {item!r}")
+    if meta.get("header") and value and (not _HEADER.match(value) or _is_authorization(value)):
+        problems.add(key, f"must be a header name other than Authorization, got {value!r}")
     if meta.get("hostport"):
         for item in value:
             host, sep, port = item.rpartition(":")
@@ -363,6 +367,28 @@ def _check_actions(settings: Settings, problems: _Problems) -> None:
                         f"{kind} cannot be restored (its value is never put back into "
                         f"an answer); set {prefix}.actions.{kind} to block",
                     )
+
+
+def _is_authorization(name: str) -> bool:
+    return name.lower() == "authorization"
+
+
+def _check_keys(settings: Settings, env: Mapping[str, str], problems: _Problems) -> None:
+    """With client keys on, the keys file must exist and be valid (each problem named)."""
+    keys = settings.access.keys
+    if not keys.enabled:
+        return
+    key = "access.keys.file" + (" (from ACCESS_KEYS_FILE)" if "ACCESS_KEYS_FILE" in env else "")
+    if not keys.file:
+        problems.add(key, "is required when access.keys.enabled is true")
+        return
+    from guard_proxy.keys.store import KeysFileError, load_keys_file
+
+    try:
+        load_keys_file(keys.file)
+    except KeysFileError as exc:
+        for where, what in exc.problems:
+            problems.add(key, f"{where}: {what}")
 
 
 def _read_secret_files(settings: Settings, problems: _Problems) -> Settings:

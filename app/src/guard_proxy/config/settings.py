@@ -253,6 +253,31 @@ class GuardSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class KeysSettings:
+    """Client keys and their per-key limits (:mod:`guard_proxy.keys`); off by default.
+
+    The keys themselves (names, SHA-256 hashes, limits) are in ``file``, re-read when it
+    changes (checked every ``reload_interval``), so adding or revoking a key restarts nothing.
+    """
+
+    enabled: bool = _f(False, env="ACCESS_KEYS_ENABLED")
+    file: str = _f("", env="ACCESS_KEYS_FILE")
+    # The header ollama clients set (``Authorization: Bearer`` is always accepted too).
+    header: str = _f("X-API-Key", env="ACCESS_KEYS_HEADER", nonempty=True, header=True)
+    reload_interval: float = _f(2.0, env="ACCESS_KEYS_RELOAD_INTERVAL", duration=True)
+    # Redis keys of the shared counters start with this (give the app's ACL user ``prefix*``).
+    prefix: str = _f("guard-keys:", env="ACCESS_KEYS_PREFIX", nonempty=True)
+    # Proxies sharing the limits: while Redis is away each process allows
+    # limit // (proxies * server.workers), at least 1.
+    proxies: int = _f(1, env="ACCESS_KEYS_PROXIES", min=1)
+    # Failed key attempts one source address may make per minute before it gets 429.
+    failed_attempts_per_minute: int = _f(20, env="ACCESS_KEYS_FAILED_ATTEMPTS_PER_MINUTE", min=1)
+    # A generation request holds a concurrency slot at most this long (a crashed proxy's
+    # slots are freed after it).
+    stream_lease: float = _f(900.0, env="ACCESS_KEYS_STREAM_LEASE", duration=True)
+
+
+@dataclass(frozen=True, kw_only=True)
 class AccessSettings:
     """Who may talk to the proxy, which proxies are trusted, and the admin token."""
 
@@ -260,6 +285,7 @@ class AccessSettings:
     trusted_proxies: tuple[str, ...] = _f((), env="ACCESS_TRUSTED_PROXIES", cidr=True)
     admin_token: str = _f("", env="GUARD_PROXY_ADMIN_TOKEN", secret=True)
     admin_token_file: str = _f("", env="GUARD_PROXY_ADMIN_TOKEN_FILE", secret_file="admin_token")
+    keys: KeysSettings = KeysSettings()
 
 
 # --------------------------------------------------------------------------- cache / redis

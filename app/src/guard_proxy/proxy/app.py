@@ -1,7 +1,8 @@
 """The app factory: routes, middlewares and lifespan wired from settings, guard and cache.
 
 Middleware order, outermost first: request log (times, counts, logs every request),
-access (allow-list, admin token, body limit), drain (the proxied requests in flight, ended
+access (allow-list, admin token, body limit), client keys and their limits (only with
+``access.keys.enabled``, :mod:`guard_proxy.keys`), drain (the proxied requests in flight, ended
 in their own format at the drain deadline), then the :class:`Router`. Every layer and every
 proxied route is pure ASGI: no framework sits on the hot path. The proxy's own endpoints
 (and their OpenAPI document) are a FastAPI app the router dispatches to by path.
@@ -40,6 +41,7 @@ from guard_proxy.proxy.workershare import WorkerShare
 
 if TYPE_CHECKING:
     from guard_proxy.cache import GuardCache
+    from guard_proxy.keys.wiring import ClientKeys
 
 
 def create_app(
@@ -85,9 +87,25 @@ def create_app(
                 executor.shutdown()
             await cache.aclose()
 
-    router = Router(startup=cache.start, shutdown=shutdown)
+    keys = _client_keys(settings)
+
+    async def startup() -> None:
+        await cache.start()
+        if keys is not None:
+            await keys.start()
+
+    async def shutdown_all() -> None:
+        try:
+            if keys is not None:
+                await keys.aclose()
+        finally:
+            await shutdown()
+
+    router = Router(startup=startup, shutdown=shutdown_all)
     inflight = inflight if inflight is not None else InFlight()
     own = own_app(client, cache, settings.cache.enabled, metrics, readiness, share)
+    if keys is not None:
+        own = keys.with_metrics(own)
     for own_route in OWN_ROUTES:
         router.add(own_route.path, own, [own_route.method])
     for shape in GUARDED_ROUTES:
@@ -102,7 +120,14 @@ def create_app(
             stream_request=route.stream_request,
         )
         router.add(route.path, relay, route.methods)
-    drain = DrainMiddleware(router, inflight, own_paths=own_paths())
+    drain: ASGIApp = DrainMiddleware(router, inflight, own_paths=own_paths())
+    if keys is not None:
+        drain = keys.protect(
+            drain,
+            settings,
+            exempt=own_paths(),
+            generation=[shape.route for shape in GUARDED_ROUTES],
+        )
     access = AccessMiddleware(
         drain,
         settings=settings.access,
@@ -120,3 +145,12 @@ def model_threads(settings: Settings) -> ScanExecutor:
     return ScanExecutor(
         threads=threads, queue=g.scan_queue, timeout=g.scan_timeout, max_batch=g.max_batch
     )
+
+
+def _client_keys(settings: Settings) -> ClientKeys | None:
+    """The client-key layer when ``access.keys.enabled`` (imported only then)."""
+    if not settings.access.keys.enabled:
+        return None
+    from guard_proxy.keys.wiring import ClientKeys
+
+    return ClientKeys.from_settings(settings)

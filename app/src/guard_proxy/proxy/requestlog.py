@@ -4,8 +4,8 @@ Besides each request's route, status and duration it counts the requests in flig
 streamed answers (NDJSON or SSE), the time to the first body chunk sent to the client and
 the stream's duration.
 
-The line holds route, method, status, duration_ms, client, verdict and cache result; never
-prompt or answer text, never headers (they may carry tokens).
+The line holds route, method, status, duration_ms, client, verdict, cache result and the
+client key's name; never prompt or answer text, never headers (they may carry tokens).
 """
 
 from __future__ import annotations
@@ -83,4 +83,6 @@ class RequestLogMiddleware:
                         fields["redacted"] = info.redacted
                 if info is not None and info.cache:
                     fields["cache"] = info.cache
+                if info is not None and info.key:
+                    fields["key"] = info.key
                 logger.info("request", extra={"fields": fields})

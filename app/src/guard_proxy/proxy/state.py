@@ -29,11 +29,11 @@ class RequestInfo:
 
     The access middleware creates it; handlers fill ``route``, ``verdict`` (an
     :class:`RequestVerdict`, maybe with a suffix), ``cache``, and ``stream`` (the
-    response's format when it is a stream, decided once before its start is sent).
-    It never holds prompt or answer text.
+    response's format when it is a stream, decided once before its start is sent); the keys
+    layer fills ``key`` with the client key's name. It never holds prompt or answer text.
     """
 
-    __slots__ = ("blocked_by", "cache", "client", "redacted", "route", "stream", "verdict")
+    __slots__ = ("blocked_by", "cache", "client", "key", "redacted", "route", "stream", "verdict")
 
     def __init__(self, client: str) -> None:
         self.client = client
@@ -43,6 +43,7 @@ class RequestInfo:
         self.blocked_by: list[str] = []
         self.redacted = ""  # kinds and counts masked in the request ("email=2"), never values
         self.stream: StreamFormat | None = None
+        self.key = ""  # the client key's name (access.keys), never the key
 
 
 def request_info(scope: MutableMapping[str, Any]) -> RequestInfo:
