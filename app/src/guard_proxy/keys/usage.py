@@ -3,11 +3,14 @@
 Kept apart from :mod:`guard_proxy.proxy.metrics` on purpose: :class:`MetricsAppender` adds
 this registry's text to whatever ``/metrics`` answers, so the two can change independently.
 Labels are key *names* and fixed words; never a key, never a client address. With several
-workers each worker reports its own counts (not merged, unlike the proxy's own metrics).
+workers (``$PROMETHEUS_MULTIPROC_DIR`` set) the counters live in the workers' shared files
+like the proxy's own, and the proxy's ``MultiProcessCollector`` exports them merged: then
+nothing is appended (it would repeat them).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -67,11 +70,13 @@ class KeyUsage:
             "guard_proxy_key_limits_shared",
             "1 while the key limits are counted in Redis, 0 while counted per process",
             registry=self.registry,
+            multiprocess_mode="livemin",  # workers: 0 while any live worker falls back
         )
         self.keys = Gauge(
             "guard_proxy_keys_loaded",
             "Client keys in the keys file's current version",
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
 
         self._by_key: dict[str, KeyCounters] = {}
@@ -89,6 +94,9 @@ class KeyUsage:
         return counters
 
     def render(self) -> bytes:
+        """This registry's text; empty with workers (the merged export already holds it)."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            return b""
         return generate_latest(self.registry)
 
 
