@@ -22,6 +22,7 @@ from guard_proxy.proxy.framing import Ndjson
 from guard_proxy.proxy.metrics import Metrics
 from guard_proxy.proxy.release import Releaser
 from guard_proxy.proxy.shapes import CHAT
+from guard_proxy.proxy.streamformat import StreamFormat
 from guard_proxy.proxy.verdicts import VerdictService
 
 
@@ -154,7 +155,7 @@ def _relay(chunks: list[str], vault: Vault) -> str:
     releaser = Releaser(
         GUARD.stream(Direction.OUTPUT),
         CHAT,
-        framing,
+        StreamFormat.NDJSON,
         verdicts,
         Rewriter(vault.restorations(), FINDER),
     )

@@ -23,6 +23,7 @@ from guard_proxy.proxy.redact import (
 )
 from guard_proxy.proxy.release import Releaser
 from guard_proxy.proxy.shapes import CHAT, OPENAI_CHAT
+from guard_proxy.proxy.streamformat import StreamFormat
 from guard_proxy.proxy.verdicts import VERDICTS, VerdictService
 
 POLICY = RedactionPolicy.from_settings(GuardSettings())
@@ -106,7 +107,11 @@ def test_streamed_tool_call_arguments_are_restored() -> None:
     verdicts = VerdictService(guard, NoCache(), Metrics(), "closed")
     framing = Ndjson()
     releaser = Releaser(
-        guard.stream(Direction.OUTPUT), CHAT, framing, verdicts, POLICY.rewriter(_vault())
+        guard.stream(Direction.OUTPUT),
+        CHAT,
+        StreamFormat.NDJSON,
+        verdicts,
+        POLICY.rewriter(_vault()),
     )
     call = {"function": {"name": "send", "arguments": {"to": "[EMAIL_1]"}}}
     lines = [
