@@ -203,6 +203,47 @@ def test_the_wheelhouse_downloads_the_lock_with_require_hashes(
     assert result["lock"] == "requirements.lock"
 
 
+def test_the_wheelhouse_is_reused_while_its_inputs_are_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Same spec, lock, source and builder: the recorded archive, pip not run; another
+    lock: built again."""
+    builder = _load_builder()
+    calls: list[list[str]] = []
+
+    def fake_run(argv: list[str], env: dict[str, str]) -> None:
+        calls.append(argv)
+        flag = "--wheel-dir" if "wheel" in argv else "--dest"
+        out = Path(argv[argv.index(flag) + 1])
+        out.mkdir(parents=True, exist_ok=True)
+        if "wheel" in argv:
+            (out / "guard_proxy-0.1.0-py3-none-any.whl").write_bytes(b"app")
+        elif "--require-hashes" in argv:
+            (out / "redis-8.1.0-py3-none-any.whl").write_bytes(b"dep")
+
+    monkeypatch.setattr(builder, "_run", fake_run)
+    spec = _spec(tmp_path, LOCK)
+    monkeypatch.setattr(sys, "argv", ["build_wheelhouse.py", json.dumps(spec)])
+    assert builder.main() == 0
+    first = json.loads(capsys.readouterr().out)
+    built = len(calls)
+    assert builder.main() == 0
+    assert json.loads(capsys.readouterr().out) == first
+    assert len(calls) == built  # reused
+
+    Path(first["tar"]).write_bytes(b"damaged")  # a record whose archive changed: rebuilt
+    assert builder.main() == 0
+    assert json.loads(capsys.readouterr().out) == first
+    assert len(calls) == 2 * built
+
+    other = tmp_path / "other.lock"
+    other.write_bytes(LOCK.read_bytes() + b"\n# another lock\n")
+    monkeypatch.setattr(sys, "argv", ["build_wheelhouse.py", json.dumps(_spec(tmp_path, other))])
+    assert builder.main() == 0
+    assert json.loads(capsys.readouterr().out)["sha256"] != first["sha256"]
+    assert len(calls) == 3 * built
+
+
 def test_the_wheelhouse_refuses_to_build_without_a_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

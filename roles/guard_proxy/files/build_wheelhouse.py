@@ -34,6 +34,10 @@ controller ships one file per release and identical inputs give an
 identical archive. Archives older
 than an hour other than the current one are pruned.
 
+The build is reused: the digest of its inputs (the spec but dest, the lock, the app's source
+as copied, this script) names a record in dest (.inputs-<digest>.json); when it and its
+archive are there, the archive is what a build would make again, and pip does not run.
+
 Prints one JSON line:
   {"tar": path, "sha256": hex digest of the tar, "app_wheel": name, "wheels": [names],
    "lock": the lock's name inside the tar}.
@@ -91,6 +95,38 @@ def _run(argv: list[str], env: dict[str, str]) -> None:
         raise SystemExit(f"build_wheelhouse: {' '.join(argv[:4])} ... failed ({proc.returncode})")
 
 
+def _inputs_digest(spec: dict[str, object], app_src: Path, lock: Path) -> str:
+    """What the archive's bytes depend on: the spec (not dest), the lock, the app's source as
+    the build copies it, and this script."""
+    inputs = {k: v for k, v in spec.items() if k != "dest"}
+    h = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode())
+    h.update(Path(__file__).read_bytes())
+    h.update(lock.read_bytes())
+    for root, dirs, files in os.walk(app_src):
+        ignored = _SOURCE_IGNORE(root, dirs + files)
+        dirs[:] = sorted(d for d in dirs if d not in ignored)
+        for name in sorted(f for f in files if f not in ignored):
+            path = Path(root, name)
+            h.update(str(path.relative_to(app_src)).encode() + b"\0")
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _reuse(record: Path) -> dict[str, object] | None:
+    """The result recorded for these inputs when its archive is still there (both touched,
+    so pruning keeps them), else None."""
+    try:
+        result = json.loads(record.read_text())
+        tar = Path(result["tar"])
+        if hashlib.sha256(tar.read_bytes()).hexdigest() != result["sha256"]:
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    os.utime(tar)
+    os.utime(record)
+    return dict(result)
+
+
 def main() -> int:
     spec = json.loads(sys.argv[1])
     app_src = Path(spec["app_src"]).resolve()
@@ -98,6 +134,12 @@ def main() -> int:
     if not lock.is_file():
         raise SystemExit(f"build_wheelhouse: no lock file {lock}: run `make lock`")
     dest = Path(spec["dest"])
+    record = dest / f".inputs-{_inputs_digest(spec, app_src, lock)}.json"
+    reused = _reuse(record)
+    if reused is not None:
+        _prune(dest, keep=(Path(str(reused["tar"])), record))
+        print(json.dumps(reused))
+        return 0
     pip_args = list(spec.get("pip_args", []))
     env = dict(os.environ)
     env.update(
@@ -185,26 +227,26 @@ def main() -> int:
         shutil.copyfile(staged, partial)
         os.replace(partial, tar)
 
-    _prune(dest, keep=tar)
-    print(
-        json.dumps(
-            {
-                "tar": str(tar),
-                "sha256": digest,
-                "app_wheel": app_wheel.name,
-                "wheels": names,
-                "lock": LOCK_NAME,
-            }
-        )
-    )
+    result = {
+        "tar": str(tar),
+        "sha256": digest,
+        "app_wheel": app_wheel.name,
+        "wheels": names,
+        "lock": LOCK_NAME,
+    }
+    partial = dest / f".{record.name}.{os.getpid()}.partial"
+    partial.write_text(json.dumps(result))
+    os.replace(partial, record)
+    _prune(dest, keep=(tar, record))
+    print(json.dumps(result))
     return 0
 
 
-def _prune(dest: Path, keep: Path, max_age: float = 3600.0) -> None:
-    """Remove other archives (and leftovers) older than ``max_age`` seconds."""
+def _prune(dest: Path, keep: tuple[Path, ...], max_age: float = 3600.0) -> None:
+    """Remove other archives, records (and leftovers) older than ``max_age`` seconds."""
     now = time.time()
     for path in dest.iterdir():
-        if path != keep and path.is_file() and now - path.stat().st_mtime > max_age:
+        if path not in keep and path.is_file() and now - path.stat().st_mtime > max_age:
             path.unlink(missing_ok=True)
 
 
