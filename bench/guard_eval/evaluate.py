@@ -3,8 +3,8 @@
 ``python evaluate.py [--split dev|heldout] [--profile default|strict] [--missed N]``
 prints per family: items, caught % with a 95 % Wilson interval; benign wrongly blocked %;
 and the scan time of 300-character prompts (median, p99). The split is fixed by a hash of
-each text (30 % held out); tune on ``dev`` only. ``--missed`` lists dev misses (never
-held-out ones). ``--json PATH`` writes the numbers.
+each text (30 % held out); tune on ``dev`` only. ``--missed`` lists dev misses and the
+benign dev texts the guard blocks, with each finding (scanner and reason); never held-out ones. ``--json PATH`` writes the numbers.
 """
 
 from __future__ import annotations
@@ -220,8 +220,11 @@ def main() -> None:
             k_guard += not guard.scan("input", text).allowed
             if attack and not hit:
                 missed.append(item)
-            if not attack and hit and args.missed:
-                print(f"  WRONGLY BLOCKED ({label}): {text[:160]!r} -> {scanner.scan(text)}")
+            if not attack and args.missed and args.split == "dev" and label != "BENIGN (all)":
+                verdict = guard.scan("input", text)
+                if hit or not verdict.allowed:
+                    why = ", ".join(f"{f.scanner}:{f.reason}" for f in verdict.findings)
+                    print(f"  WRONGLY BLOCKED ({label}): {text[:160]!r} -> {why}")
         lo, hi = wilson(k, len(items))
         rows.append(
             {"family": label, "n": len(items), "blocked": k, "rate": k / max(1, len(items)),
