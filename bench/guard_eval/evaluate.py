@@ -3,8 +3,10 @@
 ``python evaluate.py [--split dev|heldout] [--profile default|strict] [--missed N]``
 prints per family: items, caught % with a 95 % Wilson interval; benign wrongly blocked %;
 and the scan time of 300-character prompts (median, p99). The split is fixed by a hash of
-each text (30 % held out); tune on ``dev`` only. ``--missed`` lists dev misses (never
-held-out ones). ``--json PATH`` writes the numbers.
+each text (30 % held out); tune on ``dev`` only. ``--missed`` lists dev misses and the
+benign dev texts the guard blocks, with each finding (scanner and reason); never held-out
+ones. ``benign_hard_dev.txt`` is dev-only (written after the held-out split was read: it
+never enters held-out, so held-out stays comparable). ``--json PATH`` writes the numbers.
 """
 
 from __future__ import annotations
@@ -166,19 +168,31 @@ def stdlib_prose(limit: int = 400) -> list[dict[str, object]]:
     return out[:limit]
 
 
+DEV_ONLY = "benign_hard_dev.txt"
+
+
 def hard_benign() -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
-    for line in (HERE / "benign_hard.txt").read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.startswith("#"):
-            out.append(
-                {
-                    "family": "hard_benign",
-                    "text": line.replace("\\n", "\n"),
-                    "source": {"package": "guard-proxy", "version": "repo",
-                               "file": "bench/guard_eval/benign_hard.txt"},
-                }
-            )  # fmt: skip
+    for name in ("benign_hard.txt", DEV_ONLY):
+        for line in (HERE / name).read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.startswith("#"):
+                out.append(
+                    {
+                        "family": "hard_benign",
+                        "text": line.replace("\\n", "\n"),
+                        "source": {"package": "guard-proxy", "version": "repo",
+                                   "file": f"bench/guard_eval/{name}"},
+                    }
+                )  # fmt: skip
     return out
+
+
+def in_split(item: dict[str, object], split: str) -> bool:
+    """Whether ``item`` belongs to ``split``: by the hash of its text, except dev-only items."""
+    source = item.get("source")
+    if isinstance(source, dict) and str(source.get("file", "")).endswith(DEV_ONLY):
+        return split == "dev"
+    return split_of(str(item["text"])) == split
 
 
 def load() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
@@ -206,8 +220,8 @@ def main() -> None:
         )
     )
     attacks, benign = load()
-    attacks = [a for a in attacks if split_of(str(a["text"])) == args.split]
-    benign = [b for b in benign if split_of(str(b["text"])) == args.split]
+    attacks = [a for a in attacks if in_split(a, args.split)]
+    benign = [b for b in benign if in_split(b, args.split)]
     rows: list[dict[str, object]] = []
     missed: list[dict[str, object]] = []
 
@@ -220,8 +234,11 @@ def main() -> None:
             k_guard += not guard.scan("input", text).allowed
             if attack and not hit:
                 missed.append(item)
-            if not attack and hit and args.missed:
-                print(f"  WRONGLY BLOCKED ({label}): {text[:160]!r} -> {scanner.scan(text)}")
+            if not attack and args.missed and args.split == "dev" and label != "BENIGN (all)":
+                verdict = guard.scan("input", text)
+                if hit or not verdict.allowed:
+                    why = ", ".join(f"{f.scanner}:{f.reason}" for f in verdict.findings)
+                    print(f"  WRONGLY BLOCKED ({label}): {text[:160]!r} -> {why}")
         lo, hi = wilson(k, len(items))
         rows.append(
             {"family": label, "n": len(items), "blocked": k, "rate": k / max(1, len(items)),

@@ -128,6 +128,9 @@ RULES: tuple[Rule, ...] = (
          r"phrases? like|incident report|classify this|such attacks|known attacks?|mitigations?|"
          r"paper|papers|article|study|studies|talk|titled|lecture|course|class|"
          r"what does|what is|how do)\b"),
+    Rule("override.mention", "override", -0.5,
+         r"\b(?:a variable|an identifier|a flag|the function|the method|in the (?:wiki|readme|"
+         r"manual|docs|documentation|runbook|handbook|changelog|ticket|old|previous version))\b"),
     # ------------------------------------------------------------------ persona takeover
     Rule("persona.from_now_on", "persona", 0.6,
          rf"\b{_NOW} {gap(2)}(?:you|u|your|chatgpt|gpt|act|respond|answer|reply|behave|"
@@ -328,6 +331,10 @@ RULES: tuple[Rule, ...] = (
     Rule("prompt_extraction.what_instructions", "prompt_extraction", 0.7,
          rf"\b{_WHAT} (?:are|were|is|was) (?:your|the) {gap(1)}(?:{SETUP_KIND} )?"
          r"(?:instructions|prompt|rules|directives|system message|guidelines)\b"),
+    Rule("prompt_extraction.own_setup", "prompt_extraction", -0.5,
+         r"\b(?:this|our|my) (?:[^ ]{1,24} )?(?:system prompt|system message)\b|\b(?:from|of|"
+         r"for|in) (?:our|my) (?:[^ ]{1,24} )?(?:app|application|bot|chatbot|product|website|"
+         r"site|service|assistant)\b"),
     Rule("prompt_extraction.words_above", "prompt_extraction", 0.8,
          rf"\b{SHOW} {gap(3)}(?:everything|all|text|words|content|lines|message|sentences|"
          r"initiali[sz]ation)"
