@@ -94,12 +94,14 @@ def test_a_release_that_cannot_import_the_service_leaves_the_previous_current(
 def test_a_configuration_the_new_release_rejects_leaves_the_previous_current(
     tmp_path: Path, install_dir: Path
 ) -> None:
-    """The release imports fine, but the configuration of this run has a guard.input
-    it does not accept: check-config refuses it, naming the key, before `current` moves."""
-    ok, out = switch(tmp_path, install_dir, "good", guard_proxy_guard_input=["no-such-scanner"])
+    """The release imports fine, but the configuration of this run names a scanner it does
+    not know: check-config refuses it, naming the key, before `current` moves."""
+    ok, out = switch(
+        tmp_path, install_dir, "good", guard_proxy_guard_input={"no_such_scanner": {}}
+    )
     assert not ok
     assert "Check the configuration with the new release" in out
-    assert "error: guard.input: must be a mapping" in out
+    assert "error: guard.input.no_such_scanner: unknown key" in out
     assert current(install_dir) == str(install_dir / "releases" / "old")
     assert "RUNNING HANDLER" not in out
 
