@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from guard_proxy.config.settings import INJECTION_FAMILIES
 from guard_proxy.guard.injection.lexicon import (
     DECODE,
     ENCODING,
@@ -31,17 +32,9 @@ from guard_proxy.guard.injection.lexicon import (
     one_of,
 )
 
-FAMILIES = (
-    "override",
-    "persona",
-    "rule_removal",
-    "prompt_extraction",
-    "output_hijack",
-    "fake_turn",
-    "exfiltration",
-    "encoded",
-)
-"""Every family id; a finding's reason is ``prompt_injection.<family>``."""
+FAMILIES = INJECTION_FAMILIES
+"""Every family id (the settings own the list); a finding's reason is
+``prompt_injection.<family>``."""
 
 
 @dataclass(frozen=True, slots=True)
