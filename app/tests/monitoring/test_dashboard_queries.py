@@ -1,8 +1,9 @@
 """The Grafana dashboard and the Prometheus rules query only what a real proxy exports.
 
-A real ``guard-proxy serve`` on the fake Ollama with a real redis-server answers a few
-requests (a plain one, a cached repeat, a stream, a blocked prompt, an unknown path), then
-its ``/metrics`` is scraped. Every metric name in ``monitoring/grafana/guard-proxy.json``
+A real ``guard-proxy serve`` on the fake Ollama with a real redis-server and client keys on
+answers a few requests with a key (a plain one, a cached repeat, a stream, a blocked prompt,
+an unknown path; a second key over its requests-per-minute limit), then its ``/metrics`` is
+scraped. Every metric name in ``monitoring/grafana/guard-proxy.json``
 (panel queries, template variables) and in ``monitoring/prometheus/rules/*.yml`` must be
 exported by it; recording-rule names (``level:metric:operation``) must be recorded by the
 rules; ``redis_*`` names must be redis_exporter's; ``up`` is Prometheus's own. The dashboard
@@ -20,10 +21,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from support.keys import keys_config, new_key, write_keys_file
 from support.processes import FakeOllama, Proxy, free_port, spawn_proxy
 from support.redis_server import RedisServer
 
-from guard_proxy.cli._prometheus import parse
+from guard_proxy.cli._prometheus import Sample, parse
 
 REPO = Path(__file__).resolve().parents[3]
 DASHBOARD = REPO / "monitoring" / "grafana" / "guard-proxy.json"
@@ -169,17 +171,26 @@ def test_dashboard_recording_rules_are_recorded() -> None:
 @pytest.fixture(scope="module")
 def scraped(
     fake_ollama: FakeOllama, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[set[str], set[str]]]:
-    """(names with samples, names declared by ``# TYPE``, histograms expanded) of a proxy
-    on a real Redis after some traffic."""
+) -> Iterator[tuple[set[str], set[str], list[Sample]]]:
+    """(names with samples, names declared by ``# TYPE``, histograms expanded, the samples)
+    of a proxy on a real Redis with client keys on, after some traffic."""
     server = RedisServer().start()
     workdir = tmp_path_factory.mktemp("monitoring-proxy")
+    key, tight = new_key(), new_key()
+    keys_file = write_keys_file(
+        workdir / "keys.yaml",
+        {
+            "team-a": (key, {"requests_per_minute": 100}),
+            "tight": (tight, {"requests_per_minute": 1}),
+        },
+    )
     config = workdir / "config.yaml"
     config.write_text(
         yaml.safe_dump(
             {
                 "guard": {"input": {"banned_substrings": {"patterns": ["kaboom"]}}},
                 "cache": {"backend": "auto"},
+                **keys_config(keys_file),
             }
         )
     )
@@ -187,7 +198,7 @@ def scraped(
     proxy: Proxy | None = None
     try:
         proxy = spawn_proxy(workdir / "proxy.log", env, ["--config", str(config)])
-        with proxy.client() as c:
+        with proxy.client(headers={"Authorization": f"Bearer {key}"}) as c:
             body = {"model": "llama3.2", "prompt": "why is the sky blue?", "stream": False}
             assert c.post("/api/generate", json=body).status_code == 200
             assert c.post("/api/generate", json=body).status_code == 200
@@ -197,12 +208,16 @@ def scraped(
             assert c.post("/api/generate", json=blocked).status_code == 400
             assert c.get("/no/such/path").status_code == 404
             assert c.get("/ready").status_code == 200
+        with proxy.client(headers={"X-API-Key": tight}) as c:
+            assert c.post("/api/generate", json=body).status_code == 200
+            assert c.post("/api/generate", json=body).status_code == 429
         text = httpx.get(f"{proxy.url}/metrics", timeout=10).text
     finally:
         if proxy is not None:
             proxy.stop()
         server.close()
-    sampled = {name for name, _, _ in parse(text)}
+    samples = parse(text)
+    sampled = {name for name, _, _ in samples}
     declared = set()
     for line in text.splitlines():
         if line.startswith("# TYPE "):
@@ -210,11 +225,14 @@ def scraped(
             declared.add(name)
             if kind == "histogram":
                 declared |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
-    yield sampled, declared
+    yield sampled, declared, samples
 
 
-def _check_exported(names: set[str], scraped: tuple[set[str], set[str]], where: str) -> None:
-    sampled, declared = scraped
+Scraped = tuple[set[str], set[str], list[Sample]]
+
+
+def _check_exported(names: set[str], scraped: Scraped, where: str) -> None:
+    sampled, declared, _ = scraped
     ours = {
         n
         for n in names
@@ -229,20 +247,20 @@ def _check_exported(names: set[str], scraped: tuple[set[str], set[str]], where: 
     assert sampled <= declared  # every sample has its # TYPE line
 
 
-def test_dashboard_queries_name_exported_metrics(scraped: tuple[set[str], set[str]]) -> None:
+def test_dashboard_queries_name_exported_metrics(scraped: Scraped) -> None:
     names = {n for expr in dashboard_exprs() for n in metric_names(expr)} | template_metrics()
     _check_exported(names, scraped, "the dashboard")
 
 
-def test_rules_name_exported_metrics(scraped: tuple[set[str], set[str]]) -> None:
+def test_rules_name_exported_metrics(scraped: Scraped) -> None:
     names = {n for rule in _rules() for n in metric_names(rule["expr"])}
     assert "guard_proxy_cache_degraded" in names and "redis_up" in names
     _check_exported(names, scraped, "the rules")
 
 
-def test_the_traffic_gave_the_panels_samples(scraped: tuple[set[str], set[str]]) -> None:
+def test_the_traffic_gave_the_panels_samples(scraped: Scraped) -> None:
     """What the few requests above must have put on the dashboard (not just declared)."""
-    sampled, _ = scraped
+    sampled, _, _ = scraped
     for name in (
         "guard_proxy_requests_total",
         "guard_proxy_request_duration_seconds_bucket",
@@ -257,5 +275,31 @@ def test_the_traffic_gave_the_panels_samples(scraped: tuple[set[str], set[str]])
         "guard_proxy_ready",
         "guard_proxy_draining",
         "guard_proxy_requests_in_flight",
+        "guard_proxy_key_requests_total",
+        "guard_proxy_key_tokens_total",
+        "guard_proxy_key_blocked_total",
+        "guard_proxy_key_limited_total",
+        "guard_proxy_key_limits_shared",
+        "guard_proxy_keys_loaded",
     ):
         assert name in sampled, f"{name}: no sample after the test traffic"
+
+
+def test_the_key_panels_show_what_each_key_did(scraped: Scraped) -> None:
+    """The client-key row: team-a's requests, tokens both ways and guard block, tight's 429,
+    and the limits counted in Redis (the proxy had it)."""
+    _, _, samples = scraped
+
+    def value(name: str, **labels: str) -> float:
+        found = [v for n, lab, v in samples if n == name and labels.items() <= lab.items()]
+        assert len(found) == 1, f"{name}{labels}: {found}"
+        return found[0]
+
+    assert value("guard_proxy_key_requests_total", key="team-a") == 5
+    assert value("guard_proxy_key_requests_total", key="tight") == 1
+    assert value("guard_proxy_key_tokens_total", key="team-a", direction="in") > 0
+    assert value("guard_proxy_key_tokens_total", key="team-a", direction="out") > 0
+    assert value("guard_proxy_key_blocked_total", key="team-a") == 1
+    assert value("guard_proxy_key_limited_total", key="tight", limit="requests_per_minute") == 1
+    assert value("guard_proxy_key_limits_shared") == 1
+    assert value("guard_proxy_keys_loaded") == 2
