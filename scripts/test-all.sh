@@ -142,7 +142,8 @@ run_setup() {  # run_setup SUITE...: install only what the chosen suites need
     case "$w" in
       app|static) app=1 ;;
       lint|syntax) tools=1 ;;
-      molecule*) tools=1; image=1 ;;
+      # Molecule default builds its tiny ONNX model with the app venv (prepare.yml).
+      molecule*) tools=1; image=1; app=1 ;;
     esac
   done
   # The app venv (PyPI) and the test hosts (Debian mirror, tools venv) side by side;

@@ -14,11 +14,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 from gplib import proxy_redis_credentials, run_in_order  # noqa: E402
 
 
-# Verify runs the modules in this order: read-only checks first, then the failover (stops
-# Redis, kills the proxy), what an operator sees of it, and the deploy gates (re-runs).
+# Verify runs the modules in this order: read-only checks first, the model scanner (its
+# wrong-sha256 re-run stops before touching the host), then the failover (stops Redis,
+# kills the proxy), what an operator sees of it, and the deploy gates (re-runs).
 ORDER = (
     "test_proxy.py",
     "test_redis.py",
+    "test_models.py",
     "test_failover.py",
     "test_operator_view.py",
     "test_deploy_gates.py",
