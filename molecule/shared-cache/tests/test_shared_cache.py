@@ -37,13 +37,21 @@ def test_both_proxies_serve_from_redis(name: str, request: pytest.FixtureRequest
 
 
 def _last_request_log(proxy: Any, path: str) -> dict[str, Any]:
-    """The newest JSON request line the proxy logged for ``path``."""
-    out = proxy.run("journalctl --no-pager -o cat -n 200 -u %s", PROXY_UNIT).stdout
-    for line in reversed(out.splitlines()):
-        if line.startswith("{") and f'"path":"{path}"' in line.replace(" ", ""):
-            entry: dict[str, Any] = json.loads(line)
-            return entry
-    raise AssertionError(f"no request line for {path} in the journal")
+    """The newest JSON request line the proxy logged for ``path``. The line is written when
+    the answer has been sent and reaches the journal a moment later: polled for 10 s."""
+
+    def newest() -> dict[str, Any] | None:
+        out = proxy.run("journalctl --no-pager -o cat -n 200 -u %s", PROXY_UNIT).stdout
+        for line in reversed(out.splitlines()):
+            if line.startswith("{") and f'"path":"{path}"' in line.replace(" ", ""):
+                entry: dict[str, Any] = json.loads(line)
+                return entry
+        return None
+
+    found: dict[str, Any] | None = wait_for(newest, timeout=10)
+    if found is None:
+        raise AssertionError(f"no request line for {path} in the journal")
+    return found
 
 
 def test_verdict_from_proxy1_is_a_hit_on_proxy2(proxy1: Any, proxy2: Any) -> None:
