@@ -11,7 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -178,11 +178,15 @@ SENTINEL_BASE: dict[str, Any] = {
 
 
 def run_assert_cases(
-    tmp: Path, cases: dict[str, dict[str, Any]]
+    tmp: Path,
+    cases: dict[str, dict[str, Any]],
+    role: str = "redis",
+    then: Callable[[str, Path], list[dict[str, Any]]] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], str]:
-    """One play per case: roles/redis/tasks/assert.yml with the case's variables
-    (play vars: above the role's defaults). Returns, per case, ``{"ok": bool,
-    "task": failed task, "msgs": [messages]}``, and ansible-playbook's output."""
+    """One play per case: roles/<role>/tasks/assert.yml with the case's variables
+    (play vars: above the role's defaults), then the tasks ``then(case, tmp / "results")``
+    gives. Returns, per case, ``{"ok": bool, "task": failed task, "msgs": [messages]}``,
+    and ansible-playbook's output."""
     out = tmp / "results"
     out.mkdir()
     plays = []
@@ -201,10 +205,11 @@ def run_assert_cases(
                             {
                                 "name": "Include assert.yml",
                                 "ansible.builtin.include_role": {
-                                    "name": "redis",
+                                    "name": role,
                                     "tasks_from": "assert",
                                 },
                             },
+                            *(then(name, out) if then else []),
                             {
                                 "name": "Passed",
                                 "ansible.builtin.copy": {

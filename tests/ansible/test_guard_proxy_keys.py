@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, TOOLS, run_playbook
+from conftest import ROOT, TOOLS, run_assert_cases
 
 APP_CLI = ROOT / ".venv" / "bin" / "guard-proxy"
 SECRET_A = "Zq7Key-" + "a" * 40
@@ -47,75 +46,25 @@ CASES: dict[str, dict[str, Any]] = {
 }
 
 
+def _render_keys(name: str, out: Path) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "Render keys.yml",
+            "ansible.builtin.template": {
+                "src": str(ROOT / "roles/guard_proxy/templates/keys.yml.j2"),
+                "dest": str(out / f"{name}.keys.yml"),
+                "mode": "0600",
+            },
+            "no_log": True,
+        }
+    ]
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str, Path]:
     tmp = tmp_path_factory.mktemp("keys")
-    out = tmp / "out"
-    out.mkdir()
-    plays = []
-    for name, variables in CASES.items():
-        dest = str(out / f"{name}.json")
-        plays.append(
-            {
-                "name": name,
-                "hosts": "localhost",
-                "gather_facts": False,
-                "vars": variables,
-                "tasks": [
-                    {
-                        "name": "Run the checks",
-                        "block": [
-                            {
-                                "name": "Include assert.yml",
-                                "ansible.builtin.include_role": {
-                                    "name": "guard_proxy",
-                                    "tasks_from": "assert",
-                                },
-                            },
-                            {
-                                "name": "Render keys.yml",
-                                "ansible.builtin.template": {
-                                    "src": str(ROOT / "roles/guard_proxy/templates/keys.yml.j2"),
-                                    "dest": str(out / f"{name}.keys.yml"),
-                                    "mode": "0600",
-                                },
-                                "no_log": True,
-                            },
-                            {
-                                "name": "Passed",
-                                "ansible.builtin.copy": {
-                                    "dest": dest,
-                                    "content": '{"ok": true}',
-                                    "mode": "0600",
-                                },
-                            },
-                        ],
-                        "rescue": [
-                            {
-                                "name": "Failed",
-                                "ansible.builtin.copy": {
-                                    "dest": dest,
-                                    "mode": "0600",
-                                    "content": "{{ {'ok': false, 'task': ansible_failed_task.name,"
-                                    " 'msgs': [ansible_failed_result.msg | default('')]"
-                                    " + (ansible_failed_result.results | default([])"
-                                    " | selectattr('failed', 'defined') | selectattr('failed')"
-                                    " | map(attribute='msg') | list)} | to_json }}",
-                                },
-                            }
-                        ],
-                    }
-                ],
-            }
-        )
-    run = run_playbook(tmp, plays)
-    found: dict[str, Any] = {}
-    for name in CASES:
-        path = out / f"{name}.json"
-        if not path.exists():
-            raise AssertionError(f"case {name} left no result:\n{run.stdout[-4000:]}{run.stderr}")
-        found[name] = json.loads(path.read_text())
-    return found, run.stdout + run.stderr, out
+    found, output = run_assert_cases(tmp, CASES, role="guard_proxy", then=_render_keys)
+    return found, output, tmp / "results"
 
 
 def test_good_keys_pass_and_render_hashes_the_app_accepts(
