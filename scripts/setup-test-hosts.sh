@@ -9,8 +9,9 @@
 #   2. podman settings under .work/podman (CONTAINERS_CONF, nothing in /etc).
 #   3. vm.overcommit_memory=1 on this machine (Redis's start-up warning is
 #      about the host kernel's value, which containers cannot change).
-#   4. Base image localhost/debian-systemd:bookworm, built with debootstrap
-#      from the mirror this machine's apt already uses (never pulled).
+#   4. Base images localhost/debian-systemd:<release> for each release in
+#      $GP_RELEASES (bookworm and trixie: Debian 12 and 13), built with
+#      debootstrap from the mirror this machine's apt already uses (never pulled).
 #   5. The pinned tool venv (.venv-tools) from requirements/tools.txt, and
 #      promtool in it (scripts/setup-promtool.sh: extracted from Debian's
 #      prometheus package, which is never installed).
@@ -66,36 +67,40 @@ host_mirrors() {
   printf '%s %s\n' "$main" "$sec"
 }
 
+# build_image RELEASE: localhost/debian-systemd:RELEASE (Debian's codename).
 build_image() {
-  if ((rebuild_image == 0)) && podman image exists "$GP_IMAGE"; then
-    gp_log "image $GP_IMAGE present"
+  local release="$1" image log
+  image="$(gp_image "$release")"
+  log="$GP_WORK/debootstrap-$release.log"
+  if ((rebuild_image == 0)) && podman image exists "$image"; then
+    gp_log "image $image present"
     return 0
   fi
   local main sec rootfs t0
   read -r main sec < <(host_mirrors)
-  rootfs="$GP_WORK/rootfs-build"
+  rootfs="$GP_WORK/rootfs-build-$release"
   rm -rf "$rootfs"
   mkdir -p "$rootfs"
   t0=$SECONDS
-  gp_log "debootstrap bookworm (minbase) into $rootfs"
+  gp_log "debootstrap $release (minbase) into $rootfs"
   # python3-packaging/python3-venv: what Ansible's pip module and the proxy
   # role need; pre-installed only to save time, the roles still install them.
   debootstrap --variant=minbase \
     --include=systemd,systemd-sysv,dbus,python3,python3-apt,iproute2,procps,ca-certificates,python3-venv,python3-packaging \
-    bookworm "$rootfs" "$main" >"$GP_WORK/debootstrap.log" 2>&1 \
-    || { tail -20 "$GP_WORK/debootstrap.log" >&2; return 1; }
+    "$release" "$rootfs" "$main" >"$log" 2>&1 \
+    || { tail -20 "$log" >&2; return 1; }
 
   rm -f "$rootfs/etc/apt/sources.list"
   cat > "$rootfs/etc/apt/sources.list.d/debian.sources" <<EOF
 Types: deb
 URIs: $main
-Suites: bookworm bookworm-updates
+Suites: $release $release-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
 URIs: $sec
-Suites: bookworm-security
+Suites: $release-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
@@ -112,21 +117,31 @@ EOF
   # cache_valid_time logic guess, and a new container's first DNS lookups race.
   printf 'Acquire::Languages "none";\n' > "$rootfs/etc/apt/apt.conf.d/90-no-translations"
   cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
-  chroot "$rootfs" apt-get update -qq >>"$GP_WORK/debootstrap.log" 2>&1 \
-    || { tail -20 "$GP_WORK/debootstrap.log" >&2; return 1; }
+  chroot "$rootfs" apt-get update -qq >>"$log" 2>&1 \
+    || { tail -20 "$log" >&2; return 1; }
   : > "$rootfs/etc/resolv.conf"
   rm -rf "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
          "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin
   find "$rootfs/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name 'locale.alias' -exec rm -rf {} +
 
-  gp_log "podman import -> $GP_IMAGE"
+  gp_log "podman import -> $image"
   tar -C "$rootfs" -c . | podman import -q \
     --change 'CMD ["/sbin/init"]' \
     --change 'ENV container=podman' \
     --change 'STOPSIGNAL SIGRTMIN+3' \
-    - "$GP_IMAGE" >/dev/null
+    - "$image" >/dev/null
   rm -rf "$rootfs"
-  gp_log "image built in $((SECONDS - t0)) s"
+  gp_log "image $image built in $((SECONDS - t0)) s"
+}
+
+# Every release's image, built side by side (network- and disk-bound).
+build_images() {
+  local release pids=() rc=0 pid
+  for release in $GP_RELEASES; do
+    build_image "$release" & pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
+  return "$rc"
 }
 
 setup_tools() {
@@ -177,7 +192,7 @@ write_molecule_env() {
 # Written by scripts/setup-test-hosts.sh (make setup); git-ignored, do not edit.
 # Molecule reads this file from the project directory: with it a plain
 # \`molecule test [-s SCENARIO]\` uses this checkout's podman instance (.work/podman),
-# where the base image $GP_IMAGE is.
+# where the base images (\$GP_RELEASES: $GP_RELEASES) are.
 CONTAINERS_CONF: "$CONTAINERS_CONF"
 CONTAINERS_STORAGE_CONF: "$CONTAINERS_STORAGE_CONF"
 GP_NETWORK_TAG: "$GP_NETWORK_TAG"
@@ -197,7 +212,7 @@ main() {
   # The venv (PyPI) and the image (Debian mirror) are independent: in parallel.
   local tools_pid="" rc=0
   if ((want_tools)); then { setup_tools && "$GP_ROOT/scripts/setup-promtool.sh"; } & tools_pid=$!; fi
-  if ((want_image)); then build_image || rc=1; fi
+  if ((want_image)); then build_images || rc=1; fi
   if [[ -n "$tools_pid" ]]; then wait "$tools_pid" || rc=1; fi
   ((rc == 0)) || { echo "setup failed" >&2; return 1; }
   if ((want_image)); then "$GP_ROOT/scripts/preflight-hosts.sh" || return 1; fi

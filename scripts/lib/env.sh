@@ -6,7 +6,9 @@
 #   GP_ROOT      repository root (absolute)
 #   GP_WORK      $GP_ROOT/.work (gitignored): podman storage, results
 #   GP_TOOLS     pinned tool venv (molecule, ansible, testinfra, linters)
-#   GP_IMAGE     the locally built systemd base image
+#   GP_RELEASES  the Debian releases (codenames) with a locally built systemd
+#                base image localhost/debian-systemd:<release> (gp_image RELEASE)
+#   GP_IMAGE     the image of the first of them (preflight, deploy-local's default)
 #   GP_NETWORK_TAG  a short hash of the checkout: Molecule's podman networks are
 #                gp-<scenario>-<tag>, so two checkouts' networks never share a name
 #   GP_IMAGE_STORE  optional: another podman storage folder whose images this
@@ -18,12 +20,14 @@
 GP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 GP_WORK="${GP_WORK:-$GP_ROOT/.work}"
 GP_TOOLS="${GP_TOOLS:-$GP_ROOT/.venv-tools}"
-GP_IMAGE="${GP_IMAGE:-localhost/debian-systemd:bookworm}"
+GP_RELEASES="${GP_RELEASES:-bookworm trixie}"
+gp_image() { printf 'localhost/debian-systemd:%s' "$1"; }
+GP_IMAGE="${GP_IMAGE:-$(gp_image "${GP_RELEASES%% *}")}"
 # One podman "instance" per folder: Molecule uses .work/podman, deploy-local
 # .work/podman-local, so their same-named hosts never collide.
 GP_PODMAN_DIR="${GP_PODMAN_DIR:-$GP_WORK/podman}"
 GP_NETWORK_TAG="${GP_NETWORK_TAG:-$(printf '%s' "$GP_ROOT" | sha256sum | cut -c1-6)}"
-export GP_ROOT GP_WORK GP_TOOLS GP_IMAGE GP_PODMAN_DIR GP_NETWORK_TAG
+export GP_ROOT GP_WORK GP_TOOLS GP_RELEASES GP_IMAGE GP_PODMAN_DIR GP_NETWORK_TAG
 
 gp_log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
