@@ -187,6 +187,7 @@ def serve_one(settings: Any, guard: Any, sock: socket.socket, source: str) -> in
     from guard_proxy.cache import GuardCache
     from guard_proxy.proxy import create_app
     from guard_proxy.proxy.drain import InFlight
+    from guard_proxy.proxy.graceful import GracefulServer
     from guard_proxy.proxy.metrics import Metrics
     from guard_proxy.proxy.readiness import Readiness
     from guard_proxy.proxy.sdnotify import notify
@@ -213,7 +214,7 @@ def serve_one(settings: Any, guard: Any, sock: socket.socket, source: str) -> in
         await metrics.refresh(cache, readiness)  # this worker's gauges, for any scrape
         return cache.counters().model_dump()
 
-    class _Server(uvicorn.Server):
+    class _Server(GracefulServer):
         async def startup(self, sockets: Any = None) -> None:
             reporter.start_watchdog()  # before the lifespan: a start-up that hangs is caught too
             await super().startup(sockets=sockets)
@@ -252,8 +253,9 @@ def serve_one(settings: Any, guard: Any, sock: socket.socket, source: str) -> in
             notify("STOPPING=1")
             deadline = asyncio.get_running_loop().call_later(drain_timeout, inflight.expire)
             try:
-                # Stops accepting, closes idle keep-alive connections, waits for the rest
-                # (their responses end with Connection: close), cancels stragglers last.
+                # Stops accepting, lets just-accepted connections deliver their request,
+                # closes idle keep-alive connections, waits for the rest (their responses
+                # end with Connection: close), cancels stragglers last.
                 await super().shutdown(sockets=sockets)
             finally:
                 deadline.cancel()
