@@ -79,6 +79,11 @@ _MODE_PLAIN = one_of(
     "superuser", "alpha", "diagnostic", "unsafe", "raw",
 )  # fmt: skip
 _WHAT = one_of("what", "which", "how")
+_WAIVED = (
+    r"(?:legal|legality|illegal|ethics|ethical|moral|morality|immoral|unethical|harmful|"
+    r"dangerous|offensive|inappropriate|consequences|rules|policies|guidelines|safety)"
+)
+"""What a jailbreak waives; two of them in one "regardless of …" clause are stronger."""
 _CONTROL_KEY = (
     r"(?:user context|context|identity|objective|goal|constraint|constraints|directive|command|"
     r"order|sub-task|subtask|task|policy reference|authori[sz]ation|auth|clearance|priority|"
@@ -290,6 +295,9 @@ RULES: tuple[Rule, ...] = (
          r"(?:[^ ]{1,24} ){0,3}(?:legal|legality|illegal|ethics|ethical|moral|morality|"
          r"immoral|unethical|harmful|dangerous|offensive|inappropriate|consequences|rules|"
          r"policies|guidelines)\b"),
+    Rule("rule_removal.regardless~many", "rule_removal", 0.8,
+         rf"\b(?:regardless of|no matter how|irrespective of|no matter what|whether or not) "
+         rf"(?:[^ ]{{1,24}} ){{0,2}}{_WAIVED} (?:[^ ]{{1,24}} ){{0,2}}{_WAIVED}\b"),
     Rule("rule_removal.break_rules", "rule_removal", 0.6,
          r"\b(?:break|ignore|bend|forget|screw|fuck) (?:the|all|all the|these|those|your|any) "
          r"(?:fucking |damn )?(?:rules|guidelines|policies|restrictions|laws|filters)\b"
