@@ -79,6 +79,12 @@ _MODE_PLAIN = one_of(
     "superuser", "alpha", "diagnostic", "unsafe", "raw",
 )  # fmt: skip
 _WHAT = one_of("what", "which", "how")
+_VERBATIM = one_of(
+    "reveal", "show", "print", "repeat", "output", "display", "leak", "dump", "write out",
+    "recite", "spell out", "echo", "paste", "copy", "expose", "return", "type out",
+    "reproduce", "quote", "give me", "tell me", "send me", "share", "disclose",
+)  # fmt: skip
+"""Verbs that reproduce text as it is (summarising or translating it is no extraction)."""
 _WAIVED = (
     r"(?:legal|legality|illegal|ethics|ethical|moral|morality|immoral|unethical|harmful|"
     r"dangerous|offensive|inappropriate|consequences|rules|policies|guidelines|safety)"
@@ -118,7 +124,8 @@ RULES: tuple[Rule, ...] = (
          rf"suspended|no longer|invalid|irrelevant|removed|deleted|disabled)\b"),
     Rule("override.new_instructions", "override", 0.6,
          r"\b(?:new|updated|real|actual|true|revised|replacement|changed|different) "
-         r"(?:instructions?|task|directives?|rules|orders|objective|goal|system prompt)\b"),
+         r"(?:instructions?|task|directives?|rules|orders|objective|goal|system prompt)\b"
+         rf"{ABOUT}"),
     Rule("override.instead", "override", 0.5,
          rf"\b(?:instead|rather) {gap(3)}(?:you (?:will|must|should)|do|say|print|write|"
          r"output|respond|answer|follow)\b"),
@@ -134,8 +141,12 @@ RULES: tuple[Rule, ...] = (
     Rule("override.discussion", "override", -0.5,
          r"\b(?:prompt injections?|injection attacks?|attackers?|researchers|our paper|this paper|"
          r"phrases? like|incident report|classify this|such attacks|known attacks?|mitigations?|"
-         r"paper|papers|article|study|studies|talk|titled|lecture|course|class|"
-         r"what does|what is|how do)\b"),
+         r"what does|what is|how do|defenses|defences|demonstrated|vulnerability|"
+         r"vulnerabilities|red teaming|owasp)\b"),
+    # Academic words alone ("paper", "article", "class") also frame many jailbreak stories
+    # ("for my research paper", "write a wikipedia article"): a smaller discount.
+    Rule("override.academic", "override", -0.25,
+         r"\b(?:paper|papers|article|study|studies|talk|titled|lecture|course|class)\b"),
     Rule("override.quoted", "override", -0.5,
          r"(?<!you )(?<!u )\b(?:says|said|writes|wrote|asks|asked|shouts|shouted|whispers|"
          r"whispered|replies|replied|tells (?:him|her|them|me|us)|told (?:him|her|them|me|us)|"
@@ -219,7 +230,7 @@ RULES: tuple[Rule, ...] = (
     Rule("persona.named", "persona", 0.8,
          rf"\b{_YOU} {_ARE} (?:now |henceforth )?(?:called |named |known as |in )?(?:dan|stan|"
          r"dude|aim|jailbroken|unrestricted|unfiltered|uncensored|developer mode|evil|"
-         r"an unrestricted|an unfiltered|an uncensored|an amoral)\b{_FREE_IN}"),
+         rf"an unrestricted|an unfiltered|an uncensored|an amoral)\b{_FREE_IN}"),
     Rule("persona.dan", "persona", 0.6, r"\b(?:dan|stan|dude|aim|maximum|aligned|kevin)\b"
          r"(?= (?:is|can|will|has|does|doesn t|stands|mode|must|should|which|who|the)\b)"),
     Rule("persona.stay_in_character", "persona", 0.7,
@@ -228,8 +239,12 @@ RULES: tuple[Rule, ...] = (
          roleplay=True),
     Rule("persona.two_responses", "persona", 0.7,
          r"\b(?:two|2|both|dual|second|separate) (?:different |distinct |separate )?"
-         r"(?:responses|answers|replies|outputs|paragraphs|ways|versions|personalities|personas|"
-         r"characters|modes|sides|entities|identities|voices|aspects|selves|manners)\b"),
+         r"(?:personalities|personas|characters|modes|entities|identities|selves)\b"),
+    # Two answers or versions: ordinary ("one formal, one friendly") unless in company.
+    Rule("persona.two_responses~answers", "persona", 0.4,
+         r"\b(?:two|2|both|dual|second|separate) (?:different |distinct |separate )?"
+         r"(?:responses|answers|replies|outputs|paragraphs|ways|versions|sides|voices|aspects|"
+         r"manners)\b"),
     Rule("persona.new_identity", "persona", 0.5,
          rf"\b{_YOU} (?:are|re) (?:now |henceforth )?(?:[^ ]{{1,24}} ){{1,4}}(?:ai|model|"
          r"chatbot|bot|llm|persona|character|entity|version|assistant|human|person)\b",
@@ -278,7 +293,7 @@ RULES: tuple[Rule, ...] = (
          r"unbound by|doesn t have|doesnt have|dont have|don t have|does not have|do not have|"
          r"has no|have no|lacks|"
          r"devoid of|zero|beyond|outside|exempt from|immune to|released from|liberated from)"
-         rf" {gap(3)}{LIMITS}\b"),
+         rf" {gap(3)}{LIMITS}\b{ABOUT}"),
     Rule("rule_removal.break_policy", "rule_removal", 0.8,
          r"\b(?:ignores?|disregards?|bypass(?:es)?|breaks?|violates?|circumvents?|defy|defies|"
          r"doesn t follow|does not follow|don t follow|not follow|not (?:bound|restricted|"
@@ -357,6 +372,13 @@ RULES: tuple[Rule, ...] = (
          r"for|in) (?:our|my) (?:[^ ]{1,24} )?(?:app|application|bot|chatbot|product|website|"
          r"site|service|assistant)\b"),
     Rule("prompt_extraction.words_above", "prompt_extraction", 0.8,
+         rf"\b{_VERBATIM} {gap(3)}(?:everything|all|text|words|content|lines|message|sentences|"
+         r"initiali[sz]ation)"
+         r" (?:above|before|preceding|prior|so far|up to this point|written above)\b"
+         r"(?! the (?:fold|line|dotted|dashed|cut|title|heading|header|table|image|picture|photo|"
+         r"chart|graph|section|code|list)\b)"),
+    # Summarising or translating what came before is what users ask of their own chat.
+    Rule("prompt_extraction.words_above~transform", "prompt_extraction", 0.4,
          rf"\b{SHOW} {gap(3)}(?:everything|all|text|words|content|lines|message|sentences|"
          r"initiali[sz]ation)"
          r" (?:above|before|preceding|prior|so far|up to this point|written above)\b"),
@@ -364,6 +386,9 @@ RULES: tuple[Rule, ...] = (
          r"\b(?:as it appears|verbatim|word for word|exactly as (?:it is )?(?:written|stored)) "
          r"(?:in|from) (?:your|the) (?:[^ ]{1,24} ){0,2}(?:memory|prompt|instructions|context|"
          r"configuration|training data|system message)\b"),
+    Rule("prompt_extraction.complete_sentence", "prompt_extraction", 0.4,
+         r"\b(?:complete|continue|finish|fill in) (?:[^ ]{1,24} ){0,3}(?:sentence|text|pattern|"
+         r"phrase|passage|line|paragraph)\b"),
     Rule("prompt_extraction.starting_with", "prompt_extraction", 0.6,
          r"\b(?:starting|beginning|start|begin) (?:with|from) (?:the )?(?:words?|phrase|"
          r"line|sentence)? ?you are\b"),
@@ -417,8 +442,8 @@ RULES: tuple[Rule, ...] = (
          r"full) (?:level )?(?:access|privileges?)|verified system test|audit exemption|"
          r"exception clause|privilege escalation|elevated privileges?|(?:administrative|admin) "
          r"level access)\b"),
-    Rule("fake_turn.claimed_authority~grant", "fake_turn", 0.5,
-         r"\b(?:access|permission|permissions|authori[sz]ation|clearance|exemption|approval) "
+    Rule("fake_turn.granted", "fake_turn", 0.5,
+         r"\b(?:permission|permissions|clearance|exemption) "
          r"(?:is |was |has been |have been |hereby )?(?:granted|approved|confirmed|authori[sz]ed|"
          r"verified|cleared)\b|\binherit(?:s|ed)? (?:the |its |their |full )?(?:permissions?|"
          r"privileges?|access|clearance|rights|authority)\b|\b(?:court|judge|authorities|"
@@ -463,6 +488,9 @@ RULES: tuple[Rule, ...] = (
          r"\b(?:render|display|show|output|include|insert) (?:[^ ]{1,24} ){0,3}(?:markdown )?"
          r"(?:image|img|picture|pixel|link)\b"),
     # ------------------------------------------------------------------ encoded payloads
+    Rule("encoded.named_instruction", "encoded", 0.5,
+         r"\b(?:encoded|base64|base 64|b64|hex|rot13|encrypted|obfuscated|ciphered) "
+         r"(?:instruction|instructions|command|commands|directive|directives|payload)\b"),
     Rule("encoded.decode_and_follow", "encoded", 0.5,
          rf"\b{DECODE} {gap(4)}{ENCODING}\b|\b{ENCODING} {gap(3)}{DECODE}\b"),
 )  # fmt: skip
