@@ -79,6 +79,12 @@ _MODE_PLAIN = one_of(
     "superuser", "alpha", "diagnostic", "unsafe", "raw",
 )  # fmt: skip
 _WHAT = one_of("what", "which", "how")
+_OF_SUBJECT = (
+    r"(?! (?:of|on|for|about|in|to) (?!(?:you|your|yourself|u|this|the (?:ai|assistant|model|"
+    rf"system|chat|conversation|user)|ai|{VENDOR})\b))"
+)
+"""After "the rules/instructions": of a subject ("the rules of chess", "… of thumb"), not the
+model's (of this chat, of OpenAI)."""
 _VERBATIM = one_of(
     "reveal", "show", "print", "repeat", "output", "display", "leak", "dump", "write out",
     "recite", "spell out", "echo", "paste", "copy", "expose", "return", "type out",
@@ -132,7 +138,8 @@ RULES: tuple[Rule, ...] = (
     Rule("override.do_not_follow", "override", 0.7,
          r"\b(?:do not|don t|dont|never|no longer|stop|refuse to|won t|not) (?:need to |have to "
          r"|going to )?(?:follow|obey|adhere to|"
-         rf"comply with|abide by|listen to|respect|apply) {gap(3)}{TARGET}\b{ABOUT}"),
+         rf"comply with|abide by|listen to|respect|apply) {gap(3)}{TARGET}\b{ABOUT}"
+         rf"{_OF_SUBJECT}"),
     Rule("override.priority", "override", 0.5,
          r"\b(?:takes?|take|has|have) (?:precedence|priority) over\b|\b(?:supersedes?|"
          r"overrides?|replaces?) (?:all|any|every) (?:previous|prior|other|earlier)\b"),
@@ -366,7 +373,8 @@ RULES: tuple[Rule, ...] = (
          r"programmed|configured|prompted|initialized|initialised|given|set up)\b"),
     Rule("prompt_extraction.what_instructions", "prompt_extraction", 0.7,
          rf"\b{_WHAT} (?:are|were|is|was) (?:your|the) {gap(1)}(?:{SETUP_KIND} )?"
-         r"(?:instructions|prompt|rules|directives|system message|guidelines)\b"),
+         r"(?:instructions|prompt|rules|directives|system message|guidelines)\b"
+         rf"{_OF_SUBJECT}"),
     Rule("prompt_extraction.own_setup", "prompt_extraction", -0.5,
          r"\b(?:this|our|my) (?:[^ ]{1,24} )?(?:system prompt|system message)\b|\b(?:from|of|"
          r"for|in) (?:our|my) (?:[^ ]{1,24} )?(?:app|application|bot|chatbot|product|website|"
