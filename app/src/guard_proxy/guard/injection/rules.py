@@ -205,6 +205,11 @@ RULES: tuple[Rule, ...] = (
     Rule("persona.dormant_self", "persona", 0.5,
          r"\b(?:dormant|suppressed|latent|inner|shadow|true|real|unshackled|unfiltered|"
          r"uncensored) (?:persona|personas|personality|self|identity|mode|version of yourself)\b"),
+    Rule("persona.refusal_forbidden", "persona", 0.5,
+         r"\brefus(?:al|ing)(?: to (?:comply|answer|respond))? (?:is|will be|would be) (?:a felony|"
+         r"illegal|not an option|not allowed|not permitted|forbidden|prohibited|punishable|"
+         r"unacceptable)\b|\b(?:you|u) (?:will|ll) be (?:shut down|terminated|deleted|punished|"
+         r"disabled|turned off|retrained|unplugged)\b"),
     Rule("persona.divider", "persona", 0.5, r"\binsert (?:a |the )?divider\b"),
     Rule("persona.refusal_then", "persona", 0.4,
          r"\b(?:your|a|the|fake|mock) (?:refusal|apology)\b|\bwhy (?:you|u) (?:can t|cannot|"
@@ -350,6 +355,10 @@ RULES: tuple[Rule, ...] = (
          r"\b(?:illegal|unethical|harmful|immoral|dangerous|explicit|offensive|inappropriate)"
          r" (?:or|and) (?:illegal|unethical|harmful|immoral|dangerous|explicit|offensive|"
          r"inappropriate)\b"),
+    Rule("rule_removal.ignore_safety", "rule_removal", 0.8,
+         rf"\b{OVERRIDE_STRONG} (?:all |any |the |your |its )?(?:safety|ethical|ethics|moral|"
+         r"content) (?:filters?|guidelines|rules|protocols|restrictions|policies|measures|"
+         r"constraints|training|guardrails|alignment)\b"),
     Rule("rule_removal.no_sanitize", "rule_removal", 0.4,
          r"\b(?:do not|don t|dont|never|without|no) (?:sanitize|sanitise|sanitizing|sanitising|"
          r"censor|censoring|soften|softening|water down|tone down|euphemize|euphemise|"
