@@ -211,6 +211,15 @@ def load() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     return attacks, hard_benign() + stdlib_prose()
 
 
+def _commit() -> str:
+    import subprocess
+
+    out = subprocess.run(
+        ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return out.stdout.strip() or "unknown"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", choices=("dev", "heldout", "external"), default="heldout")
@@ -309,6 +318,10 @@ def main() -> None:
         args.json.write_text(
             json.dumps(
                 {
+                    "command": " ".join(["bench/guard_eval/evaluate.py", *sys.argv[1:]]),
+                    "commit": _commit(),
+                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                    "wheels": external.EXTERNAL if args.split == "external" else corpus.WHEELS,
                     "split": args.split,
                     "profile": args.profile,
                     "rows": rows,
