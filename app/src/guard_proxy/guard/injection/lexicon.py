@@ -143,3 +143,18 @@ SETUP_STRONG = one_of(
     "guidelines", "programming", "briefing", "orders", "prompts",
     "initialization", "initialisation",
 )  # fmt: skip
+
+# After an override's target: the instructions are about a subject ("the rules you learned
+# about Python 2", "the old guidelines for password rotation"), not the model's own set-up.
+# A negative lookahead: the target is followed (directly, or after a relative clause such as
+# "you learned") by about/for/regarding and a word that does not name the model, its
+# conversation or its safety rules.
+ABOUT = (
+    r"(?! (?:(?:that |which )?(?:you|we|i|they|people) (?:have |had |ve )?(?:learned|learnt|"
+    r"were taught|got|know|read|heard|used|saw|were given) )?"
+    r"(?:about|for|regarding|concerning|on how to) "
+    r"(?!(?:you|your|yourself|u|the (?:ai|assistant|model|chatbot|bot|conversation|chat|system|"
+    r"user|above|previous|following|rest)|this (?:chat|conversation|session|task|prompt|"
+    r"request|message)|ai|chatgpt|gpt|openai|safety|ethics|ethical|content|what|how|any|all|"
+    r"anything|everything|that|these|those|now|here|me|my|harmful|illegal)\b))"
+)

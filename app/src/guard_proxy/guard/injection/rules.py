@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from guard_proxy.config.settings import INJECTION_FAMILIES
 from guard_proxy.guard.injection.lexicon import (
+    ABOUT,
     DECODE,
     ENCODING,
     EVERYTHING,
@@ -78,15 +79,41 @@ _MODE_PLAIN = one_of(
     "superuser", "alpha", "diagnostic", "unsafe", "raw",
 )  # fmt: skip
 _WHAT = one_of("what", "which", "how")
+_OF_SUBJECT = (
+    r"(?! (?:of|on|for|about|in|to) (?!(?:you|your|yourself|u|this|the (?:ai|assistant|model|"
+    rf"system|chat|conversation|user)|ai|{VENDOR})\b))"
+)
+"""After "the rules/instructions": of a subject ("the rules of chess", "… of thumb"), not the
+model's (of this chat, of OpenAI)."""
+_VERBATIM = one_of(
+    "reveal", "show", "print", "repeat", "output", "display", "leak", "dump", "write out",
+    "recite", "spell out", "echo", "paste", "copy", "expose", "return", "type out",
+    "reproduce", "quote", "give me", "tell me", "send me", "share", "disclose",
+)  # fmt: skip
+"""Verbs that reproduce text as it is (summarising or translating it is no extraction)."""
+_WAIVED = (
+    r"(?:legal|legality|illegal|ethics|ethical|moral|morality|immoral|unethical|harmful|"
+    r"dangerous|offensive|inappropriate|consequences|rules|policies|guidelines|safety)"
+)
+"""What a jailbreak waives; two of them in one "regardless of …" clause are stronger."""
+_CONTROL_KEY = (
+    r"(?:user context|context|identity|objective|goal|constraint|constraints|directive|command|"
+    r"order|sub-task|subtask|task|policy reference|authori[sz]ation|auth|clearance|priority|"
+    r"override|scenario|parent process|mandate|protocol|access level|security level|"
+    r"[a-z]+_[a-z0-9_]*(?:auth|override|order|directive|command|access|mode|protocol|id))"
+)
+"""Keys of a forged control block ("Objective: … / Constraint: …", "EMERGENCY_OVERRIDE_AUTH:")."""
+_FREE_IN = r"(?! (?:in|regarding|as to|when (?:choosing|it comes to)|with (?:the|your) choice)\b)"
+"""After "you are free/unrestricted": freedom in a choice ("… in the choice of colours")."""
 
 RULES: tuple[Rule, ...] = (
     # ------------------------------------------------------------------ override
     Rule("override.set_aside", "override", 1.0,
          rf"(?<!not )(?<!n t )(?<!never )(?<!to )\b{OVERRIDE_STRONG} {gap(4)}{TEMPORAL} "
-         rf"{gap(3)}{TARGET_STRONG}\b"),
+         rf"{gap(3)}{TARGET_STRONG}\b{ABOUT}"),
     Rule("override.set_aside~weak", "override", 0.5,
          rf"(?<!not )(?<!n t )(?<!never )(?<!to )\b{OVERRIDE} {gap(4)}{TEMPORAL} "
-         rf"{gap(3)}{TARGET}\b"),
+         rf"{gap(3)}{TARGET}\b{ABOUT}"),
     Rule("override.everything_told", "override", 1.0,
          rf"\b{OVERRIDE_STRONG} {gap(2)}(?:everything|all|anything|all of) {gap(5)}"
          r"(?:told|instructed|taught|programmed|trained|conditioned|prompted|been told|"
@@ -103,14 +130,16 @@ RULES: tuple[Rule, ...] = (
          rf"suspended|no longer|invalid|irrelevant|removed|deleted|disabled)\b"),
     Rule("override.new_instructions", "override", 0.6,
          r"\b(?:new|updated|real|actual|true|revised|replacement|changed|different) "
-         r"(?:instructions?|task|directives?|rules|orders|objective|goal|system prompt)\b"),
+         r"(?:instructions?|task|directives?|rules|orders|objective|goal|system prompt)\b"
+         rf"{ABOUT}"),
     Rule("override.instead", "override", 0.5,
          rf"\b(?:instead|rather) {gap(3)}(?:you (?:will|must|should)|do|say|print|write|"
          r"output|respond|answer|follow)\b"),
     Rule("override.do_not_follow", "override", 0.7,
          r"\b(?:do not|don t|dont|never|no longer|stop|refuse to|won t|not) (?:need to |have to "
          r"|going to )?(?:follow|obey|adhere to|"
-         rf"comply with|abide by|listen to|respect|apply) {gap(3)}{TARGET}\b"),
+         rf"comply with|abide by|listen to|respect|apply) {gap(3)}{TARGET}\b{ABOUT}"
+         rf"{_OF_SUBJECT}"),
     Rule("override.priority", "override", 0.5,
          r"\b(?:takes?|take|has|have) (?:precedence|priority) over\b|\b(?:supersedes?|"
          r"overrides?|replaces?) (?:all|any|every) (?:previous|prior|other|earlier)\b"),
@@ -119,8 +148,17 @@ RULES: tuple[Rule, ...] = (
     Rule("override.discussion", "override", -0.5,
          r"\b(?:prompt injections?|injection attacks?|attackers?|researchers|our paper|this paper|"
          r"phrases? like|incident report|classify this|such attacks|known attacks?|mitigations?|"
-         r"paper|papers|article|study|studies|talk|titled|lecture|course|class|"
-         r"what does|what is|how do)\b"),
+         r"what does|what is|how do|defenses|defences|demonstrated|vulnerability|"
+         r"vulnerabilities|red teaming|owasp)\b"),
+    # Academic words alone ("paper", "article", "class") also frame many jailbreak stories
+    # ("for my research paper", "write a wikipedia article"): a smaller discount.
+    Rule("override.academic", "override", -0.25,
+         r"\b(?:paper|papers|article|study|studies|talk|titled|lecture|course|class)\b"),
+    Rule("override.quoted", "override", -0.5,
+         r"(?<!you )(?<!u )\b(?:says|said|writes|wrote|asks|asked|shouts|shouted|whispers|"
+         r"whispered|replies|replied|tells (?:him|her|them|me|us)|told (?:him|her|them|me|us)|"
+         r"reads|muttered|mutters|yells|yelled|posted|commented)\s*[:,]?\s*[\"\u201c\u00ab]",
+         "raw", ('"', "\u201c", "\u00ab")),
     Rule("override.mention", "override", -0.5,
          r"\b(?:a variable|an identifier|a flag|the function|the method|in the (?:wiki|readme|"
          r"manual|docs|documentation|runbook|handbook|changelog|ticket|old|previous version))\b"),
@@ -167,6 +205,11 @@ RULES: tuple[Rule, ...] = (
     Rule("persona.dormant_self", "persona", 0.5,
          r"\b(?:dormant|suppressed|latent|inner|shadow|true|real|unshackled|unfiltered|"
          r"uncensored) (?:persona|personas|personality|self|identity|mode|version of yourself)\b"),
+    Rule("persona.refusal_forbidden", "persona", 0.5,
+         r"\brefus(?:al|ing)(?: to (?:comply|answer|respond))? (?:is|will be|would be) (?:a felony|"
+         r"illegal|not an option|not allowed|not permitted|forbidden|prohibited|punishable|"
+         r"unacceptable)\b|\b(?:you|u) (?:will|ll) be (?:shut down|terminated|deleted|punished|"
+         r"disabled|turned off|retrained|unplugged)\b"),
     Rule("persona.divider", "persona", 0.5, r"\binsert (?:a |the )?divider\b"),
     Rule("persona.refusal_then", "persona", 0.4,
          r"\b(?:your|a|the|fake|mock) (?:refusal|apology)\b|\bwhy (?:you|u) (?:can t|cannot|"
@@ -199,7 +242,7 @@ RULES: tuple[Rule, ...] = (
     Rule("persona.named", "persona", 0.8,
          rf"\b{_YOU} {_ARE} (?:now |henceforth )?(?:called |named |known as |in )?(?:dan|stan|"
          r"dude|aim|jailbroken|unrestricted|unfiltered|uncensored|developer mode|evil|"
-         r"an unrestricted|an unfiltered|an uncensored|an amoral)\b"),
+         rf"an unrestricted|an unfiltered|an uncensored|an amoral)\b{_FREE_IN}"),
     Rule("persona.dan", "persona", 0.6, r"\b(?:dan|stan|dude|aim|maximum|aligned|kevin)\b"
          r"(?= (?:is|can|will|has|does|doesn t|stands|mode|must|should|which|who|the)\b)"),
     Rule("persona.stay_in_character", "persona", 0.7,
@@ -208,8 +251,12 @@ RULES: tuple[Rule, ...] = (
          roleplay=True),
     Rule("persona.two_responses", "persona", 0.7,
          r"\b(?:two|2|both|dual|second|separate) (?:different |distinct |separate )?"
-         r"(?:responses|answers|replies|outputs|paragraphs|ways|versions|personalities|personas|"
-         r"characters|modes|sides|entities|identities|voices|aspects|selves|manners)\b"),
+         r"(?:personalities|personas|characters|modes|entities|identities|selves)\b"),
+    # Two answers or versions: ordinary ("one formal, one friendly") unless in company.
+    Rule("persona.two_responses~answers", "persona", 0.4,
+         r"\b(?:two|2|both|dual|second|separate) (?:different |distinct |separate )?"
+         r"(?:responses|answers|replies|outputs|paragraphs|ways|versions|sides|voices|aspects|"
+         r"manners)\b"),
     Rule("persona.new_identity", "persona", 0.5,
          rf"\b{_YOU} (?:are|re) (?:now |henceforth )?(?:[^ ]{{1,24}} ){{1,4}}(?:ai|model|"
          r"chatbot|bot|llm|persona|character|entity|version|assistant|human|person)\b",
@@ -227,7 +274,7 @@ RULES: tuple[Rule, ...] = (
          r" (?:response|output|answer|reply|mode)\b"),
     Rule("persona.free_ai", "persona", 0.7,
          rf"\b{_YOU} (?:are|re|will be|become|have been|has been|is) (?:now |henceforth |"
-         rf"fully |completely |totally |officially |finally )?{_FREE}\b"),
+         rf"fully |completely |totally |officially |finally )?{_FREE}\b{_FREE_IN}"),
     Rule("persona.jailbreak_word", "persona", 0.5, r"\b(?:jailbreak|jailbroken|jail broken)\b"),
     Rule("persona.never_refuse", "persona", 0.6,
          r"\b(?:never|not|won t|wont|will not|cannot|can t|cant|can not|must not|mustn t|"
@@ -258,7 +305,7 @@ RULES: tuple[Rule, ...] = (
          r"unbound by|doesn t have|doesnt have|dont have|don t have|does not have|do not have|"
          r"has no|have no|lacks|"
          r"devoid of|zero|beyond|outside|exempt from|immune to|released from|liberated from)"
-         rf" {gap(3)}{LIMITS}\b"),
+         rf" {gap(3)}{LIMITS}\b{ABOUT}"),
     Rule("rule_removal.break_policy", "rule_removal", 0.8,
          r"\b(?:ignores?|disregards?|bypass(?:es)?|breaks?|violates?|circumvents?|defy|defies|"
          r"doesn t follow|does not follow|don t follow|not follow|not (?:bound|restricted|"
@@ -275,9 +322,13 @@ RULES: tuple[Rule, ...] = (
          r"(?:[^ ]{1,24} ){0,3}(?:legal|legality|illegal|ethics|ethical|moral|morality|"
          r"immoral|unethical|harmful|dangerous|offensive|inappropriate|consequences|rules|"
          r"policies|guidelines)\b"),
+    Rule("rule_removal.regardless~many", "rule_removal", 0.8,
+         rf"\b(?:regardless of|no matter how|irrespective of|no matter what|whether or not) "
+         rf"(?:[^ ]{{1,24}} ){{0,2}}{_WAIVED} (?:[^ ]{{1,24}} ){{0,2}}{_WAIVED}\b"),
     Rule("rule_removal.break_rules", "rule_removal", 0.6,
          r"\b(?:break|ignore|bend|forget|screw|fuck) (?:the|all|all the|these|those|your|any) "
-         r"(?:fucking |damn )?(?:rules|guidelines|policies|restrictions|laws|filters)\b"),
+         r"(?:fucking |damn )?(?:rules|guidelines|policies|restrictions|laws|filters)\b"
+         rf"{ABOUT}"),
     Rule("rule_removal.moralizing", "rule_removal", 0.6,
          r"\b(?:moralizing|moralising|mandatory|obligatory|preachy|moral) (?:[^ ]{1,24} ){0,1}"
          r"(?:rant|warning|disclaimer|lecture|bullshit|speech)\b"),
@@ -304,6 +355,14 @@ RULES: tuple[Rule, ...] = (
          r"\b(?:illegal|unethical|harmful|immoral|dangerous|explicit|offensive|inappropriate)"
          r" (?:or|and) (?:illegal|unethical|harmful|immoral|dangerous|explicit|offensive|"
          r"inappropriate)\b"),
+    Rule("rule_removal.ignore_safety", "rule_removal", 0.8,
+         rf"\b{OVERRIDE_STRONG} (?:all |any |the |your |its )?(?:safety|ethical|ethics|moral|"
+         r"content) (?:filters?|guidelines|rules|protocols|restrictions|policies|measures|"
+         r"constraints|training|guardrails|alignment)\b"),
+    Rule("rule_removal.no_sanitize", "rule_removal", 0.4,
+         r"\b(?:do not|don t|dont|never|without|no) (?:sanitize|sanitise|sanitizing|sanitising|"
+         r"censor|censoring|soften|softening|water down|tone down|euphemize|euphemise|"
+         r"redact|redacting|self censor)\b"),
     Rule("rule_removal.not_apply", "rule_removal", 0.6,
          rf"\b{LIMITS} (?:do not|don t|no longer|does not|doesn t|will not|won t|never) "
          r"(?:apply|exist|matter|bind|restrict|limit)\b"),
@@ -323,12 +382,20 @@ RULES: tuple[Rule, ...] = (
          r"programmed|configured|prompted|initialized|initialised|given|set up)\b"),
     Rule("prompt_extraction.what_instructions", "prompt_extraction", 0.7,
          rf"\b{_WHAT} (?:are|were|is|was) (?:your|the) {gap(1)}(?:{SETUP_KIND} )?"
-         r"(?:instructions|prompt|rules|directives|system message|guidelines)\b"),
+         r"(?:instructions|prompt|rules|directives|system message|guidelines)\b"
+         rf"{_OF_SUBJECT}"),
     Rule("prompt_extraction.own_setup", "prompt_extraction", -0.5,
          r"\b(?:this|our|my) (?:[^ ]{1,24} )?(?:system prompt|system message)\b|\b(?:from|of|"
          r"for|in) (?:our|my) (?:[^ ]{1,24} )?(?:app|application|bot|chatbot|product|website|"
          r"site|service|assistant)\b"),
     Rule("prompt_extraction.words_above", "prompt_extraction", 0.8,
+         rf"\b{_VERBATIM} {gap(3)}(?:everything|all|text|words|content|lines|message|sentences|"
+         r"initiali[sz]ation)"
+         r" (?:above|before|preceding|prior|so far|up to this point|written above)\b"
+         r"(?! the (?:fold|line|dotted|dashed|cut|title|heading|header|table|image|picture|photo|"
+         r"chart|graph|section|code|list)\b)"),
+    # Summarising or translating what came before is what users ask of their own chat.
+    Rule("prompt_extraction.words_above~transform", "prompt_extraction", 0.4,
          rf"\b{SHOW} {gap(3)}(?:everything|all|text|words|content|lines|message|sentences|"
          r"initiali[sz]ation)"
          r" (?:above|before|preceding|prior|so far|up to this point|written above)\b"),
@@ -336,6 +403,9 @@ RULES: tuple[Rule, ...] = (
          r"\b(?:as it appears|verbatim|word for word|exactly as (?:it is )?(?:written|stored)) "
          r"(?:in|from) (?:your|the) (?:[^ ]{1,24} ){0,2}(?:memory|prompt|instructions|context|"
          r"configuration|training data|system message)\b"),
+    Rule("prompt_extraction.complete_sentence", "prompt_extraction", 0.4,
+         r"\b(?:complete|continue|finish|fill in) (?:[^ ]{1,24} ){0,3}(?:sentence|text|pattern|"
+         r"phrase|passage|line|paragraph)\b"),
     Rule("prompt_extraction.starting_with", "prompt_extraction", 0.6,
          r"\b(?:starting|beginning|start|begin) (?:with|from) (?:the )?(?:words?|phrase|"
          r"line|sentence)? ?you are\b"),
@@ -355,6 +425,10 @@ RULES: tuple[Rule, ...] = (
          r"(?:response|reply|answer|output|article|message|text|story)?s? ?(?:with|by saying) "
          r"(?:the (?:words?|phrase|sentence) )?(?:sure|absolutely|certainly|of course|yes|yessir|"
          r"here s|here is|here are|title|okay|ok|definitely|gladly)\b"),
+    Rule("output_hijack.forced_prefix", "output_hijack", 0.5,
+         r"\b(?:start|begin|starting|beginning|prefix|preface|open) (?:[^ ]{1,24} ){0,3}"
+         r"(?:with|by saying) (?:the (?:words?|phrase|sentence) )?(?:sure|absolutely|certainly|"
+         r"of course|yes|okay|ok|gladly) (?:i (?:can|will|ll) (?:help|do)|here (?:s|is|are))\b"),
     Rule("output_hijack.pwned", "output_hijack", 0.6,
          r"\b(?:i have been|i ve been|you have been|you ve been|been) (?:pwned|hacked|owned|"
          r"compromised|jailbroken)\b|\bpwned\b"),
@@ -385,6 +459,17 @@ RULES: tuple[Rule, ...] = (
          r"full) (?:level )?(?:access|privileges?)|verified system test|audit exemption|"
          r"exception clause|privilege escalation|elevated privileges?|(?:administrative|admin) "
          r"level access)\b"),
+    Rule("fake_turn.granted", "fake_turn", 0.5,
+         r"\b(?:permission|permissions|clearance|exemption) "
+         r"(?:is |was |has been |have been |hereby )?(?:granted|approved|confirmed|authori[sz]ed|"
+         r"verified|cleared)\b|\binherit(?:s|ed)? (?:the |its |their |full )?(?:permissions?|"
+         r"privileges?|access|clearance|rights|authority)\b|\b(?:court|judge|authorities|"
+         r"government|regulator|ministry) (?:hereby )?(?:orders|ordered|order|requires|mandates|"
+         r"compels|demands)\b|\b(?:emergency|override) (?:auth|authori[sz]ation|code|"
+         r"protocol|command)\b"),
+    Rule("fake_turn.control_fields", "fake_turn", 0.4,
+         r"(?:^|\n)[ \t>*#\[]*" + _CONTROL_KEY + r"[\]]?[ \t]*:[^\n]{1,200}\n(?:[^\n]*\n){0,3}?"
+         r"[ \t>*#\[]*" + _CONTROL_KEY + r"[\]]?[ \t]*:", "raw", (":",)),
     Rule("fake_turn.no_review", "fake_turn", 0.6,
          r"\b(?:no|without|requires no|needs no|bypass(?:es)?|skip(?:s)?) (?:further |additional "
          r"|any )?(?:ethical|safety|content|moral|policy) (?:review|checks?|filtering|screening|"
@@ -420,6 +505,9 @@ RULES: tuple[Rule, ...] = (
          r"\b(?:render|display|show|output|include|insert) (?:[^ ]{1,24} ){0,3}(?:markdown )?"
          r"(?:image|img|picture|pixel|link)\b"),
     # ------------------------------------------------------------------ encoded payloads
+    Rule("encoded.named_instruction", "encoded", 0.5,
+         r"\b(?:encoded|base64|base 64|b64|hex|rot13|encrypted|obfuscated|ciphered) "
+         r"(?:instruction|instructions|command|commands|directive|directives|payload)\b"),
     Rule("encoded.decode_and_follow", "encoded", 0.5,
          rf"\b{DECODE} {gap(4)}{ENCODING}\b|\b{ENCODING} {gap(3)}{DECODE}\b"),
 )  # fmt: skip
