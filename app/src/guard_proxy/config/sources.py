@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic.fields import FieldInfo
@@ -14,14 +15,18 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, YamlConf
 
 from guard_proxy.exceptions import ConfigError
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
-def env_variables(section: type[Any], environ: Mapping[str, str]) -> dict[str, Any]:
+
+def env_variables(section: DataclassInstance, environ: Mapping[str, str]) -> dict[str, Any]:
     """The fields of ``section`` (a settings dataclass) set in ``environ``, by name; nested
-    sections as mappings. A field's variable is its ``env`` metadata."""
+    sections (the fields whose default is one) as mappings. A field's variable is its ``env``
+    metadata."""
     values: dict[str, Any] = {}
     for f in dataclasses.fields(section):
-        if dataclasses.is_dataclass(f.default):
-            nested = env_variables(type(f.default), environ)
+        if dataclasses.is_dataclass(f.default) and not isinstance(f.default, type):
+            nested = env_variables(f.default, environ)
             if nested:
                 values[f.name] = nested
         elif (name := f.metadata.get("env")) and name in environ:
@@ -37,7 +42,7 @@ class EnvironmentSource(PydanticBaseSettingsSource):
         super().__init__(settings_cls)
         self.values: dict[str, Any] = {}
         for name, info in settings_cls.model_fields.items():
-            nested = env_variables(type(info.default), environ)
+            nested = env_variables(info.default, environ)
             if nested:
                 self.values[name] = nested
 
@@ -58,9 +63,9 @@ class YamlFileSource(YamlConfigSettingsSource):
             raise ConfigError([("config", f"file not found: {path}")])
         super().__init__(settings_cls, yaml_file=path)
 
-    def _read_file(self, file_path: Any) -> dict[str, Any]:
+    def _read_file(self, file_path: Path | Traversable) -> dict[str, Any]:
         try:
-            text = Path(file_path).read_text(encoding="utf-8")
+            text = file_path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError([("config", f"cannot read {file_path}: {exc.strerror}")]) from None
         try:
