@@ -37,9 +37,10 @@ _T = TypeVar("_T")
 
 
 def _f(default: _T, *, env: str = "", secret: bool = False, secret_file: str = "") -> _T:
-    """A dataclass field with ``default`` and the metadata above (only what is set)."""
+    """A dataclass field with ``default`` and the metadata above (only what is set); a
+    secret is left out of ``repr``."""
     meta = {"env": env, "secret": secret, "secret_file": secret_file}
-    return field(default=default, metadata={k: v for k, v in meta.items() if v})
+    return field(default=default, repr=not secret, metadata={k: v for k, v in meta.items() if v})
 
 
 # --------------------------------------------------------------------------- server / ollama
