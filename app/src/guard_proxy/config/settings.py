@@ -3,8 +3,8 @@
 Each field's type states its rule (:mod:`guard_proxy.config.types`: bounds, choices,
 durations, lists); pydantic checks it when :func:`guard_proxy.config.load_settings` builds
 the :class:`Settings`. Field metadata names the environment variable that overrides the
-field (``env``), masks it in every dump and error (``secret``), or says which secret a file
-setting holds (``secret_file``: the field it replaces with the file's content).
+field (``env``), masks it in every dump, error and repr (``secret``), or says which secret
+a file setting holds (``secret_file``: the field it replaces with the file's content).
 """
 
 from __future__ import annotations
