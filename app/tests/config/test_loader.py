@@ -261,3 +261,19 @@ def test_every_error_of_a_secret_hides_its_value(tmp_path: Path) -> None:
     assert found["redis.password"] == "must be a string, got an integer"
     assert "access.admin_token" in found
     assert "918273645" not in str(exc.value) and "tok-QRS-987" not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "key", "says"),
+    [
+        ("Redis: {host: x}\n", "Redis", "did you mean 'redis'"),
+        ("redis: {Host: x}\n", "redis.Host", "did you mean 'host'"),
+        ("1: x\n", "1", "unknown key"),
+    ],
+)
+def test_keys_are_case_sensitive_strings(
+    tmp_path: Path, yaml_text: str, key: str, says: str
+) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(write(tmp_path, yaml_text), environ={})
+    assert says in problems(exc)[key]

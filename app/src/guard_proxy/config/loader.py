@@ -102,7 +102,7 @@ def _message(error: ErrorDetails, secret: bool, known: list[str]) -> str:
     else:
         got = "<redacted>" if secret else repr(value)
         shown = "<redacted>" if secret else value
-    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+    if kind in ("extra_forbidden", "unexpected_keyword_argument", "invalid_key"):
         suggestion = closest(str(error["loc"][-1]), known)
         return "unknown key" + (f" (did you mean {suggestion!r}?)" if suggestion else "")
     if kind in ("missing", "missing_keyword_argument"):

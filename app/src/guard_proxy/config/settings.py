@@ -376,6 +376,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         frozen=True,
         extra="forbid",
+        case_sensitive=True,  # ``Redis:`` is an unknown key, as ``redis.Host`` is
         allow_inf_nan=False,
         # A section given in part keeps its other defaults (guard.output's own among them).
         nested_model_default_partial_update=True,

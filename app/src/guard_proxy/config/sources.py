@@ -78,4 +78,6 @@ class YamlFileSource(YamlConfigSettingsSource):
             return {}
         if not isinstance(data, dict):
             raise ConfigError([("config", "the file must hold a mapping of sections")])
+        if odd := [(str(key), "unknown key") for key in data if not isinstance(key, str)]:
+            raise ConfigError(odd)
         return data
