@@ -238,3 +238,42 @@ def test_require_redis_contradicting_settings_are_errors_naming_the_key(
     assert [k for k, _ in exc.value.problems] == [key]
     assert says in exc.value.problems[0][1]
     assert exc.value.lines()[0].startswith(f"{key}: ")
+
+
+def test_secret_values_never_appear_in_a_repr() -> None:
+    secrets = {
+        "REDIS_PASSWORD": "pw-XYZ-123",
+        "REDIS_SENTINEL_PASSWORD": "spw-ABC-456",
+        "GUARD_PROXY_ADMIN_TOKEN": "tok-QRS-987",
+    }
+    settings = load_settings(environ=secrets)
+    assert settings.redis.password == "pw-XYZ-123"
+    shown = repr(settings) + str(settings)
+    assert "redis" in shown and not [v for v in secrets.values() if v in shown]
+
+
+def test_every_error_of_a_secret_hides_its_value(tmp_path: Path) -> None:
+    """A secret of the wrong type is named with its type, never its value."""
+    path = write(tmp_path, "redis: {password: 918273645}\naccess: {admin_token: [tok-QRS-987]}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path, environ={})
+    found = problems(exc)
+    assert found["redis.password"] == "must be a string, got an integer"
+    assert "access.admin_token" in found
+    assert "918273645" not in str(exc.value) and "tok-QRS-987" not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "key", "says"),
+    [
+        ("Redis: {host: x}\n", "Redis", "did you mean 'redis'"),
+        ("redis: {Host: x}\n", "redis.Host", "did you mean 'host'"),
+        ("1: x\n", "1", "unknown key"),
+    ],
+)
+def test_keys_are_case_sensitive_strings(
+    tmp_path: Path, yaml_text: str, key: str, says: str
+) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(write(tmp_path, yaml_text), environ={})
+    assert says in problems(exc)[key]

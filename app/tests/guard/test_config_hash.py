@@ -17,6 +17,7 @@ from guard_proxy.config.settings import (
     PluginSettings,
     ScannerSetSettings,
 )
+from guard_proxy.config.types import OneOf
 from guard_proxy.guard import Direction, Guard
 
 from . import sample_plugin
@@ -32,17 +33,22 @@ def hashes(settings: GuardSettings) -> dict[str, str]:
     return {d.value: guard.config_hash(d) for d in Direction}
 
 
+def _choices(hint: Any) -> tuple[str, ...]:
+    """The choices a field's type allows (its ``OneOf``), or ``()``."""
+    return next((m.choices for m in getattr(hint, "__metadata__", ()) if isinstance(m, OneOf)), ())
+
+
 def _changed(value: Any, field: dataclasses.Field[Any], hint: Any) -> Any:
+    choices = _choices(hint)
     if isinstance(value, bool):
         return not value
     if isinstance(value, int):
         return value + 1
     if isinstance(value, float):
         return value + 0.5
-    if isinstance(value, str) and field.metadata.get("choices"):
-        return next(c for c in field.metadata["choices"] if c != value)
+    if isinstance(value, str) and choices:
+        return next(c for c in choices if c != value)
     if isinstance(value, tuple):
-        choices = field.metadata.get("choices")
         if choices:
             # A different valid selection: drop one, or add a missing one.
             missing = [c for c in choices if c not in value]
@@ -59,7 +65,7 @@ def every_scanner_change() -> Iterator[tuple[str, str, str, GuardSettings]]:
         scanner_set = getattr(BASE, direction)
         for scanner_field in dataclasses.fields(ScannerSetSettings):
             scanner = getattr(scanner_set, scanner_field.name)
-            hints = typing.get_type_hints(type(scanner))
+            hints = typing.get_type_hints(type(scanner), include_extras=True)
             for f in dataclasses.fields(scanner):
                 new = _changed(getattr(scanner, f.name), f, hints[f.name])
                 changed_scanner = dataclasses.replace(scanner, **{f.name: new})

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: --port must be 1-65535, got {args.port}", file=sys.stderr)
             return 2
         server = dataclasses.replace(server, port=args.port)
-    settings = dataclasses.replace(loaded, server=server)
+    settings = loaded.model_copy(update={"server": server})
     # Before anything imports prometheus_client: its multiprocess mode is chosen on import.
     metrics_dir = shared_metrics_dir() if settings.server.workers > 1 else None
     if metrics_dir is None:  # one process: its own registry, nothing shared

@@ -5,11 +5,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from pydantic import BaseModel
+
 REDACTED = "<redacted>"
 
 
 def redacted(obj: Any) -> Any:
-    """Return ``obj`` (a settings dataclass) as dicts/lists, non-empty secrets replaced."""
+    """Return ``obj`` (settings) as dicts/lists, non-empty secrets replaced by ``REDACTED``."""
+    if isinstance(obj, BaseModel):
+        return {name: redacted(getattr(obj, name)) for name in type(obj).model_fields}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out: dict[str, Any] = {}
         for f in dataclasses.fields(obj):

@@ -1,50 +1,78 @@
-"""Settings value objects: one frozen dataclass per YAML section.
+"""Settings value objects: one frozen dataclass per YAML section, under one root.
 
-Field metadata drives the loader: ``env`` names the environment variable that overrides the
-field, ``secret`` masks it in every dump, ``choices``/``min``/``max`` bound it, and
-``duration`` lets it be written as ``"200ms"`` or ``"0.2s"`` as well as a number of seconds
-(a duration must be positive unless it has a ``min``), and ``auto_cpu`` lets an integer be
-written as ``"auto"``, meaning the machine's CPU count.
+Each field's type states its rule (:mod:`guard_proxy.config.types`: bounds, choices,
+durations, lists); pydantic checks it when :func:`guard_proxy.config.load_settings` builds
+the :class:`Settings`. Field metadata names the environment variable that overrides the
+field (``env``), masks it in every dump, error and repr (``secret``), or says which secret
+a file setting holds (``secret_file``: the field it replaces with the file's content).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, TypeVar
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from guard_proxy.config.types import (
+    CpuCount,
+    Duration,
+    DurationOrZero,
+    HeaderName,
+    HostPorts,
+    HttpUrl,
+    Networks,
+    NonEmptyText,
+    OneOf,
+    Options,
+    Port,
+    Positive,
+    StrList,
+    StrMapping,
+    Text,
+)
+
+_T = TypeVar("_T")
 
 
-def _f(default: Any, **meta: Any) -> Any:
-    return field(default=default, metadata=meta)
+def _f(default: _T, *, env: str = "", secret: bool = False, secret_file: str = "") -> _T:
+    """A dataclass field with ``default`` and the metadata above (only what is set); a
+    secret is left out of ``repr``."""
+    meta = {"env": env, "secret": secret, "secret_file": secret_file}
+    return field(default=default, repr=not secret, metadata={k: v for k, v in meta.items() if v})
 
 
 # --------------------------------------------------------------------------- server / ollama
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @dataclass(frozen=True, kw_only=True)
 class ServerSettings:
     """Where the proxy listens and how it treats request bodies and logs."""
 
-    host: str = _f("127.0.0.1", env="PROXY_HOST")
-    port: int = _f(8080, env="PROXY_PORT", min=1, max=65535)
-    log_level: str = _f("info", env="LOG_LEVEL", choices=("debug", "info", "warning", "error"))
-    max_body_bytes: int = _f(10 * 1024 * 1024, env="PROXY_MAX_BODY_BYTES", min=1)
+    host: Text = _f("127.0.0.1", env="PROXY_HOST")
+    port: Port = _f(8080, env="PROXY_PORT")
+    log_level: Annotated[str, OneOf(LOG_LEVELS)] = _f("info", env="LOG_LEVEL")
+    max_body_bytes: Positive = _f(10 * 1024 * 1024, env="PROXY_MAX_BODY_BYTES")
     access_log: bool = _f(True, env="PROXY_ACCESS_LOG")
     # On SIGTERM: how long in-flight requests and streams may still run before they are ended.
-    drain_timeout: float = _f(300.0, env="PROXY_DRAIN_TIMEOUT", duration=True, min=0)
+    drain_timeout: DurationOrZero = _f(300.0, env="PROXY_DRAIN_TIMEOUT")
     # Processes serving the one listening socket; ``auto`` is the CPU count.
-    workers: int = _f(1, env="PROXY_WORKERS", min=1, auto_cpu=True)
+    workers: CpuCount = _f(1, env="PROXY_WORKERS")
     # HTTPS on the listener: a PEM certificate (chain) and its key; both or neither.
-    tls_cert_file: str = _f("", env="PROXY_TLS_CERT_FILE")
-    tls_key_file: str = _f("", env="PROXY_TLS_KEY_FILE")
+    tls_cert_file: Text = _f("", env="PROXY_TLS_CERT_FILE")
+    tls_key_file: Text = _f("", env="PROXY_TLS_KEY_FILE")
 
 
 @dataclass(frozen=True, kw_only=True)
 class OllamaSettings:
     """The upstream Ollama server. Streams have no read timeout; other calls use ``timeout``."""
 
-    url: str = _f("http://127.0.0.1:11434", env="OLLAMA_URL", url=True)
-    connect_timeout: float = _f(2.0, env="OLLAMA_CONNECT_TIMEOUT", duration=True)
-    timeout: float = _f(600.0, env="OLLAMA_TIMEOUT", duration=True)
+    url: HttpUrl = _f("http://127.0.0.1:11434", env="OLLAMA_URL")
+    connect_timeout: Duration = _f(2.0, env="OLLAMA_CONNECT_TIMEOUT")
+    timeout: Duration = _f(600.0, env="OLLAMA_TIMEOUT")
 
 
 # --------------------------------------------------------------------------- guard
@@ -55,7 +83,7 @@ class BannedSubstringsSettings:
     """Case-insensitive (unless ``case_sensitive``) substrings that block a text."""
 
     enabled: bool = True
-    patterns: tuple[str, ...] = ()
+    patterns: StrList = ()
     case_sensitive: bool = False
 
 
@@ -64,8 +92,8 @@ class RegexSettings:
     """A deny-list of regular expressions; ``max_match_length`` bounds a match for streaming."""
 
     enabled: bool = True
-    patterns: tuple[str, ...] = ()
-    max_match_length: int = _f(256, min=1, max=65536)
+    patterns: StrList = ()
+    max_match_length: Annotated[int, Field(ge=1, le=65536)] = 256
 
 
 SECRET_KINDS = (
@@ -129,13 +157,13 @@ class SecretsSettings:
     """
 
     enabled: bool = True
-    kinds: tuple[str, ...] = _f(SECRET_KINDS, choices=SECRET_KINDS)
-    actions: dict[str, Any] = field(default_factory=dict)
+    kinds: Annotated[StrList, OneOf(SECRET_KINDS)] = SECRET_KINDS
+    actions: StrMapping = field(default_factory=dict)
     restore: bool = False
 
     def action(self, kind: str) -> str:
         """The action of ``kind`` (its setting, else the built-in one)."""
-        return str(self.actions.get(kind, SECRET_ACTIONS[kind]))
+        return self.actions.get(kind, SECRET_ACTIONS[kind])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,13 +174,13 @@ class PiiSettings:
     """
 
     enabled: bool = True
-    kinds: tuple[str, ...] = _f(("email", "credit_card", "iban"), choices=PII_KINDS)
-    actions: dict[str, Any] = field(default_factory=dict)
+    kinds: Annotated[StrList, OneOf(PII_KINDS)] = ("email", "credit_card", "iban")
+    actions: StrMapping = field(default_factory=dict)
     restore: bool = True
 
     def action(self, kind: str) -> str:
         """The action of ``kind`` (its setting, else the built-in one)."""
-        return str(self.actions.get(kind, PII_ACTIONS[kind]))
+        return self.actions.get(kind, PII_ACTIONS[kind])
 
 
 INJECTION_FAMILIES = (
@@ -175,12 +203,12 @@ class PromptInjectionSettings:
 
     enabled: bool = True
     use_builtin: bool = True
-    phrases: tuple[str, ...] = ()
-    families: tuple[str, ...] = _f(INJECTION_FAMILIES, choices=INJECTION_FAMILIES)
+    phrases: StrList = ()
+    families: Annotated[StrList, OneOf(INJECTION_FAMILIES)] = INJECTION_FAMILIES
     # ``strict`` counts the weak rules double: one weak signal blocks.
-    profile: str = _f("default", choices=INJECTION_PROFILES)
+    profile: Annotated[str, OneOf(INJECTION_PROFILES)] = "default"
     # Summed rule weights within one window that block a text (1.0: one strong rule).
-    threshold: float = _f(1.0, min=0.1, max=10.0)
+    threshold: Annotated[float, Field(ge=0.1, le=10.0)] = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -195,7 +223,7 @@ class SizeSettings:
     """An upper bound on the scanned text, in characters."""
 
     enabled: bool = True
-    max_chars: int = _f(200_000, min=1)
+    max_chars: Positive = 200_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,10 +251,10 @@ DEFAULT_OUTPUT_SCANNERS = ScannerSetSettings(
 class PluginSettings:
     """An external scanner: ``path`` is ``package.module:factory`` returning a scanner."""
 
-    name: str = _f("", required=True)
-    path: str = _f("", required=True)
-    directions: tuple[str, ...] = _f(("input",), choices=("input", "output"))
-    options: dict[str, Any] = field(default_factory=dict)
+    name: str
+    path: str
+    directions: Annotated[StrList, OneOf(("input", "output"))] = ("input",)
+    options: Options = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -234,7 +262,7 @@ class GuardSettings:
     """What is scanned and what happens when a scanner fails (``closed`` blocks with 503)."""
 
     enabled: bool = _f(True, env="GUARD_ENABLED")
-    fail_mode: str = _f("closed", env="GUARD_FAIL_MODE", choices=("closed", "open"))
+    fail_mode: Annotated[str, OneOf(("closed", "open"))] = _f("closed", env="GUARD_FAIL_MODE")
     input: ScannerSetSettings = DEFAULT_INPUT_SCANNERS
     output: ScannerSetSettings = DEFAULT_OUTPUT_SCANNERS
     plugins: tuple[PluginSettings, ...] = ()
@@ -243,10 +271,10 @@ class GuardSettings:
     # how long a request waits for one of them (queue included; then it counts as a scanner
     # failure under fail_mode), how many texts may wait for a thread (beyond: 503 with
     # Retry-After), and the most texts one scan_batch call gets.
-    model_threads: int = _f(0, env="GUARD_MODEL_THREADS", min=0, max=256)
-    scan_timeout: float = _f(5.0, env="GUARD_SCAN_TIMEOUT", duration=True)
-    scan_queue: int = _f(64, env="GUARD_SCAN_QUEUE", min=1)
-    max_batch: int = _f(16, env="GUARD_MAX_BATCH", min=1, max=1024)
+    model_threads: Annotated[int, Field(ge=0, le=256)] = _f(0, env="GUARD_MODEL_THREADS")
+    scan_timeout: Duration = _f(5.0, env="GUARD_SCAN_TIMEOUT")
+    scan_queue: Positive = _f(64, env="GUARD_SCAN_QUEUE")
+    max_batch: Annotated[int, Field(ge=1, le=1024)] = _f(16, env="GUARD_MAX_BATCH")
 
 
 # --------------------------------------------------------------------------- access
@@ -261,30 +289,30 @@ class KeysSettings:
     """
 
     enabled: bool = _f(False, env="ACCESS_KEYS_ENABLED")
-    file: str = _f("", env="ACCESS_KEYS_FILE")
+    file: Text = _f("", env="ACCESS_KEYS_FILE")
     # The header ollama clients set (``Authorization: Bearer`` is always accepted too).
-    header: str = _f("X-API-Key", env="ACCESS_KEYS_HEADER", nonempty=True, header=True)
-    reload_interval: float = _f(2.0, env="ACCESS_KEYS_RELOAD_INTERVAL", duration=True)
+    header: HeaderName = _f("X-API-Key", env="ACCESS_KEYS_HEADER")
+    reload_interval: Duration = _f(2.0, env="ACCESS_KEYS_RELOAD_INTERVAL")
     # Redis keys of the shared counters start with this (give the app's ACL user ``prefix*``).
-    prefix: str = _f("guard-keys:", env="ACCESS_KEYS_PREFIX", nonempty=True)
+    prefix: NonEmptyText = _f("guard-keys:", env="ACCESS_KEYS_PREFIX")
     # Proxies sharing the limits: while Redis is away each process allows
     # limit // (proxies * server.workers), at least 1.
-    proxies: int = _f(1, env="ACCESS_KEYS_PROXIES", min=1)
+    proxies: Positive = _f(1, env="ACCESS_KEYS_PROXIES")
     # Failed key attempts one source address may make per minute before it gets 429.
-    failed_attempts_per_minute: int = _f(20, env="ACCESS_KEYS_FAILED_ATTEMPTS_PER_MINUTE", min=1)
+    failed_attempts_per_minute: Positive = _f(20, env="ACCESS_KEYS_FAILED_ATTEMPTS_PER_MINUTE")
     # A generation request holds a concurrency slot at most this long (a crashed proxy's
     # slots are freed after it).
-    stream_lease: float = _f(900.0, env="ACCESS_KEYS_STREAM_LEASE", duration=True)
+    stream_lease: Duration = _f(900.0, env="ACCESS_KEYS_STREAM_LEASE")
 
 
 @dataclass(frozen=True, kw_only=True)
 class AccessSettings:
     """Who may talk to the proxy, which proxies are trusted, and the admin token."""
 
-    allow: tuple[str, ...] = _f(("0.0.0.0/0", "::/0"), env="ACCESS_ALLOW", cidr=True)
-    trusted_proxies: tuple[str, ...] = _f((), env="ACCESS_TRUSTED_PROXIES", cidr=True)
-    admin_token: str = _f("", env="GUARD_PROXY_ADMIN_TOKEN", secret=True)
-    admin_token_file: str = _f("", env="GUARD_PROXY_ADMIN_TOKEN_FILE", secret_file="admin_token")
+    allow: Networks = _f(("0.0.0.0/0", "::/0"), env="ACCESS_ALLOW")
+    trusted_proxies: Networks = _f((), env="ACCESS_TRUSTED_PROXIES")
+    admin_token: Text = _f("", env="GUARD_PROXY_ADMIN_TOKEN", secret=True)
+    admin_token_file: Text = _f("", env="GUARD_PROXY_ADMIN_TOKEN_FILE", secret_file="admin_token")
     keys: KeysSettings = KeysSettings()
 
 
@@ -296,11 +324,11 @@ class CacheSettings:
     """The verdict cache. ``backend``: ``auto`` and ``redis`` try Redis, ``memory`` never does."""
 
     enabled: bool = _f(True, env="CACHE_ENABLED")
-    backend: str = _f("auto", env="CACHE_BACKEND", choices=("auto", "redis", "memory"))
-    ttl: int = _f(3600, env="CACHE_TTL", min=1)
-    max_size: int = _f(1000, env="CACHE_MAX_SIZE", min=1)
-    prefix: str = _f("guard:", env="CACHE_PREFIX", nonempty=True)
-    sweep_interval: float = _f(30.0, env="CACHE_SWEEP_INTERVAL", duration=True)
+    backend: Annotated[str, OneOf(("auto", "redis", "memory"))] = _f("auto", env="CACHE_BACKEND")
+    ttl: Positive = _f(3600, env="CACHE_TTL")
+    max_size: Positive = _f(1000, env="CACHE_MAX_SIZE")
+    prefix: NonEmptyText = _f("guard:", env="CACHE_PREFIX")
+    sweep_interval: Duration = _f(30.0, env="CACHE_SWEEP_INTERVAL")
     # Readiness (``GET /ready``) then also needs the cache on Redis and a live PING.
     require_redis: bool = _f(False, env="CACHE_REQUIRE_REDIS")
 
@@ -310,27 +338,27 @@ class RedisSettings:
     """Connection to Redis. Timeouts are short on purpose: a cache must never stall a request."""
 
     enabled: bool = _f(True, env="REDIS_ENABLED")
-    host: str = _f("localhost", env="REDIS_HOST", nonempty=True)
-    port: int = _f(6379, env="REDIS_PORT", min=1, max=65535)
-    db: int = _f(0, env="REDIS_DB", min=0, max=15)
-    username: str = _f("", env="REDIS_USERNAME")
-    password: str = _f("", env="REDIS_PASSWORD", secret=True)
-    password_file: str = _f("", env="REDIS_PASSWORD_FILE", secret_file="password")
-    max_connections: int = _f(50, env="REDIS_MAX_CONNECTIONS", min=1)
-    socket_connect_timeout: float = _f(0.2, env="REDIS_SOCKET_CONNECT_TIMEOUT", duration=True)
-    socket_timeout: float = _f(0.1, env="REDIS_SOCKET_TIMEOUT", duration=True)
+    host: NonEmptyText = _f("localhost", env="REDIS_HOST")
+    port: Port = _f(6379, env="REDIS_PORT")
+    db: Annotated[int, Field(ge=0, le=15)] = _f(0, env="REDIS_DB")
+    username: Text = _f("", env="REDIS_USERNAME")
+    password: Text = _f("", env="REDIS_PASSWORD", secret=True)
+    password_file: Text = _f("", env="REDIS_PASSWORD_FILE", secret_file="password")
+    max_connections: Positive = _f(50, env="REDIS_MAX_CONNECTIONS")
+    socket_connect_timeout: Duration = _f(0.2, env="REDIS_SOCKET_CONNECT_TIMEOUT")
+    socket_timeout: Duration = _f(0.1, env="REDIS_SOCKET_TIMEOUT")
     tls: bool = _f(False, env="REDIS_TLS")
-    tls_ca_file: str = _f("", env="REDIS_TLS_CA_FILE")
-    tls_cert_file: str = _f("", env="REDIS_TLS_CERT_FILE")
-    tls_key_file: str = _f("", env="REDIS_TLS_KEY_FILE")
+    tls_ca_file: Text = _f("", env="REDIS_TLS_CA_FILE")
+    tls_cert_file: Text = _f("", env="REDIS_TLS_CERT_FILE")
+    tls_key_file: Text = _f("", env="REDIS_TLS_KEY_FILE")
     tls_verify: bool = _f(True, env="REDIS_TLS_VERIFY")
-    breaker_threshold: int = _f(1, env="REDIS_BREAKER_THRESHOLD", min=1)
-    probe_interval: float = _f(1.0, env="REDIS_PROBE_INTERVAL", duration=True)
-    sentinels: tuple[str, ...] = _f((), env="REDIS_SENTINELS", hostport=True)
-    sentinel_service: str = _f("mymaster", env="REDIS_SENTINEL_SERVICE", nonempty=True)
-    sentinel_username: str = _f("", env="REDIS_SENTINEL_USERNAME")
-    sentinel_password: str = _f("", env="REDIS_SENTINEL_PASSWORD", secret=True)
-    sentinel_password_file: str = _f(
+    breaker_threshold: Positive = _f(1, env="REDIS_BREAKER_THRESHOLD")
+    probe_interval: Duration = _f(1.0, env="REDIS_PROBE_INTERVAL")
+    sentinels: HostPorts = _f((), env="REDIS_SENTINELS")
+    sentinel_service: NonEmptyText = _f("mymaster", env="REDIS_SENTINEL_SERVICE")
+    sentinel_username: Text = _f("", env="REDIS_SENTINEL_USERNAME")
+    sentinel_password: Text = _f("", env="REDIS_SENTINEL_PASSWORD", secret=True)
+    sentinel_password_file: Text = _f(
         "", env="REDIS_SENTINEL_PASSWORD_FILE", secret_file="sentinel_password"
     )
 
@@ -338,9 +366,21 @@ class RedisSettings:
 # --------------------------------------------------------------------------- root
 
 
-@dataclass(frozen=True, kw_only=True)
-class Settings:
-    """The whole configuration. Build it with :func:`guard_proxy.config.load_settings`."""
+class Settings(BaseSettings):
+    """The whole configuration. Build it with :func:`guard_proxy.config.load_settings`.
+
+    A value object: constructing it reads nothing (no environment, no file); the loader
+    hands pydantic-settings the sources (environment > YAML > defaults) of one load.
+    """
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        case_sensitive=True,  # ``Redis:`` is an unknown key, as ``redis.Host`` is
+        allow_inf_nan=False,
+        # A section given in part keeps its other defaults (guard.output's own among them).
+        nested_model_default_partial_update=True,
+    )
 
     server: ServerSettings = ServerSettings()
     ollama: OllamaSettings = OllamaSettings()
@@ -348,6 +388,18 @@ class Settings:
     access: AccessSettings = AccessSettings()
     cache: CacheSettings = CacheSettings()
     redis: RedisSettings = RedisSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the keyword arguments: the loader passes its own sources per load."""
+        return (init_settings,)
 
 
 DEFAULT_SETTINGS = Settings()
