@@ -36,6 +36,7 @@ def test_word_pair_hash_is_the_hash_of_the_pair() -> None:
     pair = zlib.crc32(b"system prompt") & mask
     assert pair in learned.features("system prompt", 20)
     assert learned.features("prompt system", 20) != learned.features("system prompt", 20)
+    assert len(learned.features("a b a b", 20)) == 4  # a, b, "a b", "b a": each once
 
 
 def test_scorer_equals_the_training_pipelines_decision_function() -> None:

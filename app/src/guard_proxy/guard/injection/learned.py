@@ -23,19 +23,21 @@ DATA = "learned.json.gz"
 """The weights' file, next to this module in the package."""
 
 
-def features(norm: str, bits: int) -> list[int]:
+def features(norm: str, bits: int) -> set[int]:
     """The distinct buckets of the words and word pairs of normalised ``norm``."""
     mask = (1 << bits) - 1
+    crc32 = zlib.crc32
     out: set[int] = set()
+    add = out.add
     prev = -1
-    for word in norm.split():
-        h = zlib.crc32(word.encode())
-        out.add(h & mask)
+    for word in norm.encode().split():
+        h = crc32(word)
+        add(h & mask)
         if prev >= 0:
-            # crc32(prev_word + " " + word), computed from the running value of prev_word.
-            out.add(zlib.crc32(b" " + word.encode(), prev) & mask)
+            # crc32(prev_word + b" " + word), continued from the running value of prev_word.
+            add(crc32(word, crc32(b" ", prev)) & mask)
         prev = h
-    return sorted(out)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +60,8 @@ class Model:
         buckets = features(norm, self.bits)
         if not buckets:
             return self.bias
-        get = self.weights.get
-        total = sum(get(b, 0.0) for b in buckets)
+        weights = self.weights
+        total = sum(map(weights.__getitem__, weights.keys() & buckets))
         return self.bias + total / math.sqrt(len(buckets))
 
     def evidence(self, norm: str) -> float:
