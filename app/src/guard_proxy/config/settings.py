@@ -192,6 +192,7 @@ INJECTION_FAMILIES = (
     "fake_turn",
     "exfiltration",
     "encoded",
+    "learned",
 )
 INJECTION_PROFILES = ("default", "strict")
 

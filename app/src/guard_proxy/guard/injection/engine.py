@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from guard_proxy.guard.injection import decode, prefilter
+from guard_proxy.guard.injection import decode, learned, prefilter
 from guard_proxy.guard.injection.evidence import Cluster, Hit, first_cluster, score
 from guard_proxy.guard.injection.normalise import normalise, normalise_mapped
 from guard_proxy.guard.injection.rules import FAMILIES, RULES, Rule
@@ -33,9 +33,23 @@ class _Compiled:
 
 
 class Engine:
-    """Scores texts with the rules of ``families``. ``strict`` counts weak rules double."""
+    """Scores texts with the rules of ``families``. ``strict`` counts weak rules double.
 
-    __slots__ = ("_cue", "_everywhere", "_index", "_raw", "families", "threshold", "window")
+    The ``learned`` family (:mod:`.learned`) scores whole texts only (:meth:`judge`): its
+    evidence has no place in the text, so :meth:`hits` and :meth:`first` (streams) leave it
+    out."""
+
+    __slots__ = (
+        "_cue",
+        "_everywhere",
+        "_index",
+        "_model",
+        "_raw",
+        "_strict",
+        "families",
+        "threshold",
+        "window",
+    )
 
     def __init__(
         self,
@@ -52,6 +66,8 @@ class Engine:
         self.families = tuple(f for f in FAMILIES if f in chosen)
         self.threshold = threshold
         self.window = window
+        self._strict = strict
+        self._model = learned.load() if "learned" in chosen else None
         compiled = [
             _Compiled(r, re.compile(r.source), min(1.0, r.weight * 2) if strict else r.weight)
             for r in RULES
@@ -78,12 +94,32 @@ class Engine:
         """The first cluster of evidence that blocks ``text``, or ``None``."""
         norm = normalise(text)
         hits = self._hits(text, norm, None)
-        if score(hits) < self.threshold:
+        extra = self._learned(norm)
+        if score(hits) + extra < self.threshold:
             return None
         if len(text) <= self.window:
             hits.sort(key=lambda h: h.start)
-            return first_cluster(hits, threshold=self.threshold, window=len(text) + 1)
-        return self.first(text, 0)
+            window = len(text) + 1
+        else:
+            hits, window = self.hits(text), self.window
+        found = first_cluster(hits, threshold=self.threshold, window=window)
+        if found is not None or not extra:
+            return found
+        # The learned evidence weighs over the whole text: it joins any one window's rules.
+        if extra >= self.threshold:
+            return Cluster(0, "learned", extra)
+        found = first_cluster(hits, threshold=self.threshold - extra, window=window)
+        if found is None:
+            return None
+        family = found.family if found.score >= extra else "learned"
+        return Cluster(found.start, family, found.score + extra)
+
+    def _learned(self, norm: str) -> float:
+        """What the learned classifier adds for ``norm`` (strict: weak evidence doubled)."""
+        if self._model is None:
+            return 0.0
+        weight = self._model.evidence(norm)
+        return min(1.0, weight * 2) if self._strict else weight
 
     # ------------------------------------------------------------------ places
 

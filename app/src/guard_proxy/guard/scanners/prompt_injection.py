@@ -190,9 +190,13 @@ def build(direction: str, settings: PromptInjectionSettings) -> InjectionScanner
         return None
     phrases = _phrase_scanner(direction, settings)
     engine = None
-    if settings.use_builtin and settings.families:
+    # The learned family judges whole texts only; answers stream, so it is for prompts.
+    families = settings.families
+    if direction != "input":
+        families = tuple(f for f in families if f != "learned")
+    if settings.use_builtin and families:
         engine = Engine(
-            settings.families,
+            families,
             threshold=settings.threshold,
             strict=settings.profile == "strict",
         )
