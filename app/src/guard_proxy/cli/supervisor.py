@@ -19,6 +19,9 @@ unit's main process (``NotifyAccess=main``) and speaks for the workers to system
 * with ``$WATCHDOG_USEC`` the workers get the same interval and ping the supervisor from
   their event loops; the supervisor sends ``WATCHDOG=1`` only while every worker is alive
   and pinged within the interval, so a stuck worker gets the service restarted;
+* the supervisor loads no scanner or model (ONNX Runtime starts threads, and a fork keeps
+  their locks but not them): each worker loads its guard after the fork; one that cannot
+  exits :data:`CONFIG_ERROR` before it listens, which stops the service with that code;
 * a worker that dies is logged and replaced (its slot number, the ``worker`` label of its
   metrics, is kept); one that dies :data:`MAX_START_FAILURES` times in a row before it
   listened stops the service (exit 1) rather than looping;
@@ -51,11 +54,13 @@ from guard_proxy.proxy.sdnotify import notify
 from guard_proxy.proxy.statusline import FACTS_FIELD, REFRESH, StatusFacts, watchdog_interval
 from guard_proxy.proxy.workershare import DIR_ENV, WORKER_ENV, WorkerShare
 
-__all__ = ["MAX_START_FAILURES", "Supervisor", "merge_status"]
+__all__ = ["CONFIG_ERROR", "MAX_START_FAILURES", "Supervisor", "merge_status"]
 
 logger = logging.getLogger("guard_proxy")
 
 MAX_START_FAILURES = 3
+CONFIG_ERROR = 2
+"""A worker's exit code before it listened for what no restart mends (its guard does not load)."""
 TICK = 0.5
 """Longest wait of the supervisor's loop between two looks at its workers."""
 _SD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
@@ -296,6 +301,15 @@ class Supervisor:
                 continue
             slot.failures = 0 if slot.ready else slot.failures + 1
             fields = {"worker": slot.index, "pid": pid, "exit_code": code}
+            if code == CONFIG_ERROR and not slot.ready:
+                if self.exit_code != CONFIG_ERROR:  # said once, whichever worker is first
+                    logger.error(
+                        "worker cannot load its configuration; stopping the service",
+                        extra={"fields": fields},
+                    )
+                    self.exit_code = CONFIG_ERROR
+                    self._signals.append(signal.SIGTERM)
+                continue
             if slot.failures >= MAX_START_FAILURES:
                 logger.error(
                     "worker keeps failing before it listens; stopping the service",
