@@ -32,6 +32,13 @@ unit's main process (``NotifyAccess=main``) and speaks for the workers to system
 
 Workers live in their own process group (a terminal's Ctrl-C reaches the supervisor only)
 and get SIGTERM if the supervisor dies (``PR_SET_PDEATHSIG``).
+
+Why not uvicorn's ``supervisors.Multiprocess`` (measured by ``bench/supervisors.py``,
+written up in ``docs/architecture.md``): its health check is a thread answering pings, so a
+worker whose event loop is blocked is never noticed; a worker killed while it loads is
+restarted for ever (only exit code 3 stops it); its ``Process`` and plain ``uvicorn.Server``
+are built inside four of its methods, so our server, slot number and death hook would mean
+overriding nearly all of it.
 """
 
 from __future__ import annotations
@@ -126,13 +133,12 @@ class Supervisor:
         self.address = sock.getsockname()[:2]
         # What systemd gave us is ours; the workers get their own (their supervisor's).
         self.sd_env = {k: os.environ.pop(k) for k in _SD_ENV if k in os.environ}
-        interval = watchdog_interval(self.sd_env)
-        self.watchdog_every = interval
+        self.watchdog_every = watchdog_interval(self.sd_env)
         self.slots: list[_Slot] = []
         self.dir = ""
         self.stopping = False
         self.exit_code = 0
-        self._pid = os.getpid()
+        self._pid = 0
         self._signals: list[int] = []
         self._ready_sent = False
         self._next_ping = 0.0
@@ -161,7 +167,7 @@ class Supervisor:
                 slot = _Slot(index, self.dir)
                 self.slots.append(slot)
                 selector.register(slot.notify, selectors.EVENT_READ, slot)
-            self._status("starting", force=True)
+            self._status(force=True)  # "starting N workers"
             for slot in self.slots:
                 self._spawn(slot, selector, (wake_r, wake_w))
             while True:
@@ -358,11 +364,11 @@ class Supervisor:
         if not silent:
             notify("WATCHDOG=1", self.sd_env)
 
-    def _status(self, head: str = "", force: bool = False) -> None:
+    def _status(self, force: bool = False) -> None:
         if not self.sd_env.get("NOTIFY_SOCKET"):
             return
         facts = [s.status for s in self.slots if s.status is not None and s.pid is not None]
-        text = head + f" {self.workers} workers" if head else merge_status(facts, self.workers)
+        text = merge_status(facts, self.workers)
         now = time.monotonic()
         if force or text != self._status_sent or now - self._status_at >= REFRESH:
             notify(f"STATUS={text}", self.sd_env)
