@@ -113,7 +113,8 @@ class Supervisor:
     * **workers** - how many processes (``server.workers``).
     * **sock** - the listening socket every worker serves.
     * **source** - where it came from (``systemd`` or ``bound``), for the log.
-    * **serve_worker** - runs one worker in the forked child and returns its exit code.
+    * **serve_worker** - runs one worker in the forked child (loads its guard, then serves)
+      and returns its exit code: :data:`CONFIG_ERROR` when the guard does not load.
     * **metrics_dir** - ``$PROMETHEUS_MULTIPROC_DIR``, removed when the supervisor ends.
     """
 
@@ -283,7 +284,6 @@ class Supervisor:
             for line in data.decode(errors="replace").splitlines():
                 if line == "READY=1":
                     slot.ready = True
-                    slot.failures = 0
                 elif line == "WATCHDOG=1":
                     slot.last_ping = time.monotonic()
                 elif line.startswith(f"{FACTS_FIELD}="):
