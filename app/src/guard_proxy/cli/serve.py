@@ -93,11 +93,11 @@ def run(args: argparse.Namespace) -> int:
         log.error("cannot listen", extra={"fields": {"address": where, "error": str(exc)}})
         return 1
     if settings.server.workers > 1:
-        from guard_proxy.cli.supervisor import Supervisor
+        from guard_proxy.cli.supervisor import CONFIG_ERROR, Supervisor
 
         def worker() -> int:
             loaded = load_guard(settings)
-            return 2 if loaded is None else serve_one(settings, loaded, sock, source)
+            return CONFIG_ERROR if loaded is None else serve_one(settings, loaded, sock, source)
 
         assert metrics_dir is not None
         return Supervisor(settings.server.workers, sock, source, worker, metrics_dir).run()

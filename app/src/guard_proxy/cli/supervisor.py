@@ -310,7 +310,7 @@ class Supervisor:
             if code == CONFIG_ERROR and not slot.ready:
                 if self.exit_code != CONFIG_ERROR:  # said once, whichever worker is first
                     logger.error(
-                        "worker cannot load its configuration; stopping the service",
+                        "worker cannot load the guard; stopping the service",
                         extra={"fields": fields},
                     )
                     self.exit_code = CONFIG_ERROR
