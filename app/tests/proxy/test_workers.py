@@ -31,6 +31,8 @@ from support.proxies import StartProxy
 from guard_proxy.cli._prometheus import parse
 
 WAIT = 60.0
+TESTS = str(Path(__file__).resolve().parents[1])
+STANDIN = "support.standin_scanner:factory"
 
 
 def _metrics(proxy: Proxy) -> list[tuple[str, dict[str, str], float]]:
@@ -284,6 +286,27 @@ def test_scanners_and_models_load_in_the_workers_after_the_fork(
     # ... and not in the supervisor, which runs on its one thread.
     assert not _maps_onnxruntime(supervisor)
     assert _threads(supervisor) == 1
+
+
+def test_workers_loading_their_models_keep_the_watchdog_fed_until_ready(
+    proxy_factory: StartProxy, notify_socket: NotifySocket
+) -> None:
+    # systemd's watchdog runs during start-up too; a worker cannot ping while it loads.
+    plugin = {"name": "standin", "path": STANDIN, "directions": ["input"], "options": {"load": 3}}
+    proxy = proxy_factory(
+        config={"guard": {"plugins": [plugin]}},
+        env={
+            "PROXY_WORKERS": "2",
+            "NOTIFY_SOCKET": str(notify_socket.path),
+            "WATCHDOG_USEC": "400000",
+            "PYTHONPATH": TESTS,
+        },
+    )
+    ready = notify_socket.wait_for("READY=1", lambda m: m == "READY=1")
+    assert "WATCHDOG=1" in notify_socket.seen()[:ready]
+    assert not [
+        r for r in proxy.log_records() if r.get("msg", "").startswith("worker not responding")
+    ]
 
 
 def test_a_scanner_that_cannot_load_in_the_workers_stops_the_service(tmp_path: Path) -> None:

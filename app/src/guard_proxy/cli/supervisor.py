@@ -18,7 +18,9 @@ unit's main process (``NotifyAccess=main``) and speaks for the workers to system
   state, the request and block counts summed, and ``n/N workers``;
 * with ``$WATCHDOG_USEC`` the workers get the same interval and ping the supervisor from
   their event loops; the supervisor sends ``WATCHDOG=1`` only while every worker is alive
-  and pinged within the interval, so a stuck worker gets the service restarted;
+  and pinged within the interval, so a stuck worker gets the service restarted (until the
+  service is ready, a worker still loading counts as alive: systemd watches the start-up
+  too, and ``TimeoutStartSec=`` bounds it; a replacement must listen within the interval);
 * the supervisor loads no scanner or model (ONNX Runtime starts threads, and a fork keeps
   their locks but not them): each worker loads its guard after the fork; one that cannot
   exits :data:`CONFIG_ERROR` before it listens, which stops the service with that code;
@@ -354,7 +356,14 @@ class Supervisor:
         now = time.monotonic()
         self._next_ping = now + self.watchdog_every
         limit = self.watchdog_every * 2
-        silent = {s.index for s in self.slots if s.pid is None or now - s.last_ping > limit}
+        silent = {
+            s.index
+            for s in self.slots
+            if s.pid is None
+            # Until the service is ready a worker loading its models cannot ping yet: its
+            # start-up is systemd's TimeoutStartSec= to judge, not the watchdog.
+            or ((s.ready or self._ready_sent) and now - s.last_ping > limit)
+        }
         for index in silent - self._withheld:
             logger.warning(
                 "worker not responding: withholding the watchdog ping",
