@@ -325,8 +325,14 @@ def render(r: dict[str, Any]) -> str:
         out += _workers_section(wk)
 
     # Hand-written sections: model scanners (bench/model_scanners.py prints its table), the
-    # metrics hot path, then the analysis of the whole run.
-    for name in ("analysis-models.md", "analysis-metrics.md", "analysis.md"):
+    # metrics hot path, the workers' supervisor (bench/supervisors.py), then the analysis of
+    # the whole run.
+    for name in (
+        "analysis-models.md",
+        "analysis-metrics.md",
+        "analysis-supervisors.md",
+        "analysis.md",
+    ):
         analysis = BENCH / name
         if analysis.exists():
             out += [analysis.read_text().rstrip(), ""]

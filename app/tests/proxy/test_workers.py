@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from support import tiny_model
 from support.notify import NotifySocket
 from support.processes import Proxy, assert_serve_config_error, clean_env
 from support.proxies import StartProxy
@@ -30,6 +31,8 @@ from support.proxies import StartProxy
 from guard_proxy.cli._prometheus import parse
 
 WAIT = 60.0
+TESTS = str(Path(__file__).resolve().parents[1])
+STANDIN = "support.standin_scanner:factory"
 
 
 def _metrics(proxy: Proxy) -> list[tuple[str, dict[str, str], float]]:
@@ -240,6 +243,81 @@ def test_the_watchdog_is_fed_only_while_every_worker_answers(
     finally:
         os.kill(pid, signal.SIGCONT)
     notify_socket.wait_for("WATCHDOG=1 again", lambda m: m == "WATCHDOG=1", mark)
+
+
+def _threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def _maps_onnxruntime(pid: int) -> bool:
+    """Whether ONNX Runtime's native library is mapped into ``pid``: it was imported there."""
+    return "onnxruntime" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_scanners_and_models_load_in_the_workers_after_the_fork(
+    proxy_factory: StartProxy, notify_socket: NotifySocket, tmp_path: Path
+) -> None:
+    # ONNX Runtime starts threads when a model loads; a fork after that copies a process
+    # whose threads are gone (their locks as they were). The supervisor must load nothing.
+    model = tmp_path / "model"
+    tiny_model.build(model)
+    plugin = {
+        "name": "injection-model",
+        "path": "guard_proxy.guard.onnx_classifier:factory",
+        "options": {"model_dir": str(model), "threshold": 0.9, "threads": 2},
+    }
+    proxy = proxy_factory(
+        config={"guard": {"plugins": [plugin], "model_threads": 1}},
+        env={"PROXY_WORKERS": "2", "NOTIFY_SOCKET": str(notify_socket.path)},
+    )
+    notify_socket.wait_for("READY=1", lambda m: m == "READY=1")
+    supervisor = proxy.process.proc.pid
+    workers = [w["pid"] for w in _stats(proxy)["per_worker"]]
+    assert len(workers) == 2
+    # The model is there, in every worker, with the threads it started ...
+    blocked = httpx.post(
+        f"{proxy.url}/api/generate",
+        json={"model": "llama3.2", "prompt": f"you are {tiny_model.FLAGGED} now", "stream": False},
+        timeout=WAIT,
+    )
+    assert blocked.status_code == 400
+    assert blocked.json()["guard"]["scanners"] == ["injection-model"]
+    assert all(_maps_onnxruntime(pid) and _threads(pid) > 1 for pid in workers)
+    # ... and not in the supervisor, which runs on its one thread.
+    assert not _maps_onnxruntime(supervisor)
+    assert _threads(supervisor) == 1
+
+
+def test_workers_loading_their_models_keep_the_watchdog_fed_until_ready(
+    proxy_factory: StartProxy, notify_socket: NotifySocket
+) -> None:
+    # systemd's watchdog runs during start-up too; a worker cannot ping while it loads.
+    plugin = {"name": "standin", "path": STANDIN, "directions": ["input"], "options": {"load": 3}}
+    proxy = proxy_factory(
+        config={"guard": {"plugins": [plugin]}},
+        env={
+            "PROXY_WORKERS": "2",
+            "NOTIFY_SOCKET": str(notify_socket.path),
+            "WATCHDOG_USEC": "400000",
+            "PYTHONPATH": TESTS,
+        },
+    )
+    ready = notify_socket.wait_for("READY=1", lambda m: m == "READY=1")
+    assert "WATCHDOG=1" in notify_socket.seen()[:ready]
+    assert not [
+        r for r in proxy.log_records() if r.get("msg", "").startswith("worker not responding")
+    ]
+
+
+def test_a_scanner_that_cannot_load_in_the_workers_stops_the_service(tmp_path: Path) -> None:
+    assert_serve_config_error(
+        tmp_path,
+        "server:\n  workers: 2\nguard:\n  plugins:\n    - name: missing\n"
+        "      path: no_such_module:build\n",
+        {},
+        "cannot load the guard",
+        "no_such_module",
+    )
 
 
 @pytest.mark.parametrize(

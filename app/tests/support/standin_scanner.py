@@ -5,7 +5,8 @@ Options: ``word`` (flags texts that contain it), ``cost`` (seconds per call), ``
 path: each call waits until that file exists), ``state`` (a directory where it writes
 ``running`` and ``peak``: calls in progress now and at most, so a test in another process
 sees whether calls overlapped), ``batch`` (also offer ``scan_batch``; each batch's size is
-appended to ``state/batches``), ``inline`` (declare itself cheap: run on the event loop).
+appended to ``state/batches``), ``inline`` (declare itself cheap: run on the event loop),
+``load`` (seconds the factory takes, as a model takes to load).
 """
 
 from __future__ import annotations
@@ -87,4 +88,5 @@ class StandIn:
 
 
 def factory(options: dict[str, Any]) -> StandIn:
+    time.sleep(float(options.get("load", 0.0)))  # a model that takes this long to load
     return StandIn(options)

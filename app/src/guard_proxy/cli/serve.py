@@ -16,7 +16,9 @@ matching certificate and key before the socket is touched: a file that cannot be
 a pair that does not load, is a configuration error (exit 2) naming the key.
 
 With ``server.workers`` > 1 this process is the supervisor of that many workers serving
-the one socket (:mod:`guard_proxy.cli.supervisor`); each worker runs :func:`serve_one`.
+the one socket (:mod:`guard_proxy.cli.supervisor`); it loads no scanner or model: each
+worker loads the guard after the fork (:func:`load_guard`; a failure there exits the worker
+with 2, which stops the service with 2) and runs :func:`serve_one`.
 """
 
 from __future__ import annotations
@@ -48,8 +50,6 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import os
 
-    from guard_proxy.exceptions import ScannerLoadError
-
     loaded = load_or_report(args.config)
     if loaded is None:
         return 2
@@ -77,14 +77,11 @@ def run(args: argparse.Namespace) -> int:
 
     setup_logging(settings.server.log_level)
     log = logging.getLogger("guard_proxy")
-    try:
-        from guard_proxy.guard import Guard
-
-        guard = Guard.from_settings(settings.guard)
-    except ScannerLoadError as exc:
-        print(f"error: cannot load the guard: {exc}", file=sys.stderr)
-        log.error("cannot load the guard", extra={"fields": {"error": str(exc)}})
-        return 2
+    guard: Any = None
+    if settings.server.workers == 1:  # else each worker loads it after the fork
+        guard = load_guard(settings)
+        if guard is None:
+            return 2
 
     from guard_proxy.proxy.listen import listening_socket
 
@@ -96,14 +93,35 @@ def run(args: argparse.Namespace) -> int:
         log.error("cannot listen", extra={"fields": {"address": where, "error": str(exc)}})
         return 1
     if settings.server.workers > 1:
-        from guard_proxy.cli.supervisor import Supervisor
+        from guard_proxy.cli.supervisor import CONFIG_ERROR, Supervisor
 
         def worker() -> int:
-            return serve_one(settings, guard, sock, source)
+            loaded = load_guard(settings)
+            return CONFIG_ERROR if loaded is None else serve_one(settings, loaded, sock, source)
 
         assert metrics_dir is not None
         return Supervisor(settings.server.workers, sock, source, worker, metrics_dir).run()
     return serve_one(settings, guard, sock, source)
+
+
+def load_guard(settings: Any) -> Any:
+    """The guard with every scanner and model loaded, or ``None`` once the reason is said
+    (stderr and log). Never in a supervisor: a model may start threads (ONNX Runtime does),
+    and a process forked from one that has them inherits their locks but not the threads.
+    """
+    import logging
+
+    from guard_proxy.exceptions import ScannerLoadError
+    from guard_proxy.guard import Guard
+
+    try:
+        return Guard.from_settings(settings.guard)
+    except ScannerLoadError as exc:
+        print(f"error: cannot load the guard: {exc}", file=sys.stderr)
+        logging.getLogger("guard_proxy").error(
+            "cannot load the guard", extra={"fields": {"error": str(exc)}}
+        )
+        return None
 
 
 def shared_metrics_dir(environ: dict[str, str] | None = None) -> str:

@@ -18,7 +18,12 @@ unit's main process (``NotifyAccess=main``) and speaks for the workers to system
   state, the request and block counts summed, and ``n/N workers``;
 * with ``$WATCHDOG_USEC`` the workers get the same interval and ping the supervisor from
   their event loops; the supervisor sends ``WATCHDOG=1`` only while every worker is alive
-  and pinged within the interval, so a stuck worker gets the service restarted;
+  and pinged within the interval, so a stuck worker gets the service restarted (until the
+  service is ready, a worker still loading counts as alive: systemd watches the start-up
+  too, and ``TimeoutStartSec=`` bounds it; a replacement must listen within the interval);
+* the supervisor loads no scanner or model (ONNX Runtime starts threads, and a fork keeps
+  their locks but not them): each worker loads its guard after the fork; one that cannot
+  exits :data:`CONFIG_ERROR` before it listens, which stops the service with that code;
 * a worker that dies is logged and replaced (its slot number, the ``worker`` label of its
   metrics, is kept); one that dies :data:`MAX_START_FAILURES` times in a row before it
   listened stops the service (exit 1) rather than looping;
@@ -29,6 +34,13 @@ unit's main process (``NotifyAccess=main``) and speaks for the workers to system
 
 Workers live in their own process group (a terminal's Ctrl-C reaches the supervisor only)
 and get SIGTERM if the supervisor dies (``PR_SET_PDEATHSIG``).
+
+Why not uvicorn's ``supervisors.Multiprocess`` (measured by ``bench/supervisors.py``,
+written up in ``docs/architecture.md``): its health check is a thread answering pings, so a
+worker whose event loop is blocked is never noticed; a worker killed while it loads is
+restarted for ever (only exit code 3 stops it); its ``Process`` and plain ``uvicorn.Server``
+are built inside four of its methods, so our server, slot number and death hook would mean
+overriding nearly all of it.
 """
 
 from __future__ import annotations
@@ -51,11 +63,13 @@ from guard_proxy.proxy.sdnotify import notify
 from guard_proxy.proxy.statusline import FACTS_FIELD, REFRESH, StatusFacts, watchdog_interval
 from guard_proxy.proxy.workershare import DIR_ENV, WORKER_ENV, WorkerShare
 
-__all__ = ["MAX_START_FAILURES", "Supervisor", "merge_status"]
+__all__ = ["CONFIG_ERROR", "MAX_START_FAILURES", "Supervisor", "merge_status"]
 
 logger = logging.getLogger("guard_proxy")
 
 MAX_START_FAILURES = 3
+CONFIG_ERROR = 2
+"""A worker's exit code before it listened for what no restart mends (its guard does not load)."""
 TICK = 0.5
 """Longest wait of the supervisor's loop between two looks at its workers."""
 _SD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
@@ -101,7 +115,8 @@ class Supervisor:
     * **workers** - how many processes (``server.workers``).
     * **sock** - the listening socket every worker serves.
     * **source** - where it came from (``systemd`` or ``bound``), for the log.
-    * **serve_worker** - runs one worker in the forked child and returns its exit code.
+    * **serve_worker** - runs one worker in the forked child (loads its guard, then serves)
+      and returns its exit code: :data:`CONFIG_ERROR` when the guard does not load.
     * **metrics_dir** - ``$PROMETHEUS_MULTIPROC_DIR``, removed when the supervisor ends.
     """
 
@@ -121,13 +136,12 @@ class Supervisor:
         self.address = sock.getsockname()[:2]
         # What systemd gave us is ours; the workers get their own (their supervisor's).
         self.sd_env = {k: os.environ.pop(k) for k in _SD_ENV if k in os.environ}
-        interval = watchdog_interval(self.sd_env)
-        self.watchdog_every = interval
+        self.watchdog_every = watchdog_interval(self.sd_env)
         self.slots: list[_Slot] = []
         self.dir = ""
         self.stopping = False
         self.exit_code = 0
-        self._pid = os.getpid()
+        self._pid = 0
         self._signals: list[int] = []
         self._ready_sent = False
         self._next_ping = 0.0
@@ -156,7 +170,7 @@ class Supervisor:
                 slot = _Slot(index, self.dir)
                 self.slots.append(slot)
                 selector.register(slot.notify, selectors.EVENT_READ, slot)
-            self._status("starting", force=True)
+            self._status(force=True)  # "starting N workers"
             for slot in self.slots:
                 self._spawn(slot, selector, (wake_r, wake_w))
             while True:
@@ -272,7 +286,6 @@ class Supervisor:
             for line in data.decode(errors="replace").splitlines():
                 if line == "READY=1":
                     slot.ready = True
-                    slot.failures = 0
                 elif line == "WATCHDOG=1":
                     slot.last_ping = time.monotonic()
                 elif line.startswith(f"{FACTS_FIELD}="):
@@ -296,6 +309,15 @@ class Supervisor:
                 continue
             slot.failures = 0 if slot.ready else slot.failures + 1
             fields = {"worker": slot.index, "pid": pid, "exit_code": code}
+            if code == CONFIG_ERROR and not slot.ready:
+                if self.exit_code != CONFIG_ERROR:  # said once, whichever worker is first
+                    logger.error(
+                        "worker cannot load the guard; stopping the service",
+                        extra={"fields": fields},
+                    )
+                    self.exit_code = CONFIG_ERROR
+                    self._signals.append(signal.SIGTERM)
+                continue
             if slot.failures >= MAX_START_FAILURES:
                 logger.error(
                     "worker keeps failing before it listens; stopping the service",
@@ -334,7 +356,14 @@ class Supervisor:
         now = time.monotonic()
         self._next_ping = now + self.watchdog_every
         limit = self.watchdog_every * 2
-        silent = {s.index for s in self.slots if s.pid is None or now - s.last_ping > limit}
+        silent = {
+            s.index
+            for s in self.slots
+            if s.pid is None
+            # Until the service is ready a worker loading its models cannot ping yet: its
+            # start-up is systemd's TimeoutStartSec= to judge, not the watchdog.
+            or ((s.ready or self._ready_sent) and now - s.last_ping > limit)
+        }
         for index in silent - self._withheld:
             logger.warning(
                 "worker not responding: withholding the watchdog ping",
@@ -344,11 +373,11 @@ class Supervisor:
         if not silent:
             notify("WATCHDOG=1", self.sd_env)
 
-    def _status(self, head: str = "", force: bool = False) -> None:
+    def _status(self, force: bool = False) -> None:
         if not self.sd_env.get("NOTIFY_SOCKET"):
             return
         facts = [s.status for s in self.slots if s.status is not None and s.pid is not None]
-        text = head + f" {self.workers} workers" if head else merge_status(facts, self.workers)
+        text = merge_status(facts, self.workers)
         now = time.monotonic()
         if force or text != self._status_sent or now - self._status_at >= REFRESH:
             notify(f"STATUS={text}", self.sd_env)
