@@ -4,8 +4,8 @@ Every process is started by this module, tracked, and stopped by its own PID (SI
 SIGKILL after a bounded wait). Everything listens on 127.0.0.1 on a free port. Secrets go
 through 0600 files, never argv.
 
-Ports, loopback HTTP, readiness and redis-server come from the tests' harness
-(``app/tests/support``: ``net`` and ``redis_server``, both free of pytest); what is left here is
+Ports, loopback HTTP, readiness and redis-server come from the tests' harness (the installed
+``guard_proxy_testing``: ``net`` and ``redis_server``, both free of pytest); what is left here is
 bench-only: processes measured for CPU and RSS, the proxy as deployed, the load generator and
 HAProxy.
 """
@@ -25,18 +25,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
+from guard_proxy_testing.net import free_port, http_request, wait_answering
+from guard_proxy_testing.redis_server import RedisServer
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-TESTS = ROOT / "app" / "tests"
 RUN_DIR = BENCH / ".run"
 PY = sys.executable
-
-# The tests' harness: ``support`` (and ``fake_ollama``) import from app/tests, as in pytest.
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))
-from support.net import free_port, http_request, wait_answering  # noqa: E402
-from support.redis_server import RedisServer  # noqa: E402
 
 _started: list[Proc | Redis] = []
 

@@ -1,7 +1,5 @@
-"""Fixtures shared by the test packages; the helpers behind them live in ``support``.
-
-``app/tests`` has no ``__init__.py``, so pytest puts it on ``sys.path`` and ``support.*``
-imports from every test package.
+"""Fixtures shared by the test packages; the helpers behind them live in the installed
+``guard_proxy_testing`` package (``app/testing``).
 """
 
 from __future__ import annotations
@@ -9,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from support.fixtures import redis_server, redis_server_factory  # noqa: F401
-from support.processes import FakeOllama, spawn_fake_ollama
+from guard_proxy_testing.fixtures import redis_server, redis_server_factory  # noqa: F401
+from guard_proxy_testing.processes import FakeOllama, spawn_fake_ollama
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,9 @@
 """Fixtures for the operator commands: run ``python -m guard_proxy`` as a subprocess.
 
-Every command runs with a clean environment (``support.processes.clean_env``: no ``REDIS_*``,
-``CACHE_*``, ... inherited from the developer's shell), and every run is checked for secrets
-leaking into its output. Instances come from ``support.processes`` (as for the proxy tests).
+Every command runs with a clean environment (``guard_proxy_testing.processes.clean_env``: no
+``REDIS_*``, ``CACHE_*``, ... inherited from the developer's shell), and every run is checked
+for secrets leaking into its output. Instances come from ``guard_proxy_testing.processes`` (as
+for the proxy tests).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from support.cli import Result, RunCli
-from support.processes import (
+from guard_proxy_testing.cli import Result, RunCli
+from guard_proxy_testing.processes import (
     ADMIN_TOKEN,
     FakeOllama,
     Proxy,

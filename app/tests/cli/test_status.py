@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support.cli import Result, RunCli, generate, wait_until
-from support.processes import Proxy
-from support.redis_server import RedisServer, free_port
+from guard_proxy_testing.cli import Result, RunCli, generate, wait_until
+from guard_proxy_testing.processes import Proxy
+from guard_proxy_testing.redis_server import RedisServer, free_port
 
 from guard_proxy import __version__
 

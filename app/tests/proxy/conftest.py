@@ -1,10 +1,10 @@
 """Fixtures for the proxy tests: real ``guard-proxy serve`` processes on the fake Ollama.
 
-Everything runs for real (see ``support.processes``): the session's fake Ollama from
+Everything runs for real (see ``guard_proxy_testing.processes``): the session's fake Ollama from
 ``tests/conftest.py``, the proxy as ``python -m guard_proxy serve`` on a free port with its
 config in a YAML file plus environment variables, and Redis (when a test needs it) as a real
-``redis-server`` from ``support.redis_server``. ``notify_socket`` plays systemd's
-``$NOTIFY_SOCKET`` (``support.notify``).
+``redis-server`` from ``guard_proxy_testing.redis_server``. ``notify_socket`` plays systemd's
+``$NOTIFY_SOCKET`` (``guard_proxy_testing.notify``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from support.notify import NotifySocket
-from support.processes import ADMIN_TOKEN, FakeOllama, Proxy, free_port, spawn_proxy
-from support.proxies import BASE_CONFIG, StartProxy, deep_merge
+from guard_proxy_testing.notify import NotifySocket
+from guard_proxy_testing.processes import ADMIN_TOKEN, FakeOllama, Proxy, free_port, spawn_proxy
+from guard_proxy_testing.proxies import BASE_CONFIG, StartProxy, deep_merge
 
 
 @pytest.fixture(scope="session")

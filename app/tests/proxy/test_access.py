@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from support.processes import ADMIN_TOKEN, Proxy
-from support.proxies import StartProxy
+from guard_proxy_testing.processes import ADMIN_TOKEN, Proxy
+from guard_proxy_testing.proxies import StartProxy
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-from support.processes import Proxy
-from support.proxies import INPUT_TERM, OUTPUT_TERM, StartProxy
-from support.redis_server import RedisServer
+from guard_proxy_testing.processes import Proxy
+from guard_proxy_testing.proxies import INPUT_TERM, OUTPUT_TERM, StartProxy
+from guard_proxy_testing.redis_server import RedisServer
 
 SCANNER = "banned_substrings"
 

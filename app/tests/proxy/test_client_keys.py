@@ -10,9 +10,9 @@ import httpx
 import ollama
 import openai
 import pytest
-from support.keys import keys_config, new_key, write_keys_file
-from support.processes import Proxy, assert_serve_config_error
-from support.proxies import StartProxy
+from guard_proxy_testing.keys import keys_config, new_key, write_keys_file
+from guard_proxy_testing.processes import Proxy, assert_serve_config_error
+from guard_proxy_testing.proxies import StartProxy
 
 GENERATE = {"model": "llama3.2", "prompt": "ECHO:hello", "stream": False}
 CHAT_V1 = {"model": "llama3.2", "messages": [{"role": "user", "content": "ECHO:hi"}]}

@@ -20,9 +20,14 @@ from typing import Any
 
 import httpx
 import pytest
-from support.notify import NotifySocket
-from support.processes import FakeOllama, Proxy, assert_serve_config_error, spawn_fake_ollama
-from support.proxies import StartProxy
+from guard_proxy_testing.notify import NotifySocket
+from guard_proxy_testing.processes import (
+    FakeOllama,
+    Proxy,
+    assert_serve_config_error,
+    spawn_fake_ollama,
+)
+from guard_proxy_testing.proxies import StartProxy
 
 from guard_proxy.proxy.drain import CUT_MESSAGE
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from support.processes import FakeOllama
-from support.proxies import MAX_BODY, StartProxy
+from guard_proxy_testing.processes import FakeOllama
+from guard_proxy_testing.proxies import MAX_BODY, StartProxy
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,10 @@ import httpx
 import ollama
 import openai
 import pytest
-from support.keys import keys_config, new_key, write_keys_file
-from support.processes import Proxy
-from support.proxies import StartProxy, ndjson, sse_events
-from support.redis_server import RedisServer
+from guard_proxy_testing.keys import keys_config, new_key, write_keys_file
+from guard_proxy_testing.processes import Proxy
+from guard_proxy_testing.proxies import StartProxy, ndjson, sse_events
+from guard_proxy_testing.redis_server import RedisServer
 
 GENERATE = {"model": "llama3.2", "prompt": "ECHO:hello", "stream": False}
 CHAT_V1 = {"model": "llama3.2", "messages": [{"role": "user", "content": "ECHO:hi"}]}
@@ -247,7 +247,7 @@ def run_keys_command(config: dict[str, Any], tmp_path: Path, *args: str) -> Any:
     import sys
 
     import yaml
-    from support.processes import clean_env
+    from guard_proxy_testing.processes import clean_env
 
     path = tmp_path / "cli-config.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -1,7 +1,7 @@
 """HTTPS on the proxy's own listener (``server.tls_cert_file``/``server.tls_key_file``).
 
-A throw-away CA and a server certificate for 127.0.0.1 (``support.redis_server``'s openssl
-helper); the proxy serves them bound by itself, on a socket passed as systemd would, and
+A throw-away CA and a server certificate for 127.0.0.1 (``guard_proxy_testing.redis_server``'s
+openssl helper); the proxy serves them bound by itself, on a socket passed as systemd would, and
 with two workers. Clients verify against the CA; plain HTTP to the port gets no answer.
 The operator commands find the HTTPS instance from its configuration, pinning its own
 certificate, or from ``--url`` with ``--ca-file``.
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.activation import listening_socket, spawn_activated_proxy
-from support.processes import (
+from guard_proxy_testing.activation import listening_socket, spawn_activated_proxy
+from guard_proxy_testing.processes import (
     ADMIN_TOKEN,
     FakeOllama,
     Proxy,
@@ -27,7 +27,7 @@ from support.processes import (
     free_port,
     spawn_proxy,
 )
-from support.redis_server import make_certificates
+from guard_proxy_testing.redis_server import make_certificates
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ import time
 from typing import Any
 
 import httpx
-from support.processes import Proxy, free_port
-from support.prom import sample
-from support.proxies import INPUT_TERM, StartProxy
-from support.redis_server import RedisServer
+from guard_proxy_testing.processes import Proxy, free_port
+from guard_proxy_testing.prom import sample
+from guard_proxy_testing.proxies import INPUT_TERM, StartProxy
+from guard_proxy_testing.redis_server import RedisServer
 
 from guard_proxy.api_models import (
     CacheStatsBody,

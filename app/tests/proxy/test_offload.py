@@ -1,7 +1,7 @@
 """Off-loop scanners through a real proxy: overlap in the model threads, /health answering
 meanwhile, load shedding, the scan timeout under both fail modes, the ONNX scanner end to end.
 
-The stand-in plug-in (support/standin_scanner.py) waits on a gate file while it "scans",
+The stand-in plug-in (guard_proxy_testing/standin_scanner.py) waits on a gate file while it "scans",
 releasing the GIL like a model does, and writes how many calls run at once, so the test sees
 inside the proxy process without timing anything.
 """
@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from support import tiny_model
-from support.processes import Proxy
-from support.proxies import INPUT_TERM, StartProxy
+from guard_proxy_testing import tiny_model
+from guard_proxy_testing.processes import Proxy
+from guard_proxy_testing.proxies import INPUT_TERM, StartProxy
 
 TESTS = str(Path(__file__).resolve().parents[1])
-STANDIN = "support.standin_scanner:factory"
+STANDIN = "guard_proxy_testing.standin_scanner:factory"
 
 
 def standin(tmp_path: Path, **guard: Any) -> tuple[dict[str, Any], Path, Path]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import httpx
 import orjson
 import pytest
-from support.processes import ADMIN_TOKEN
-from support.prom import sample
-from support.proxies import StartProxy
+from guard_proxy_testing.processes import ADMIN_TOKEN
+from guard_proxy_testing.prom import sample
+from guard_proxy_testing.proxies import StartProxy
 
 from guard_proxy.proxy.own import CacheHealthBody, CacheStatsBody, ClearedBody, HealthBody
 

@@ -6,8 +6,8 @@ import hashlib
 import json
 
 import httpx
-from support.processes import FakeOllama, free_port
-from support.proxies import StartProxy, ndjson
+from guard_proxy_testing.processes import FakeOllama, free_port
+from guard_proxy_testing.proxies import StartProxy, ndjson
 
 
 def test_root_get_and_head(client: httpx.Client) -> None:

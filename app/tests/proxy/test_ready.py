@@ -10,9 +10,9 @@ import time
 from typing import Any
 
 import httpx
-from support.processes import Proxy
-from support.proxies import StartProxy
-from support.redis_server import RedisServer, free_port
+from guard_proxy_testing.processes import Proxy
+from guard_proxy_testing.proxies import StartProxy
+from guard_proxy_testing.redis_server import RedisServer, free_port
 
 from guard_proxy.cache import GuardCache
 from guard_proxy.config import CacheSettings, OllamaSettings, RedisSettings

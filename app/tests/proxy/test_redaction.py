@@ -15,9 +15,9 @@ import httpx
 import ollama
 import openai
 import pytest
-from support.processes import FakeOllama, Proxy
-from support.proxies import StartProxy, ndjson, sse_events
-from support.redis_server import RedisServer
+from guard_proxy_testing.processes import FakeOllama, Proxy
+from guard_proxy_testing.proxies import StartProxy, ndjson, sse_events
+from guard_proxy_testing.redis_server import RedisServer
 
 ALICE = "alice.liddell@example.com"
 BOB = "bob.smith@corp.example.org"

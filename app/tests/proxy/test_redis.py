@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from support.processes import ADMIN_TOKEN, Proxy
-from support.proxies import StartProxy
-from support.redis_server import RedisServer
+from guard_proxy_testing.processes import ADMIN_TOKEN, Proxy
+from guard_proxy_testing.proxies import StartProxy
+from guard_proxy_testing.redis_server import RedisServer
 
 
 def _redis_proxy(proxy_factory: StartProxy, server: RedisServer) -> Proxy:

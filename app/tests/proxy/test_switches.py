@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from support.proxies import INPUT_TERM, OUTPUT_TERM, StartProxy, ndjson
+from guard_proxy_testing.proxies import INPUT_TERM, OUTPUT_TERM, StartProxy, ndjson
 
 
 def test_guard_disabled_scans_nothing(proxy_factory: StartProxy) -> None:

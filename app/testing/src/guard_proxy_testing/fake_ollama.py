@@ -1,6 +1,7 @@
 """A fake Ollama server for tests, benchmarks and Molecule: a pure ASGI app, stdlib only.
 
-Run it with ``python -m uvicorn fake_ollama:app --app-dir app/tests --port 11434``.
+Run it with ``python -m uvicorn guard_proxy_testing.fake_ollama:app --port 11434`` (Molecule
+copies this one file to its hosts and serves it as ``fake_ollama:app``).
 
 It speaks Ollama's wire formats (native NDJSON streams with the final counters, ``/v1`` SSE
 with ``data: [DONE]``, Ollama's error bodies) for a fixed set of models. Knobs, found in the
