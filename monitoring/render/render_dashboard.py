@@ -104,10 +104,7 @@ class Proc(Process):
     def wait_answers(
         self, url: str, timeout: float = 60.0, want: int | None = None
     ) -> None:
-        wait_answering(url, self.name, self.proc, self.tail, timeout, status=want)
-
-    def tail(self) -> str:
-        return self.log_text()
+        wait_answering(url, self.name, self.proc, self.log_text, timeout, status=want)
 
 
 def debian_binary(package: str, member: str, workdir: Path) -> Path:

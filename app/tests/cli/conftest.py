@@ -20,7 +20,6 @@ from guard_proxy_testing.processes import (
     FakeOllama,
     Proxy,
     clean_env,
-    free_port,
     spawn_proxy,
 )
 
@@ -60,7 +59,8 @@ def run_cli(secrets: list[str]) -> Iterator[RunCli]:
 
 @pytest.fixture
 def start_proxy(tmp_path: Path, fake_ollama: FakeOllama) -> Iterator[Callable[..., Proxy]]:
-    """``start_proxy(env={...})``: start ``guard-proxy serve`` on a free port and wait for it.
+    """``start_proxy(env={...})``: start ``guard-proxy serve`` on a socket bound here (passed
+    in as systemd would) and wait for it.
 
     The env passed to CLI commands should be ``instance.env``: the commands then find the
     instance through ``PROXY_HOST``/``PROXY_PORT`` exactly as an operator's shell would.
@@ -68,17 +68,15 @@ def start_proxy(tmp_path: Path, fake_ollama: FakeOllama) -> Iterator[Callable[..
     started: list[Proxy] = []
 
     def start(env: Mapping[str, str] | None = None) -> Proxy:
-        port = free_port()
         full = {
             "PROXY_HOST": "127.0.0.1",
-            "PROXY_PORT": str(port),
             "OLLAMA_URL": fake_ollama.url,
             "OLLAMA_CONNECT_TIMEOUT": "0.5",
             "REDIS_PROBE_INTERVAL": "0.2",
             "GUARD_PROXY_ADMIN_TOKEN": ADMIN_TOKEN,
             **(env or {}),
         }
-        instance = spawn_proxy(tmp_path / f"proxy-{port}.log", full)
+        instance = spawn_proxy(tmp_path / f"proxy-{len(started)}.log", full)
         started.append(instance)
         return instance
 

@@ -1,8 +1,9 @@
 """Fixtures for the proxy tests: real ``guard-proxy serve`` processes on the fake Ollama.
 
 Everything runs for real (see ``guard_proxy_testing.processes``): the session's fake Ollama from
-``tests/conftest.py``, the proxy as ``python -m guard_proxy serve`` on a free port with its
-config in a YAML file plus environment variables, and Redis (when a test needs it) as a real
+``tests/conftest.py``, the proxy as ``python -m guard_proxy serve`` on a listening socket the
+fixture binds and passes in (as systemd would), its config in a YAML file plus environment
+variables, and Redis (when a test needs it) as a real
 ``redis-server`` from ``guard_proxy_testing.redis_server``. ``notify_socket`` plays systemd's
 ``$NOTIFY_SOCKET`` (``guard_proxy_testing.notify``).
 """
@@ -18,9 +19,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from guard_proxy_testing.net import NotReady
 from guard_proxy_testing.notify import NotifySocket
-from guard_proxy_testing.processes import ADMIN_TOKEN, FakeOllama, Proxy, free_port, spawn_proxy
+from guard_proxy_testing.processes import ADMIN_TOKEN, Proxy, free_port, spawn_proxy
 from guard_proxy_testing.proxies import BASE_CONFIG, StartProxy, deep_merge
+from guard_proxy_testing.servers import FakeOllama
 
 
 @pytest.fixture(scope="session")
@@ -42,17 +45,32 @@ def proxy_factory(
         config_path.write_text(yaml.safe_dump(merged))
         full_env = {
             "OLLAMA_URL": upstream or fake_ollama.url,
-            "PROXY_PORT": str(free_port()),
             "GUARD_PROXY_ADMIN_TOKEN": ADMIN_TOKEN,
             **(env or {}),
         }
-        proxy = spawn_proxy(workdir / "proxy.log", full_env, ["--config", str(config_path)])
+        args = ["--config", str(config_path)]
+        if "PROXY_WORKERS" in full_env and "PROXY_PORT" not in full_env:
+            proxy = _self_bound(workdir / "proxy.log", full_env, args)
+        else:
+            proxy = spawn_proxy(workdir / "proxy.log", full_env, args)
         started.append(proxy)
         return proxy
 
     yield start
     for proxy in started:
         proxy.stop()
+
+
+def _self_bound(log: Path, env: dict[str, str], args: list[str]) -> Proxy:
+    """A proxy that binds a free port itself (the workers tests check that the supervisor
+    does); a start that lost the port to another process meanwhile is retried on a new one."""
+    for attempt in range(1, 4):
+        try:
+            return spawn_proxy(log, {**env, "PROXY_PORT": str(free_port())}, args)
+        except NotReady as exc:
+            if "cannot listen" not in str(exc) or attempt == 3:
+                raise
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="session")

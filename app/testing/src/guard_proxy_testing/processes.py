@@ -1,9 +1,11 @@
-"""Real processes for the proxy and CLI tests: a fake Ollama and ``guard-proxy serve``.
+"""Real processes for the proxy and CLI tests, the benchmarks and monitoring/render:
+``guard-proxy serve`` and whatever else must run on its own.
 
 Each runs as a subprocess with a clean environment (no guard-proxy or fake-Ollama setting
 inherited from the developer's shell), its output in a log file, and is reaped by ``stop()``.
 Readiness means *any* HTTP answer on a URL: an instance may refuse us (403) and still be up.
-The pytest fixtures around these live in ``app/tests/conftest.py``.
+The pytest fixtures around these live in ``app/tests/conftest.py``. (``FakeOllama`` is
+re-exported from :mod:`guard_proxy_testing.servers`: the fake upstream runs in-process.)
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import contextlib
 import json
 import os
 import secrets
+import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -20,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
+import psutil
 
 from .net import NotReady, free_port, http_get, wait_answering
+from .servers import FakeOllama, listening_socket
 
 __all__ = [
     "ADMIN_TOKEN",
@@ -34,7 +39,6 @@ __all__ = [
     "clean_env",
     "free_port",
     "http_get",
-    "spawn_fake_ollama",
     "spawn_proxy",
 ]
 
@@ -70,7 +74,9 @@ class Process:
     """A subprocess started with ``clean_env(env)``, its output appended to ``log``.
 
     ``pass_fd`` is a file descriptor the child inherits (e.g. a listening socket); ``cwd`` is
-    where it runs (this process's by default).
+    where it runs (this process's by default); ``new_session`` puts it in a session of its own
+    (the benchmarks: a Ctrl-C on the terminal reaches only the harness, which stops it).
+    CPU and memory are read with psutil over the process and its children.
     """
 
     def __init__(
@@ -81,6 +87,7 @@ class Process:
         log: Path,
         pass_fd: int | None = None,
         cwd: Path | None = None,
+        new_session: bool = False,
     ) -> None:
         self.name = name
         self.log = log
@@ -93,70 +100,66 @@ class Process:
                 stderr=subprocess.STDOUT,
                 cwd=cwd,
                 pass_fds=() if pass_fd is None else (pass_fd,),
+                start_new_session=new_session,
             )
+        self.pid = self.proc.pid
 
     @property
     def running(self) -> bool:
         return self.proc.poll() is None
 
     def wait_ready(
-        self, url: str, timeout: float = START_TIMEOUT, context: ssl.SSLContext | None = None
+        self,
+        url: str,
+        timeout: float = START_TIMEOUT,
+        context: ssl.SSLContext | None = None,
+        status: int | None = None,
     ) -> None:
-        """Return once ``url`` answers; fail the test if the process exits or never answers.
-
-        ``context`` verifies an ``https://`` URL."""
+        """Return once ``url`` answers (with ``status`` when given); else stop the process
+        and raise :class:`NotReady` with its log. ``context`` verifies an ``https://`` URL."""
         try:
-            wait_answering(url, self.name, self.proc, self.log_text, timeout, context=context)
-        except NotReady as exc:
+            wait_answering(
+                url, self.name, self.proc, self.log_text, timeout, status=status, context=context
+            )
+        except NotReady:
             self.stop()
-            pytest.fail(str(exc))
+            raise
 
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 10 s; always reaped."""
+    def signal(self, sig: int) -> None:
         if self.running:
-            self.proc.terminate()
+            self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGCONT (in case it is frozen), SIGTERM, then SIGKILL after ``timeout``; reaped."""
+        if self.running:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGCONT)
+                self.proc.terminate()
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=timeout)
 
     def log_text(self) -> str:
         """The end of the log, for failure messages."""
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
 
+    def tail(self, lines: int = 30) -> str:
+        """The last ``lines`` lines of the log."""
+        return "\n".join(self.log_text().splitlines()[-lines:])
 
-class FakeOllama:
-    """The fake upstream (:mod:`guard_proxy_testing.fake_ollama` under uvicorn): its URL and
-    request record."""
+    def processes(self) -> list[psutil.Process]:
+        """This process and its children (workers), as psutil sees them."""
+        parent = psutil.Process(self.pid)
+        return [parent, *parent.children(recursive=True)]
 
-    def __init__(self, url: str, process: Process) -> None:
-        self.url = url
-        self.process = process
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process and its children so far."""
+        return float(sum(t.user + t.system for t in (p.cpu_times() for p in self.processes())))
 
-    def requests(self, marker: str | None = None) -> list[dict[str, Any]]:
-        """Recorded requests; with ``marker``, only those whose body mentions it."""
-        data = httpx.get(f"{self.url}/_fake/requests", timeout=5).json()["requests"]
-        if marker is None:
-            return list(data)
-        return [r for r in data if marker in repr(r.get("body"))]
-
-    def stats(self) -> dict[str, int]:
-        return dict(httpx.get(f"{self.url}/_fake/stats", timeout=5).json())
-
-    def stop(self) -> None:
-        self.process.stop()
-
-
-def spawn_fake_ollama(log: Path, env: Mapping[str, str] | None = None) -> FakeOllama:
-    """Start the fake Ollama on a free port (``FAKE_OLLAMA_*`` knobs in ``env``); wait for it."""
-    port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "guard_proxy_testing.fake_ollama:app"]
-    argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    process = Process("fake ollama", argv, env or {}, log)
-    url = f"http://127.0.0.1:{port}"
-    process.wait_ready(f"{url}/api/version")
-    return FakeOllama(url, process)
+    def rss_bytes(self) -> int:
+        return sum(p.memory_info().rss for p in self.processes())
 
 
 class Proxy:
@@ -205,24 +208,69 @@ class Proxy:
         self.process.stop()
 
 
-def spawn_proxy(
-    log: Path, env: Mapping[str, str], args: Sequence[str] = (), ca_file: Path | None = None
-) -> Proxy:
-    """Run ``python -m guard_proxy serve *args`` with ``env`` and wait for ``/health``.
+_ACTIVATE = """
+import os, sys
+fd = int(sys.argv[1])
+if fd != 3:
+    os.dup2(fd, 3)
+    os.close(fd)
+os.environ["LISTEN_FDS"] = "1"
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+"""Between fork and exec, what systemd does for socket activation: the socket to fd 3,
+``LISTEN_FDS=1``, ``LISTEN_PID`` the pid the proxy keeps after ``execv``."""
 
-    ``env`` must set ``PROXY_PORT`` (the instance listens on 127.0.0.1 there); on a failed
-    start the test fails with the log and the process is stopped. ``ca_file``: the instance
-    serves HTTPS with a certificate from that CA (see :class:`Proxy`).
+
+def spawn_proxy(
+    log: Path,
+    env: Mapping[str, str],
+    args: Sequence[str] = (),
+    ca_file: Path | None = None,
+    *,
+    sock: socket.socket | None = None,
+    wait: bool = True,
+    new_session: bool = False,
+) -> Proxy:
+    """Run ``python -m guard_proxy serve *args`` with ``env``; with ``wait``, until ``/health``.
+
+    The listening socket is the test's, passed as systemd passes it (fd 3, ``LISTEN_FDS``):
+    ``sock``, or a new one bound to a port the kernel picks, handed over and closed here, so
+    the port is never free between choosing and listening. Only when ``env`` sets
+    ``PROXY_PORT`` does the proxy bind 127.0.0.1 there itself (tests of its own binding).
+    :attr:`Proxy.env` names the port either way (``PROXY_PORT``, for CLI commands). On a failed
+    start the process is stopped and :class:`NotReady` raised with its log. ``ca_file``: the
+    instance serves HTTPS with a certificate from that CA (see :class:`Proxy`).
     """
     full = dict(env)
-    port = int(full["PROXY_PORT"])
-    argv = [sys.executable, "-m", "guard_proxy", "serve", *args]
-    proxy = Proxy(full, port, Process("guard-proxy serve", argv, full, log), ca_file)
-    try:
-        proxy.process.wait_ready(f"{proxy.url}/health", context=proxy.ssl_context())
-    except BaseException:
-        proxy.stop()
-        raise
+    serve = [sys.executable, "-m", "guard_proxy", "serve", *args]
+    if "PROXY_PORT" in full and sock is None:
+        port = int(full["PROXY_PORT"])
+        process = Process("guard-proxy serve", serve, full, log, new_session=new_session)
+    else:
+        own = sock if sock is not None else listening_socket()
+        port = int(own.getsockname()[1])
+        argv = [sys.executable, "-c", _ACTIVATE, str(own.fileno()), *serve]
+        try:
+            process = Process(
+                "guard-proxy serve (socket passed)",
+                argv,
+                full,
+                log,
+                pass_fd=own.fileno(),
+                new_session=new_session,
+            )
+        finally:
+            if sock is None:
+                own.close()  # the child holds it now
+        full["PROXY_PORT"] = str(port)
+    proxy = Proxy(full, port, process, ca_file)
+    if wait:
+        try:
+            process.wait_ready(f"{proxy.url}/health", context=proxy.ssl_context())
+        except BaseException:
+            proxy.stop()
+            raise
     return proxy
 
 

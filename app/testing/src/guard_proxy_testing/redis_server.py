@@ -11,6 +11,12 @@ and ops scripts may use it outside pytest too::
         server.client().set("k", "v")
         server.freeze(); ...; server.thaw()
         server.kill(); server.restart()
+
+Ports: redis-server cannot take a listening socket from its parent, nor report the port it
+got for ``port 0``, so the port is picked free and may be taken by another process before
+redis-server binds it. A first start that fails that way ("Address already in use" in its
+log) is retried on a new port, and an authenticated PING (random password) tells our server
+from anyone else's; ``restart()`` keeps the port it had.
 """
 
 from __future__ import annotations
@@ -63,12 +69,14 @@ class RedisServer:
     ) -> None:
         self.host = host
         self.port = port if port is not None else free_port(host)
+        self._port_chosen = port is None  # ours to change while it never ran
         self.password: str | None = secrets.token_hex(16) if password == "" else password
         self.extra_config = list(extra_config)
         self.dir = Path(tempfile.mkdtemp(prefix="guard-redis-"))
         self.config_path = self.dir / "redis.conf"
         self.log_path = self.dir / "redis.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
         self._frozen = False
         self.tls = tls
         self.ca_file = self.dir / "ca.crt"
@@ -78,10 +86,23 @@ class RedisServer:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> RedisServer:
-        """Start redis-server and wait until an authenticated PING answers."""
+        """Start redis-server and wait until an authenticated PING answers.
+
+        A first start whose port another process took meanwhile moves to a new port."""
+        for _ in range(PORT_ATTEMPTS - 1):
+            try:
+                return self._start()
+            except PortTaken:
+                if not self._port_chosen:
+                    raise
+                self.port = free_port(self.host)
+        return self._start()
+
+    def _start(self) -> RedisServer:
         if self.running:
             raise RuntimeError("redis-server is already running")
         self._write_config()
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [REDIS_SERVER_BINARY, str(self.config_path), *self._mode_args()],
@@ -92,6 +113,7 @@ class RedisServer:
             )
         self._frozen = False
         self._wait_ready()
+        self._port_chosen = False  # it ran here: restart() must come back on this port
         return self
 
     def restart(self) -> RedisServer:
@@ -284,9 +306,10 @@ class RedisServer:
         last: Exception | None = None
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(
-                    f"redis-server exited with {proc.returncode}:\n{self.log_text()[-2000:]}"
-                )
+                text = self.log_text()
+                if "Address already in use" in text[self._log_offset :]:
+                    raise PortTaken(f"{self.address} was taken before redis-server bound it")
+                raise RuntimeError(f"redis-server exited with {proc.returncode}:\n{text[-2000:]}")
             try:
                 with self.client(socket_timeout=0.5, socket_connect_timeout=0.5) as client:
                     if client.ping():
@@ -296,6 +319,13 @@ class RedisServer:
             time.sleep(0.02)
         self.kill()
         raise RuntimeError(f"redis-server did not answer within {START_TIMEOUT}s: {last!r}")
+
+
+PORT_ATTEMPTS = 5
+
+
+class PortTaken(RuntimeError):
+    """redis-server could not bind its port: another process took it first."""
 
 
 def make_certificates(directory: Path) -> None:
