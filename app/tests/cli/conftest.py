@@ -12,9 +12,11 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from guard_proxy_testing.cli import Result, RunCli
+from guard_proxy_testing.inproc import InProcessProxy, start_inprocess_proxy
 from guard_proxy_testing.processes import (
     ADMIN_TOKEN,
     FakeOllama,
@@ -58,16 +60,19 @@ def run_cli(secrets: list[str]) -> Iterator[RunCli]:
 
 
 @pytest.fixture
-def start_proxy(tmp_path: Path, fake_ollama: FakeOllama) -> Iterator[Callable[..., Proxy]]:
-    """``start_proxy(env={...})``: start ``guard-proxy serve`` on a socket bound here (passed
-    in as systemd would) and wait for it.
+def start_proxy(
+    tmp_path: Path, fake_ollama: FakeOllama
+) -> Iterator[Callable[..., Proxy | InProcessProxy]]:
+    """``start_proxy(env={...})``: start an instance for the commands to ask and wait for it:
+    the app in this process (``guard_proxy_testing.inproc``), or with ``process=True``
+    ``guard-proxy serve`` on a socket bound here (for a test that signals the process).
 
     The env passed to CLI commands should be ``instance.env``: the commands then find the
     instance through ``PROXY_HOST``/``PROXY_PORT`` exactly as an operator's shell would.
     """
-    started: list[Proxy] = []
+    started: list[Proxy | InProcessProxy] = []
 
-    def start(env: Mapping[str, str] | None = None) -> Proxy:
+    def start(env: Mapping[str, str] | None = None, process: bool = False) -> Any:
         full = {
             "PROXY_HOST": "127.0.0.1",
             "OLLAMA_URL": fake_ollama.url,
@@ -76,7 +81,11 @@ def start_proxy(tmp_path: Path, fake_ollama: FakeOllama) -> Iterator[Callable[..
             "GUARD_PROXY_ADMIN_TOKEN": ADMIN_TOKEN,
             **(env or {}),
         }
-        instance = spawn_proxy(tmp_path / f"proxy-{len(started)}.log", full)
+        instance: Proxy | InProcessProxy
+        if process:
+            instance = spawn_proxy(tmp_path / f"proxy-{len(started)}.log", full)
+        else:
+            instance = start_inprocess_proxy(None, full)
         started.append(instance)
         return instance
 

@@ -280,7 +280,7 @@ def test_cache_disabled_is_healthy(run_cli: RunCli, start_proxy: Callable[..., P
 
 
 def test_frozen_instance_is_down(run_cli: RunCli, start_proxy: Callable[..., Proxy]) -> None:
-    instance = start_proxy({"CACHE_BACKEND": "memory"})
+    instance = start_proxy({"CACHE_BACKEND": "memory"}, process=True)
     pid = instance.process.proc.pid
     os.kill(pid, signal.SIGSTOP)
     try:

@@ -19,10 +19,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from guard_proxy_testing.inproc import InProcessProxy, start_inprocess_proxy
 from guard_proxy_testing.net import NotReady
 from guard_proxy_testing.notify import NotifySocket
 from guard_proxy_testing.processes import ADMIN_TOKEN, Proxy, free_port, spawn_proxy
-from guard_proxy_testing.proxies import BASE_CONFIG, StartProxy, deep_merge
+from guard_proxy_testing.proxies import BASE_CONFIG, StartApp, StartProxy, deep_merge
 from guard_proxy_testing.servers import FakeOllama
 
 
@@ -74,13 +75,46 @@ def _self_bound(log: Path, env: dict[str, str], args: list[str]) -> Proxy:
 
 
 @pytest.fixture(scope="session")
-def proxy(proxy_factory: StartProxy) -> Proxy:
-    """The shared proxy: memory cache, one banned term per direction, admin token set."""
-    return proxy_factory()
+def app_factory(
+    fake_ollama: FakeOllama, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StartApp]:
+    """``start(config={...}, env={...}, upstream=URL)`` as :func:`proxy_factory`, but the app
+    runs in this process (``guard_proxy_testing.inproc``): for tests of what it answers, not
+    of the process. All stopped at the end."""
+    started: list[InProcessProxy] = []
+
+    def start(
+        config: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        upstream: str | None = None,
+        base: Mapping[str, Any] | None = None,
+    ) -> InProcessProxy:
+        config_path = tmp_path_factory.mktemp("app") / "config.yaml"
+        merged = deep_merge(dict(BASE_CONFIG if base is None else base), config or {})
+        config_path.write_text(yaml.safe_dump(merged))
+        full_env = {
+            "OLLAMA_URL": upstream or fake_ollama.url,
+            "GUARD_PROXY_ADMIN_TOKEN": ADMIN_TOKEN,
+            **(env or {}),
+        }
+        app = start_inprocess_proxy(config_path, full_env)
+        started.append(app)
+        return app
+
+    yield start
+    for app in started:
+        app.stop()
+
+
+@pytest.fixture(scope="session")
+def proxy(app_factory: StartApp) -> InProcessProxy:
+    """The shared proxy, in this process: memory cache, one banned term per direction, admin
+    token set."""
+    return app_factory()
 
 
 @pytest.fixture
-def client(proxy: Proxy) -> Iterator[httpx.Client]:
+def client(proxy: InProcessProxy) -> Iterator[httpx.Client]:
     with proxy.client() as c:
         yield c
 

@@ -1,7 +1,8 @@
 """Shared by the proxy tests: the banned terms and base config, and body parsers.
 
-The fixtures that start proxies (``proxy_factory``, ``proxy``, ``client``) live in
-``app/tests/proxy/conftest.py``; ``StartProxy`` is the type of ``proxy_factory``.
+The fixtures that start proxies (``proxy_factory``: processes, ``app_factory``: in this
+process, ``proxy``, ``client``) live in ``app/tests/proxy/conftest.py``; ``StartProxy`` and
+``StartApp`` are their types.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .inproc import InProcessProxy
 from .processes import Proxy
 
 INPUT_TERM = "kaboom"
@@ -28,6 +30,7 @@ BASE_CONFIG: dict[str, Any] = {
 }
 
 StartProxy = Callable[..., Proxy]
+StartApp = Callable[..., InProcessProxy]
 
 
 def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
