@@ -10,5 +10,5 @@ def sample(text: str, name: str, **labels: str) -> float | None:
     """The value of the sample ``name`` with exactly ``labels``, or None when absent."""
     for found, found_labels, value in parse(text):
         if found == name and found_labels == labels:
-            return value
+            return float(value)
     return None
