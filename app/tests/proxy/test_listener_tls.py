@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,9 +98,14 @@ def test_https_verified_against_the_ca(tls_proxy: Proxy, fake_ollama: FakeOllama
     assert reply.status_code == 200, reply.text
     assert reply.json()["done"] is True
     assert fake_ollama.requests("hello over tls")
-    # Every serving process (each worker, or the one process) says it listens with TLS.
-    serving = [r for r in _listening_records(tls_proxy) if "tls" in r]
+    # Every serving process (each worker, or the one process) says it listens with TLS. On
+    # a loaded machine one worker may have answered everything so far while the other still
+    # starts: wait (bounded) for its line instead of assuming it is there.
     workers = int(tls_proxy.env.get("PROXY_WORKERS", "1"))
+    deadline = time.monotonic() + 60
+    while len(_listening_records(tls_proxy)) < workers and time.monotonic() < deadline:
+        time.sleep(0.1)
+    serving = [r for r in _listening_records(tls_proxy) if "tls" in r]
     assert len(serving) == workers, tls_proxy.logs()
     assert all(r["tls"] is True for r in serving), serving
 
