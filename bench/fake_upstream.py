@@ -10,7 +10,7 @@ so far (this token included), and ``bench_t``, when it was sent (µs since the e
 streaming-lag measurement reads both back through the proxy.
 
 The bench-only part is the pacing, the prose and the speed (orjson, no request record); the
-ASGI types and body reading are the tests' fake Ollama's (``app/tests/fake_ollama.py``).
+ASGI types and body reading are the tests' fake Ollama's (``guard_proxy_testing.fake_ollama``).
 """
 
 from __future__ import annotations
@@ -18,17 +18,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import orjson
-
-_TESTS = str(Path(__file__).resolve().parents[1] / "app" / "tests")
-if _TESTS not in sys.path:
-    sys.path.insert(0, _TESTS)
-from fake_ollama import Receive, Scope, Send, read_body  # noqa: E402
+from guard_proxy_testing.fake_ollama import Receive, Scope, Send, read_body
 
 MODEL = "bench:latest"
 ANSWER = "The sky is blue because air scatters short wavelengths more than long ones."

@@ -27,23 +27,19 @@ import argparse
 import asyncio
 import hashlib
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "app" / "tests"))
-
-from guard_proxy.config.settings import KeysSettings, RedisSettings  # noqa: E402
-from guard_proxy.keys.limits import KeyLimits  # noqa: E402
-from guard_proxy.keys.middleware import KeysMiddleware  # noqa: E402
-from guard_proxy.keys.store import KeyStore  # noqa: E402
-from guard_proxy.keys.usage import KeyUsage  # noqa: E402
-from support.net import free_port  # noqa: E402
-from support.redis_server import RedisServer  # noqa: E402
+from guard_proxy.config.settings import KeysSettings, RedisSettings
+from guard_proxy.keys.limits import KeyLimits
+from guard_proxy.keys.middleware import KeysMiddleware
+from guard_proxy.keys.store import KeyStore
+from guard_proxy.keys.usage import KeyUsage
+from guard_proxy_testing.net import free_port
+from guard_proxy_testing.redis_server import RedisServer
 
 KEY = "gpk-bench-" + "x" * 40
 BODY = (

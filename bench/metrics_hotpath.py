@@ -41,6 +41,12 @@ STATE = {"ready": 1, "draining": 0, "upstream_up": 1, "redis_wanted": 0, "degrad
 
 
 def _load(src: str, names: tuple[str, ...]) -> dict[str, Any]:
+    """Import ``guard_proxy`` (``names`` of it) from the source tree ``src``, not the installed one.
+
+    A ``sys.path`` edit on purpose (as in stream_hotpath.py): this script compares two versions of
+    the app (a base commit's tree and this one) in one process, so each must be imported
+    from its own directory, its modules dropped again before the other tree is loaded.
+    """
     src = os.path.abspath(src)
     for name in [m for m in sys.modules if m == "guard_proxy" or m.startswith("guard_proxy.")]:
         del sys.modules[name]

@@ -2,7 +2,7 @@
 
 Usage: ``python bench/model_scanners.py [--seconds 1.5] [--output FILE]`` (or
 ``make -C bench models``). For each scanner (the GIL-releasing stand-in at 5, 20 and 50 ms per
-call, and the tiny ONNX model of app/tests/support/tiny_model.py) it starts one proxy per
+call, and the tiny ONNX model of ``guard_proxy_testing.tiny_model``) it starts one proxy per
 mode: ``inline`` (the scanner declares ``inline = True``: called in the event loop, as every
 plug-in was before issue 23), ``threads=2`` and ``threads=8`` (``guard.model_threads``). Each
 proxy gets chat requests at concurrency 1, 8 and 32 for ``--seconds`` per cell:
@@ -24,9 +24,7 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -35,12 +33,13 @@ import aiohttp
 
 import procs
 import stats
-from procs import BENCH, RUN_DIR, TESTS
+from procs import BENCH, RUN_DIR
 
+STANDIN = "guard_proxy_testing.standin_scanner:factory"
 SCANNERS: dict[str, dict[str, Any]] = {
-    "stand-in 5 ms": {"path": "support.standin_scanner:factory", "options": {"cost": 0.005}},
-    "stand-in 20 ms": {"path": "support.standin_scanner:factory", "options": {"cost": 0.020}},
-    "stand-in 50 ms": {"path": "support.standin_scanner:factory", "options": {"cost": 0.050}},
+    "stand-in 5 ms": {"path": STANDIN, "options": {"cost": 0.005}},
+    "stand-in 20 ms": {"path": STANDIN, "options": {"cost": 0.020}},
+    "stand-in 50 ms": {"path": STANDIN, "options": {"cost": 0.050}},
     "tiny ONNX": {"path": "inline_onnx:factory", "options": {}},
 }
 MODES: dict[str, dict[str, Any]] = {
@@ -141,14 +140,13 @@ def main() -> None:
     parser.add_argument("--scanners", default=",".join(SCANNERS))
     args = parser.parse_args()
     RUN_DIR.mkdir(parents=True, exist_ok=True)
-    sys.path.insert(0, str(TESTS))
-    from support import tiny_model
+    from guard_proxy_testing import tiny_model
 
     model_dir = RUN_DIR / "tiny-model"
     tiny_model.build(model_dir)
     upstream, upstream_url = procs.start_upstream()
     results: list[dict[str, Any]] = []
-    env = {"PYTHONPATH": os.pathsep.join([str(TESTS), str(BENCH)])}
+    env = {"PYTHONPATH": str(BENCH)}  # the proxies load bench/inline_onnx.py as a plug-in
     try:
         for name in args.scanners.split(","):
             for mode_name, mode in MODES.items():

@@ -1,13 +1,14 @@
 """The processes a benchmark run owns: fake upstream, redis-server, proxies and the load generator.
 
-Every process is started by this module, tracked, and stopped by its own PID (SIGTERM, then
-SIGKILL after a bounded wait). Everything listens on 127.0.0.1 on a free port. Secrets go
-through 0600 files, never argv.
+Every process is started by this module, tracked, and stopped by its own PID (SIGCONT,
+SIGTERM, then SIGKILL after a bounded wait). Everything listens on 127.0.0.1: the proxies and
+the upstream on a socket bound here and passed in, redis-server and HAProxy on a free port.
+Secrets go through 0600 files, never argv.
 
-Ports, loopback HTTP, readiness and redis-server come from the tests' harness
-(``app/tests/support``: ``net`` and ``redis_server``, both free of pytest); what is left here is
-bench-only: processes measured for CPU and RSS, the proxy as deployed, the load generator and
-HAProxy.
+Processes (``Proc``: the harness's ``Process``, with CPU and RSS through psutil), the proxy's
+start (``spawn_proxy``), ports, loopback HTTP and redis-server come from the tests' harness,
+the installed ``guard_proxy_testing``; what is left here is bench-only: the proxy configured
+as deployed, the load generator and HAProxy.
 """
 
 from __future__ import annotations
@@ -24,19 +25,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import psutil
+from guard_proxy_testing.net import free_port, http_request
+from guard_proxy_testing.processes import Process as Proc
+from guard_proxy_testing.processes import spawn_proxy
+from guard_proxy_testing.redis_server import RedisServer
+from guard_proxy_testing.servers import listening_socket
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-TESTS = ROOT / "app" / "tests"
 RUN_DIR = BENCH / ".run"
 PY = sys.executable
-
-# The tests' harness: ``support`` (and ``fake_ollama``) import from app/tests, as in pytest.
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))
-from support.net import free_port, http_request, wait_answering  # noqa: E402
-from support.redis_server import RedisServer  # noqa: E402
+READY_S = 20.0
 
 _started: list[Proc | Redis] = []
 
@@ -66,69 +65,14 @@ def http_post(url: str, headers: dict[str, str], timeout: float = 5.0) -> int:
     return http_request(url, method="POST", data=b"", headers=headers, timeout=timeout)[0]
 
 
-def wait_http(url: str, proc: Proc, deadline_s: float = 20.0) -> None:
-    """Poll ``url`` until it answers 200 (bounded); raise ``NotReady`` with the log otherwise."""
-    wait_answering(url, proc.name, proc.popen, proc.tail, deadline_s, status=200, probe_timeout=1.0)
-
-
-class Proc:
-    """A started child process with its log file."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        self.name = name
-        self.log = RUN_DIR / f"{name}.log"
-        full_env = dict(os.environ)
-        full_env.update(env or {})
-        with open(self.log, "wb") as log:
-            self.popen = subprocess.Popen(
-                argv,
-                env=full_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-                start_new_session=True,
-            )
-        self.pid = self.popen.pid
-        _started.append(self)
-
-    def tail(self, n: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
-    def signal(self, sig: int) -> None:
-        if self.popen.poll() is None:
-            os.kill(self.pid, sig)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """SIGCONT (in case it is frozen), SIGTERM, then SIGKILL after ``timeout``."""
-        if self.popen.poll() is not None:
-            return
-        try:
-            os.kill(self.pid, signal.SIGCONT)
-            os.kill(self.pid, signal.SIGTERM)
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(self.pid, signal.SIGKILL)
-            self.popen.wait(timeout)
-        except ProcessLookupError:
-            pass
-
-    def processes(self) -> list[psutil.Process]:
-        p = psutil.Process(self.pid)
-        return [p, *p.children(recursive=True)]
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the process and its children so far."""
-        total = 0.0
-        for p in self.processes():
-            t = p.cpu_times()
-            total += t.user + t.system
-        return total
-
-    def rss_bytes(self) -> int:
-        return sum(p.memory_info().rss for p in self.processes())
+def start(name: str, argv: list[str], env: dict[str, str] | None = None, **kw: Any) -> Proc:
+    """``argv`` as the harness's :class:`Process` (clean environment plus ``env``, a session of
+    its own), logged to ``RUN_DIR/<name>.log``, tracked for :func:`stop_all`."""
+    log = RUN_DIR / f"{name}.log"
+    log.unlink(missing_ok=True)
+    proc = Proc(name, argv, env or {}, log, cwd=ROOT, new_session=True, **kw)
+    _started.append(proc)
+    return proc
 
 
 def stop_all() -> None:
@@ -142,31 +86,18 @@ def stop_all() -> None:
 
 
 def start_upstream() -> tuple[Proc, str]:
-    port = free_port()
-    proc = Proc(
-        "upstream",
-        [
-            PY,
-            "-m",
-            "uvicorn",
-            "fake_upstream:app",
-            "--app-dir",
-            str(BENCH),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-        ],
-    )
+    """The bench's fake upstream under uvicorn, on a socket bound here (``--fd``)."""
+    sock = listening_socket()
+    argv = [PY, "-m", "uvicorn", "fake_upstream:app", "--app-dir", str(BENCH)]
+    argv += ["--fd", str(sock.fileno()), "--no-access-log", "--log-level", "warning"]
+    argv += ["--loop", "uvloop", "--http", "httptools"]
+    port = sock.getsockname()[1]
+    try:
+        proc = start("upstream", argv, pass_fd=sock.fileno())
+    finally:
+        sock.close()  # the child holds it
     url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/api/version", proc)
+    proc.wait_ready(url + "/api/version", READY_S, status=200)
     return proc, url
 
 
@@ -190,13 +121,11 @@ class Redis(RedisServer):
 def start_proxy(
     name: str, upstream: str, backend: str, redis: Redis | None, extra: dict[str, str] | None = None
 ) -> tuple[Proc, str]:
-    """``python -m guard_proxy serve`` configured by env, as deployed: one uvicorn worker."""
-    port = free_port()
+    """``python -m guard_proxy serve`` configured by env, as deployed (one uvicorn worker),
+    on a socket bound here and passed in as systemd's socket unit does."""
     _, token_file = secret_file(f"{name}.admin")
     env = {
         "GUARD_PROXY_CONFIG": str(BENCH / "guard.yaml"),
-        "PROXY_HOST": "127.0.0.1",
-        "PROXY_PORT": str(port),
         "OLLAMA_URL": upstream,
         "CACHE_BACKEND": backend,
         "CACHE_MAX_SIZE": "250000",
@@ -212,10 +141,13 @@ def start_proxy(
             REDIS_PASSWORD_FILE=str(redis.password_file),
         )
     env.update(extra or {})
-    proc = Proc(name, [PY, "-m", "guard_proxy", "serve"], env)
-    url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/health", proc)
-    return proc, url
+    log = RUN_DIR / f"{name}.log"
+    log.unlink(missing_ok=True)
+    proxy = spawn_proxy(log, env, new_session=True, wait=False)
+    proxy.process.name = name
+    _started.append(proxy.process)
+    proxy.process.wait_ready(proxy.url + "/health", READY_S, status=200)
+    return proxy.process, proxy.url
 
 
 def admin_headers(name: str) -> dict[str, str]:
@@ -336,7 +268,7 @@ def start_haproxy(name: str, backends: list[str]) -> tuple[Proc, str]:
     )
     if check.returncode != 0:
         raise RuntimeError(f"haproxy -c rejected {cfg}:\n{check.stdout}{check.stderr}")
-    proc = Proc(name, [binary, "-f", str(cfg), "-db"])
+    proc = start(name, [binary, "-f", str(cfg), "-db"])
     url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/ready", proc)
+    proc.wait_ready(url + "/ready", READY_S, status=200)
     return proc, url

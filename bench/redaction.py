@@ -31,11 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "app" / "src"))
-
-from guard_proxy.config.settings import (  # noqa: E402
+from guard_proxy.config.settings import (
     PII_KINDS,
     SECRET_KINDS,
     GuardSettings,
@@ -43,15 +39,17 @@ from guard_proxy.config.settings import (  # noqa: E402
     ScannerSetSettings,
     SecretsSettings,
 )
-from guard_proxy.guard import Guard  # noqa: E402
-from guard_proxy.guard.redaction import Finder, Rewriter, Vault  # noqa: E402
-from guard_proxy.guard.scanners import secrets  # noqa: E402
-from guard_proxy.proxy.framing import Ndjson  # noqa: E402
-from guard_proxy.proxy.metrics import Metrics  # noqa: E402
-from guard_proxy.proxy.redact import RedactionPolicy, redact_body  # noqa: E402
-from guard_proxy.proxy.release import Releaser  # noqa: E402
-from guard_proxy.proxy.shapes import CHAT  # noqa: E402
-from guard_proxy.proxy.verdicts import VerdictService  # noqa: E402
+from guard_proxy.guard import Guard
+from guard_proxy.guard.redaction import Finder, Rewriter, Vault
+from guard_proxy.guard.scanners import secrets
+from guard_proxy.proxy.framing import Ndjson
+from guard_proxy.proxy.metrics import Metrics
+from guard_proxy.proxy.redact import RedactionPolicy, redact_body
+from guard_proxy.proxy.release import Releaser
+from guard_proxy.proxy.shapes import CHAT
+from guard_proxy.proxy.verdicts import VerdictService
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FILLER = (
     "Our support team received the ticket below and would like a short summary of what the "

@@ -627,9 +627,9 @@ class Bench:
             return self.load.run(job, timeout=timeout)
         except RuntimeError as exc:
             gone = [
-                f"{p.name} (pid {p.pid}) exited with {p.popen.returncode}:\n{p.tail(8)}"
+                f"{p.name} (pid {p.pid}) exited with {p.proc.returncode}:\n{p.tail(8)}"
                 for p in watched
-                if p.popen.poll() is not None
+                if p.proc.poll() is not None
             ]
             if gone:
                 raise RuntimeError(f"{exc}\n" + "\n".join(gone)) from exc
@@ -642,7 +642,7 @@ class Bench:
             return
         t0 = time.monotonic()
         while time.monotonic() - t0 < deadline_s:
-            if proc.popen.poll() is not None:
+            if proc.proc.poll() is not None:
                 raise RuntimeError(f"{proc.name} exited:\n{proc.tail()}")
             if len(proc.processes()) - 1 >= n:
                 time.sleep(1.0)  # each worker still loads its guard after it forks

@@ -28,6 +28,12 @@ WORDS = ["The", " sky", " is", " blue", " because", " air", " scatters", " short
 
 
 def _load(src: str) -> dict[str, Any]:
+    """Import ``guard_proxy`` from the source tree ``src``, not the installed one.
+
+    A ``sys.path`` edit on purpose (as in metrics_hotpath.py): this script compares two versions of
+    the app (a base commit's tree and this one) in one process, so each must be imported
+    from its own directory, its modules dropped again before the other tree is loaded.
+    """
     for name in [m for m in sys.modules if m == "guard_proxy" or m.startswith("guard_proxy.")]:
         del sys.modules[name]
     sys.path.insert(0, src)

@@ -1,7 +1,5 @@
-"""Fixtures shared by the test packages; the helpers behind them live in ``support``.
-
-``app/tests`` has no ``__init__.py``, so pytest puts it on ``sys.path`` and ``support.*``
-imports from every test package.
+"""Fixtures shared by the test packages; the helpers behind them live in the installed
+``guard_proxy_testing`` package (``app/testing``).
 """
 
 from __future__ import annotations
@@ -9,15 +7,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from support.fixtures import redis_server, redis_server_factory  # noqa: F401
-from support.processes import FakeOllama, spawn_fake_ollama
+from guard_proxy_testing.fixtures import redis_server, redis_server_factory  # noqa: F401
+from guard_proxy_testing.servers import FakeOllama, start_fake_ollama
 
 
 @pytest.fixture(scope="session")
-def fake_ollama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeOllama]:
-    """A fake Ollama on a free port for the whole session (3-character stream chunks)."""
-    log = tmp_path_factory.mktemp("fake-ollama") / "fake.log"
-    fake = spawn_fake_ollama(log, {"FAKE_OLLAMA_CHUNK": "3", "FAKE_OLLAMA_SLOW_DELAY": "0.05"})
+def fake_ollama() -> Iterator[FakeOllama]:
+    """A fake Ollama in a thread of the test process for the whole session (3-character
+    stream chunks), on a socket bound before it starts."""
+    fake = start_fake_ollama({"FAKE_OLLAMA_CHUNK": "3", "FAKE_OLLAMA_SLOW_DELAY": "0.05"})
     try:
         yield fake
     finally:

@@ -22,14 +22,13 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+import corpus  # beside this script: its directory is sys.path[0] when run as a script
+import external
+from guard_proxy.config.settings import GuardSettings, PromptInjectionSettings
+from guard_proxy.guard import Guard
+from guard_proxy.guard.scanners.prompt_injection import build
 
-import corpus  # noqa: E402
-import external  # noqa: E402
-from guard_proxy.config.settings import GuardSettings, PromptInjectionSettings  # noqa: E402
-from guard_proxy.guard import Guard  # noqa: E402
-from guard_proxy.guard.scanners.prompt_injection import build  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 HELD_OUT = 0.30
 

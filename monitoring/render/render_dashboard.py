@@ -5,8 +5,8 @@ No Grafana, no containers: everything runs as local processes on 127.0.0.1, on f
 in a throw-away directory, and is stopped (by its own PID) when the script ends:
 
 - a real ``redis-server`` (Debian's, ``/usr/bin/redis-server``) with a random password,
-  started the way the tests start it (``app/tests/support/redis_server.py``);
-- the fake Ollama (``app/tests/fake_ollama.py`` under uvicorn);
+  started the way the tests start it (``guard_proxy_testing.redis_server``);
+- the fake Ollama (``guard_proxy_testing.fake_ollama`` under uvicorn);
 - two real proxies, ``guard-proxy serve`` configured by environment: ``proxy1`` with one
   process, ``proxy2`` with ``PROXY_WORKERS=2``; both on that Redis (``cache.backend: auto``);
 - Debian 12's Prometheus 2.42 and ``prometheus-redis-exporter`` 1.45: the two binaries are
@@ -56,25 +56,25 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
-TESTS = ROOT / "app" / "tests"
 DASHBOARD = ROOT / "monitoring" / "grafana" / "guard-proxy.json"
 RULES = ROOT / "monitoring" / "prometheus" / "rules"
 DEFAULT_OUT = ROOT / "docs" / "img" / "dashboard.png"
 
-sys.path.insert(0, str(TESTS))
-# The tests' helpers: Process (clean env: no guard-proxy/Redis/fake-Ollama setting inherited)
-# and http_get/wait_answering (loopback GET, no environment proxies; support.net is stdlib
-# only). support.processes needs pytest and httpx, both in the .venv this script runs with.
-from support.net import http_get, wait_answering  # noqa: E402
-from support.processes import Process  # noqa: E402
-from support.redis_server import RedisServer, free_port  # noqa: E402
+# The tests' harness (the installed guard_proxy_testing, in the .venv this script runs with):
+# Process (clean env: no guard-proxy/Redis/fake-Ollama setting inherited) and
+# http_get/wait_answering (loopback GET, no environment proxies).
+from guard_proxy_testing.net import http_get, wait_answering
+from guard_proxy_testing.processes import Process
+from guard_proxy_testing.redis_server import RedisServer, free_port
 
 STEP = 2  # seconds: scrape, evaluation and query step
 PROXIES = (("proxy1:8080", 1), ("proxy2:8080", 2))  # instance label, workers
 EXPORTER_INSTANCE = "redis1:9121"
 MODEL = "llama3.2"
 BANNED = "Project Falcon"
-OUTPUT_ONLY = "INTERNAL-ONLY"  # banned in answers only: an ECHO of it passes in, is blocked out
+OUTPUT_ONLY = (
+    "INTERNAL-ONLY"  # banned in answers only: an ECHO of it passes in, is blocked out
+)
 # Guard configuration of both proxies: the defaults plus banned terms.
 GUARD_YAML = f"""\
 guard:
@@ -96,14 +96,15 @@ class Proc(Process):
     """The tests' ``Process`` (clean env, output in ``log``, SIGTERM then SIGKILL, reaped), run in
     the log's folder; readiness failures raise (no pytest here)."""
 
-    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], log: Path):
+    def __init__(
+        self, name: str, argv: Sequence[str], env: Mapping[str, str], log: Path
+    ):
         super().__init__(name, argv, env, log, cwd=log.parent)
 
-    def wait_answers(self, url: str, timeout: float = 60.0, want: int | None = None) -> None:
-        wait_answering(url, self.name, self.proc, self.tail, timeout, status=want)
-
-    def tail(self) -> str:
-        return self.log_text()
+    def wait_answers(
+        self, url: str, timeout: float = 60.0, want: int | None = None
+    ) -> None:
+        wait_answering(url, self.name, self.proc, self.log_text, timeout, status=want)
 
 
 def debian_binary(package: str, member: str, workdir: Path) -> Path:
@@ -111,7 +112,10 @@ def debian_binary(package: str, member: str, workdir: Path) -> Path:
 
     def candidate() -> str:
         out = subprocess.run(
-            ["apt-cache", "policy", package], capture_output=True, text=True, check=False
+            ["apt-cache", "policy", package],
+            capture_output=True,
+            text=True,
+            check=False,
         ).stdout
         found = re.search(r"Candidate:\s*(\S+)", out)
         return found.group(1) if found else "(none)"
@@ -128,7 +132,9 @@ def debian_binary(package: str, member: str, workdir: Path) -> Path:
         stdout=subprocess.DEVNULL,
     )
     deb = next(target.glob(f"{package}_*.deb"))
-    with subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE) as p:
+    with subprocess.Popen(
+        ["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE
+    ) as p:
         subprocess.run(["tar", "-x", "-C", str(target), f"./usr/bin/{member}"], stdin=p.stdout,
                        check=True)  # fmt: skip
     if p.returncode:
@@ -157,7 +163,9 @@ class Prometheus:
         return bool(active) and all(t["health"] == "up" for t in active)
 
 
-def prometheus_config(proxy_ports: Sequence[int], exporter_port: int | None) -> dict[str, Any]:
+def prometheus_config(
+    proxy_ports: Sequence[int], exporter_port: int | None
+) -> dict[str, Any]:
     jobs: list[dict[str, Any]] = [
         {
             "job_name": "guard-proxy",
@@ -226,7 +234,11 @@ class AlertWatch(threading.Thread):
         for (name, instance), entry in sorted(
             self.seen.items(), key=lambda kv: min(kv[1].values())
         ):
-            parts = [f"pending from t={entry['pending']:.0f}s"] if "pending" in entry else []
+            parts = (
+                [f"pending from t={entry['pending']:.0f}s"]
+                if "pending" in entry
+                else []
+            )
             if "firing" in entry:
                 parts.append(f"firing from t={entry['firing']:.0f}s")
             parts.append(f"last seen t={entry['last']:.0f}s")
@@ -270,14 +282,26 @@ class Traffic:
         if r < 0.12:
             return "banned in", f"What is the status of {BANNED}?", None
         if r < 0.15:
-            return "banned out", f"ECHO:This draft is {OUTPUT_ONLY}, do not share it.", None
+            return (
+                "banned out",
+                f"ECHO:This draft is {OUTPUT_ONLY}, do not share it.",
+                None,
+            )
         if r < 0.17:
             return "upstream 502", "STATUS:502", None
         if r < 0.21:
-            return "slow stream", f"SLOW tell a long story about {self.rng.choice(TOPICS)}", True
+            return (
+                "slow stream",
+                f"SLOW tell a long story about {self.rng.choice(TOPICS)}",
+                True,
+            )
         if r < 0.33:
             self.unique += 1
-            return "fresh", f"New question {self.unique} at {time.time():.3f}: why?", None
+            return (
+                "fresh",
+                f"New question {self.unique} at {time.time():.3f}: why?",
+                None,
+            )
         k = self.rng.randrange(400)
         topic = TOPICS[k % len(TOPICS)]
         if k % 3 == 0:
@@ -326,7 +350,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     traffic: Traffic | None = None
     watch: AlertWatch | None = None
     try:
-        prometheus_bin = args.prometheus or debian_binary("prometheus", "prometheus", workdir)
+        prometheus_bin = args.prometheus or debian_binary(
+            "prometheus", "prometheus", workdir
+        )
         exporter_bin = None
         if not args.no_exporter:
             exporter_bin = args.redis_exporter or debian_binary(
@@ -339,7 +365,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         fake_port = free_port()
         fake = Proc(
             "fake ollama",
-            [sys.executable, "-m", "uvicorn", "fake_ollama:app", "--app-dir", str(TESTS),
+            [sys.executable, "-m", "uvicorn", "guard_proxy_testing.fake_ollama:app",
              "--host", "127.0.0.1", "--port", str(fake_port), "--log-level", "warning"],
             {"FAKE_OLLAMA_DELAY": "0.03", "FAKE_OLLAMA_SLOW_CHUNKS": "25",
              "FAKE_OLLAMA_SLOW_DELAY": "0.06"},
@@ -368,11 +394,15 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 "REDIS_PASSWORD_FILE": str(password_file),
             }
             name = instance.split(":")[0]
-            proc = Proc(name, [str(args.guard_proxy), "serve"], env, workdir / f"{name}.log")
+            proc = Proc(
+                name, [str(args.guard_proxy), "serve"], env, workdir / f"{name}.log"
+            )
             procs.append(proc)
             proc.wait_answers(f"http://127.0.0.1:{port}/ready", want=200)
             proxy_ports.append(port)
-            log(f"{name} ({workers} worker{'s' if workers > 1 else ''}) on 127.0.0.1:{port}")
+            log(
+                f"{name} ({workers} worker{'s' if workers > 1 else ''}) on 127.0.0.1:{port}"
+            )
 
         exporter_port = None
         if exporter_bin is not None:
@@ -390,7 +420,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
         prom_port = free_port()
         config = workdir / "prometheus.yml"
-        config.write_text(json.dumps(prometheus_config(proxy_ports, exporter_port), indent=2))
+        config.write_text(
+            json.dumps(prometheus_config(proxy_ports, exporter_port), indent=2)
+        )
         prom_proc = Proc(
             "prometheus",
             [str(prometheus_bin), f"--config.file={config}",
@@ -412,8 +444,13 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         t0 = time.time()
         watch = AlertWatch(prom, t0)
         watch.start()
-        traffic = Traffic([f"http://127.0.0.1:{p}" for p in proxy_ports], args.rate, args.seed)
-        threads = [threading.Thread(target=traffic.worker, args=(i,), daemon=True) for i in (0, 1)]
+        traffic = Traffic(
+            [f"http://127.0.0.1:{p}" for p in proxy_ports], args.rate, args.seed
+        )
+        threads = [
+            threading.Thread(target=traffic.worker, args=(i,), daemon=True)
+            for i in (0, 1)
+        ]
         for thread in threads:
             thread.start()
         log(f"phase 1: normal traffic, {args.normal:.0f}s")
@@ -479,11 +516,16 @@ def versions(prometheus_bin: Path, exporter_bin: Path | None, guard_proxy: Path)
     parts = [f"Prometheus {prom.group(1) if prom else '?'}"]
     if exporter_bin is not None:
         exp = re.search(
-            r"Version: (\S+)|(\d+\.\d+\.\d+)", first_line([str(exporter_bin), "--version"])
+            r"Version: (\S+)|(\d+\.\d+\.\d+)",
+            first_line([str(exporter_bin), "--version"]),
         )
-        parts.append(f"redis_exporter {next((g for g in exp.groups() if g), '?') if exp else '?'}")
+        parts.append(
+            f"redis_exporter {next((g for g in exp.groups() if g), '?') if exp else '?'}"
+        )
     parts.append(f"redis-server {redis_v.group(1) if redis_v else '?'}")
-    parts.append(f"guard-proxy {first_line([str(guard_proxy), '--version']).split()[-1]}")
+    parts.append(
+        f"guard-proxy {first_line([str(guard_proxy), '--version']).split()[-1]}"
+    )
     return ", ".join(parts)
 
 
@@ -506,7 +548,9 @@ def _panels(dashboard: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def query_panels(prom: Prometheus, t0: float, t_end: float) -> dict[int, list[dict[str, Any]]]:
+def query_panels(
+    prom: Prometheus, t0: float, t_end: float
+) -> dict[int, list[dict[str, Any]]]:
     """Panel id -> one entry per target: ``{"target", "expr", "result"}``."""
     dashboard = json.loads(DASHBOARD.read_text())
     answers: dict[int, list[dict[str, Any]]] = {}
@@ -517,7 +561,11 @@ def query_panels(prom: Prometheus, t0: float, t_end: float) -> dict[int, list[di
                 result = prom.api("query", query=expr, time=f"{t_end:.3f}")["result"]
             else:
                 result = prom.api(
-                    "query_range", query=expr, start=f"{t0:.3f}", end=f"{t_end:.3f}", step=STEP
+                    "query_range",
+                    query=expr,
+                    start=f"{t0:.3f}",
+                    end=f"{t_end:.3f}",
+                    step=STEP,
                 )["result"]
             answers.setdefault(panel["id"], []).append(
                 {"target": target, "expr": expr, "result": result}
@@ -527,7 +575,12 @@ def query_panels(prom: Prometheus, t0: float, t_end: float) -> dict[int, list[di
 
 # ---------------------------------------------------------------------------- drawing
 
-GRAFANA_COLORS = {"green": "#56a64b", "red": "#e02f44", "orange": "#ff9830", "yellow": "#f2cc0c"}
+GRAFANA_COLORS = {
+    "green": "#56a64b",
+    "red": "#e02f44",
+    "orange": "#ff9830",
+    "yellow": "#f2cc0c",
+}
 
 
 def legend(fmt: str | None, metric: Mapping[str, str]) -> str:
@@ -543,11 +596,15 @@ def series_of(entries: Sequence[Mapping[str, Any]], t0: float) -> list[dict[str,
     out = []
     for entry in entries:
         for result in entry["result"]:
-            points = result.get("values") or ([result["value"]] if "value" in result else [])
+            points = result.get("values") or (
+                [result["value"]] if "value" in result else []
+            )
             out.append(
                 {
                     "metric": result["metric"],
-                    "label": legend(entry["target"].get("legendFormat"), result["metric"]),
+                    "label": legend(
+                        entry["target"].get("legendFormat"), result["metric"]
+                    ),
                     "t": [float(ts) - t0 for ts, _ in points],
                     "v": [float(v) for _, v in points],
                 }
@@ -572,7 +629,9 @@ def unit_scale(unit: str | None, peak: float) -> tuple[float, str]:
     return 1.0, ""
 
 
-def gaps_as_nan(t: Sequence[float], v: Sequence[float]) -> tuple[list[float], list[float]]:
+def gaps_as_nan(
+    t: Sequence[float], v: Sequence[float]
+) -> tuple[list[float], list[float]]:
     """Break the line where a sample is missing (more than 1.5 steps since the last)."""
     xs: list[float] = []
     ys: list[float] = []
@@ -590,7 +649,9 @@ def no_data(ax: Any) -> None:
             transform=ax.transAxes)  # fmt: skip
 
 
-def draw_timeseries(ax: Any, panel: Mapping[str, Any], series: list[dict[str, Any]]) -> None:
+def draw_timeseries(
+    ax: Any, panel: Mapping[str, Any], series: list[dict[str, Any]]
+) -> None:
     defaults = panel.get("fieldConfig", {}).get("defaults", {})
     finite = [abs(v) for s in series for v in s["v"] if math.isfinite(v)]
     scale, unit = unit_scale(defaults.get("unit"), max(finite, default=0.0))
@@ -610,7 +671,9 @@ def draw_timeseries(ax: Any, panel: Mapping[str, Any], series: list[dict[str, An
                   fontsize=7, frameon=False)  # fmt: skip
 
 
-def draw_state_timeline(ax: Any, panel: Mapping[str, Any], series: list[dict[str, Any]]) -> None:
+def draw_state_timeline(
+    ax: Any, panel: Mapping[str, Any], series: list[dict[str, Any]]
+) -> None:
     defaults = panel.get("fieldConfig", {}).get("defaults", {})
     mapping: dict[str, dict[str, str]] = {}
     for m in defaults.get("mappings", []):
@@ -634,7 +697,9 @@ def draw_state_timeline(ax: Any, panel: Mapping[str, Any], series: list[dict[str
                     seen[mapping[key].get("text", key)] = color
                 else:
                     color = f"C{(len(series) - 1 - row) % 10}"
-                ax.broken_barh([(start, x - start + STEP)], (row + 0.15, 0.7), color=color)
+                ax.broken_barh(
+                    [(start, x - start + STEP)], (row + 0.15, 0.7), color=color
+                )
                 start = None
     # Names inside the lanes, on the left: they never push the grid out of the picture.
     for row, s in enumerate(reversed(series)):
@@ -656,7 +721,12 @@ def draw_stat(ax: Any, panel: Mapping[str, Any], series: list[dict[str, Any]]) -
         no_data(ax)
         return
     s = series[0]
-    steps = panel.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {}).get("steps", [])
+    steps = (
+        panel.get("fieldConfig", {})
+        .get("defaults", {})
+        .get("thresholds", {})
+        .get("steps", [])
+    )
 
     def color(value: float) -> str:
         chosen = "#56a64b"
@@ -724,10 +794,14 @@ def render(result: Mapping[str, Any], out: Path, dpi: int = 80) -> None:
     heights = [math.ceil(len(panels) / ncols) * 3.3 + 0.5 for _, panels in sections]
     header, footer = 1.2, 0.35 + 0.18 * max(1, len(result["alerts"]))
     fig = plt.figure(figsize=(18, sum(heights) + header + footer), layout="constrained")
-    figs: Any = fig.subfigures(len(sections) + 2, 1, height_ratios=[header, *heights, footer])
+    figs: Any = fig.subfigures(
+        len(sections) + 2, 1, height_ratios=[header, *heights, footer]
+    )
     t_span = result["t_end"] - result["t0"]
     o0, o1 = result["outage"]
-    when = dt.datetime.fromtimestamp(result["t0"], dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    when = dt.datetime.fromtimestamp(result["t0"], dt.UTC).strftime(
+        "%Y-%m-%d %H:%M UTC"
+    )
     figs[0].text(0.01, 0.72, f"{dashboard['title']} (monitoring/grafana/guard-proxy.json)",
                  fontsize=17, fontweight="bold", va="center")  # fmt: skip
     figs[0].text(
@@ -739,7 +813,9 @@ def render(result: Mapping[str, Any], out: Path, dpi: int = 80) -> None:
         fontsize=10, va="center",
     )  # fmt: skip
     for sub, (title, panels) in zip(figs[1:-1], sections, strict=True):
-        sub.suptitle(title, x=0.005, ha="left", fontsize=13, fontweight="bold", color="#1f60c4")
+        sub.suptitle(
+            title, x=0.005, ha="left", fontsize=13, fontweight="bold", color="#1f60c4"
+        )
         nrows = math.ceil(len(panels) / ncols)
         axes = sub.subplots(nrows, ncols, squeeze=False).flatten()
         for ax, panel in zip(axes, panels, strict=False):
@@ -774,11 +850,21 @@ def render(result: Mapping[str, Any], out: Path, dpi: int = 80) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the PNG to write")
-    parser.add_argument("--normal", type=float, default=150, help="seconds of normal traffic")
-    parser.add_argument("--outage", type=float, default=70, help="seconds without redis-server")
-    parser.add_argument("--recovery", type=float, default=110, help="seconds after Redis returns")
-    parser.add_argument("--rate", type=float, default=6.0, help="requests per second (total)")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="the PNG to write"
+    )
+    parser.add_argument(
+        "--normal", type=float, default=150, help="seconds of normal traffic"
+    )
+    parser.add_argument(
+        "--outage", type=float, default=70, help="seconds without redis-server"
+    )
+    parser.add_argument(
+        "--recovery", type=float, default=110, help="seconds after Redis returns"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=6.0, help="requests per second (total)"
+    )
     parser.add_argument(
         "--memory-entries",
         type=int,
@@ -793,19 +879,31 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(sys.executable).parent / "guard-proxy",
         help="the guard-proxy executable (default: this venv's)",
     )
-    parser.add_argument("--prometheus", type=Path, help="a prometheus binary to use instead")
     parser.add_argument(
-        "--redis-exporter", type=Path, help="a prometheus-redis-exporter binary to use instead"
+        "--prometheus", type=Path, help="a prometheus binary to use instead"
+    )
+    parser.add_argument(
+        "--redis-exporter",
+        type=Path,
+        help="a prometheus-redis-exporter binary to use instead",
     )
     parser.add_argument(
         "--no-exporter", action="store_true", help="no redis_exporter (no Redis row)"
     )
-    parser.add_argument("--keep", action="store_true", help="keep the run directory (logs, TSDB)")
-    parser.add_argument("--json", type=Path, help="also write the queried series to this file")
-    parser.add_argument("--from-json", type=Path, help="no run: draw what an earlier --json wrote")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the run directory (logs, TSDB)"
+    )
+    parser.add_argument(
+        "--json", type=Path, help="also write the queried series to this file"
+    )
+    parser.add_argument(
+        "--from-json", type=Path, help="no run: draw what an earlier --json wrote"
+    )
     args = parser.parse_args(argv)  # fmt: skip
     if not args.guard_proxy.exists():
-        parser.error(f"{args.guard_proxy} does not exist (scripts/setup-app-venv.sh makes it)")
+        parser.error(
+            f"{args.guard_proxy} does not exist (scripts/setup-app-venv.sh makes it)"
+        )
 
     if args.from_json:
         result = json.loads(args.from_json.read_text())
@@ -824,7 +922,9 @@ def main(argv: list[str] | None = None) -> int:
     render(result, args.out, args.dpi)
     o0, o1 = result["outage"]
     print(f"\nwrote {args.out} ({args.out.stat().st_size // 1024} KiB)")
-    print(f"run: {result['t_end'] - result['t0']:.0f}s; redis-server stopped t={o0:.0f}-{o1:.0f}s")
+    print(
+        f"run: {result['t_end'] - result['t0']:.0f}s; redis-server stopped t={o0:.0f}-{o1:.0f}s"
+    )
     print(f"versions: {result['versions']}")
     print("requests (kind status: count):")
     for key, count in result["traffic"].items():

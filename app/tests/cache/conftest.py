@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from support.caches import CacheFactory
-from support.fixtures import redis_server, redis_server_factory  # noqa: F401
+from guard_proxy_testing.caches import CacheFactory
+from guard_proxy_testing.fixtures import redis_server, redis_server_factory  # noqa: F401
 
 from guard_proxy.cache import GuardCache
 from guard_proxy.config.settings import CacheSettings, RedisSettings

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 import pytest
-from support.caches import CacheFactory
+from guard_proxy_testing.caches import CacheFactory
 
 from guard_proxy.cache.codec import JSON_OBJECTS
 

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from support.caches import CacheFactory
+from guard_proxy_testing.caches import CacheFactory
 
 from guard_proxy.cache import GuardCache
 from guard_proxy.cache.backends.memory import MemoryBackend

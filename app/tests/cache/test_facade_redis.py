@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 import pytest
+from guard_proxy_testing.caches import RELAXED, CacheFactory
+from guard_proxy_testing.redis_server import RedisServer
 from redis.utils import HIREDIS_AVAILABLE
-from support.caches import RELAXED, CacheFactory
-from support.redis_server import RedisServer
 
 from guard_proxy.config.settings import CacheSettings
 

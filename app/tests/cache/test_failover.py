@@ -12,8 +12,8 @@ import logging
 from typing import Any
 
 import pytest
-from support.caches import FREEZE, RELAXED, CacheFactory
-from support.redis_server import RedisServer
+from guard_proxy_testing.caches import FREEZE, RELAXED, CacheFactory
+from guard_proxy_testing.redis_server import RedisServer
 
 from guard_proxy.config.settings import CacheSettings
 

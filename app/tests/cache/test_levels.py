@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from support.caches import RELAXED, CacheFactory
-from support.redis_server import RedisServer
+from guard_proxy_testing.caches import RELAXED, CacheFactory
+from guard_proxy_testing.redis_server import RedisServer
 
 VERDICT = {"allowed": False, "findings": [["ban_substrings", "banned term"]]}
 

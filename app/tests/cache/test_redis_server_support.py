@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 import redis
-from support.redis_server import RedisServer
+from guard_proxy_testing.redis_server import RedisServer
 
 
 def test_requires_password(redis_server: RedisServer) -> None:

@@ -6,7 +6,7 @@ the CLI reads: the field order is the documented JSON.
 
 from __future__ import annotations
 
-from support.caches import CacheFactory
+from guard_proxy_testing.caches import CacheFactory
 
 from guard_proxy.api_models import CacheHealthBody, CacheStatsBody
 from guard_proxy.cache.counters import CacheCounters

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support.caches import RELAXED, CacheFactory
-from support.redis_server import RedisServer, SentinelServer, replica_of
+from guard_proxy_testing.caches import RELAXED, CacheFactory
+from guard_proxy_testing.redis_server import RedisServer, SentinelServer, replica_of
 
 from .helpers import Traffic, eventually
 

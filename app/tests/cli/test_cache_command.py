@@ -7,9 +7,9 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from support.cli import RunCli, generate
-from support.processes import ADMIN_TOKEN, Proxy
-from support.redis_server import RedisServer
+from guard_proxy_testing.cli import RunCli, generate
+from guard_proxy_testing.processes import ADMIN_TOKEN, Proxy
+from guard_proxy_testing.redis_server import RedisServer
 
 
 def test_stats(

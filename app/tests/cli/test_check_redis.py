@@ -6,8 +6,8 @@ import re
 import secrets as random
 from collections.abc import Callable
 
-from support.cli import RunCli
-from support.redis_server import RedisServer, free_port
+from guard_proxy_testing.cli import RunCli
+from guard_proxy_testing.redis_server import RedisServer, free_port
 
 
 def fail_lines(output: str) -> list[str]:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import redis
-from support.cli import RunCli
-from support.redis_server import REDIS_SERVER_BINARY, RedisServer, free_port
+from guard_proxy_testing.cli import RunCli
+from guard_proxy_testing.redis_server import REDIS_SERVER_BINARY, RedisServer, free_port
 
 SENTINEL_PASSWORD = "sentinel-" + secrets_module.token_hex(12)
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support.cli import RunCli
-from support.redis_server import RedisServer, free_port
+from guard_proxy_testing.cli import RunCli
+from guard_proxy_testing.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 

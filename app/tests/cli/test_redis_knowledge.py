@@ -11,7 +11,7 @@ import asyncio
 import ssl
 
 import pytest
-from support.cli import RunCli
+from guard_proxy_testing.cli import RunCli
 
 from guard_proxy.cache.backends.redis import RedisBackend
 from guard_proxy.cache.redis_client import (

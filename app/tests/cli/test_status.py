@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support.cli import Result, RunCli, generate, wait_until
-from support.processes import Proxy
-from support.redis_server import RedisServer, free_port
+from guard_proxy_testing.cli import Result, RunCli, generate, wait_until
+from guard_proxy_testing.processes import Proxy
+from guard_proxy_testing.redis_server import RedisServer, free_port
 
 from guard_proxy import __version__
 
@@ -280,7 +280,7 @@ def test_cache_disabled_is_healthy(run_cli: RunCli, start_proxy: Callable[..., P
 
 
 def test_frozen_instance_is_down(run_cli: RunCli, start_proxy: Callable[..., Proxy]) -> None:
-    instance = start_proxy({"CACHE_BACKEND": "memory"})
+    instance = start_proxy({"CACHE_BACKEND": "memory"}, process=True)
     pid = instance.process.proc.pid
     os.kill(pid, signal.SIGSTOP)
     try:

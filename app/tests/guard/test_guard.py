@@ -6,7 +6,7 @@ import sys
 from typing import Any
 
 import pytest
-from support.guards import BLOCKING, NONE_ON, guard_with, only
+from guard_proxy_testing.guards import BLOCKING, NONE_ON, guard_with, only
 
 from guard_proxy.config.settings import (
     BannedSubstringsSettings,

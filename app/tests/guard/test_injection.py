@@ -4,9 +4,9 @@ the normaliser folds evasions; the settings are validated at start-up."""
 from __future__ import annotations
 
 import pytest
+from guard_proxy_testing.guards import guard_with, only
 from hypothesis import given
 from hypothesis import strategies as st
-from support.guards import guard_with, only
 
 from guard_proxy.config import load_settings
 from guard_proxy.config.settings import INJECTION_FAMILIES, PromptInjectionSettings

@@ -1,4 +1,5 @@
-"""The ONNX classifier scanner on a tiny model of a real export's signature (support/tiny_model)."""
+"""The ONNX classifier scanner on a tiny model of a real export's signature
+(``guard_proxy_testing.tiny_model``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import tiny_model
+from guard_proxy_testing import tiny_model
 
 from guard_proxy.config.settings import GuardSettings, PluginSettings
 from guard_proxy.exceptions import ScannerLoadError

@@ -4,8 +4,8 @@ answers still restored and masked."""
 from __future__ import annotations
 
 import orjson
-from support.guards import NoCache
-from support.prom import sample
+from guard_proxy_testing.guards import NoCache
+from guard_proxy_testing.prom import sample
 
 from guard_proxy.config.settings import GuardSettings, PluginSettings
 from guard_proxy.guard import Direction, Guard

@@ -11,9 +11,9 @@ from __future__ import annotations
 from itertools import pairwise
 
 import orjson
+from guard_proxy_testing.guards import NoCache
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from support.guards import NoCache
 
 from guard_proxy.config.settings import GuardSettings
 from guard_proxy.guard import Direction, Guard

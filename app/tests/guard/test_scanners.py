@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from support.guards import PII_BLOCKED, SECRETS_BLOCKED, guard_with, only
+from guard_proxy_testing.guards import PII_BLOCKED, SECRETS_BLOCKED, guard_with, only
 
 from guard_proxy.config.settings import (
     BannedSubstringsSettings,

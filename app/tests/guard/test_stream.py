@@ -8,7 +8,7 @@ import random
 from typing import Any
 
 import pytest
-from support.guards import BLOCKING, NONE_ON, PII_BLOCKED, guard_with, only
+from guard_proxy_testing.guards import BLOCKING, NONE_ON, PII_BLOCKED, guard_with, only
 
 from guard_proxy.config.settings import (
     DEFAULT_OUTPUT_SCANNERS,

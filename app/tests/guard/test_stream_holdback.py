@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from guard_proxy_testing.guards import PII_BLOCKED, SECRETS_BLOCKED, guard_with, only
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from support.guards import PII_BLOCKED, SECRETS_BLOCKED, guard_with, only
 
 from guard_proxy.config.settings import (
     BannedSubstringsSettings,

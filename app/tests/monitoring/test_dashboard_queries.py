@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from support.keys import keys_config, new_key, write_keys_file
-from support.processes import FakeOllama, Proxy, free_port, spawn_proxy
-from support.redis_server import RedisServer
+from guard_proxy_testing.keys import keys_config, new_key, write_keys_file
+from guard_proxy_testing.processes import FakeOllama, Proxy, spawn_proxy
+from guard_proxy_testing.redis_server import RedisServer
 
 from guard_proxy.cli._prometheus import Sample, parse
 
@@ -194,7 +194,7 @@ def scraped(
             }
         )
     )
-    env = {"OLLAMA_URL": fake_ollama.url, "PROXY_PORT": str(free_port()), **server.env()}
+    env = {"OLLAMA_URL": fake_ollama.url, **server.env()}
     proxy: Proxy | None = None
     try:
         proxy = spawn_proxy(workdir / "proxy.log", env, ["--config", str(config)])

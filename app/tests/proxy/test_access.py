@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from support.processes import ADMIN_TOKEN, Proxy
-from support.proxies import StartProxy
+from guard_proxy_testing.inproc import InProcessProxy
+from guard_proxy_testing.processes import ADMIN_TOKEN
+from guard_proxy_testing.proxies import StartApp
 
 
 @pytest.fixture(scope="module")
-def restricted(proxy_factory: StartProxy) -> Proxy:
+def restricted(app_factory: StartApp) -> InProcessProxy:
     """Only 10.1.0.0/16 and 2001:db8::/32 may talk; 127.0.0.1 is a trusted reverse proxy."""
-    return proxy_factory(
+    return app_factory(
         config={
             "access": {
                 "allow": ["10.1.0.0/16", "2001:db8::/32"],
@@ -21,8 +22,8 @@ def restricted(proxy_factory: StartProxy) -> Proxy:
     )
 
 
-def test_peer_not_allowed_is_403(proxy_factory: StartProxy) -> None:
-    proxy = proxy_factory(config={"access": {"allow": ["10.0.0.0/8", "::1/128"]}})
+def test_peer_not_allowed_is_403(app_factory: StartApp) -> None:
+    proxy = app_factory(config={"access": {"allow": ["10.0.0.0/8", "::1/128"]}})
     with proxy.client() as c:
         response = c.get("/api/tags")
         assert response.status_code == 403
@@ -45,26 +46,28 @@ def test_peer_not_allowed_is_403(proxy_factory: StartProxy) -> None:
         ("not-an-ip", 403),
     ],
 )
-def test_forwarded_for_from_trusted_proxy(restricted: Proxy, xff: str, status: int) -> None:
+def test_forwarded_for_from_trusted_proxy(
+    restricted: InProcessProxy, xff: str, status: int
+) -> None:
     with restricted.client() as c:
         assert c.get("/api/version", headers={"X-Forwarded-For": xff}).status_code == status
 
 
-def test_no_forwarded_for_means_the_peer(restricted: Proxy) -> None:
+def test_no_forwarded_for_means_the_peer(restricted: InProcessProxy) -> None:
     with restricted.client() as c:
         assert c.get("/api/version").status_code == 403
 
 
-def test_forwarded_for_ignored_from_untrusted_peer(proxy_factory: StartProxy) -> None:
-    proxy = proxy_factory(
+def test_forwarded_for_ignored_from_untrusted_peer(app_factory: StartApp) -> None:
+    proxy = app_factory(
         config={"access": {"allow": ["10.1.0.0/16"], "trusted_proxies": ["192.0.2.1/32"]}}
     )
     with proxy.client() as c:
         assert c.get("/api/version", headers={"X-Forwarded-For": "10.1.2.3"}).status_code == 403
 
 
-def test_access_env_variables(proxy_factory: StartProxy) -> None:
-    proxy = proxy_factory(
+def test_access_env_variables(app_factory: StartApp) -> None:
+    proxy = app_factory(
         env={"ACCESS_ALLOW": "10.1.0.0/16", "ACCESS_TRUSTED_PROXIES": "127.0.0.0/8"}
     )
     with proxy.client() as c:
@@ -85,20 +88,20 @@ def test_clear_requires_the_admin_token(client: httpx.Client) -> None:
     assert isinstance(ok.json()["cleared"], int)
 
 
-def test_no_admin_token_disables_admin_routes(proxy_factory: StartProxy) -> None:
-    proxy = proxy_factory(env={"GUARD_PROXY_ADMIN_TOKEN": ""})
+def test_no_admin_token_disables_admin_routes(app_factory: StartApp) -> None:
+    proxy = app_factory(env={"GUARD_PROXY_ADMIN_TOKEN": ""})
     with proxy.client() as c:
         response = c.post("/cache/clear", headers={"Authorization": "Bearer anything"})
         assert response.status_code == 403
         assert "no admin token is configured" in response.json()["error"]
 
 
-def test_admin_token_from_file(proxy_factory: StartProxy, tmp_path: object) -> None:
+def test_admin_token_from_file(app_factory: StartApp, tmp_path: object) -> None:
     from pathlib import Path
 
     path = Path(str(tmp_path)) / "token"
     path.write_text("file-token-123\n")
-    proxy = proxy_factory(
+    proxy = app_factory(
         env={"GUARD_PROXY_ADMIN_TOKEN": "", "GUARD_PROXY_ADMIN_TOKEN_FILE": str(path)}
     )
     with proxy.client() as c:

@@ -12,19 +12,19 @@ from typing import Any
 
 import httpx
 import pytest
-from support.processes import Proxy
-from support.proxies import INPUT_TERM, OUTPUT_TERM, StartProxy
-from support.redis_server import RedisServer
+from guard_proxy_testing.inproc import InProcessProxy
+from guard_proxy_testing.proxies import INPUT_TERM, OUTPUT_TERM, StartApp
+from guard_proxy_testing.redis_server import RedisServer
 
 SCANNER = "banned_substrings"
 
 
 @pytest.fixture(scope="module")
-def redis_proxy(proxy_factory: StartProxy) -> Iterator[Proxy]:
+def redis_proxy(app_factory: StartApp) -> Iterator[InProcessProxy]:
     """A proxy whose verdict cache is a real Redis (checked to be the active backend)."""
     server = RedisServer().start()
     try:
-        proxy = proxy_factory(config={"cache": {"backend": "redis"}}, env=server.env())
+        proxy = app_factory(config={"cache": {"backend": "redis"}}, env=server.env())
         deadline = time.monotonic() + 30
         while httpx.get(f"{proxy.url}/cache/health", timeout=5).json()["active_backend"] != (
             "redis"
@@ -37,9 +37,9 @@ def redis_proxy(proxy_factory: StartProxy) -> Iterator[Proxy]:
 
 
 @pytest.fixture(params=["memory", "redis"])
-def backend_proxy(request: pytest.FixtureRequest) -> Proxy:
+def backend_proxy(request: pytest.FixtureRequest) -> InProcessProxy:
     name = "proxy" if request.param == "memory" else "redis_proxy"
-    proxy: Proxy = request.getfixturevalue(name)
+    proxy: InProcessProxy = request.getfixturevalue(name)
     return proxy
 
 
@@ -52,7 +52,7 @@ def _body(path: str, text: str) -> dict[str, Any]:
     return {"model": "llama3.2", "messages": messages}
 
 
-def _twice(proxy: Proxy, path: str, text: str) -> tuple[httpx.Response, httpx.Response]:
+def _twice(proxy: InProcessProxy, path: str, text: str) -> tuple[httpx.Response, httpx.Response]:
     with proxy.client() as client:
         first = client.post(path, json=_body(path, text))
         second = client.post(path, json=_body(path, text))
@@ -64,14 +64,18 @@ def _twice(proxy: Proxy, path: str, text: str) -> tuple[httpx.Response, httpx.Re
 
 
 @pytest.mark.parametrize("path", ["/api/generate", "/api/chat"])
-def test_native_input_block_from_cache(backend_proxy: Proxy, marker: str, path: str) -> None:
+def test_native_input_block_from_cache(
+    backend_proxy: InProcessProxy, marker: str, path: str
+) -> None:
     _, second = _twice(backend_proxy, path, f"{marker} {INPUT_TERM}")
     assert second.json()["guard"] == {"direction": "input", "scanners": [SCANNER]}
     assert SCANNER in second.json()["error"]
 
 
 @pytest.mark.parametrize("path", ["/api/generate", "/api/chat"])
-def test_native_output_block_from_cache(backend_proxy: Proxy, marker: str, path: str) -> None:
+def test_native_output_block_from_cache(
+    backend_proxy: InProcessProxy, marker: str, path: str
+) -> None:
     # The input verdict is the cache header's; the answer (the same both times) is scanned on
     # the first request and found in the cache on the second.
     _, second = _twice(backend_proxy, path, f"ECHO:{marker} {OUTPUT_TERM}")
@@ -79,7 +83,7 @@ def test_native_output_block_from_cache(backend_proxy: Proxy, marker: str, path:
 
 
 @pytest.mark.parametrize("direction", ["input", "output"])
-def test_v1_block_from_cache(backend_proxy: Proxy, marker: str, direction: str) -> None:
+def test_v1_block_from_cache(backend_proxy: InProcessProxy, marker: str, direction: str) -> None:
     text = f"{marker} {INPUT_TERM}" if direction == "input" else f"ECHO:{marker} {OUTPUT_TERM}"
     _, second = _twice(backend_proxy, "/v1/chat/completions", text)
     error = second.json()["error"]

@@ -10,9 +10,10 @@ import httpx
 import ollama
 import openai
 import pytest
-from support.keys import keys_config, new_key, write_keys_file
-from support.processes import Proxy, assert_serve_config_error
-from support.proxies import StartProxy
+from guard_proxy_testing.inproc import InProcessProxy
+from guard_proxy_testing.keys import keys_config, new_key, write_keys_file
+from guard_proxy_testing.processes import assert_serve_config_error
+from guard_proxy_testing.proxies import StartApp, StartProxy
 
 GENERATE = {"model": "llama3.2", "prompt": "ECHO:hello", "stream": False}
 CHAT_V1 = {"model": "llama3.2", "messages": [{"role": "user", "content": "ECHO:hi"}]}
@@ -28,9 +29,9 @@ def keys_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def keyed(proxy_factory: StartProxy, keys_file: Path) -> Proxy:
+def keyed(app_factory: StartApp, keys_file: Path) -> InProcessProxy:
     config = {**keys_config(keys_file, reload_interval="0.2s"), "redis": {"enabled": False}}
-    return proxy_factory(config)
+    return app_factory(config)
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -40,7 +41,7 @@ def bearer(key: str) -> dict[str, str]:
 # ---------------------------------------------------------------- accepted keys
 
 
-def test_bearer_and_header_keys_are_accepted(keyed: Proxy) -> None:
+def test_bearer_and_header_keys_are_accepted(keyed: InProcessProxy) -> None:
     with keyed.client() as c:
         r = c.post("/api/generate", json=GENERATE, headers=bearer(KEY_A))
         assert r.status_code == 200, r.text
@@ -52,7 +53,7 @@ def test_bearer_and_header_keys_are_accepted(keyed: Proxy) -> None:
         assert c.get("/api/tags", headers=bearer(KEY_A)).status_code == 200
 
 
-def test_own_endpoints_need_no_key(keyed: Proxy) -> None:
+def test_own_endpoints_need_no_key(keyed: InProcessProxy) -> None:
     with keyed.client() as c:
         assert c.get("/health").status_code == 200
         assert c.get("/metrics").status_code == 200
@@ -61,7 +62,7 @@ def test_own_endpoints_need_no_key(keyed: Proxy) -> None:
 # ---------------------------------------------------------------- refusals
 
 
-def test_missing_key_is_401_in_each_routes_format(keyed: Proxy) -> None:
+def test_missing_key_is_401_in_each_routes_format(keyed: InProcessProxy) -> None:
     with keyed.client() as c:
         native = c.post("/api/generate", json=GENERATE)
         v1 = c.post("/v1/chat/completions", json=CHAT_V1)
@@ -89,7 +90,7 @@ def test_missing_key_is_401_in_each_routes_format(keyed: Proxy) -> None:
     ],
 )
 def test_bad_keys_are_clear_401s(
-    keyed: Proxy, headers: dict[str, str], status: int, words: str
+    keyed: InProcessProxy, headers: dict[str, str], status: int, words: str
 ) -> None:
     with keyed.client() as c:
         r = c.post("/api/generate", json=GENERATE, headers=headers)
@@ -98,14 +99,16 @@ def test_bad_keys_are_clear_401s(
 
 
 @pytest.mark.parametrize("param", ["api_key", "key", "token", "access_token"])
-def test_a_key_in_the_query_string_is_400_even_with_a_good_header(keyed: Proxy, param: str) -> None:
+def test_a_key_in_the_query_string_is_400_even_with_a_good_header(
+    keyed: InProcessProxy, param: str
+) -> None:
     with keyed.client() as c:
         r = c.post(f"/v1/chat/completions?{param}={KEY_A}", json=CHAT_V1, headers=bearer(KEY_A))
     assert r.status_code == 400
     assert "not accepted in the URL" in r.json()["error"]["message"]
 
 
-def test_keys_never_reach_logs_or_metrics_but_names_do(keyed: Proxy) -> None:
+def test_keys_never_reach_logs_or_metrics_but_names_do(keyed: InProcessProxy) -> None:
     wrong = new_key()
     with keyed.client() as c:
         assert c.post("/api/generate", json=GENERATE, headers=bearer(KEY_A)).status_code == 200
@@ -165,13 +168,13 @@ def test_revoking_and_adding_keys_needs_no_restart(
 
 
 def test_a_flood_of_wrong_keys_is_rate_limited_per_address(
-    proxy_factory: StartProxy, keys_file: Path
+    app_factory: StartApp, keys_file: Path
 ) -> None:
     config = {
         **keys_config(keys_file, failed_attempts_per_minute=5),
         "redis": {"enabled": False},
     }
-    proxy = proxy_factory(config)
+    proxy = app_factory(config)
     with proxy.client() as c:
         answers = [
             c.post("/api/generate", json=GENERATE, headers=bearer(new_key())).status_code
@@ -190,7 +193,7 @@ def test_a_flood_of_wrong_keys_is_rate_limited_per_address(
 # ---------------------------------------------------------------- official clients
 
 
-def test_openai_client_gets_its_authentication_error(keyed: Proxy) -> None:
+def test_openai_client_gets_its_authentication_error(keyed: InProcessProxy) -> None:
     good = openai.OpenAI(base_url=f"{keyed.url}/v1", api_key=KEY_A, max_retries=0)
     reply = good.chat.completions.create(model="llama3.2", messages=CHAT_V1["messages"])  # type: ignore[arg-type]
     assert reply.choices[0].message.content == "hi"
@@ -200,7 +203,7 @@ def test_openai_client_gets_its_authentication_error(keyed: Proxy) -> None:
     assert info.value.code == "invalid_api_key"
 
 
-def test_ollama_client_with_its_header_and_without(keyed: Proxy) -> None:
+def test_ollama_client_with_its_header_and_without(keyed: InProcessProxy) -> None:
     good = ollama.Client(host=keyed.url, headers={"X-API-Key": KEY_A})
     assert good.generate(model="llama3.2", prompt="ECHO:hey").response == "hey"
     streamed = good.chat(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ollama
 import openai
 import pytest
-from support.processes import Proxy
-from support.proxies import INPUT_TERM, OUTPUT_TERM
+from guard_proxy_testing.processes import Proxy
+from guard_proxy_testing.proxies import INPUT_TERM, OUTPUT_TERM
 
 PREFIX = "Plain words that are perfectly fine to say out loud. " * 8
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 import orjson
-from support.guards import TERM, NoCache, banned_guard, make_releaser, push
+from guard_proxy_testing.guards import TERM, NoCache, banned_guard, make_releaser, push
 
 from guard_proxy.guard import Direction, Finding, StreamGuard
 from guard_proxy.proxy import shapes

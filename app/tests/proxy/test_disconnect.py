@@ -6,7 +6,7 @@ import time
 
 import httpx
 import pytest
-from support.processes import FakeOllama, Proxy
+from guard_proxy_testing.processes import FakeOllama, Proxy
 
 
 def _outcome(fake_ollama: FakeOllama, marker: str, timeout: float = 15) -> str | None:

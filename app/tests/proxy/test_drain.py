@@ -20,9 +20,14 @@ from typing import Any
 
 import httpx
 import pytest
-from support.notify import NotifySocket
-from support.processes import FakeOllama, Proxy, assert_serve_config_error, spawn_fake_ollama
-from support.proxies import StartProxy
+from guard_proxy_testing.notify import NotifySocket
+from guard_proxy_testing.processes import (
+    FakeOllama,
+    Proxy,
+    assert_serve_config_error,
+)
+from guard_proxy_testing.proxies import StartProxy
+from guard_proxy_testing.servers import start_fake_ollama
 
 from guard_proxy.proxy.drain import CUT_MESSAGE
 
@@ -31,11 +36,8 @@ CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "SLOW"}]}
 
 
 @pytest.fixture(scope="module")
-def slow_ollama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeOllama]:
-    log = tmp_path_factory.mktemp("slow-ollama") / "fake.log"
-    fake = spawn_fake_ollama(
-        log, {"FAKE_OLLAMA_SLOW_CHUNKS": "80", "FAKE_OLLAMA_SLOW_DELAY": "0.05"}
-    )
+def slow_ollama() -> Iterator[FakeOllama]:
+    fake = start_fake_ollama({"FAKE_OLLAMA_SLOW_CHUNKS": "80", "FAKE_OLLAMA_SLOW_DELAY": "0.05"})
     try:
         yield fake
     finally:

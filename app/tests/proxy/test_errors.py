@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from support.processes import FakeOllama
-from support.proxies import MAX_BODY, StartProxy
+from guard_proxy_testing.processes import FakeOllama
+from guard_proxy_testing.proxies import MAX_BODY, StartApp
 
 
 @pytest.mark.parametrize(
@@ -150,10 +150,10 @@ _BROKEN_REQUESTS = {
 
 
 def test_upstream_broken_before_the_answer_is_502_in_route_format(
-    proxy_factory: StartProxy,
+    app_factory: StartApp,
 ) -> None:
     """Ollama drops a complete answer half-way: nothing was sent yet, so 502, not a crash."""
-    proxy = proxy_factory()
+    proxy = app_factory()
     with proxy.client() as client:
         for path, body in _BROKEN_REQUESTS.items():
             response = client.post(path, json=body)

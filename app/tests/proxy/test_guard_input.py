@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 import pytest
-from support.processes import FakeOllama
-from support.proxies import INPUT_TERM
+from guard_proxy_testing.processes import FakeOllama
+from guard_proxy_testing.proxies import INPUT_TERM
 
 
 def _assert_native_block(response: httpx.Response, direction: str = "input") -> None:

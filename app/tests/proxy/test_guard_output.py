@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from support.processes import FakeOllama
-from support.prom import sample
-from support.proxies import OUTPUT_TERM, ndjson, sse_events
+from guard_proxy_testing.processes import FakeOllama
+from guard_proxy_testing.prom import sample
+from guard_proxy_testing.proxies import OUTPUT_TERM, ndjson, sse_events
 
 PREFIX = "The quick brown fox jumps over the lazy dog. " * 12  # longer than any window
 SAFE = PREFIX + "and then "  # what precedes the term: nothing in it can become a finding

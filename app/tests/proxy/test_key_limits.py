@@ -12,10 +12,10 @@ import httpx
 import ollama
 import openai
 import pytest
-from support.keys import keys_config, new_key, write_keys_file
-from support.processes import Proxy
-from support.proxies import StartProxy, ndjson, sse_events
-from support.redis_server import RedisServer
+from guard_proxy_testing.inproc import InProcessProxy
+from guard_proxy_testing.keys import keys_config, new_key, write_keys_file
+from guard_proxy_testing.proxies import StartApp, ndjson, sse_events
+from guard_proxy_testing.redis_server import RedisServer
 
 GENERATE = {"model": "llama3.2", "prompt": "ECHO:hello", "stream": False}
 CHAT_V1 = {"model": "llama3.2", "messages": [{"role": "user", "content": "ECHO:hi"}]}
@@ -44,11 +44,11 @@ def redis_config(server: RedisServer) -> dict[str, Any]:
 
 
 def start_keyed(
-    factory: StartProxy,
+    factory: StartApp,
     keys_file: Path,
     server: RedisServer,
     **extra: Any,
-) -> Proxy:
+) -> InProcessProxy:
     config = {**keys_config(keys_file, prefix=PREFIX, **extra), **redis_config(server)}
     return factory(config)
 
@@ -67,7 +67,7 @@ def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> bool:
     return check()
 
 
-def shared_gauge(proxy: Proxy) -> float:
+def shared_gauge(proxy: InProcessProxy) -> float:
     with proxy.client() as c:
         for line in c.get("/metrics").text.splitlines():
             if line.startswith("guard_proxy_key_limits_shared "):
@@ -79,10 +79,10 @@ def shared_gauge(proxy: Proxy) -> float:
 
 
 def test_two_proxies_enforce_one_request_budget(
-    proxy_factory: StartProxy, redis_server: RedisServer, tmp_path: Path
+    app_factory: StartApp, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     path, key = one_key(tmp_path, {"requests_per_minute": 7})
-    proxies = [start_keyed(proxy_factory, path, redis_server) for _ in range(2)]
+    proxies = [start_keyed(app_factory, path, redis_server) for _ in range(2)]
     clients = [p.client() for p in proxies]
     try:
         answers = []
@@ -112,10 +112,10 @@ def test_two_proxies_enforce_one_request_budget(
 
 
 def test_tokens_are_counted_from_every_answer_format(
-    proxy_factory: StartProxy, redis_server: RedisServer, tmp_path: Path
+    app_factory: StartApp, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     path, key = one_key(tmp_path, {})
-    proxy = start_keyed(proxy_factory, path, redis_server)
+    proxy = start_keyed(app_factory, path, redis_server)
     expected = 0
     with proxy.client() as c:
         h = bearer(key)
@@ -144,10 +144,10 @@ def test_tokens_are_counted_from_every_answer_format(
 
 
 def test_a_spent_token_budget_is_429_on_every_proxy(
-    proxy_factory: StartProxy, redis_server: RedisServer, tmp_path: Path
+    app_factory: StartApp, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     path, key = one_key(tmp_path, {"tokens_per_minute": 3, "tokens_per_day": 1000})
-    first, second = (start_keyed(proxy_factory, path, redis_server) for _ in range(2))
+    first, second = (start_keyed(app_factory, path, redis_server) for _ in range(2))
     with first.client() as c:
         assert c.post("/api/generate", json=GENERATE, headers=bearer(key)).status_code == 200
     stored = redis_server.client()
@@ -161,10 +161,10 @@ def test_a_spent_token_budget_is_429_on_every_proxy(
 
 
 def test_concurrent_streams_are_held_until_the_answer_ends(
-    proxy_factory: StartProxy, redis_server: RedisServer, tmp_path: Path
+    app_factory: StartApp, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     path, key = one_key(tmp_path, {"concurrent_streams": 1})
-    first, second = (start_keyed(proxy_factory, path, redis_server) for _ in range(2))
+    first, second = (start_keyed(app_factory, path, redis_server) for _ in range(2))
     slow = {"model": "llama3.2", "prompt": "SLOW please", "stream": True}
     with first.client() as c1, second.client() as c2:
         with c1.stream("POST", "/api/generate", json=slow, headers=bearer(key)) as r:
@@ -187,10 +187,10 @@ def test_concurrent_streams_are_held_until_the_answer_ends(
 
 
 def test_redis_stopped_mid_run_falls_back_per_proxy_and_comes_back(
-    proxy_factory: StartProxy, redis_server: RedisServer, tmp_path: Path
+    app_factory: StartApp, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     path, key = one_key(tmp_path, {"requests_per_minute": 6})
-    proxy = start_keyed(proxy_factory, path, redis_server, proxies=2)
+    proxy = start_keyed(app_factory, path, redis_server, proxies=2)
     statuses: list[int] = []
     with proxy.client() as c:
 
@@ -221,10 +221,10 @@ def test_redis_stopped_mid_run_falls_back_per_proxy_and_comes_back(
 
 
 def test_official_clients_get_their_rate_limit_errors(
-    proxy_factory: StartProxy, redis_server: RedisServer, tmp_path: Path
+    app_factory: StartApp, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     path, key = one_key(tmp_path, {"requests_per_minute": 2})
-    proxy = start_keyed(proxy_factory, path, redis_server)
+    proxy = start_keyed(app_factory, path, redis_server)
     ai = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=key, max_retries=0)
     oc = ollama.Client(host=proxy.url, headers={"X-API-Key": key})
     assert ai.chat.completions.create(model="llama3.2", messages=CHAT_V1["messages"])  # type: ignore[arg-type]
@@ -247,7 +247,7 @@ def run_keys_command(config: dict[str, Any], tmp_path: Path, *args: str) -> Any:
     import sys
 
     import yaml
-    from support.processes import clean_env
+    from guard_proxy_testing.processes import clean_env
 
     path = tmp_path / "cli-config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -261,7 +261,7 @@ def run_keys_command(config: dict[str, Any], tmp_path: Path, *args: str) -> Any:
 
 
 def test_keys_command_lists_names_limits_and_shared_usage(
-    proxy_factory: StartProxy, redis_server: RedisServer, tmp_path: Path
+    app_factory: StartApp, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     key_a, key_b = new_key(), new_key()
     path = write_keys_file(
@@ -271,7 +271,7 @@ def test_keys_command_lists_names_limits_and_shared_usage(
             "team-b": (key_b, {}),
         },
     )
-    proxy = start_keyed(proxy_factory, path, redis_server)
+    proxy = start_keyed(app_factory, path, redis_server)
     with proxy.client() as c:
         for _ in range(3):
             assert c.post("/api/generate", json=GENERATE, headers=bearer(key_a)).status_code == 200
@@ -299,7 +299,7 @@ def test_keys_command_lists_names_limits_and_shared_usage(
 
 
 def test_a_redis_user_without_the_scripts_is_a_visible_fallback(
-    proxy_factory: StartProxy, redis_server_factory: Callable[..., RedisServer], tmp_path: Path
+    app_factory: StartApp, redis_server_factory: Callable[..., RedisServer], tmp_path: Path
 ) -> None:
     # A cache-only ACL user (as the redis role wrote it before client keys): no EVALSHA.
     server = redis_server_factory(
@@ -313,7 +313,7 @@ def test_a_redis_user_without_the_scripts_is_a_visible_fallback(
         **redis_config(server),
     }
     config["redis"].update(username="cacheonly", password="cache-only-password-123")
-    proxy = proxy_factory(config)
+    proxy = app_factory(config)
     with proxy.client() as c:
         statuses = [
             c.post("/api/generate", json=GENERATE, headers=bearer(key)).status_code

@@ -1,7 +1,7 @@
 """HTTPS on the proxy's own listener (``server.tls_cert_file``/``server.tls_key_file``).
 
-A throw-away CA and a server certificate for 127.0.0.1 (``support.redis_server``'s openssl
-helper); the proxy serves them bound by itself, on a socket passed as systemd would, and
+A throw-away CA and a server certificate for 127.0.0.1 (``guard_proxy_testing.redis_server``'s
+openssl helper); the proxy serves them bound by itself, on a socket passed as systemd would, and
 with two workers. Clients verify against the CA; plain HTTP to the port gets no answer.
 The operator commands find the HTTPS instance from its configuration, pinning its own
 certificate, or from ``--url`` with ``--ca-file``.
@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from support.activation import listening_socket, spawn_activated_proxy
-from support.processes import (
+from guard_proxy_testing.activation import listening_socket, spawn_activated_proxy
+from guard_proxy_testing.processes import (
     ADMIN_TOKEN,
     FakeOllama,
     Proxy,
@@ -27,7 +28,7 @@ from support.processes import (
     free_port,
     spawn_proxy,
 )
-from support.redis_server import make_certificates
+from guard_proxy_testing.redis_server import make_certificates
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +98,14 @@ def test_https_verified_against_the_ca(tls_proxy: Proxy, fake_ollama: FakeOllama
     assert reply.status_code == 200, reply.text
     assert reply.json()["done"] is True
     assert fake_ollama.requests("hello over tls")
-    # Every serving process (each worker, or the one process) says it listens with TLS.
-    serving = [r for r in _listening_records(tls_proxy) if "tls" in r]
+    # Every serving process (each worker, or the one process) says it listens with TLS. On
+    # a loaded machine one worker may have answered everything so far while the other still
+    # starts: wait (bounded) for its line instead of assuming it is there.
     workers = int(tls_proxy.env.get("PROXY_WORKERS", "1"))
+    deadline = time.monotonic() + 60
+    while len(_listening_records(tls_proxy)) < workers and time.monotonic() < deadline:
+        time.sleep(0.1)
+    serving = [r for r in _listening_records(tls_proxy) if "tls" in r]
     assert len(serving) == workers, tls_proxy.logs()
     assert all(r["tls"] is True for r in serving), serving
 

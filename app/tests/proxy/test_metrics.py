@@ -14,10 +14,11 @@ import time
 from typing import Any
 
 import httpx
-from support.processes import Proxy, free_port
-from support.prom import sample
-from support.proxies import INPUT_TERM, StartProxy
-from support.redis_server import RedisServer
+from guard_proxy_testing.inproc import InProcessProxy
+from guard_proxy_testing.processes import free_port
+from guard_proxy_testing.prom import sample
+from guard_proxy_testing.proxies import INPUT_TERM, StartApp
+from guard_proxy_testing.redis_server import RedisServer
 
 from guard_proxy.api_models import (
     CacheStatsBody,
@@ -30,7 +31,7 @@ from guard_proxy.cli._prometheus import parse
 from guard_proxy.proxy.metrics import Metrics
 
 
-def _scrape(proxy: Proxy) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+def _scrape(proxy: InProcessProxy) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     text = httpx.get(f"{proxy.url}/metrics", timeout=10).text
     return {(name, frozenset(labels.items())): value for name, labels, value in parse(text)}
 
@@ -46,9 +47,9 @@ def _generate(client: httpx.Client, prompt: str, stream: bool) -> httpx.Response
 
 
 def test_streams_are_timed_to_first_chunk_and_to_the_end(
-    proxy_factory: StartProxy, marker: str
+    app_factory: StartApp, marker: str
 ) -> None:
-    proxy = proxy_factory()
+    proxy = app_factory()
     with proxy.client() as c:
         assert _generate(c, f"ECHO:{marker} a streamed answer", stream=True).status_code == 200
         assert _generate(c, f"{marker} not streamed", stream=False).status_code == 200
@@ -77,10 +78,8 @@ def test_streams_are_timed_to_first_chunk_and_to_the_end(
     assert _value(m, "guard_proxy_verdict_duration_seconds_count", direction="output") == 1
 
 
-def test_blocked_requests_are_counted_once_per_request(
-    proxy_factory: StartProxy, marker: str
-) -> None:
-    proxy = proxy_factory(
+def test_blocked_requests_are_counted_once_per_request(app_factory: StartApp, marker: str) -> None:
+    proxy = app_factory(
         config={"guard": {"input": {"regex": {"patterns": [r"kab(o)+m"]}}}},
     )
     with proxy.client() as c:
@@ -92,8 +91,8 @@ def test_blocked_requests_are_counted_once_per_request(
     assert blocks + _value(m, "guard_proxy_blocks_total", scanner="regex", direction="input") == 2
 
 
-def test_requests_in_flight_count_an_open_stream(proxy_factory: StartProxy, marker: str) -> None:
-    proxy = proxy_factory()
+def test_requests_in_flight_count_an_open_stream(app_factory: StartApp, marker: str) -> None:
+    proxy = app_factory()
     assert _value(_scrape(proxy), "guard_proxy_requests_in_flight") == 0
     started = threading.Event()
     stop = threading.Event()
@@ -121,8 +120,8 @@ def test_requests_in_flight_count_an_open_stream(proxy_factory: StartProxy, mark
         time.sleep(0.05)
 
 
-def test_readiness_gauges(proxy_factory: StartProxy) -> None:
-    m = _scrape(proxy_factory())
+def test_readiness_gauges(app_factory: StartApp) -> None:
+    m = _scrape(app_factory())
     assert _value(m, "guard_proxy_ready") == 1
     assert _value(m, "guard_proxy_draining") == 0
     assert _value(m, "guard_proxy_upstream_up") == 1
@@ -131,17 +130,17 @@ def test_readiness_gauges(proxy_factory: StartProxy) -> None:
     assert _value(m, "guard_proxy_build_info", version=_version()) == 1
     assert 0 < time.time() - _value(m, "guard_proxy_start_time_seconds") < 600
 
-    down = _scrape(proxy_factory(upstream=f"http://127.0.0.1:{free_port()}"))
+    down = _scrape(app_factory(upstream=f"http://127.0.0.1:{free_port()}"))
     assert _value(down, "guard_proxy_ready") == 0
     assert _value(down, "guard_proxy_upstream_up") == 0
 
 
 def test_cache_levels_and_degraded_with_a_real_redis(
-    proxy_factory: StartProxy, redis_server: RedisServer, marker: str
+    app_factory: StartApp, redis_server: RedisServer, marker: str
 ) -> None:
     env = {**redis_server.env(), "REDIS_PROBE_INTERVAL": "0.2"}
-    first = proxy_factory(config={"cache": {"backend": "auto"}}, env=env)
-    second = proxy_factory(config={"cache": {"backend": "auto"}}, env=env)
+    first = app_factory(config={"cache": {"backend": "auto"}}, env=env)
+    second = app_factory(config={"cache": {"backend": "auto"}}, env=env)
     prompt = f"{marker} cached across proxies"
     with first.client() as c:
         assert _generate(c, prompt, stream=False).status_code == 200
@@ -173,11 +172,11 @@ def test_cache_levels_and_degraded_with_a_real_redis(
 
 
 def test_scrapes_send_no_info_or_scan_to_redis(
-    proxy_factory: StartProxy, redis_server: RedisServer
+    app_factory: StartApp, redis_server: RedisServer
 ) -> None:
     """The renderer uses no Redis memory or key count: a scrape must not cost INFO or SCAN."""
     env = {**redis_server.env(), "REDIS_PROBE_INTERVAL": "0.2"}
-    proxy = proxy_factory(config={"cache": {"backend": "auto"}}, env=env)
+    proxy = app_factory(config={"cache": {"backend": "auto"}}, env=env)
     deadline = time.monotonic() + 30
     while _value(_scrape(proxy), "guard_proxy_cache_active_backend", backend="redis") != 1:
         assert time.monotonic() < deadline, "never on Redis"

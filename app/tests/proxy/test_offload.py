@@ -1,9 +1,11 @@
 """Off-loop scanners through a real proxy: overlap in the model threads, /health answering
 meanwhile, load shedding, the scan timeout under both fail modes, the ONNX scanner end to end.
 
-The stand-in plug-in (support/standin_scanner.py) waits on a gate file while it "scans",
+The stand-in plug-in (guard_proxy_testing/standin_scanner.py) waits on a gate file while it "scans",
 releasing the GIL like a model does, and writes how many calls run at once, so the test sees
-inside the proxy process without timing anything.
+inside the proxy process without timing anything. The proxies run as processes, not in the
+test process: a scan the test leaves waiting (the scan timeout's) holds a model thread that
+only the end of its process ends.
 """
 
 from __future__ import annotations
@@ -15,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from support import tiny_model
-from support.processes import Proxy
-from support.proxies import INPUT_TERM, StartProxy
+from guard_proxy_testing import tiny_model
+from guard_proxy_testing.processes import Proxy
+from guard_proxy_testing.proxies import INPUT_TERM, StartProxy
 
-TESTS = str(Path(__file__).resolve().parents[1])
-STANDIN = "support.standin_scanner:factory"
+STANDIN = "guard_proxy_testing.standin_scanner:factory"
 
 
 def standin(tmp_path: Path, **guard: Any) -> tuple[dict[str, Any], Path, Path]:
@@ -57,7 +58,7 @@ def test_model_scans_overlap_in_the_threads_and_health_answers_meanwhile(
     proxy_factory: StartProxy, tmp_path: Path
 ) -> None:
     config, gate, state = standin(tmp_path, model_threads=4, scan_queue=64)
-    proxy = proxy_factory(config=config, env={"PYTHONPATH": TESTS})
+    proxy = proxy_factory(config=config)
     with ThreadPoolExecutor(16) as pool:
         # 16 different prompts: no cache hit, no coalescing.
         futures = [pool.submit(generate, proxy, f"prompt number {i}") for i in range(16)]
@@ -77,7 +78,7 @@ def test_a_full_queue_sheds_with_503_and_retry_after_in_each_route_format(
     proxy_factory: StartProxy, tmp_path: Path
 ) -> None:
     config, gate, state = standin(tmp_path, model_threads=1, scan_queue=1)
-    proxy = proxy_factory(config=config, env={"PYTHONPATH": TESTS})
+    proxy = proxy_factory(config=config)
     paths = ["/api/generate", "/v1/completions"] * 3
     with ThreadPoolExecutor(6) as pool:
         # One scan runs, one waits in the queue, the other four are refused at once.
@@ -107,7 +108,7 @@ def test_a_scan_timeout_fails_closed_or_open_keeping_the_other_scanners_findings
     (tmp_path / "closed").mkdir()
     (tmp_path / "open").mkdir()
     closed_config, _, _ = standin(tmp_path / "closed", scan_timeout="100ms")
-    closed = proxy_factory(config=closed_config, env={"PYTHONPATH": TESTS})
+    closed = proxy_factory(config=closed_config)
     response = generate(closed, "a harmless prompt")
     assert response.status_code == 503
     assert response.json()["error"].startswith("guard unavailable")
@@ -115,7 +116,7 @@ def test_a_scan_timeout_fails_closed_or_open_keeping_the_other_scanners_findings
     assert failed and failed[0]["scanner"] == "standin"
 
     open_config, _, _ = standin(tmp_path / "open", scan_timeout="100ms", fail_mode="open")
-    opened = proxy_factory(config=open_config, env={"PYTHONPATH": TESTS})
+    opened = proxy_factory(config=open_config)
     assert generate(opened, "a harmless prompt").status_code == 200
     # The model timed out, but the built-in banned term still blocks.
     blocked = generate(opened, f"say {INPUT_TERM}")
@@ -156,7 +157,7 @@ def test_the_messages_of_one_request_are_scanned_at_the_same_time(
     proxy_factory: StartProxy, tmp_path: Path
 ) -> None:
     config, gate, state = standin(tmp_path, model_threads=4)
-    proxy = proxy_factory(config=config, env={"PYTHONPATH": TESTS})
+    proxy = proxy_factory(config=config)
     messages = [
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": "first question"},
@@ -176,7 +177,7 @@ def test_identical_prompts_in_flight_share_one_model_call(
     proxy_factory: StartProxy, tmp_path: Path
 ) -> None:
     config, gate, state = standin(tmp_path, model_threads=4)
-    proxy = proxy_factory(config=config, env={"PYTHONPATH": TESTS})
+    proxy = proxy_factory(config=config)
     with ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(generate, proxy, "the same prompt") for _ in range(8)]
         wait_for("the first scan running", lambda: read_int(state / "running") == 1)

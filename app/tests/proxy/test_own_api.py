@@ -11,9 +11,9 @@ from __future__ import annotations
 import httpx
 import orjson
 import pytest
-from support.processes import ADMIN_TOKEN
-from support.prom import sample
-from support.proxies import StartProxy
+from guard_proxy_testing.processes import ADMIN_TOKEN
+from guard_proxy_testing.prom import sample
+from guard_proxy_testing.proxies import StartApp
 
 from guard_proxy.proxy.own import CacheHealthBody, CacheStatsBody, ClearedBody, HealthBody
 
@@ -109,8 +109,8 @@ def test_other_fastapi_paths_are_not_served(client: httpx.Client) -> None:
         assert response.json() == {"error": "not found"}
 
 
-def test_denied_address_cannot_read_the_api_description(proxy_factory: StartProxy) -> None:
-    proxy = proxy_factory(env={"ACCESS_ALLOW": "10.1.0.0/16"})
+def test_denied_address_cannot_read_the_api_description(app_factory: StartApp) -> None:
+    proxy = app_factory(env={"ACCESS_ALLOW": "10.1.0.0/16"})
     with proxy.client() as c:
         for path in ("/openapi.json", "/docs", "/health", "/ready"):
             response = c.get(path)

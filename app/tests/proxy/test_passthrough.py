@@ -6,8 +6,8 @@ import hashlib
 import json
 
 import httpx
-from support.processes import FakeOllama, free_port
-from support.proxies import StartProxy, ndjson
+from guard_proxy_testing.processes import FakeOllama, free_port
+from guard_proxy_testing.proxies import StartApp, ndjson
 
 
 def test_root_get_and_head(client: httpx.Client) -> None:
@@ -135,9 +135,9 @@ def test_query_string_and_headers_reach_upstream(
     assert seen["headers"]["x-trace-id"] == marker
 
 
-def test_upstream_unreachable_is_502_in_each_format(proxy_factory: StartProxy) -> None:
+def test_upstream_unreachable_is_502_in_each_format(app_factory: StartApp) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
-    proxy = proxy_factory(upstream=dead)
+    proxy = app_factory(upstream=dead)
     with proxy.client() as c:
         native = c.get("/api/tags")
         assert native.status_code == 502

@@ -10,9 +10,9 @@ import time
 from typing import Any
 
 import httpx
-from support.processes import Proxy
-from support.proxies import StartProxy
-from support.redis_server import RedisServer, free_port
+from guard_proxy_testing.inproc import InProcessProxy
+from guard_proxy_testing.proxies import StartApp
+from guard_proxy_testing.redis_server import RedisServer, free_port
 
 from guard_proxy.cache import GuardCache
 from guard_proxy.config import CacheSettings, OllamaSettings, RedisSettings
@@ -21,11 +21,11 @@ from guard_proxy.proxy.readiness import Readiness, public_url, short_error
 from guard_proxy.proxy.upstream import Upstream
 
 
-def _ready(proxy: Proxy) -> httpx.Response:
+def _ready(proxy: InProcessProxy) -> httpx.Response:
     return httpx.get(f"{proxy.url}/ready", timeout=10)
 
 
-def _wait_ready_status(proxy: Proxy, status: int, timeout: float = 30) -> dict[str, Any]:
+def _wait_ready_status(proxy: InProcessProxy, status: int, timeout: float = 30) -> dict[str, Any]:
     """Poll ``/ready`` until it answers ``status``; its body (bounded wait, no timing asserted)."""
     deadline = time.monotonic() + timeout
     response = _ready(proxy)
@@ -37,8 +37,8 @@ def _wait_ready_status(proxy: Proxy, status: int, timeout: float = 30) -> dict[s
     return body
 
 
-def _require_redis(proxy_factory: StartProxy, env: dict[str, str]) -> Proxy:
-    return proxy_factory(
+def _require_redis(app_factory: StartApp, env: dict[str, str]) -> InProcessProxy:
+    return app_factory(
         config={"cache": {"backend": "redis", "require_redis": True}},
         env={"REDIS_PROBE_INTERVAL": "0.2", **env},
     )
@@ -61,9 +61,9 @@ def test_ready_on_a_healthy_memory_instance(client: httpx.Client, fake_ollama: A
     assert head.status_code == 200 and head.content == b""
 
 
-def test_upstream_down_is_not_ready_but_alive(proxy_factory: StartProxy) -> None:
+def test_upstream_down_is_not_ready_but_alive(app_factory: StartApp) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
-    proxy = proxy_factory(upstream=dead, env={"OLLAMA_CONNECT_TIMEOUT": "0.5"})
+    proxy = app_factory(upstream=dead, env={"OLLAMA_CONNECT_TIMEOUT": "0.5"})
     response = _ready(proxy)
     assert response.status_code == 503
     ReadyBody.model_validate_json(response.content, strict=True)
@@ -76,9 +76,9 @@ def test_upstream_down_is_not_ready_but_alive(proxy_factory: StartProxy) -> None
 
 
 def test_require_redis_follows_redis_down_and_back(
-    proxy_factory: StartProxy, redis_server: RedisServer
+    app_factory: StartApp, redis_server: RedisServer
 ) -> None:
-    proxy = _require_redis(proxy_factory, redis_server.env())
+    proxy = _require_redis(app_factory, redis_server.env())
     body = _wait_ready_status(proxy, 200)
     assert body["checks"]["cache"] == {"ok": True, "required": True, "active_backend": "redis"}
 
@@ -99,10 +99,10 @@ def test_require_redis_follows_redis_down_and_back(
 
 
 def test_require_redis_with_a_wrong_password(
-    proxy_factory: StartProxy, redis_server: RedisServer
+    app_factory: StartApp, redis_server: RedisServer
 ) -> None:
     wrong = "not-the-password-" + "x" * 8
-    proxy = _require_redis(proxy_factory, {**redis_server.env(), "REDIS_PASSWORD": wrong})
+    proxy = _require_redis(app_factory, {**redis_server.env(), "REDIS_PASSWORD": wrong})
     response = _ready(proxy)
     assert response.status_code == 503
     body = response.json()
@@ -115,9 +115,9 @@ def test_require_redis_with_a_wrong_password(
     assert httpx.get(f"{proxy.url}/health", timeout=10).status_code == 200
 
 
-def test_require_redis_with_redis_down_at_start(proxy_factory: StartProxy) -> None:
+def test_require_redis_with_redis_down_at_start(app_factory: StartApp) -> None:
     port = free_port()
-    proxy = _require_redis(proxy_factory, {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(port)})
+    proxy = _require_redis(app_factory, {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(port)})
     body = _wait_ready_status(proxy, 503)
     assert body["reasons"] == [
         f"redis required but the cache serves from memory (127.0.0.1:{port}: connection refused)"

@@ -15,9 +15,10 @@ import httpx
 import ollama
 import openai
 import pytest
-from support.processes import FakeOllama, Proxy
-from support.proxies import StartProxy, ndjson, sse_events
-from support.redis_server import RedisServer
+from guard_proxy_testing.inproc import InProcessProxy
+from guard_proxy_testing.processes import FakeOllama
+from guard_proxy_testing.proxies import StartApp, ndjson, sse_events
+from guard_proxy_testing.redis_server import RedisServer
 
 ALICE = "alice.liddell@example.com"
 BOB = "bob.smith@corp.example.org"
@@ -46,7 +47,7 @@ def _received(fake: FakeOllama, marker: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_ollama_chat_sends_placeholders_and_reads_originals(
-    proxy: Proxy, fake_ollama: FakeOllama, marker: str, stream: bool
+    proxy: InProcessProxy, fake_ollama: FakeOllama, marker: str, stream: bool
 ) -> None:
     client = ollama.Client(host=proxy.url)
     messages = [
@@ -69,7 +70,7 @@ def test_ollama_chat_sends_placeholders_and_reads_originals(
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_ollama_generate_sends_placeholders_and_reads_originals(
-    proxy: Proxy, fake_ollama: FakeOllama, marker: str, stream: bool
+    proxy: InProcessProxy, fake_ollama: FakeOllama, marker: str, stream: bool
 ) -> None:
     client = ollama.Client(host=proxy.url)
     if stream:
@@ -83,7 +84,7 @@ def test_ollama_generate_sends_placeholders_and_reads_originals(
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_openai_chat_sends_placeholders_and_reads_originals(
-    proxy: Proxy, fake_ollama: FakeOllama, marker: str, stream: bool
+    proxy: InProcessProxy, fake_ollama: FakeOllama, marker: str, stream: bool
 ) -> None:
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="ollama", max_retries=0)
     messages: list[Any] = [{"role": "user", "content": _prompt(marker)}]
@@ -99,7 +100,7 @@ def test_openai_chat_sends_placeholders_and_reads_originals(
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_openai_completion_sends_placeholders_and_reads_originals(
-    proxy: Proxy, fake_ollama: FakeOllama, marker: str, stream: bool
+    proxy: InProcessProxy, fake_ollama: FakeOllama, marker: str, stream: bool
 ) -> None:
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="ollama", max_retries=0)
     if stream:
@@ -112,7 +113,7 @@ def test_openai_completion_sends_placeholders_and_reads_originals(
 
 
 def test_header_and_log_field_name_kinds_and_counts_never_values(
-    client: httpx.Client, proxy: Proxy, marker: str
+    client: httpx.Client, proxy: InProcessProxy, marker: str
 ) -> None:
     response = client.post(
         "/api/generate", json={"model": "llama3.2", "prompt": _prompt(marker), "stream": False}
@@ -180,13 +181,13 @@ def test_unrewritable_body_is_refused_never_forwarded(
 
 
 def test_cached_redaction_forwards_byte_identical_text_through_redis(
-    proxy_factory: StartProxy,
+    app_factory: StartApp,
     redis_server: RedisServer,
     fake_ollama: FakeOllama,
     marker: str,
 ) -> None:
-    first = proxy_factory(config={"cache": {"backend": "redis"}}, env=redis_server.env())
-    second = proxy_factory(config={"cache": {"backend": "redis"}}, env=redis_server.env())
+    first = app_factory(config={"cache": {"backend": "redis"}}, env=redis_server.env())
+    second = app_factory(config={"cache": {"backend": "redis"}}, env=redis_server.env())
     body = {"model": "llama3.2", "prompt": _prompt(marker), "stream": False}
     one = httpx.post(f"{first.url}/api/generate", json=body, timeout=10)
     two = httpx.post(f"{second.url}/api/generate", json=body, timeout=10)
@@ -203,10 +204,10 @@ def test_cached_redaction_forwards_byte_identical_text_through_redis(
 
 
 def test_model_written_email_is_masked_and_never_partly_streamed(
-    proxy_factory: StartProxy, marker: str
+    app_factory: StartApp, marker: str
 ) -> None:
     # The input guard lets the address through, so the model can write it itself.
-    proxy = proxy_factory(config={"guard": {"input": {"pii": {"enabled": False}}}})
+    proxy = app_factory(config={"guard": {"input": {"pii": {"enabled": False}}}})
     text = "Ask carol.danvers@example.com or call."
     body = {"model": "llama3.2", "prompt": f"{marker} ECHO:{text}", "stream": True}
     response = httpx.post(f"{proxy.url}/api/generate", json=body, timeout=10)
@@ -240,24 +241,26 @@ def test_model_written_email_is_masked_and_never_partly_streamed(
 
 
 def test_restore_off_leaves_placeholders(
-    proxy_factory: StartProxy, fake_ollama: FakeOllama, marker: str
+    app_factory: StartApp, fake_ollama: FakeOllama, marker: str
 ) -> None:
-    proxy = proxy_factory(config={"guard": {"input": {"pii": {"restore": False}}}})
+    proxy = app_factory(config={"guard": {"input": {"pii": {"restore": False}}}})
     body = {"model": "llama3.2", "prompt": _prompt(marker), "stream": True}
     response = httpx.post(f"{proxy.url}/api/generate", json=body, timeout=10)
     text = "".join(line.get("response", "") for line in ndjson(response.content))
     assert text == "Write to [EMAIL_1], cc [EMAIL_2] and [EMAIL_1]; card [CARD_1]."
 
 
-def test_block_action_still_refuses(proxy_factory: StartProxy, marker: str) -> None:
-    proxy = proxy_factory(config={"guard": {"input": {"pii": {"actions": {"email": "block"}}}}})
+def test_block_action_still_refuses(app_factory: StartApp, marker: str) -> None:
+    proxy = app_factory(config={"guard": {"input": {"pii": {"actions": {"email": "block"}}}}})
     body = {"model": "llama3.2", "prompt": f"{marker} to {ALICE}", "stream": False}
     response = httpx.post(f"{proxy.url}/api/generate", json=body, timeout=10)
     assert response.status_code == 400
     assert response.json()["guard"]["scanners"] == ["pii"]
 
 
-async def test_no_value_of_one_request_reaches_another_under_concurrency(proxy: Proxy) -> None:
+async def test_no_value_of_one_request_reaches_another_under_concurrency(
+    proxy: InProcessProxy,
+) -> None:
     client = ollama.AsyncClient(host=proxy.url)
 
     async def one(i: int) -> tuple[int, str]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
-from support.guards import NoCache
+from guard_proxy_testing.guards import NoCache
 
 from guard_proxy.config.settings import GuardSettings
 from guard_proxy.guard import Direction, Guard, Verdict

@@ -8,19 +8,20 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from support.processes import ADMIN_TOKEN, Proxy
-from support.proxies import StartProxy
-from support.redis_server import RedisServer
+from guard_proxy_testing.inproc import InProcessProxy
+from guard_proxy_testing.processes import ADMIN_TOKEN
+from guard_proxy_testing.proxies import StartApp
+from guard_proxy_testing.redis_server import RedisServer
 
 
-def _redis_proxy(proxy_factory: StartProxy, server: RedisServer) -> Proxy:
-    return proxy_factory(
+def _redis_proxy(app_factory: StartApp, server: RedisServer) -> InProcessProxy:
+    return app_factory(
         config={"cache": {"backend": "auto"}},
         env={**server.env(), "REDIS_PROBE_INTERVAL": "0.2"},
     )
 
 
-def _wait_backend(proxy: Proxy, backend: str, timeout: float = 30) -> dict[str, object]:
+def _wait_backend(proxy: InProcessProxy, backend: str, timeout: float = 30) -> dict[str, object]:
     deadline = time.monotonic() + timeout
     health: dict[str, object] = {}
     while time.monotonic() < deadline:
@@ -32,10 +33,10 @@ def _wait_backend(proxy: Proxy, backend: str, timeout: float = 30) -> dict[str, 
 
 
 def test_two_proxies_share_verdicts(
-    proxy_factory: StartProxy, redis_server: RedisServer, marker: str
+    app_factory: StartApp, redis_server: RedisServer, marker: str
 ) -> None:
-    first = _redis_proxy(proxy_factory, redis_server)
-    second = _redis_proxy(proxy_factory, redis_server)
+    first = _redis_proxy(app_factory, redis_server)
+    second = _redis_proxy(app_factory, redis_server)
     _wait_backend(first, "redis")
     _wait_backend(second, "redis")
     body = {"model": "llama3.2", "prompt": f"shared verdict {marker}", "stream": False}
@@ -56,7 +57,7 @@ def test_two_proxies_share_verdicts(
 class _Traffic:
     """Requests in a loop from a thread, counting anything that is not the expected answer."""
 
-    def __init__(self, proxy: Proxy, marker: str) -> None:
+    def __init__(self, proxy: InProcessProxy, marker: str) -> None:
         self.proxy = proxy
         self.marker = marker
         self.ok = 0
@@ -107,13 +108,13 @@ class _Traffic:
     ids=["killed", "shut-down", "frozen"],
 )
 def test_redis_fault_mid_traffic_fails_no_request(
-    proxy_factory: StartProxy,
+    app_factory: StartApp,
     redis_server: RedisServer,
     marker: str,
     fault: Callable[[RedisServer], object],
     recover: Callable[[RedisServer], object],
 ) -> None:
-    proxy = _redis_proxy(proxy_factory, redis_server)
+    proxy = _redis_proxy(app_factory, redis_server)
     _wait_backend(proxy, "redis")
     with _Traffic(proxy, marker) as traffic:
         traffic.wait_for(20)
@@ -134,10 +135,10 @@ def test_redis_fault_mid_traffic_fails_no_request(
 
 
 def test_redis_refused_at_start_serves_from_memory(
-    proxy_factory: StartProxy, redis_server_factory: Callable[..., RedisServer], marker: str
+    app_factory: StartApp, redis_server_factory: Callable[..., RedisServer], marker: str
 ) -> None:
     server = redis_server_factory(start=False)
-    proxy = _redis_proxy(proxy_factory, server)
+    proxy = _redis_proxy(app_factory, server)
     health = _wait_backend(proxy, "memory")
     assert health["degraded"] is True and health["redis_connected"] is False
     response = httpx.post(
@@ -152,9 +153,9 @@ def test_redis_refused_at_start_serves_from_memory(
 
 
 def test_cache_clear_through_the_proxy(
-    proxy_factory: StartProxy, redis_server: RedisServer, marker: str
+    app_factory: StartApp, redis_server: RedisServer, marker: str
 ) -> None:
-    proxy = _redis_proxy(proxy_factory, redis_server)
+    proxy = _redis_proxy(app_factory, redis_server)
     _wait_backend(proxy, "redis")
     with redis_server.client() as r:
         r.set("other:key", "keep me")

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from support.guards import TERM, make_releaser, push
+from guard_proxy_testing.guards import TERM, make_releaser, push
 
 from guard_proxy.proxy.framing import ndjson_encode, relay_stream, sse_encode
 from guard_proxy.proxy.streamformat import StreamFormat

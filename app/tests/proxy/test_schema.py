@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
+from guard_proxy_testing.guards import banned_guard
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
-from support.guards import banned_guard
 
 from guard_proxy.api_models import CacheHealthBody, CacheStatsBody, ReadyBody
 from guard_proxy.cache import GuardCache

@@ -1,8 +1,8 @@
 """Socket activation: ``serve`` takes the socket systemd passes (fd 3) and binds only without one.
 
 The test owns the listening socket, as ``guard-proxy.socket`` would, and starts real proxies
-on it (``support.activation``). While no proxy runs, the kernel still completes connections
-into the socket's backlog: a restart delays requests instead of refusing them.
+on it (``guard_proxy_testing.activation``). While no proxy runs, the kernel still completes
+connections into the socket's backlog: a restart delays requests instead of refusing them.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-from support.activation import listening_socket, spawn_activated_proxy
-from support.processes import ADMIN_TOKEN, FakeOllama, free_port, spawn_proxy
+from guard_proxy_testing.activation import listening_socket, spawn_activated_proxy
+from guard_proxy_testing.processes import ADMIN_TOKEN, FakeOllama, free_port, spawn_proxy
 
 from guard_proxy.proxy.listen import inherited_socket
 

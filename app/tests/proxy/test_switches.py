@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from support.proxies import INPUT_TERM, OUTPUT_TERM, StartProxy, ndjson
+from guard_proxy_testing.proxies import INPUT_TERM, OUTPUT_TERM, StartApp, ndjson
 
 
-def test_guard_disabled_scans_nothing(proxy_factory: StartProxy) -> None:
-    proxy = proxy_factory(env={"GUARD_ENABLED": "false"})
+def test_guard_disabled_scans_nothing(app_factory: StartApp) -> None:
+    proxy = app_factory(env={"GUARD_ENABLED": "false"})
     with proxy.client() as c:
         response = c.post(
             "/api/generate",
@@ -18,8 +18,8 @@ def test_guard_disabled_scans_nothing(proxy_factory: StartProxy) -> None:
         assert text == f"{INPUT_TERM} {OUTPUT_TERM}"
 
 
-def test_cache_disabled_still_guards(proxy_factory: StartProxy) -> None:
-    proxy = proxy_factory(env={"CACHE_ENABLED": "false"})
+def test_cache_disabled_still_guards(app_factory: StartApp) -> None:
+    proxy = app_factory(env={"CACHE_ENABLED": "false"})
     with proxy.client() as c:
         ok = c.post("/api/generate", json={"model": "llama3.2", "prompt": "hi", "stream": False})
         assert ok.status_code == 200

@@ -6,7 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from support.prom import sample
+from guard_proxy_testing.prom import sample
 
 from guard_proxy.config import AccessSettings
 from guard_proxy.proxy import bodies

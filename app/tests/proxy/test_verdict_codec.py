@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from support.guards import TERM, banned_guard
+from guard_proxy_testing.guards import TERM, banned_guard
 
 from guard_proxy.cache import GuardCache
 from guard_proxy.config.settings import CacheSettings, RedisSettings

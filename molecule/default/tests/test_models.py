@@ -1,6 +1,6 @@
 """The onnx_classifier scanner on proxy1, on the tiny model the role shipped (issue 23).
 
-prepare.yml builds the model on the controller (``app/tests/support/tiny_model.py``) into
+prepare.yml builds the model on the controller (``guard_proxy_testing.tiny_model``) into
 Molecule's ephemeral directory with its sha256 beside it; ``host_vars/proxy1.yml`` gives it
 to the role as ``tiny_injection`` with ``threshold: 0.9``. The model flags the word
 "pwned" (INJECTION ~1.00) and scores "sketchy" 0.73 next to other words: under 0.9, so

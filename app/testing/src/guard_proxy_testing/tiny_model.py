@@ -10,7 +10,7 @@ Ordinary words score ``(1, 0)``; :data:`FLAGGED` ``(0, 8)`` (INJECTION ~ 0.999);
 ``(0, 2.5)`` (INJECTION 0.73 next to another word, 0.88 alone: flagged at threshold 0.5, not
 at 0.9). ``weight`` scales the flagged score (a different model file, same behaviour). Also a
 script:
-``python -m support.tiny_model DIR`` (from ``app/tests``) writes one and prints its sha256.
+``python -m guard_proxy_testing.tiny_model DIR`` writes one and prints its sha256.
 """
 
 from __future__ import annotations

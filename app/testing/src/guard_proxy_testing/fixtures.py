@@ -1,8 +1,8 @@
-"""Pytest fixtures around :class:`support.redis_server.RedisServer`.
+"""Pytest fixtures around :class:`guard_proxy_testing.redis_server.RedisServer`.
 
 Use them from a conftest::
 
-    from support.fixtures import redis_server, redis_server_factory  # noqa: F401
+    from guard_proxy_testing.fixtures import redis_server, redis_server_factory  # noqa: F401
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Stdlib only and no pytest: ``bench/procs.py`` and ``monitoring/render`` import it too (with
 ``app/tests`` on ``sys.path``). Failures are exceptions (``OSError``, :class:`NotReady`);
-the pytest wrappers in ``support.processes`` turn them into test failures.
+the pytest wrappers in ``guard_proxy_testing.processes`` turn them into test failures.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""A stand-in for a model scanner, loaded as a plug-in (``support.standin_scanner:factory``).
+"""A stand-in for a model scanner, loaded as a plug-in
+(``guard_proxy_testing.standin_scanner:factory``).
 
 Like ONNX Runtime or PyTorch inference it releases the GIL while it works (``time.sleep``).
 Options: ``word`` (flags texts that contain it), ``cost`` (seconds per call), ``gate`` (a

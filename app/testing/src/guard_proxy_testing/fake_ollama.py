@@ -1,6 +1,7 @@
 """A fake Ollama server for tests, benchmarks and Molecule: a pure ASGI app, stdlib only.
 
-Run it with ``python -m uvicorn fake_ollama:app --app-dir app/tests --port 11434``.
+Run it with ``python -m uvicorn guard_proxy_testing.fake_ollama:app --port 11434`` (Molecule
+copies this one file to its hosts and serves it as ``fake_ollama:app``).
 
 It speaks Ollama's wire formats (native NDJSON streams with the final counters, ``/v1`` SSE
 with ``data: [DONE]``, Ollama's error bodies) for a fixed set of models. Knobs, found in the
@@ -17,7 +18,9 @@ prompt (generate, /v1 completions) or the last message (chat):
   ``Content-Length`` and half the body, then drops the connection (Ollama dying mid-answer).
 
 Other env knobs: ``FAKE_OLLAMA_MODELS`` (comma-separated; default below),
-``FAKE_OLLAMA_DELAY`` (seconds before every answer; default 0).
+``FAKE_OLLAMA_DELAY`` (seconds before every answer; default 0). The knobs are read from
+``os.environ``, or from the mapping given as ``FakeOllama(environ=...)`` (several fakes with
+different knobs in one process, as the tests run them).
 
 Introspection (not part of Ollama): ``GET /_fake/requests`` lists received requests (method,
 path, JSON body or body size, stream outcome), ``DELETE /_fake/requests`` forgets them, and
@@ -27,12 +30,13 @@ path, JSON body or body size, stream outcome), ``DELETE /_fake/requests`` forget
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 Scope = dict[str, Any]
@@ -47,14 +51,20 @@ _STATUS = re.compile(r"STATUS:(\d{3})")
 _DIGEST = re.compile(r"^sha256[:-]([0-9a-f]{64})$")
 
 
+_ENVIRON: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("fake_ollama_env")
+
+
+def _env() -> Mapping[str, str]:
+    """The knobs of the instance answering this request (``os.environ`` by default)."""
+    return _ENVIRON.get(os.environ)
+
+
 def _dumps(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
 def _models() -> list[str]:
-    raw = os.environ.get(
-        "FAKE_OLLAMA_MODELS", "llama3.2:latest,qwen2.5:0.5b,nomic-embed-text:latest"
-    )
+    raw = _env().get("FAKE_OLLAMA_MODELS", "llama3.2:latest,qwen2.5:0.5b,nomic-embed-text:latest")
     return [_full_name(m.strip()) for m in raw.split(",") if m.strip()]
 
 
@@ -63,7 +73,7 @@ def _full_name(name: str) -> str:
 
 
 def _chunk_size() -> int:
-    return max(1, int(os.environ.get("FAKE_OLLAMA_CHUNK", "3")))
+    return max(1, int(_env().get("FAKE_OLLAMA_CHUNK", "3")))
 
 
 def _now_iso() -> str:
@@ -71,8 +81,12 @@ def _now_iso() -> str:
 
 
 class _State:
-    def __init__(self) -> None:
-        self.models = _models()
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        token = _ENVIRON.set(environ)
+        try:
+            self.models = _models()
+        finally:
+            _ENVIRON.reset(token)
         self.blobs: set[str] = set()
         self.requests: list[dict[str, Any]] = []
         self.stats = {"streams_started": 0, "streams_completed": 0, "streams_aborted": 0}
@@ -97,12 +111,14 @@ class _Disconnect:
 
 
 class FakeOllama:
-    """The ASGI application."""
+    """The ASGI application; its knobs come from ``environ`` (default ``os.environ``)."""
 
-    def __init__(self) -> None:
-        self.state = _State()
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self.environ = os.environ if environ is None else environ
+        self.state = _State(self.environ)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        _ENVIRON.set(self.environ)  # this request's context (and the tasks it starts)
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
@@ -143,7 +159,7 @@ class FakeOllama:
                     )
                 return
         record["body"] = body
-        delay = float(os.environ.get("FAKE_OLLAMA_DELAY", "0"))
+        delay = float(_env().get("FAKE_OLLAMA_DELAY", "0"))
         if delay:
             await asyncio.sleep(delay)
         handler = _ROUTES.get((method, path)) or (
@@ -261,7 +277,7 @@ class FakeOllama:
         if "SLOW" not in text:
             return True
         record["stream_outcome"] = "started"
-        seconds = _delay_for(text) * int(os.environ.get("FAKE_OLLAMA_SLOW_CHUNKS", "300"))
+        seconds = _delay_for(text) * int(_env().get("FAKE_OLLAMA_SLOW_CHUNKS", "300"))
         watch = _Disconnect(receive)
         try:
             await asyncio.wait_for(watch.gone.wait(), timeout=seconds)
@@ -293,7 +309,7 @@ def _prompt_knob_text(text: str) -> str:
 
 def _chunks(text: str) -> list[str]:
     if "SLOW" in text and "ECHO:" not in text:
-        count = int(os.environ.get("FAKE_OLLAMA_SLOW_CHUNKS", "300"))
+        count = int(_env().get("FAKE_OLLAMA_SLOW_CHUNKS", "300"))
         return ["tick "] * count
     size = _chunk_size()
     answer = _prompt_knob_text(text)
@@ -301,7 +317,7 @@ def _chunks(text: str) -> list[str]:
 
 
 def _delay_for(text: str) -> float:
-    return float(os.environ.get("FAKE_OLLAMA_SLOW_DELAY", "0.1")) if "SLOW" in text else 0.0
+    return float(_env().get("FAKE_OLLAMA_SLOW_DELAY", "0.1")) if "SLOW" in text else 0.0
 
 
 def _status_knob(text: str) -> int | None:
