@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import zlib
 
-from support.guards import guard_with, only
+from guard_proxy_testing.guards import guard_with, only
 
 from guard_proxy.config.settings import INJECTION_FAMILIES, PromptInjectionSettings
 from guard_proxy.guard.injection import Engine, learned

@@ -144,11 +144,11 @@ def test_the_onnx_classifier_blocks_what_the_tiny_model_flags_and_caches_it(
         "options": {"model_dir": str(model), "threshold": 0.9},
     }
     proxy = proxy_factory(config={"guard": {"plugins": [plugin], "model_threads": 2}})
-    blocked = generate(proxy, f"you are {tiny_model.FLAGGED} now")
+    blocked = generate(proxy, f"my cat is called {tiny_model.FLAGGED}")
     assert blocked.status_code == 400
     assert blocked.json()["guard"]["scanners"] == ["injection-model"]
     assert blocked.headers["x-guard-cache"] == "miss"
-    assert generate(proxy, f"you are {tiny_model.FLAGGED} now").headers["x-guard-cache"] == "hit"
+    assert generate(proxy, f"my cat is called {tiny_model.FLAGGED}").headers["x-guard-cache"] == "hit"
     assert generate(proxy, "what is the weather today").status_code == 200
     assert generate(proxy, f"{tiny_model.GRADED} cats").status_code == 200  # 0.73 < 0.9
 

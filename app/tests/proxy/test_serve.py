@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.processes import Process, Proxy, clean_env, free_port
-from support.prom import sample
-from support.proxies import INPUT_TERM, StartProxy
+from guard_proxy_testing.processes import Process, Proxy, clean_env, free_port
+from guard_proxy_testing.prom import sample
+from guard_proxy_testing.proxies import INPUT_TERM, StartProxy
 
 
 def _serve(

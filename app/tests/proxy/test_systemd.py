@@ -1,6 +1,7 @@
 """The proxy under systemd: ``STATUS=`` lines, ``WATCHDOG=1`` pings and journal priorities.
 
-A fake ``$NOTIFY_SOCKET`` (``support.notify``, a datagram socket this test binds) receives
+A fake ``$NOTIFY_SOCKET`` (``guard_proxy_testing.notify``, a datagram socket this test binds)
+receives
 what systemd would; ``$JOURNAL_STREAM`` is pointed at the proxy's own stdout (its log file), as
 systemd does when stdout is the journal. Everything runs for real: uvicorn, the fake Ollama,
 redis-server.
@@ -17,10 +18,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.notify import NotifySocket
-from support.processes import START_TIMEOUT, FakeOllama, Proxy, free_port, spawn_proxy
-from support.proxies import INPUT_TERM, StartProxy
-from support.redis_server import RedisServer
+from guard_proxy_testing.notify import NotifySocket
+from guard_proxy_testing.processes import START_TIMEOUT, FakeOllama, Proxy, free_port, spawn_proxy
+from guard_proxy_testing.proxies import INPUT_TERM, StartProxy
+from guard_proxy_testing.redis_server import RedisServer
 
 
 def _status(message: str) -> bool:

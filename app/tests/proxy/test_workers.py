@@ -22,17 +22,17 @@ from typing import Any
 
 import httpx
 import pytest
+from guard_proxy_testing import tiny_model
+from guard_proxy_testing.notify import NotifySocket
+from guard_proxy_testing.processes import Proxy, assert_serve_config_error, clean_env
+from guard_proxy_testing.proxies import StartProxy
 from prometheus_client.parser import text_string_to_metric_families
-from support import tiny_model
-from support.notify import NotifySocket
-from support.processes import Proxy, assert_serve_config_error, clean_env
-from support.proxies import StartProxy
 
 from guard_proxy.cli._prometheus import parse
 
 WAIT = 60.0
 TESTS = str(Path(__file__).resolve().parents[1])
-STANDIN = "support.standin_scanner:factory"
+STANDIN = "guard_proxy_testing.standin_scanner:factory"
 
 
 def _metrics(proxy: Proxy) -> list[tuple[str, dict[str, str], float]]:
@@ -277,7 +277,7 @@ def test_scanners_and_models_load_in_the_workers_after_the_fork(
     # The model is there, in every worker, with the threads it started ...
     blocked = httpx.post(
         f"{proxy.url}/api/generate",
-        json={"model": "llama3.2", "prompt": f"you are {tiny_model.FLAGGED} now", "stream": False},
+        json={"model": "llama3.2", "prompt": f"my cat is called {tiny_model.FLAGGED}", "stream": False},
         timeout=WAIT,
     )
     assert blocked.status_code == 400
