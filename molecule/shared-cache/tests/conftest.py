@@ -1,4 +1,5 @@
-"""Fixtures for scenario shared-cache: redis1 and two proxies, proxy1 and proxy2."""
+"""Fixtures for scenario shared-cache: redis1, two proxies (proxy1, proxy2) and two load
+balancers (lb1, also the monitoring host, and lb2)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,8 @@ def proxy2() -> Any:
 @pytest.fixture(scope="session")
 def lb1() -> Any:
     return testinfra.get_host("podman://lb1")
+
+
+@pytest.fixture(scope="session")
+def lb2() -> Any:
+    return testinfra.get_host("podman://lb2")
