@@ -30,8 +30,9 @@ from gplib import (
     wait_for,
 )
 
-FRONT_DOOR = "http://lb1:8080"
-FRONT_DOORS = ("http://lb1:8080", "http://lb2:8080")
+# HTTPS (test_frontdoor.py): redis1, where the clients run, trusts the throw-away CA.
+FRONT_DOOR = "https://lb1:8443"
+FRONT_DOORS = ("https://lb1:8443", "https://lb2:8443")
 HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
 LB_TOOL = "/usr/local/sbin/haproxy-server"
 STOP = "/run/gp-rolling-stop"
@@ -183,14 +184,19 @@ def test_rolling_update_under_traffic_fails_no_request(
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     # Each proxy stops getting new requests in BOTH load balancers before the play
     # waits for its requests in flight to end in either.
-    batches = run.stdout.split("Stop new requests to guard-proxy in every load balancer")[1:]
+    handlers = run.stdout.split("PLAY RECAP", 1)[0]
+    batches = handlers.split(
+        "RUNNING HANDLER [guard_proxy : Stop new requests to guard-proxy in every load balancer]"
+    )[1:]
     assert len(batches) == 2, run.stdout[-3000:]
     for batch in batches:
-        stop_new, wait = batch.split("Drain guard-proxy in the load balancers", 1)
+        stop_new, wait = batch.split(
+            "RUNNING HANDLER [guard_proxy : Drain guard-proxy in the load balancers]", 1
+        )
         name = "proxy1" if "[proxy1 -> lb1]" in stop_new else "proxy2"
         for lb in ("lb1", "lb2"):
             assert f"changed: [{name} -> {lb}]" in stop_new, stop_new
-            assert f"[{name} -> {lb}]" in wait.split("TASK", 1)[0] or f"[{name} -> {lb}]" in wait
+            assert f"changed: [{name} -> {lb}]" in wait.split("RUNNING HANDLER", 1)[0], wait
     for proxy, pid in pids.items():
         name = name_of(proxy)
         assert main_pid(proxy, PROXY_UNIT) not in (0, pid), f"{name} was not restarted"
