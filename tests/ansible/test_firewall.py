@@ -47,6 +47,31 @@ def test_sources_come_from_facts_or_the_hosts_own_list() -> None:
     assert got == {"ipv4": ["10.0.0.5", "192.0.2.7"], "ipv6": ["fd00::5"], "missing": ["c", "d"]}
 
 
+def test_every_address_of_a_peer_is_a_source() -> None:
+    """A peer with several interfaces connects from any of them: ansible_host (an IP
+    address), every address its facts list; loopback and link-local never."""
+    hostvars = {
+        "a": {
+            "ansible_host": "203.0.113.9",
+            "ansible_facts": {
+                "default_ipv4": {"address": "10.0.0.5"},
+                "all_ipv4_addresses": ["10.0.0.5", "172.16.3.5", "127.0.0.1"],
+                "all_ipv6_addresses": ["fe80::1", "fd00::5", "::1"],
+            },
+        },
+        # A name in ansible_host is no address: its facts are.
+        "b": {"ansible_host": "b.example", "ansible_facts": {"all_ipv4_addresses": ["10.0.0.6"]}},
+        # Only ansible_host known.
+        "c": {"ansible_host": "192.0.2.3"},
+    }
+    got = _filter()(["a", "b", "c"], hostvars)
+    assert got == {
+        "ipv4": ["10.0.0.5", "10.0.0.6", "172.16.3.5", "192.0.2.3", "203.0.113.9"],
+        "ipv6": ["fd00::5"],
+        "missing": [],
+    }
+
+
 def test_overlaps_merge_and_host_bits_are_dropped() -> None:
     """An nftables interval set refuses overlapping elements."""
     got = _filter()(["a"], {"a": _facts("10.1.2.3")}, ["10.1.2.3/8", "::/0", "2001:db8::1"])
@@ -95,14 +120,14 @@ def _render(
     host_vars: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
-    """Run the role's checks and render its template for each host of `redis` and `guard_proxy`."""
+    """Run the role's checks and render its template for each host of the stack."""
     (tmp / "inventory.yml").write_text(json.dumps(_inventory(groups, host_vars or {})))
     out = tmp / "out"
     out.mkdir()
     plays = [
         {
             "name": "Render the firewall rules",
-            "hosts": "redis:guard_proxy",
+            "hosts": "redis:guard_proxy:loadbalancer:monitoring",
             "gather_facts": False,
             "vars": {"ansible_python_interpreter": str(TOOLS / "bin" / "python")},
             "tasks": [
@@ -182,6 +207,37 @@ def test_a_stack_with_a_load_balancer(tmp_path: Path) -> None:
     # The proxy: the balancer and Prometheus, nobody else.
     assert _elements(proxy, "guard_proxy_ipv4") == "10.0.0.21, 10.0.0.31"
     assert not _rules(proxy, 6379)
+    # The load balancer: the front door open to every client, HAProxy's statistics to
+    # Prometheus only; the monitoring host: Prometheus's port to loopback only.
+    lb, mon = files["lb1"], files["mon1"]
+    for text in (lb, mon):
+        _nft_accepts(text, tmp_path)
+    assert _rules(lb, 8080)[-1] == 'tcp dport 8080 counter name "frontdoor_dropped" drop'
+    assert _elements(lb, "frontdoor_ipv4") == "0.0.0.0/0"
+    assert _elements(lb, "frontdoor_ipv6") == "::/0"
+    assert _elements(lb, "haproxy_stats_ipv4") == "10.0.0.31"
+    assert _rules(mon, 9090)[-1] == 'tcp dport 9090 counter name "prometheus_dropped" drop'
+    assert _elements(mon, "prometheus_ipv4") == "" and _elements(mon, "prometheus_ipv6") == ""
+    assert not _rules(mon, 8080) and not _rules(lb, 9090)
+
+
+def test_front_door_ports_and_narrowed_clients(tmp_path: Path) -> None:
+    groups = {"redis": ["redis1"], "guard_proxy": ["proxy1"], "loadbalancer": ["lb1"]}
+    run, files = _render(
+        tmp_path,
+        groups,
+        extra={
+            "firewall_frontdoor_ports": [80, 443],
+            "firewall_frontdoor_client_networks": ["198.51.100.0/24"],
+            "haproxy_stats_address": "",
+        },
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    lb = files["lb1"]
+    _nft_accepts(lb, tmp_path)
+    assert _rules(lb, 80) == [] and len([r for r in lb.splitlines() if "{ 80, 443 }" in r]) == 3
+    assert _elements(lb, "frontdoor_ipv4") == "198.51.100.0/24"
+    assert "haproxy_stats" not in lb
 
 
 def test_sentinel_and_extra_networks(tmp_path: Path) -> None:

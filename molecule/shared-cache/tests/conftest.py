@@ -1,7 +1,9 @@
-"""Fixtures for scenario shared-cache: redis1 and two proxies, proxy1 and proxy2."""
+"""Fixtures for scenario shared-cache: redis1, two proxies (proxy1, proxy2) and two load
+balancers (lb1, also the monitoring host, and lb2)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,13 +13,14 @@ import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 
-from gplib import run_in_order  # noqa: E402
+from gplib import name_of, podman_exec_stdin, run_in_order  # noqa: E402
 
 
 # Verify runs the modules in this order: the firewall and the shared cache first, then the
 # rolling updates (restart proxies), and monitoring last (it stops Redis).
 ORDER = (
     "test_firewall.py",
+    "test_frontdoor.py",
     "test_shared_cache.py",
     "test_rolling.py",
     "test_monitoring.py",
@@ -46,3 +49,19 @@ def proxy2() -> Any:
 @pytest.fixture(scope="session")
 def lb1() -> Any:
     return testinfra.get_host("podman://lb1")
+
+
+@pytest.fixture(scope="session")
+def lb2() -> Any:
+    return testinfra.get_host("podman://lb2")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def trusted_ca(redis_host: Any) -> str:
+    """redis1, where the tests' clients run, trusts the throw-away CA that issued the front
+    doors' certificates (haproxy_tls_generate): in the system store, as a client's admin
+    would install it."""
+    ca = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / ".work" / "tls-ca" / "ca.crt"
+    path = "/usr/local/share/ca-certificates/gp-test-ca.crt"
+    podman_exec_stdin(name_of(redis_host), f"cat > {path} && update-ca-certificates", ca.read_text())
+    return path

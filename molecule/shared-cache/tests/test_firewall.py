@@ -1,9 +1,12 @@
 """Host firewall (roles/firewall): the stack's ports open only to the stack's hosts.
 
 redis1 lets the proxies (and itself) reach Redis on 6379 and the monitoring host lb1 reach
-redis_exporter on 9121; proxy1 and proxy2 let lb1 (load balancer and monitoring) reach
-8080. Everything else sent to those ports is dropped and counted in the named counters of
-table inet guard_stack. Runs first (file order): the other files check that what must pass
+redis_exporter on 9121; proxy1 and proxy2 let lb1 and lb2 (load balancers; lb1 also
+monitoring) reach 8080; lb1 and lb2 open the front door to everyone and HAProxy's
+statistics port to lb1; lb1 keeps Prometheus's 9090 to itself. Everything else sent to
+those ports is dropped and counted in the named counters of table inet guard_stack, and
+the table survives what Debian's nftables.service does to the ruleset (reload, restart).
+Runs first (file order): the other files check that what must pass
 still does (cache hits through Redis, the front door, Prometheus's scrapes).
 """
 
@@ -20,9 +23,12 @@ RULES = "/etc/guard-stack/firewall.nft"
 REDIS_PORT = 6379
 EXPORTER_PORT = 9121
 PROXY_PORT = 8080
+PROMETHEUS_PORT = 9090
+STATS_PORT = 8404
+ALL_HOSTS = ("redis_host", "proxy1", "proxy2", "lb1", "lb2")
 
 
-@pytest.mark.parametrize("name", ["redis_host", "proxy1", "proxy2"])
+@pytest.mark.parametrize("name", ALL_HOSTS)
 def test_the_unit_loads_the_checked_table_at_boot(
     name: str, request: pytest.FixtureRequest
 ) -> None:
@@ -45,12 +51,14 @@ def test_a_second_run_changes_nothing() -> None:
     run = run_playbook("playbooks/firewall.yml")
     assert run.returncode == 0, run.stdout[-3000:]
     recap = run.stdout.rsplit("PLAY RECAP", 1)[-1]
-    for host in ("redis1", "proxy1", "proxy2", "lb1"):
+    for host in ("redis1", "proxy1", "proxy2", "lb1", "lb2"):
         line = next(line for line in recap.splitlines() if line.startswith(host + " "))
         assert " changed=0 " in line and " failed=0 " in line, line
 
 
-def test_only_the_stack_ports_are_governed(redis_host: Any, proxy1: Any, lb1: Any) -> None:
+def test_only_the_stack_ports_are_governed(
+    redis_host: Any, proxy1: Any, lb1: Any, lb2: Any
+) -> None:
     redis_rules = redis_host.check_output("nft list chain inet %s input", TABLE)
     assert (
         f"tcp dport {REDIS_PORT} " in redis_rules and f"tcp dport {EXPORTER_PORT} " in redis_rules
@@ -60,9 +68,17 @@ def test_only_the_stack_ports_are_governed(redis_host: Any, proxy1: Any, lb1: An
     assert (
         f"tcp dport {PROXY_PORT} " in proxy_rules and f"tcp dport {REDIS_PORT} " not in proxy_rules
     )
-    # No Sentinel in this scenario: no rule for its port. lb1 governs nothing.
+    # No Sentinel in this scenario: no rule for its port.
     assert "26379" not in redis_rules
-    assert not lb1.file("/etc/systemd/system/" + UNIT).exists
+    # The load balancers: the front door and HAProxy's statistics; lb1 (monitoring) also
+    # Prometheus.
+    lb1_rules = lb1.check_output("nft list chain inet %s input", TABLE)
+    lb2_rules = lb2.check_output("nft list chain inet %s input", TABLE)
+    for rules in (lb1_rules, lb2_rules):
+        assert 'counter name "frontdoor_dropped" drop' in rules
+        assert f"tcp dport {STATS_PORT} " in rules and f"tcp dport {REDIS_PORT} " not in rules
+    assert f"tcp dport {PROMETHEUS_PORT} " in lb1_rules
+    assert f"tcp dport {PROMETHEUS_PORT} " not in lb2_rules
 
 
 @pytest.mark.parametrize("name", ["proxy1", "proxy2"])
@@ -93,11 +109,12 @@ def test_the_monitoring_host_reaches_the_exporter_and_a_proxy_does_not(
 
 
 @pytest.mark.parametrize("name", ["proxy1", "proxy2"])
-def test_only_the_load_balancer_reaches_a_proxy(
-    name: str, request: pytest.FixtureRequest, redis_host: Any, lb1: Any
+def test_only_the_load_balancers_reach_a_proxy(
+    name: str, request: pytest.FixtureRequest, redis_host: Any, lb1: Any, lb2: Any
 ) -> None:
     proxy = request.getfixturevalue(name)
     assert tcp_connects(lb1, name, PROXY_PORT)
+    assert tcp_connects(lb2, name, PROXY_PORT)
     before = nft_counter(proxy, TABLE, "guard_proxy_dropped")
     # redis1 is neither a load balancer nor the monitoring host.
     assert not tcp_connects(redis_host, name, PROXY_PORT, timeout=3)
@@ -143,3 +160,57 @@ def test_a_run_that_does_not_know_every_peer_stops(redis_host: Any) -> None:
     output = run.stdout + run.stderr
     assert "No address known for" in output and "proxy1" in output, output[-3000:]
     assert redis_host.file(RULES).sha256sum == rules_before
+
+
+def test_prometheus_is_closed_to_every_other_host(redis_host: Any, lb1: Any) -> None:
+    """The monitoring host governs Prometheus's port too: a SYN from redis1 is dropped and
+    counted (Prometheus listens on loopback, which the table always lets in)."""
+    before = nft_counter(lb1, TABLE, "prometheus_dropped")
+    assert not tcp_connects(redis_host, "lb1", PROMETHEUS_PORT, timeout=2)
+    assert nft_counter(lb1, TABLE, "prometheus_dropped") > before
+    assert tcp_connects(lb1, "127.0.0.1", PROMETHEUS_PORT)
+
+
+def _closed_to_lb1(redis_host: Any, lb1: Any) -> None:
+    """The table is loaded on redis1 and drops lb1's SYNs to Redis."""
+    listed = redis_host.run("nft list table inet %s", TABLE)
+    assert listed.rc == 0, listed.stderr
+    before = nft_counter(redis_host, TABLE, "redis_dropped")
+    assert not tcp_connects(lb1, "redis1", REDIS_PORT, timeout=2)
+    assert nft_counter(redis_host, TABLE, "redis_dropped") > before
+
+
+@pytest.mark.parametrize("action", ["start", "reload", "restart"])
+def test_the_table_survives_what_nftables_service_does(
+    action: str, redis_host: Any, lb1: Any
+) -> None:
+    """Debian's nftables.service runs `flush ruleset` (its /etc/nftables.conf's first line)
+    on start and reload, and on stop: each of these deleted the table while the unit stayed
+    active. The rules file is included by /etc/nftables.conf and the unit follows the
+    service's reloads and restarts."""
+    assert f'include "{RULES}"' in redis_host.file("/etc/nftables.conf").content_string
+    if action == "start":
+        redis_host.run("systemctl stop nftables.service")
+        redis_host.check_output("systemctl start %s", UNIT)
+    redis_host.check_output("systemctl %s nftables.service", action)
+    _closed_to_lb1(redis_host, lb1)
+    assert redis_host.service(UNIT).is_running
+
+
+def test_a_run_fails_when_the_table_is_gone_and_a_real_run_loads_it(proxy1: Any) -> None:
+    """A table deleted behind the unit's back (the unit still active): the dry run fails,
+    naming the host; a real run loads the table again and says so."""
+    proxy1.check_output("nft delete table inet %s", TABLE)
+    try:
+        assert proxy1.service(UNIT).is_running
+        run = run_playbook("playbooks/firewall.yml", "--check")
+        assert run.returncode != 0
+        output = run.stdout + run.stderr
+        assert f"Table inet {TABLE} on proxy1 is not loaded" in output, output[-3000:]
+        assert proxy1.run("nft list table inet %s", TABLE).rc != 0
+        run = run_playbook("playbooks/firewall.yml")
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+        assert "changed: [proxy1]" in run.stdout.split("Load the firewall table again", 1)[1]
+    finally:
+        proxy1.run("systemctl reload %s", UNIT)
+    assert proxy1.run("nft list table inet %s", TABLE).rc == 0

@@ -1,4 +1,4 @@
-"""The proxy tier under traffic: HAProxy (lb1) in front of proxy1 and proxy2.
+"""The proxy tier under traffic: HAProxy (lb1 and lb2) in front of proxy1 and proxy2.
 
 Clients run inside redis1 and reach the front door as other machines would (the one test
 that bypasses it runs them on lb1: the firewall lets only lb1 reach a proxy). Runs after
@@ -30,10 +30,17 @@ from gplib import (
     wait_for,
 )
 
-FRONT_DOOR = "http://lb1:8080"
+# HTTPS (test_frontdoor.py): redis1, where the clients run, trusts the throw-away CA.
+FRONT_DOOR = "https://lb1:8443"
+FRONT_DOORS = ("https://lb1:8443", "https://lb2:8443")
+HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
 LB_TOOL = "/usr/local/sbin/haproxy-server"
 STOP = "/run/gp-rolling-stop"
 FIRST = "/run/gp-rolling-first"
+
+
+def _master_pid(lb: Any) -> int:
+    return main_pid(lb, "haproxy.service")
 
 
 def _lb_state(lb1: Any, server: str) -> tuple[str, int]:
@@ -45,26 +52,39 @@ def _lb_state(lb1: Any, server: str) -> tuple[str, int]:
 
 
 @contextmanager
-def _traffic(client: Any, url: str, plain: int, streams: int) -> Iterator[dict[str, Any]]:
-    """Run the rolling traffic from ``client`` for the duration of the block; the dict it
-    yields is filled with the clients' counts when the block ends."""
-    client.run("rm -f %s %s", STOP, FIRST)
-    proc = subprocess.Popen(
-        ["podman", "exec", name_of(client), "python3", "-c", ROLLING_TRAFFIC_SCRIPT,
-         url, STOP, str(plain), str(streams), "600", FIRST],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+def _traffic(
+    client: Any, url: str | tuple[str, ...], plain: int, streams: int
+) -> Iterator[dict[str, Any]]:
+    """Run the rolling traffic from ``client`` to each of ``url`` (``plain`` and ``streams``
+    clients per URL) for the duration of the block; the dict it yields is filled with the
+    clients' counts, summed over the URLs, when the block ends."""
+    urls = (url,) if isinstance(url, str) else url
+    firsts = [f"{FIRST}-{i}" for i in range(len(urls))]
+    client.run("rm -f %s %s", STOP, " ".join(firsts))
+    procs = [
+        subprocess.Popen(
+            ["podman", "exec", name_of(client), "python3", "-c", ROLLING_TRAFFIC_SCRIPT,
+             u, STOP, str(plain), str(streams), "600", first],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for u, first in zip(urls, firsts, strict=True)
+    ]
     result: dict[str, Any] = {}
+    outputs = []
     try:
-        if streams:  # a stream is open before the block starts
-            assert wait_for(lambda: client.file(FIRST).exists, timeout=60)
+        if streams:  # a stream is open through each URL before the block starts
+            for first in firsts:
+                assert wait_for(lambda f=first: client.file(f).exists, timeout=60)
         time.sleep(1)
         yield result
     finally:
         client.run("touch %s", STOP)
-        out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err[-2000:]
-    result.update(json.loads(out.strip().splitlines()[-1]))
+        outputs = [proc.communicate(timeout=120) for proc in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err[-2000:]
+        counts = json.loads(out.strip().splitlines()[-1])
+        for key, value in counts.items():
+            result[key] = result.get(key, [] if key == "errors" else 0) + value
 
 
 def _client_ip(host: Any) -> str:
@@ -148,22 +168,40 @@ def test_a_restart_through_socket_activation_refuses_nothing(
 
 
 def test_rolling_update_under_traffic_fails_no_request(
-    redis_host: Any, proxy1: Any, proxy2: Any, lb1: Any, record_property: Any
+    redis_host: Any, proxy1: Any, proxy2: Any, lb1: Any, lb2: Any, record_property: Any
 ) -> None:
+    """Traffic (plain requests and streams) through both front doors while every proxy is
+    drained, restarted and put back: nothing fails, no stream breaks."""
     pids = {p: main_pid(p, PROXY_UNIT) for p in (proxy1, proxy2)}
-    with _traffic(redis_host, FRONT_DOOR, plain=3, streams=2) as result:
-        run = run_playbook("playbooks/rolling_update.yml", "-e", "guard_proxy_server_log_level=debug")
+    with _traffic(redis_host, FRONT_DOORS, plain=2, streams=1) as result:
+        run = run_playbook(
+            "playbooks/rolling_update.yml", "-e", "guard_proxy_server_log_level=debug"
+        )
     record_property("traffic", json.dumps(result))
     assert result["failed"] == 0, result
     assert result["ok"] > 0, result
     assert result["streams_broken"] == 0 and result["streams_complete"] >= 2, result
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    # Each proxy stops getting new requests in BOTH load balancers before the play
+    # waits for its requests in flight to end in either.
+    handlers = run.stdout.split("PLAY RECAP", 1)[0]
+    batches = handlers.split(
+        "RUNNING HANDLER [guard_proxy : Stop new requests to guard-proxy in every load balancer]"
+    )[1:]
+    assert len(batches) == 2, run.stdout[-3000:]
+    for batch in batches:
+        stop_new, wait = batch.split(
+            "RUNNING HANDLER [guard_proxy : Drain guard-proxy in the load balancers]", 1
+        )
+        name = "proxy1" if "[proxy1 -> lb1]" in stop_new else "proxy2"
+        for lb in ("lb1", "lb2"):
+            assert f"changed: [{name} -> {lb}]" in stop_new, stop_new
+            assert f"changed: [{name} -> {lb}]" in wait.split("RUNNING HANDLER", 1)[0], wait
     for proxy, pid in pids.items():
         name = name_of(proxy)
         assert main_pid(proxy, PROXY_UNIT) not in (0, pid), f"{name} was not restarted"
-        # Each was drained in HAProxy before its restart, and is back in rotation.
-        assert f"changed: [{name} -> lb1]" in run.stdout, f"{name} was not drained"
-        assert _lb_state(lb1, name)[0] == "UP"
+        for lb in (lb1, lb2):
+            assert _lb_state(lb, name)[0] == "UP"
 
 
 def test_a_broken_proxy_stops_the_rollout_and_the_others_serve(
@@ -192,3 +230,66 @@ def test_a_broken_proxy_stops_the_rollout_and_the_others_serve(
     run = run_playbook("playbooks/rolling_update.yml")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert _lb_state(lb1, "proxy1")[0] == "UP"
+
+
+def test_a_server_in_maint_stays_there_across_a_reload(lb1: Any) -> None:
+    """server-state-file: a proxy an operator (or a failed rollout) put in MAINT is not
+    put back into rotation by a reload of HAProxy."""
+    master = _master_pid(lb1)
+    lb1.check_output("%s drain guard_proxy/proxy2 --timeout 30", LB_TOOL)
+    try:
+        assert _lb_state(lb1, "proxy2")[0].startswith("MAINT")
+        workers = lb1.check_output("pgrep -P %s", str(master)).split()
+        lb1.check_output("systemctl reload haproxy.service")
+        # The new worker serves (the old one may linger while its connections end).
+        assert wait_for(
+            lambda: set(lb1.check_output("pgrep -P %s", str(master)).split()) - set(workers),
+            timeout=30,
+        )
+        assert _master_pid(lb1) == master
+        assert _lb_state(lb1, "proxy2")[0].startswith("MAINT")
+        assert lb1.file("/run/haproxy/server-state").contains("guard_proxy")
+    finally:
+        lb1.check_output("%s ready guard_proxy/proxy2 --timeout 30", LB_TOOL)
+    assert _lb_state(lb1, "proxy2")[0] == "UP"
+
+
+def test_only_a_connection_that_never_opened_is_retried_for_a_post(lb1: Any, lb2: Any) -> None:
+    """retry-on with option redispatch would send a POST (a generation) that got no answer
+    to another proxy; only GET and HEAD are retried at layer 7."""
+    for lb in (lb1, lb2):
+        cfg = lb.check_output("cat %s", HAPROXY_CFG)
+        assert "http-request disable-l7-retry unless METH_GET" in cfg
+        assert "load-server-state-from-file global" in cfg
+        hard_stop = next(line.split()[1] for line in cfg.splitlines() if "hard-stop-after" in line
+                         and not line.strip().startswith("#"))
+        assert hard_stop.endswith("m") and int(hard_stop[:-1]) >= 60, hard_stop
+
+
+def test_a_config_and_unit_change_reloads_one_lb_at_a_time_and_cuts_no_stream(
+    redis_host: Any, lb1: Any, lb2: Any, record_property: Any
+) -> None:
+    """A changed haproxy.cfg and sandbox drop-in (maxconn is in both) under traffic through
+    both front doors: each load balancer reloads in a batch of its own (serial), none
+    restarts, nothing fails."""
+    masters = {lb: _master_pid(lb) for lb in (lb1, lb2)}
+    dropin = "/etc/systemd/system/haproxy.service.d/sandbox.conf"
+    before = {lb: lb.file(dropin).sha256sum for lb in (lb1, lb2)}
+    try:
+        with _traffic(redis_host, FRONT_DOORS, plain=2, streams=1) as result:
+            run = run_playbook("playbooks/haproxy.yml", "-e", "haproxy_maxconn=4000")
+        record_property("traffic", json.dumps(result))
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+        for lb in (lb1, lb2):
+            assert lb.file(dropin).sha256sum != before[lb]
+            assert _master_pid(lb) == masters[lb], f"{name_of(lb)} restarted"
+        # serial: one play batch per load balancer.
+        assert run.stdout.count("TASK [haproxy : Render haproxy.cfg]") == 2, run.stdout[-3000:]
+        assert "Restart haproxy" not in run.stdout.split("PLAY RECAP")[0].replace(
+            "Restart haproxy onto its sandbox (first install)", ""
+        )
+        assert result["failed"] == 0 and result["ok"] > 0, result
+        assert result["streams_broken"] == 0 and result["streams_complete"] >= 2, result
+    finally:
+        restore = run_playbook("playbooks/haproxy.yml")
+    assert restore.returncode == 0, restore.stdout[-3000:]

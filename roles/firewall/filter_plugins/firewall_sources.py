@@ -11,19 +11,41 @@ from ansible.errors import AnsibleFilterError
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+def _is_address(value: object) -> bool:
+    try:
+        ipaddress.ip_address(str(value).strip())
+    except ValueError:
+        return False
+    return True
+
+
 def _host_addresses(hv: Mapping[str, Any]) -> list[str]:
-    """The addresses a host connects from: firewall_host_addresses when it sets it,
-    else its default IPv4 and IPv6 addresses from its facts."""
+    """The addresses a host may connect from: firewall_host_addresses when it sets it;
+    else every address it has (its ansible_host when that is an IP address, its default
+    IPv4 and IPv6 addresses and all of ansible_all_ipv4_addresses/_ipv6_addresses from
+    its facts), loopback and IPv6 link-local left out: a peer with several interfaces
+    may reach this host from any of them, not only from its default route's."""
     explicit = hv.get("firewall_host_addresses")
     if explicit:
         if isinstance(explicit, str):
             explicit = [explicit]
         return [str(a) for a in explicit]
     facts = hv.get("ansible_facts") or {}
-    found = []
+    candidates: list[object] = []
+    if _is_address(hv.get("ansible_host", "")):
+        candidates.append(hv["ansible_host"])
     for key in ("default_ipv4", "default_ipv6"):
-        address = (facts.get(key) or {}).get("address")
-        if address:
+        candidates.append((facts.get(key) or {}).get("address"))
+    for key in ("all_ipv4_addresses", "all_ipv6_addresses"):
+        candidates.extend(facts.get(key) or [])
+    found: list[str] = []
+    for candidate in candidates:
+        if not candidate or not _is_address(candidate):
+            continue
+        address = ipaddress.ip_address(str(candidate).strip())
+        if address.is_loopback or address.is_link_local:
+            continue
+        if str(address) not in found:
             found.append(str(address))
     return found
 
