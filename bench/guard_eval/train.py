@@ -17,22 +17,19 @@ from __future__ import annotations
 
 import gzip
 import json
-import sys
 import time
 from pathlib import Path
 
+import corpus  # beside this script: its directory is sys.path[0] when run as a script
+import evaluate
 import numpy as np
+from guard_proxy.guard.injection.learned import DATA, features, parse
+from guard_proxy.guard.injection.normalise import normalise
 from scipy.sparse import csr_matrix
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import corpus  # noqa: E402
-import evaluate  # noqa: E402
-from guard_proxy.guard.injection.learned import DATA, features, parse  # noqa: E402
-from guard_proxy.guard.injection.normalise import normalise  # noqa: E402
 
 OUT = HERE.parent.parent / "app/src/guard_proxy/guard/injection" / DATA
 BITS = 20
