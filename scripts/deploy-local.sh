@@ -108,9 +108,7 @@ ensure_host() {
     return 0
   fi
   gp_log "creating host $h"
-  # CAP_SYS_ADMIN: systemd 257 (Debian 13) sets up a unit's mount namespace before its
-  # user namespace and, without the capability, runs it unsandboxed (molecule/default).
-  podman run -d --name "$h" --hostname "$h" --network "$NETWORK" --cap-add SYS_ADMIN \
+  podman run -d --name "$h" --hostname "$h" --network "$NETWORK" \
     --label "$LABEL" --systemd always "$GP_IMAGE" /sbin/init >/dev/null
 }
 
