@@ -8,8 +8,8 @@
 # Inside: apt installs python3-venv, redis-server and openssl (what
 # setup-app-venv.sh installs here); a venv gets exactly app/requirements-test.lock
 # (--require-hashes: a lock without this Python's wheel hashes fails here) and
-# the app, editable, from a copy of app/ (the checkout stays untouched and
-# read-only to the container); then pytest writes JUnit XML to
+# the app, editable, from a copy of app/, docs/ and monitoring/ (the checkout
+# stays untouched and read-only to the container); then pytest writes JUnit XML to
 # $GP_RESULTS_DIR/app-tests-RELEASE.xml. pip's download cache persists in
 # .work/cache/pip-RELEASE, so a second run downloads nothing. Host network, as
 # the tests here: they start redis-server and uvicorn on free loopback ports, and
@@ -50,7 +50,7 @@ gp_log "app tests on $release ($image)"
 # The script runs in the container; "$@" are pytest's extra arguments.
 podman run --rm --interactive --name "$name" \
   --network host \
-  --volume "$GP_ROOT/app:/src/app:ro" \
+  --volume "$GP_ROOT:/src:ro" \
   --volume "$cache:/root/.cache/pip" \
   --volume "$results:/results" \
   --env "JUNIT=/results/app-tests-$release.xml" \
@@ -66,14 +66,16 @@ done
 command -v redis-server >/dev/null
 python3 --version
 redis-server --version
-mkdir -p /tmp/app
-tar -C /src/app --exclude='*.egg-info' --exclude=build --exclude=dist \
-  --exclude=__pycache__ --exclude='.*_cache' -c . | tar -C /tmp/app -x
+# The app and what its tests read beside it (docs/, monitoring/), not the checkout's
+# venvs, podman storage or git objects.
+mkdir -p /tmp/repo
+tar -C /src --exclude='*.egg-info' --exclude=build --exclude=dist --exclude=__pycache__ \
+  --exclude='.*_cache' -c app docs monitoring | tar -C /tmp/repo -x
 python3 -m venv /opt/venv
 pip=(/opt/venv/bin/python -m pip install -q --disable-pip-version-check)
-"${pip[@]}" --require-hashes -r /tmp/app/requirements-test.lock
-"${pip[@]}" --no-deps -e /tmp/app
+"${pip[@]}" --require-hashes -r /tmp/repo/app/requirements-test.lock
+"${pip[@]}" --no-deps -e /tmp/repo/app
 /opt/venv/bin/python -m pip check
-cd /tmp/app
+cd /tmp/repo/app
 exec /opt/venv/bin/python -m pytest tests -q -p no:cacheprovider --junitxml="$JUNIT" "$@"
 EOF
