@@ -20,7 +20,8 @@
 # REQUESTS_CA_BUNDLE, SSL_CERT_FILE, else Debian's /etc/ssl/certs/ca-certificates.crt)
 # is mounted read-only and named by PIP_CERT; PIP_INDEX_URL passes through.
 #
-# Usage: scripts/test-app-release.sh [RELEASE] [PYTEST_ARGS...]   (RELEASE: trixie)
+# Usage: scripts/test-app-release.sh [RELEASE] [PYTEST_ARGS...]   (RELEASE: trixie;
+#   PYTEST_ARGS relative to app/, `tests` when none: e.g. tests/cli -x)
 set -euo pipefail
 # shellcheck source=lib/env.sh
 . "$(dirname "$0")/lib/env.sh"
@@ -77,5 +78,5 @@ pip=(/opt/venv/bin/python -m pip install -q --disable-pip-version-check)
 "${pip[@]}" --no-deps -e /tmp/repo/app
 /opt/venv/bin/python -m pip check
 cd /tmp/repo/app
-exec /opt/venv/bin/python -m pytest tests -q -p no:cacheprovider --junitxml="$JUNIT" "$@"
+exec /opt/venv/bin/python -m pytest -q -p no:cacheprovider --junitxml="$JUNIT" "${@:-tests}"
 EOF
