@@ -5,15 +5,18 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 SCENARIO ?=
+# Release of the deploy-local hosts: trixie (Debian 13) or bookworm (Debian 12).
+DEBIAN_RELEASE ?= trixie
 
 .PHONY: help deploy-local destroy-local test test-app lint syntax molecule setup bench lock \
 	dashboard-picture
 
 help:
-	@echo "make deploy-local   deploy redis + guard-proxy onto local systemd hosts (podman)"
+	@echo "make deploy-local   deploy redis + guard-proxy onto local systemd hosts (podman;"
+	@echo "                    Debian 13, DEBIAN_RELEASE=bookworm for Debian 12)"
 	@echo "make destroy-local  remove the local hosts created by deploy-local"
 	@echo "make test           run every suite (app, lint, syntax, molecule) like CI"
-	@echo "make test-app       app unit and integration tests"
+	@echo "make test-app       app unit and integration tests (Python 3.11 here, 3.13 in a trixie container)"
 	@echo "make lint           yamllint + ansible-lint --profile production"
 	@echo "make syntax         ansible-playbook --syntax-check for every inventory"
 	@echo "make molecule       all Molecule scenarios (SCENARIO=default for one)"
@@ -22,7 +25,7 @@ help:
 	@echo "make lock           re-pin the app's dependencies with hashes (app/requirements*.lock)"
 
 deploy-local:
-	scripts/deploy-local.sh
+	DEBIAN_RELEASE='$(DEBIAN_RELEASE)' scripts/deploy-local.sh
 
 destroy-local:
 	scripts/deploy-local.sh --destroy
@@ -31,7 +34,7 @@ test:
 	scripts/test-all.sh
 
 test-app:
-	scripts/test-all.sh app
+	scripts/test-all.sh app app-trixie
 
 lint:
 	scripts/test-all.sh lint

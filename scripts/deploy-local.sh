@@ -5,6 +5,11 @@
 #                                      podman containers, add a fake Ollama, run site.yml
 #   scripts/deploy-local.sh --destroy  remove those containers and their network
 #
+# The hosts run Debian 13 (trixie) unless DEBIAN_RELEASE says otherwise:
+#   DEBIAN_RELEASE=bookworm scripts/deploy-local.sh   (or make deploy-local DEBIAN_RELEASE=bookworm)
+# deploys onto Debian 12 hosts; any release of $GP_RELEASES (scripts/lib/env.sh) works.
+# Hosts already created on another release are refused: --destroy them first.
+#
 # Options: --no-fake-ollama (ollama.url must then reach a real Ollama: a proxy
 # without an upstream is not ready and the play fails), -- ARGS passes
 # ARGS to ansible-playbook (e.g. -- --check --diff).
@@ -28,11 +33,19 @@ while (($#)); do
     --destroy) destroy=1 ;;
     --no-fake-ollama) fake_ollama=0 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
+
+DEBIAN_RELEASE="${DEBIAN_RELEASE:-trixie}"
+if [[ " $GP_RELEASES " != *" $DEBIAN_RELEASE "* ]]; then
+  echo "DEBIAN_RELEASE=$DEBIAN_RELEASE: not one of the releases with a base image ($GP_RELEASES)" >&2
+  exit 2
+fi
+GP_IMAGE="$(gp_image "$DEBIAN_RELEASE")"
+export DEBIAN_RELEASE GP_IMAGE
 
 MAIN_PODMAN_DIR="$GP_PODMAN_DIR"
 export GP_PODMAN_DIR="$GP_WORK/podman-local"
@@ -84,6 +97,13 @@ ensure_host() {
   local h="$1"
   if podman container exists "$h"; then
     ours "$h" || { echo "container $h exists but was not made by deploy-local" >&2; return 1; }
+    local image
+    image="$(podman container inspect -f '{{.ImageName}}' "$h")"
+    if [[ "$image" != "$GP_IMAGE" ]]; then
+      echo "host $h runs $image, not $GP_IMAGE (DEBIAN_RELEASE=$DEBIAN_RELEASE): remove the" \
+        "local hosts first (make destroy-local), or set DEBIAN_RELEASE to their release" >&2
+      return 1
+    fi
     [[ "$(podman container inspect -f '{{.State.Running}}' "$h")" == true ]] || podman start "$h" >/dev/null
     return 0
   fi
@@ -178,7 +198,7 @@ main() {
   [[ -n "$hosts" ]] || { echo "no hosts in $INVENTORY" >&2; return 1; }
   for h in $hosts; do ensure_host "$h"; done
   for h in $hosts; do wait_booted "$h"; done
-  gp_log "ansible-playbook -i inventories/local site.yml"
+  gp_log "ansible-playbook -i inventories/local site.yml (hosts on $DEBIAN_RELEASE)"
   # Same podman connection as Molecule's, with pipelining (one exec per task):
   # a second inventory source sets it per host (host vars beat group vars, and
   # delegation to localhost keeps its local connection).

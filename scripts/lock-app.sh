@@ -7,6 +7,10 @@
 # One universal resolution (environment markers kept, e.g. async-timeout for
 # Python < 3.11.3, Debian 12's 3.11.2) that holds for every Python >= 3.11 and
 # platform, so the controller's Python does not decide what a host gets.
+# --generate-hashes lists every file of each pinned release, so the locks hold
+# the wheels of Debian 12's Python 3.11 (cp311) and Debian 13's 3.13 (cp313)
+# alike; installs with --require-hashes on either prove it (.venv here, the
+# app-trixie suite, the wheelhouse of each Molecule scenario's hosts).
 # Pins already in the files are kept unless pyproject.toml needs others; pass
 # uv's own options to move them:
 #   make lock LOCK_ARGS=--upgrade                  newest of everything

@@ -9,13 +9,15 @@
 #
 # After the set-up, the suites run side by side (2 cores go further that way: a
 # Molecule scenario spends most of its time waiting on systemd, apt and
-# HTTP): the static checks, lint, syntax and app tests in one lane, and each
+# HTTP): the static checks, lint, syntax and app tests in one lane, the app tests
+# on Debian 13's Python 3.13 and Redis 8.0 (app-trixie: a throw-away trixie
+# container, scripts/test-app-release.sh) in a lane of its own, and each
 # Molecule scenario in a lane of its own (own podman instance under
 # .work/podman-<scenario>, own network, own Molecule ephemeral directory;
 # their starts are GP_STAGGER seconds apart). Each suite's wall time is
 # printed against its budget (BUDGET below, also in README.md).
 #
-# Usage: scripts/test-all.sh [app] [static] [lint] [syntax] [molecule[=SCENARIO,...]]
+# Usage: scripts/test-all.sh [app] [app-trixie] [static] [lint] [syntax] [molecule[=SCENARIO,...]]
 #   (no argument: everything)
 set -uo pipefail
 
@@ -32,7 +34,7 @@ GP_STAGGER="${GP_STAGGER:-25}"
 # Wall-time budget per suite in seconds on 2 shared cores, cold (README.md, "Test time").
 # Over budget is reported, not failed: timings are not assertions.
 declare -A BUDGET=(
-  [setup]=420 [static]=120 [lint]=300 [syntax]=60 [app]=420
+  [setup]=420 [static]=120 [lint]=300 [syntax]=60 [app]=420 [app-trixie]=900
   [molecule-default]=660 [molecule-sentinel]=780 [molecule-shared-cache]=720
   [total]=1500
 )
@@ -142,6 +144,8 @@ run_setup() {  # run_setup SUITE...: install only what the chosen suites need
     case "$w" in
       app|static) app=1 ;;
       lint|syntax) tools=1 ;;
+      # The trixie base image (the app's tests on its Python 3.13).
+      app-trixie) image=1 ;;
       # Molecule default builds its tiny ONNX model with the app venv (prepare.yml).
       molecule*) tools=1; image=1; app=1 ;;
     esac
@@ -164,6 +168,18 @@ run_app() {
     "$GP_ROOT/.venv/bin/python" -m pytest "$GP_ROOT/app/tests" -q -p no:cacheprovider \
     --junitxml="$RESULTS/app-tests.xml"
 }
+
+# The same app tests on Debian 13's Python 3.13 and redis-server 8.0, in a throw-away
+# trixie container of a podman instance of its own (.work/podman-app-trixie, the base
+# image read from .work/podman's storage), host network: nothing to set up but the
+# container. Its lane runs beside the checks and the Molecule scenarios.
+run_app_release() (  # run_app_release RELEASE
+  local release="$1"
+  export GP_IMAGE_STORE="$GP_WORK/podman/storage"
+  export GP_PODMAN_DIR="$GP_WORK/podman-app-$release"
+  suite "app-tests-$release" "$RESULTS/app-tests-$release.xml" 1500 \
+    nice -n "${GP_MOLECULE_NICE:-5}" "$GP_ROOT/scripts/test-app-release.sh" "$release"
+)
 
 # The app's static checks (issue 21): ruff's rule set and formatting, and mypy --strict
 # (settings in app/pyproject.toml); each a step that fails CI.
@@ -306,11 +322,12 @@ main() {
   mkdir -p "$RESULTS"
   rm -f "$RECORDS" "$TIMES"
   local want=("$@") t0=$SECONDS w checks=() mol="" pids=()
-  ((${#want[@]})) || want=(static app lint syntax molecule)
+  ((${#want[@]})) || want=(static app app-trixie lint syntax molecule)
   timed setup run_setup "${want[@]}"
   for w in "${want[@]}"; do
     case "$w" in
       app|static|lint|syntax) checks+=("$w") ;;
+      app-trixie) set -m; timed app-trixie run_app_release trixie & pids+=($!); set +m ;;
       molecule) mol="all" ;;
       molecule=*) mol="${w#molecule=}" ;;
       *) echo "unknown suite: $w" >&2; record "usage" 0 1 "unknown suite $w" ;;

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from guard_proxy_testing.cli import RunCli
-from guard_proxy_testing.redis_server import RedisServer, free_port
+from guard_proxy_testing.redis_server import CA_EXTENSIONS, LEAF_EXTENSIONS, RedisServer, free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -22,13 +22,15 @@ def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
     _openssl(
         "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
         "-subj", f"/CN={name}", "-keyout", f"{name}.key", "-out", f"{name}.crt",
-        cwd=directory,
+        *CA_EXTENSIONS, cwd=directory,
     )  # fmt: skip
     return directory / f"{name}.crt", directory / f"{name}.key"
 
 
 def make_server_cert(directory: Path, ca: tuple[Path, Path]) -> tuple[Path, Path]:
-    (directory / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    (directory / "san.cnf").write_text(
+        f"subjectAltName=IP:127.0.0.1,DNS:localhost\n{LEAF_EXTENSIONS}"
+    )
     _openssl(
         "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
         "-keyout", "server.key", "-out", "server.csr",

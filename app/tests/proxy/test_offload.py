@@ -148,7 +148,8 @@ def test_the_onnx_classifier_blocks_what_the_tiny_model_flags_and_caches_it(
     assert blocked.status_code == 400
     assert blocked.json()["guard"]["scanners"] == ["injection-model"]
     assert blocked.headers["x-guard-cache"] == "miss"
-    assert generate(proxy, f"my cat is called {tiny_model.FLAGGED}").headers["x-guard-cache"] == "hit"
+    again = generate(proxy, f"my cat is called {tiny_model.FLAGGED}")
+    assert again.headers["x-guard-cache"] == "hit"
     assert generate(proxy, "what is the weather today").status_code == 200
     assert generate(proxy, f"{tiny_model.GRADED} cats").status_code == 200  # 0.73 < 0.9
 

@@ -277,7 +277,11 @@ def test_scanners_and_models_load_in_the_workers_after_the_fork(
     # The model is there, in every worker, with the threads it started ...
     blocked = httpx.post(
         f"{proxy.url}/api/generate",
-        json={"model": "llama3.2", "prompt": f"my cat is called {tiny_model.FLAGGED}", "stream": False},
+        json={
+            "model": "llama3.2",
+            "prompt": f"my cat is called {tiny_model.FLAGGED}",
+            "stream": False,
+        },
         timeout=WAIT,
     )
     assert blocked.status_code == 400

@@ -100,7 +100,11 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
 
 
 def tls_kwargs(settings: RedisSettings) -> dict[str, Any]:
-    """redis-py's TLS options from ``redis.tls_*`` (one setting for Sentinels and servers)."""
+    """redis-py's TLS options from ``redis.tls_*`` (one setting for Sentinels and servers).
+
+    Verification is the same on every Python: strict X.509 checks and partial chains, the
+    defaults of Python 3.13's ``ssl.create_default_context`` (3.11 has neither), so a CA
+    without key usage is refused on Debian 12's Python as on Debian 13's."""
     import ssl
 
     return {
@@ -109,6 +113,9 @@ def tls_kwargs(settings: RedisSettings) -> dict[str, Any]:
         "ssl_keyfile": settings.tls_key_file or None,
         "ssl_cert_reqs": ssl.CERT_REQUIRED if settings.tls_verify else ssl.CERT_NONE,
         "ssl_check_hostname": settings.tls_verify,
+        "ssl_include_verify_flags": (
+            [ssl.VERIFY_X509_STRICT, ssl.VERIFY_X509_PARTIAL_CHAIN] if settings.tls_verify else None
+        ),
     }
 
 

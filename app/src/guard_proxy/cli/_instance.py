@@ -105,7 +105,8 @@ def _trust(ca_file: str, check_hostname: bool, key: str) -> ssl.SSLContext:
     from guard_proxy.exceptions import ConfigError
 
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    # Strict X.509 checks on every Python (3.13's default), as for Redis (tls_kwargs).
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN | ssl.VERIFY_X509_STRICT
     ctx.check_hostname = check_hostname
     try:
         ctx.load_verify_locations(cafile=ca_file)

@@ -328,18 +328,33 @@ class PortTaken(RuntimeError):
     """redis-server could not bind its port: another process took it first."""
 
 
+# What a CA and a server certificate need under strict X.509 verification (OpenSSL's
+# X509_STRICT: Python 3.13's default, applied by the app on every Python): `openssl req
+# -x509` flags, and lines of the extension file `openssl x509 -req -extfile` reads.
+CA_EXTENSIONS = (
+    "-addext", "basicConstraints=critical,CA:TRUE",
+    "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    "-addext", "subjectKeyIdentifier=hash",
+)  # fmt: skip
+LEAF_EXTENSIONS = "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n"
+
+
 def make_certificates(directory: Path) -> None:
     """A CA and a server certificate (SAN 127.0.0.1, localhost) signed by it, via openssl:
-    ``ca.crt``/``ca.key`` and ``server.crt``/``server.key`` in ``directory``."""
+    ``ca.crt``/``ca.key`` and ``server.crt``/``server.key`` in ``directory``. Both carry the
+    extensions strict X.509 verification requires (the client verifies strictly on every
+    Python, as 3.13 does by default): key usage on the CA, key identifiers on both."""
 
     def run(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
 
     key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
     run("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
-        "-subj", "/CN=guard-proxy test CA")  # fmt: skip
+        "-subj", "/CN=guard-proxy test CA", *CA_EXTENSIONS)  # fmt: skip
     run("req", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
-    (directory / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    (directory / "san.cnf").write_text(
+        f"subjectAltName=IP:127.0.0.1,DNS:localhost\n{LEAF_EXTENSIONS}"
+    )
     run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
         "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.cnf")  # fmt: skip
 
