@@ -11,6 +11,11 @@ and ops scripts may use it outside pytest too::
         server.client().set("k", "v")
         server.freeze(); ...; server.thaw()
         server.kill(); server.restart()
+
+The server binary is ``$GUARD_TEST_REDIS_SERVER`` (default ``/usr/bin/redis-server``):
+``GUARD_TEST_REDIS_SERVER=/usr/bin/valkey-server`` runs the same tests against Valkey
+(Debian's valkey-server; scripts/test-all.sh does that for the Redis test files). Sentinels
+are the same binary with ``--sentinel``.
 """
 
 from __future__ import annotations
@@ -34,9 +39,18 @@ from redis.retry import Retry
 
 from .net import free_port
 
-__all__ = ["RedisServer", "SentinelServer", "free_port", "replica_of"]
+__all__ = [
+    "REDIS_SERVER_BINARY",
+    "REDIS_SERVER_NAME",
+    "RedisServer",
+    "SentinelServer",
+    "free_port",
+    "replica_of",
+]
 
 REDIS_SERVER_BINARY = os.environ.get("GUARD_TEST_REDIS_SERVER", "/usr/bin/redis-server")
+# "redis-server" or "valkey-server": the name the process runs under.
+REDIS_SERVER_NAME = Path(REDIS_SERVER_BINARY).name
 START_TIMEOUT = 10.0
 
 
