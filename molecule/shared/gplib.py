@@ -398,6 +398,38 @@ def root_mount_options(host: Any, pid: int) -> set[str]:
     return set()
 
 
+def mount_sandbox_enforced(host: Any) -> bool:
+    """Whether systemd on ``host`` gives a service a read-only ``/`` (ProtectSystem=strict with
+    PrivateUsers=yes), asked with a throw-away unit. In these unprivileged podman hosts systemd
+    252 (Debian 12) does; systemd 257 (Debian 13) sets up the user namespace but skips the
+    mount namespace without a word (no CAP_SYS_ADMIN outside it), like any host without
+    PrivateUsers (shared/docs/systemd-test-hosts.md)."""
+    out = host.run(
+        "systemd-run --quiet --wait --pipe --collect -p PrivateUsers=yes -p ProtectSystem=strict "
+        "awk '$5 == \"/\" {print $6}' /proc/self/mountinfo"
+    )
+    assert out.rc == 0, out.stdout + out.stderr
+    return "ro" in out.stdout.strip().split(",")
+
+
+def process_sandbox(host: Any, pid: int) -> dict[str, str]:
+    """What the kernel says about ``pid``'s sandbox: effective capabilities, no_new_privs,
+    seccomp mode, and whether it has a user namespace of its own (not PID 1's)."""
+    status = dict(
+        line.split(":\t", 1) for line in host.file(f"/proc/{pid}/status").content_string.splitlines()
+        if ":\t" in line
+    )
+    own_userns = host.run(
+        "test \"$(readlink /proc/%s/ns/user)\" != \"$(readlink /proc/1/ns/user)\"", str(pid)
+    ).rc == 0
+    return {
+        "CapEff": status.get("CapEff", "").strip(),
+        "NoNewPrivs": status.get("NoNewPrivs", "").strip(),
+        "Seccomp": status.get("Seccomp", "").strip(),
+        "own_user_namespace": str(own_userns),
+    }
+
+
 def cmdlines(host: Any) -> list[str]:
     """Every process's command line on ``host`` (NULs turned into spaces)."""
     out = host.run(
