@@ -29,9 +29,14 @@ def address(host: Any) -> str:
     return out[out.index("inet") + 1].split("/")[0]
 
 
-def replication(host: Any, creds: tuple[str, str]) -> dict[str, str]:
-    """INFO replication of the host's Redis, as the proxy's ACL user (it has +info)."""
+def replication(host: Any, creds: tuple[str, str], strict: bool = True) -> dict[str, str]:
+    """INFO replication of the host's Redis, as the proxy's ACL user (it has +info).
+    ``strict=False``: {} when the CLI gets no answer, for polls that may meet the Sentinels'
+    reconfiguration of a demoted primary (REPLICAOF ends with CLIENT KILL TYPE normal, which
+    closes the connection asking at that moment)."""
     cmd = redis_cli(host, "INFO replication", user=creds[0], password=creds[1])
+    if not strict and cmd.rc != 0:
+        return {}
     assert cmd.rc == 0, cmd.stderr
     fields = {}
     for line in cmd.stdout.splitlines():
