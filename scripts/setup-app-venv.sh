@@ -3,14 +3,17 @@
 # app/requirements-test.lock (the runtime lock's versions plus the test extra,
 # every file checked against its hash), then the app and its test harness
 # (app/testing: guard_proxy_testing, shared by app/tests, bench/ and
-# monitoring/render), both editable, without resolving anything. Plus the Debian packages the app tests need (a real
-# redis-server; openssl for the TLS tests, which make their own CA).
+# monitoring/render), both editable, without resolving anything. Plus the
+# Debian packages the app tests need (a real redis-server, and valkey-server for
+# the same Redis tests run against Valkey: from bookworm-backports on Debian 12,
+# pinned to it alone; openssl for the TLS tests, which make their own CA).
 # Idempotent: pip runs only when pyproject.toml or a lock changed since last time.
 set -euo pipefail
 # shellcheck source=lib/env.sh
 . "$(dirname "$0")/lib/env.sh"
 
 gp_apt_install redis-server python3-venv openssl
+gp_apt_install_valkey
 # Tests start their own redis-server; the packaged one is not needed running.
 venv="$GP_ROOT/.venv"
 stamp="$venv/.app-requirements.sha256"

@@ -163,10 +163,24 @@ run_setup() {  # run_setup SUITE...: install only what the chosen suites need
   return 0
 }
 
+# The app's Redis test files run a second time against Valkey (issue 24): the cache
+# facade, Sentinel and TLS, and check-redis, with Debian's valkey-server
+# (setup-app-venv.sh installs it; bookworm-backports on Debian 12) in place of
+# redis-server (app/tests/support/redis_server.py, GUARD_TEST_REDIS_SERVER).
+VALKEY_TESTS=(
+  cache/test_redis_server_support.py cache/test_facade_redis.py cache/test_sentinel.py
+  cache/test_tls.py cli/test_check_redis.py cli/test_check_redis_sentinel.py
+  cli/test_check_redis_tls.py
+)
+
 run_app() {
   suite app-tests "$RESULTS/app-tests.xml" 1500 \
     "$GP_ROOT/.venv/bin/python" -m pytest "$GP_ROOT/app/tests" -q -p no:cacheprovider \
     --junitxml="$RESULTS/app-tests.xml"
+  suite app-tests-valkey "$RESULTS/app-tests-valkey.xml" 900 \
+    env GUARD_TEST_REDIS_SERVER=/usr/bin/valkey-server \
+    "$GP_ROOT/.venv/bin/python" -m pytest "${VALKEY_TESTS[@]/#/$GP_ROOT/app/tests/}" -q \
+    -p no:cacheprovider --junitxml="$RESULTS/app-tests-valkey.xml"
 }
 
 # The same app tests on Debian 13's Python 3.13 and redis-server 8.0, in a throw-away

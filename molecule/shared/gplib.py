@@ -13,15 +13,71 @@ import os
 import re
 import subprocess
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import nsenter  # noqa: F401  (podman:// hosts run their commands through nsenter)
 import yaml
 
+
+
+@dataclass(frozen=True)
+class Flavour:
+    """The names of one server flavour as Debian packages it (roles/redis/vars/flavour-*.yml)."""
+
+    name: str
+    user: str
+    server_package: str
+    sentinel_package: str
+    server_unit: str
+    sentinel_unit: str
+    conf_dir: str
+    conf: str
+    data_dir: str
+    cli: str
+
+    @property
+    def runtime_conf(self) -> str:
+        """The file the server starts from in Sentinel mode (the role's _redis_runtime_conf)."""
+        return f"{self.conf_dir}/runtime/{self.conf.rsplit('/', 1)[1]}"
+
+
+FLAVOURS = {
+    "redis": Flavour(
+        name="redis",
+        user="redis",
+        server_package="redis-server",
+        sentinel_package="redis-sentinel",
+        server_unit="redis-server.service",
+        sentinel_unit="redis-sentinel.service",
+        conf_dir="/etc/redis",
+        conf="/etc/redis/redis.conf",
+        data_dir="/var/lib/redis",
+        cli="redis-cli",
+    ),
+    "valkey": Flavour(
+        name="valkey",
+        user="valkey",
+        server_package="valkey-server",
+        sentinel_package="valkey-sentinel",
+        server_unit="valkey-server.service",
+        sentinel_unit="valkey-sentinel.service",
+        conf_dir="/etc/valkey",
+        conf="/etc/valkey/valkey.conf",
+        data_dir="/var/lib/valkey",
+        cli="valkey-cli",
+    ),
+}
+# The flavour a scenario deploys (redis_server_flavour in its inventory), from its
+# molecule.yml (verifier env GP_REDIS_FLAVOUR); Redis when unset.
+FLAVOUR = FLAVOURS[os.environ.get("GP_REDIS_FLAVOUR", "redis")]
+# The other flavour: never installed on the scenario's hosts.
+OTHER_FLAVOUR = next(f for f in FLAVOURS.values() if f is not FLAVOUR)
+
 PROXY_CONFIG = "/etc/guard-proxy/config.yaml"
 PROXY_UNIT = "guard-proxy.service"
-REDIS_UNIT = "redis-server.service"
-REDIS_CONF = "/etc/redis/redis.conf"
+REDIS_UNIT = FLAVOUR.server_unit
+REDIS_CONF = FLAVOUR.conf
 CACHE_PREFIX = "guard:"
 SECRET_DIR = "/run/gp-test"
 
@@ -255,9 +311,10 @@ def proxy_redis_credentials(host: Any) -> tuple[str, str]:
 
 
 def redis_cli(host: Any, args: str, *params: str, user: str = "", password: str = "") -> Any:
-    """Run redis-cli on ``host`` against 127.0.0.1, authenticating via REDISCLI_AUTH
-    from a 0600 file (never ``-a``): the secret is never on a command line. With TLS
-    on that host (tls-port in redis.conf), over TLS with the host's own files."""
+    """Run the flavour's CLI (redis-cli, valkey-cli) on ``host`` against 127.0.0.1,
+    authenticating via REDISCLI_AUTH (both read it) from a 0600 file (never ``-a``): the
+    secret is never on a command line. With TLS on that host (tls-port in redis.conf),
+    over TLS with the host's own files."""
     port = redis_port(host)
     tls = redis_tls_args(host)
     if password:
@@ -271,7 +328,7 @@ def redis_cli(host: Any, args: str, *params: str, user: str = "", password: str 
     else:
         prefix, auth = "", ""
     return host.run(
-        prefix + f"redis-cli --no-auth-warning -h 127.0.0.1 -p {port} {tls}{auth}" + args, *params
+        prefix + f"{FLAVOUR.cli} --no-auth-warning -h 127.0.0.1 -p {port} {tls}{auth}" + args, *params
     )
 
 
@@ -339,6 +396,38 @@ def root_mount_options(host: Any, pid: int) -> set[str]:
         if len(fields) > 5 and fields[4] == "/":
             return set(fields[5].split(","))
     return set()
+
+
+def mount_sandbox_enforced(host: Any) -> bool:
+    """Whether systemd on ``host`` gives a service a read-only ``/`` (ProtectSystem=strict with
+    PrivateUsers=yes), asked with a throw-away unit. In these unprivileged podman hosts systemd
+    252 (Debian 12) does; systemd 257 (Debian 13) sets up the user namespace but skips the
+    mount namespace without a word (no CAP_SYS_ADMIN outside it), like any host without
+    PrivateUsers (shared/docs/systemd-test-hosts.md)."""
+    out = host.run(
+        "systemd-run --quiet --wait --pipe --collect -p PrivateUsers=yes -p ProtectSystem=strict "
+        "awk '$5 == \"/\" {print $6}' /proc/self/mountinfo"
+    )
+    assert out.rc == 0, out.stdout + out.stderr
+    return "ro" in out.stdout.strip().split(",")
+
+
+def process_sandbox(host: Any, pid: int) -> dict[str, str]:
+    """What the kernel says about ``pid``'s sandbox: effective capabilities, no_new_privs,
+    seccomp mode, and whether it has a user namespace of its own (not PID 1's)."""
+    status = dict(
+        line.split(":\t", 1) for line in host.file(f"/proc/{pid}/status").content_string.splitlines()
+        if ":\t" in line
+    )
+    own_userns = host.run(
+        "test \"$(readlink /proc/%s/ns/user)\" != \"$(readlink /proc/1/ns/user)\"", str(pid)
+    ).rc == 0
+    return {
+        "CapEff": status.get("CapEff", "").strip(),
+        "NoNewPrivs": status.get("NoNewPrivs", "").strip(),
+        "Seccomp": status.get("Seccomp", "").strip(),
+        "own_user_namespace": str(own_userns),
+    }
 
 
 def cmdlines(host: Any) -> list[str]:

@@ -126,6 +126,48 @@ gp_apt_install() {
   ) 9>/run/gp-apt.lock
 }
 
+# Valkey (valkey-server, valkey-tools) for the app tests that run against it
+# (GUARD_TEST_REDIS_SERVER=/usr/bin/valkey-server). Debian 13 has it in main;
+# Debian 12 only in bookworm-backports, which this adds as a source of its own
+# (the mirror this machine already uses) with a pin that lets nothing but the
+# valkey packages come from it: every other package of backports gets
+# priority 1, so no upgrade or install ever picks it over bookworm's.
+GP_BACKPORTS_SOURCES=/etc/apt/sources.list.d/gp-bookworm-backports.sources
+GP_BACKPORTS_PIN=/etc/apt/preferences.d/gp-bookworm-backports
+gp_apt_install_valkey() {
+  local codename mirror
+  codename="$(. /etc/os-release && printf '%s' "${VERSION_CODENAME:-}")"
+  if [[ "$codename" == bookworm && ! -s "$GP_BACKPORTS_SOURCES" ]]; then
+    mirror="$(awk 'tolower($1)=="uris:" {for(i=2;i<=NF;i++) print $i}' \
+      /etc/apt/sources.list.d/debian.sources 2>/dev/null | grep -v -- '-security/*$' | head -n1)"
+    [[ -n "$mirror" ]] || mirror="$(awk '$1=="deb" {for(i=2;i<=NF;i++) if ($i ~ /^https?:/) {print $i; break}}' \
+      /etc/apt/sources.list 2>/dev/null | grep -v -- '-security/*$' | head -n1)"
+    [[ -n "$mirror" ]] || { echo "no Debian mirror found in the apt sources" >&2; return 1; }
+    gp_log "apt: adding bookworm-backports ($mirror), pinned to the valkey packages"
+    cat > "$GP_BACKPORTS_PIN" <<'PIN'
+# Written by guard-proxy's scripts/lib/env.sh (gp_apt_install_valkey): from
+# bookworm-backports only Valkey, nothing else.
+Package: *
+Pin: release n=bookworm-backports
+Pin-Priority: 1
+
+Package: valkey-server valkey-tools valkey-sentinel
+Pin: release n=bookworm-backports
+Pin-Priority: 500
+PIN
+    cat > "$GP_BACKPORTS_SOURCES" <<SRC
+# Written by guard-proxy's scripts/lib/env.sh (gp_apt_install_valkey); pinned
+# in $GP_BACKPORTS_PIN to the valkey packages.
+Types: deb
+URIs: ${mirror%/}
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  fi
+  gp_apt_install valkey-server valkey-tools
+}
+
 # The Python 3.11 to build venvs from: Debian's own when present.
 gp_python311() {
   if [[ -x /usr/bin/python3.11 ]]; then echo /usr/bin/python3.11; return; fi

@@ -294,6 +294,8 @@ def test_the_sentinel_password_task_puts_no_password_in_any_argv(
         "redis_sentinel_acl_password": SENT_ACL,
         "_redis_sentinel_runtime_conf": str(conf),
         "_redis_cli_tls": "",
+        # The flavour's CLI (roles/redis/vars/flavour-redis.yml; the shims wrap it).
+        "_redis_cli": "redis-cli",
         "_redis_sentinel_runs": True,
     }
     first = run_playbook(tmp_path, play([task]), extra_vars=variables)

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 import redis
-from guard_proxy_testing.redis_server import RedisServer
+from guard_proxy_testing.redis_server import REDIS_SERVER_BINARY, REDIS_SERVER_NAME, RedisServer
 
 
 def test_requires_password(redis_server: RedisServer) -> None:
@@ -24,8 +24,17 @@ def test_password_not_in_process_list(redis_server: RedisServer) -> None:
     ps = subprocess.run(
         ["ps", "-o", "args=", "-p", str(redis_server.pid)], capture_output=True, text=True
     )
-    assert "redis-server" in ps.stdout
+    assert REDIS_SERVER_NAME in ps.stdout
     assert redis_server.password not in ps.stdout
+
+
+def test_the_server_is_the_chosen_binary(redis_server: RedisServer) -> None:
+    """GUARD_TEST_REDIS_SERVER decides what the Redis tests run against: Valkey says so in
+    INFO (valkey_version; it reports redis_version 7.2.4 too, for old clients), Redis not."""
+    with redis_server.client() as client:
+        info = client.info("server")
+    assert info["executable"] == REDIS_SERVER_BINARY
+    assert ("valkey_version" in info) == REDIS_SERVER_NAME.startswith("valkey"), info
 
 
 def test_kill_and_restart_same_port(redis_server: RedisServer) -> None:

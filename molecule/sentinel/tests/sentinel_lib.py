@@ -6,11 +6,20 @@ import json
 import re
 from typing import Any
 
-from gplib import SECRET_DIR, http, name_of, podman_exec_stdin, proxy_url, redis_cli, redis_tls_args
+from gplib import (
+    FLAVOUR,
+    SECRET_DIR,
+    http,
+    name_of,
+    podman_exec_stdin,
+    proxy_url,
+    redis_cli,
+    redis_tls_args,
+)
 
 SENTINEL_PORT = 26379
 # The Sentinel's settings the role owns (tls-port and the TLS files when TLS is on).
-SENTINEL_CONF = "/etc/redis/sentinel-static.conf"
+SENTINEL_CONF = f"{FLAVOUR.conf_dir}/sentinel-static.conf"
 SERVICE = "mymaster"
 
 
@@ -20,9 +29,14 @@ def address(host: Any) -> str:
     return out[out.index("inet") + 1].split("/")[0]
 
 
-def replication(host: Any, creds: tuple[str, str]) -> dict[str, str]:
-    """INFO replication of the host's Redis, as the proxy's ACL user (it has +info)."""
+def replication(host: Any, creds: tuple[str, str], strict: bool = True) -> dict[str, str]:
+    """INFO replication of the host's Redis, as the proxy's ACL user (it has +info).
+    ``strict=False``: {} when the CLI gets no answer, for polls that may meet the Sentinels'
+    reconfiguration of a demoted primary (REPLICAOF ends with CLIENT KILL TYPE normal, which
+    closes the connection asking at that moment)."""
     cmd = redis_cli(host, "INFO replication", user=creds[0], password=creds[1])
+    if not strict and cmd.rc != 0:
+        return {}
     assert cmd.rc == 0, cmd.stderr
     fields = {}
     for line in cmd.stdout.splitlines():
@@ -33,7 +47,7 @@ def replication(host: Any, creds: tuple[str, str]) -> dict[str, str]:
 
 
 def sentinel(host: Any, password: str, args: str, user: str = "") -> Any:
-    """redis-cli against the host's Sentinel (as ``user``, else the admin ``default``;
+    """The flavour's CLI against the host's Sentinel (as ``user``, else the admin ``default``;
     over TLS when its file says so); the password travels through a 0600 file."""
     podman_exec_stdin(
         name_of(host),
@@ -43,16 +57,16 @@ def sentinel(host: Any, password: str, args: str, user: str = "") -> Any:
     auth = f"--user {user} " if user else ""
     return host.run(
         f'REDISCLI_AUTH="$(cat {SECRET_DIR}/sentinel-pass)" '
-        f"redis-cli --no-auth-warning --raw -h 127.0.0.1 -p {SENTINEL_PORT} "
+        f"{FLAVOUR.cli} --no-auth-warning --raw -h 127.0.0.1 -p {SENTINEL_PORT} "
         f"{redis_tls_args(host, SENTINEL_CONF)}{auth}{args}"
     )
 
 
 def sentinel_admin_password(host: Any) -> str:
     """The Sentinels' admin password as the role wrote it into the host's static include."""
-    conf = host.file("/etc/redis/sentinel-static.conf").content_string
+    conf = host.file(SENTINEL_CONF).content_string
     m = re.search(r'^sentinel sentinel-pass "?([^"\n]+)"?$', conf, re.M)
-    assert m, "no sentinel-pass in /etc/redis/sentinel-static.conf"
+    assert m, f"no sentinel-pass in {SENTINEL_CONF}"
     return m.group(1)
 
 
@@ -77,7 +91,9 @@ def sentinel_events(hosts: list[Any]) -> str:
     return "\n".join(
         f"{name_of(h)}: {line}"
         for h in hosts
-        for line in h.run("journalctl -u redis-sentinel -o short-precise --no-pager").stdout.splitlines()
+        for line in h.run(
+            "journalctl -u %s -o short-precise --no-pager", FLAVOUR.sentinel_unit
+        ).stdout.splitlines()
         if re.search(pattern, line)
     )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gplib import REDIS_UNIT, main_pid, name_of, run_playbook, wait_for
+from gplib import FLAVOUR, REDIS_UNIT, main_pid, name_of, run_playbook, wait_for
 from sentinel_lib import address, cache_health, replication, sentinel_events, sentinel_primary
 
 INVENTORY_PRIMARY = "sentinel-redis1"  # redis_replication_primary: first host of the group
@@ -33,7 +33,7 @@ def test_rerun_after_failover_keeps_the_promoted_primary(
     assert {name_of(h): main_pid(h, REDIS_UNIT) for h in redis_hosts} == pids, "Redis was restarted"
     for host in redis_hosts:
         assert sentinel_primary(host, sentinel_password) == address(primary)
-        runtime = host.file("/etc/redis/runtime/redis.conf").content_string
+        runtime = host.file(FLAVOUR.runtime_conf).content_string
         replicaof = [line for line in runtime.splitlines() if line.startswith("replicaof ")]
         if host is primary:
             assert replicaof == []

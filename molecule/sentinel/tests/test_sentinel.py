@@ -6,12 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from gplib import (
+    FLAVOUR,
+    OTHER_FLAVOUR,
     PROXY_UNIT,
     REDIS_UNIT,
     SECRET_DIR,
     cmdlines,
+    mount_sandbox_enforced,
     name_of,
     podman_exec_stdin,
+    process_sandbox,
+    redis_cli,
     redis_tls_args,
 )
 from sentinel_lib import (
@@ -25,7 +30,7 @@ from sentinel_lib import (
     sentinel_primary,
 )
 
-SENTINEL_UNIT = "redis-sentinel.service"
+SENTINEL_UNIT = FLAVOUR.sentinel_unit
 
 
 def test_redis_and_sentinel_run_on_every_redis_host(redis_hosts: list[Any]) -> None:
@@ -34,6 +39,29 @@ def test_redis_and_sentinel_run_on_every_redis_host(redis_hosts: list[Any]) -> N
             service = host.service(unit)
             assert service.is_running, (host.backend.name, unit)
             assert service.is_enabled, (host.backend.name, unit)
+
+
+def test_the_inventorys_server_flavour_runs(
+    redis_hosts: list[Any], proxy_creds: tuple[str, str]
+) -> None:
+    """redis_server_flavour decides the packages, the programs that run and the server
+    that answers; the other flavour is not even installed."""
+    for host in redis_hosts:
+        for unit, package in (
+            (REDIS_UNIT, FLAVOUR.server_package),
+            (SENTINEL_UNIT, FLAVOUR.sentinel_package),
+        ):
+            assert host.package(package).is_installed, (name_of(host), package)
+            pid = host.run("systemctl show -P MainPID %s", unit).stdout.strip()
+            exe = host.run("readlink /proc/%s/exe", pid).stdout.strip()
+            # valkey-server and valkey-sentinel are links to one binary, as in Redis.
+            assert exe.startswith(f"/usr/bin/{FLAVOUR.name}-"), (name_of(host), unit, exe)
+        for package in (OTHER_FLAVOUR.server_package, OTHER_FLAVOUR.sentinel_package):
+            assert not host.package(package).is_installed, (name_of(host), package)
+        info = redis_cli(host, "INFO server", user=proxy_creds[0], password=proxy_creds[1])
+        assert info.rc == 0, info.stderr
+        # Valkey reports valkey_version (and redis_version 7.2.4 for old clients).
+        assert ("valkey_version:" in info.stdout) == (FLAVOUR.name == "valkey"), info.stdout[:400]
 
 
 def test_one_primary_and_two_synced_replicas(
@@ -59,14 +87,14 @@ def test_every_sentinel_names_the_primary(
 def test_sentinel_refuses_clients_without_the_password(redis_hosts: list[Any]) -> None:
     for host in redis_hosts:
         tls = redis_tls_args(host, SENTINEL_CONF)
-        out = host.run(f"redis-cli -h 127.0.0.1 -p %s {tls}PING", str(SENTINEL_PORT))
+        out = host.run(f"{FLAVOUR.cli} -h 127.0.0.1 -p %s {tls}PING", str(SENTINEL_PORT))
         assert "NOAUTH" in out.stdout + out.stderr, out.stdout
 
 
 def test_wrong_sentinel_password_is_refused(redis_hosts: list[Any]) -> None:
     tls = redis_tls_args(redis_hosts[0], SENTINEL_CONF)
     out = redis_hosts[0].run(
-        "REDISCLI_AUTH=wrong-password-for-the-test redis-cli --no-auth-warning -h 127.0.0.1 -p %s "
+        f"REDISCLI_AUTH=wrong-password-for-the-test {FLAVOUR.cli} --no-auth-warning -h 127.0.0.1 -p %s "
         f"{tls}PING",
         str(SENTINEL_PORT),
     )
@@ -75,21 +103,32 @@ def test_wrong_sentinel_password_is_refused(redis_hosts: list[Any]) -> None:
 
 def test_files_the_role_owns_and_the_runtime_files(redis_hosts: list[Any]) -> None:
     for host in redis_hosts:
-        for path in ("/etc/redis/replication.conf", "/etc/redis/sentinel-static.conf"):
+        for path in (f"{FLAVOUR.conf_dir}/replication.conf", SENTINEL_CONF):
             f = host.file(path)
-            assert (f.user, f.group, f.mode) == ("root", "redis", 0o640), path
-        runtime = host.file("/etc/redis/runtime")
-        assert (runtime.user, runtime.group, runtime.mode) == ("redis", "redis", 0o750)
-        for path in ("/etc/redis/runtime/redis.conf", "/etc/redis/runtime/sentinel.conf"):
+            assert (f.user, f.group, f.mode) == ("root", FLAVOUR.user, 0o640), path
+        runtime = host.file(f"{FLAVOUR.conf_dir}/runtime")
+        assert (runtime.user, runtime.group, runtime.mode) == (FLAVOUR.user, FLAVOUR.user, 0o750)
+        for path in (FLAVOUR.runtime_conf, f"{FLAVOUR.conf_dir}/runtime/sentinel.conf"):
             f = host.file(path)
-            assert f.user == "redis" and f.mode & 0o077 == 0, (path, f.mode)
+            assert f.user == FLAVOUR.user and f.mode & 0o077 == 0, (path, f.mode)
 
 
 def test_sentinel_sandbox_is_in_force(redis_hosts: list[Any]) -> None:
+    """The running Sentinel: its own user, no capabilities, no_new_privs, a seccomp filter,
+    a user namespace of its own and, where systemd can set one up here, a read-only /."""
     for host in redis_hosts:
         pid = int(host.run("systemctl show -P MainPID %s", SENTINEL_UNIT).stdout.strip())
         assert pid > 0
-        assert host.run("ps -o user= -p %s", str(pid)).stdout.strip() == "redis"
+        assert host.run("ps -o user= -p %s", str(pid)).stdout.strip() == FLAVOUR.user
+        sandbox = process_sandbox(host, pid)
+        assert sandbox == {
+            "CapEff": "0000000000000000",
+            "NoNewPrivs": "1",
+            "Seccomp": "2",
+            "own_user_namespace": "True",
+        }, (name_of(host), sandbox)
+        if not mount_sandbox_enforced(host):
+            continue  # systemd 257 in an unprivileged podman host: see mount_sandbox_enforced
         for line in host.file(f"/proc/{pid}/mountinfo").content_string.splitlines():
             fields = line.split()
             if len(fields) > 5 and fields[4] == "/":
@@ -130,7 +169,7 @@ def test_the_proxys_sentinel_user_may_only_ask_for_the_primary(
     ):
         out = sentinel(host, password, command, user=user)
         assert "NOPERM" in out.stdout + out.stderr, (command, out.stdout, out.stderr)
-    assert redis_hosts[0].service("redis-sentinel.service").is_running
+    assert redis_hosts[0].service(SENTINEL_UNIT).is_running
 
 
 def test_the_sentinel_admin_password_stays_on_the_redis_hosts(

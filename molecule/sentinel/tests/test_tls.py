@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from gplib import PROXY_UNIT, proxy_config, redis_cli, redis_tls_args, wait_for
+from gplib import FLAVOUR, PROXY_UNIT, proxy_config, redis_cli, redis_tls_args, wait_for
 from sentinel_lib import (
     SENTINEL_CONF,
     SENTINEL_PORT,
@@ -20,7 +20,7 @@ from sentinel_lib import (
 )
 
 REDIS_PORT = 6379
-TLS_DIR = "/etc/redis/tls"
+TLS_DIR = f"{FLAVOUR.conf_dir}/tls"
 PROXY_CA = "/etc/guard-proxy/tls/redis-ca.crt"
 
 # A TLS handshake from inside a host (python3's ssl; the image has no openssl CLI).
@@ -40,11 +40,11 @@ except Exception as exc:
 
 
 def _plain_ping(host: Any, port: int) -> Any:
-    return host.run("timeout 5 redis-cli -h 127.0.0.1 -p %s PING", str(port))
+    return host.run(f"timeout 5 {FLAVOUR.cli} -h 127.0.0.1 -p %s PING", str(port))
 
 
 def test_plain_text_is_refused_on_redis_and_sentinel_ports(redis_hosts: list[Any]) -> None:
-    """No plain-text listener: redis-cli without --tls gets an error, neither PONG nor NOAUTH."""
+    """No plain-text listener: the CLI without --tls gets an error, neither PONG nor NOAUTH."""
     for host in redis_hosts:
         for port in (REDIS_PORT, SENTINEL_PORT):
             out = _plain_ping(host, port)
@@ -59,11 +59,11 @@ def test_tls_with_the_ca_alone_works(
     """`--tls --cacert` (no client certificate: tls-auth-clients optional) reaches both."""
     for host in redis_hosts:
         noauth = host.run(
-            f"redis-cli -h 127.0.0.1 -p %s --tls --cacert {TLS_DIR}/ca.crt PING", str(REDIS_PORT)
+            f"{FLAVOUR.cli} -h 127.0.0.1 -p %s --tls --cacert {TLS_DIR}/ca.crt PING", str(REDIS_PORT)
         )
         assert "NOAUTH" in noauth.stdout + noauth.stderr, noauth.stdout + noauth.stderr
         noauth = host.run(
-            f"redis-cli -h 127.0.0.1 -p %s --tls --cacert {TLS_DIR}/ca.crt PING", str(SENTINEL_PORT)
+            f"{FLAVOUR.cli} -h 127.0.0.1 -p %s --tls --cacert {TLS_DIR}/ca.crt PING", str(SENTINEL_PORT)
         )
         assert "NOAUTH" in noauth.stdout + noauth.stderr, noauth.stdout + noauth.stderr
         pong = redis_cli(host, "PING", user=proxy_creds[0], password=proxy_creds[1])
@@ -72,13 +72,13 @@ def test_tls_with_the_ca_alone_works(
 
 def test_redis_and_sentinel_configs_say_tls(redis_hosts: list[Any]) -> None:
     for host in redis_hosts:
-        for path, port in (("/etc/redis/redis.conf", REDIS_PORT), (SENTINEL_CONF, SENTINEL_PORT)):
+        for path, port in ((FLAVOUR.conf, REDIS_PORT), (SENTINEL_CONF, SENTINEL_PORT)):
             lines = host.file(path).content_string.splitlines()
             assert "port 0" in lines, path
             assert f"tls-port {port}" in lines, path
             assert "tls-auth-clients optional" in lines, path
         assert "tls-replication yes" in host.file(SENTINEL_CONF).content_string.splitlines()
-        replication_conf = host.file("/etc/redis/replication.conf").content_string
+        replication_conf = host.file(f"{FLAVOUR.conf_dir}/replication.conf").content_string
         assert "tls-replication yes" in replication_conf.splitlines()
         assert redis_tls_args(host), host.backend.name
 
@@ -86,12 +86,12 @@ def test_redis_and_sentinel_configs_say_tls(redis_hosts: list[Any]) -> None:
 def test_tls_files_and_modes(redis_hosts: list[Any]) -> None:
     for host in redis_hosts:
         d = host.file(TLS_DIR)
-        assert (d.user, d.group, d.mode) == ("root", "redis", 0o750)
+        assert (d.user, d.group, d.mode) == ("root", FLAVOUR.user, 0o750)
         key = host.file(f"{TLS_DIR}/redis.key")
-        assert (key.user, key.group, key.mode) == ("redis", "redis", 0o400)
+        assert (key.user, key.group, key.mode) == (FLAVOUR.user, FLAVOUR.user, 0o400)
         for name in ("ca.crt", "redis.crt"):
             f = host.file(f"{TLS_DIR}/{name}")
-            assert (f.user, f.group, f.mode) == ("root", "redis", 0o640), name
+            assert (f.user, f.group, f.mode) == ("root", FLAVOUR.user, 0o640), name
             assert f.content_string.startswith("-----BEGIN CERTIFICATE-----"), name
 
 

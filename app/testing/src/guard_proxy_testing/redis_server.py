@@ -17,6 +17,11 @@ got for ``port 0``, so the port is picked free and may be taken by another proce
 redis-server binds it. A first start that fails that way ("Address already in use" in its
 log) is retried on a new port, and an authenticated PING (random password) tells our server
 from anyone else's; ``restart()`` keeps the port it had.
+
+The server binary is ``$GUARD_TEST_REDIS_SERVER`` (default ``/usr/bin/redis-server``):
+``GUARD_TEST_REDIS_SERVER=/usr/bin/valkey-server`` runs the same tests against Valkey
+(Debian's valkey-server; scripts/test-all.sh does that for the Redis test files). Sentinels
+are the same binary with ``--sentinel``.
 """
 
 from __future__ import annotations
@@ -40,9 +45,18 @@ from redis.retry import Retry
 
 from .net import free_port
 
-__all__ = ["RedisServer", "SentinelServer", "free_port", "replica_of"]
+__all__ = [
+    "REDIS_SERVER_BINARY",
+    "REDIS_SERVER_NAME",
+    "RedisServer",
+    "SentinelServer",
+    "free_port",
+    "replica_of",
+]
 
 REDIS_SERVER_BINARY = os.environ.get("GUARD_TEST_REDIS_SERVER", "/usr/bin/redis-server")
+# "redis-server" or "valkey-server": the name the process runs under.
+REDIS_SERVER_NAME = Path(REDIS_SERVER_BINARY).name
 START_TIMEOUT = 10.0
 
 
