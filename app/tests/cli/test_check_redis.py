@@ -7,7 +7,7 @@ import secrets as random
 from collections.abc import Callable
 
 from guard_proxy_testing.cli import RunCli
-from guard_proxy_testing.redis_server import RedisServer, free_port
+from guard_proxy_testing.redis_server import REDIS_SERVER_NAME, RedisServer, free_port
 
 
 def fail_lines(output: str) -> list[str]:
@@ -40,8 +40,11 @@ def test_good_redis(run_cli: RunCli, secrets: list[str], redis_server: RedisServ
     result = run_cli("check-redis", env=redis_server.env())
     assert result.returncode == 0, str(result)
     with redis_server.client() as client:  # the installed server's (Debian 12: 7.0, 13: 8.0)
-        version = client.info("server")["redis_version"]
-    server = f"server: Redis {version} (standalone)"
+        info = client.info("server")
+    if REDIS_SERVER_NAME == "valkey-server":  # its own name and version, not the compat one
+        server = f"server: Valkey {info['valkey_version']} (standalone)"
+    else:
+        server = f"server: Redis {info['redis_version']} (standalone)"
     for step in ("TCP connect", "AUTH", "PING", server, "SET EX", "GET", "EXISTS"):
         assert re.search(rf"^ok +{re.escape(step)}", result.stdout, re.M), f"{step}: {result}"
     for command in ("DEL", "UNLINK", "SCAN", "INFO"):

@@ -323,9 +323,13 @@ async def _server_info(client: Any, report: _Report) -> None:
     except RedisError as exc:
         report.line(FAIL, "INFO server", _command_error(exc))
         return
-    version = info.get("redis_version", "unknown")
-    mode = info.get("redis_mode", "unknown")
-    report.line(OK, f"server: Redis {version} ({mode})")
+    version = info.get("redis_version", "unknown")  # Valkey reports 7.2.4 here, for clients
+    # Valkey 8 names itself (valkey_version) and says server_mode where Redis says redis_mode.
+    product, shown = ("Redis", version)
+    if "valkey_version" in info:
+        product, shown = ("Valkey", info["valkey_version"])
+    mode = info.get("redis_mode") or info.get("server_mode") or "unknown"
+    report.line(OK, f"server: {product} {shown} ({mode})")
     major = str(version).split(".", 1)[0]
     if major.isdigit() and int(major) < 6:
         report.line(WARN, f"Redis {version} has no ACLs and no UNLINK before 4.0; use 6.0 or newer")
