@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 import tempfile
 import threading
@@ -32,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from guard_proxy_testing.notify import NotifySocket
 
-from procs import BENCH, PY, TESTS, Proc, free_port, http_request, stop_all
+from procs import BENCH, PY, Proc, free_port, http_request, stop_all
 
 WINDOW = 20.0
 """Seconds each case is watched (a failure not noticed by then is reported as never)."""
@@ -68,33 +68,6 @@ class Killed:  # the same as a guard-proxy plug-in factory
     def __init__(self, options):
         os.kill(os.getpid(), signal.SIGKILL)
 """
-
-
-class Notify:
-    """A fake ``$NOTIFY_SOCKET`` recording (monotonic time, message)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.2)
-        self.seen: list[tuple[float, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._collect, daemon=True)
-        self._thread.start()
-
-    def _collect(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            self.seen.append((time.monotonic(), data.decode()))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
 
 
 def until(check: Any, deadline: float) -> Any:
@@ -242,7 +215,9 @@ def watch_crash_loop(proc: Proc) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- ours
 
 
-def start_ours(work: Path, name: str, plugin: dict[str, Any], notify: Notify) -> tuple[Proc, str]:
+def start_ours(
+    work: Path, name: str, plugin: dict[str, Any], notify: NotifySocket
+) -> tuple[Proc, str]:
     port = free_port()
     config = work / f"{name}.yaml"
     body = {
@@ -257,19 +232,19 @@ def start_ours(work: Path, name: str, plugin: dict[str, Any], notify: Notify) ->
         "OLLAMA_URL": "http://127.0.0.1:9",
         "NOTIFY_SOCKET": str(notify.path),
         "WATCHDOG_USEC": "2000000",
-        "PYTHONPATH": os.pathsep.join([str(work), str(TESTS)]),
+        "PYTHONPATH": str(work),
     }
     proc = Proc(name, [PY, "-m", "guard_proxy", "serve", "--config", str(config)], env)
     return proc, f"http://127.0.0.1:{port}"
 
 
-def ready(notify: Notify) -> bool:
-    return any(message == "READY=1" for _, message in notify.seen)
+def ready(notify: NotifySocket) -> bool:
+    return any(message == "READY=1" for message in notify.seen())
 
 
-def withheld_after(notify: Notify, start: float) -> float | None:
+def withheld_after(notify: NotifySocket, start: float) -> float | None:
     """Seconds from ``start`` to the last ``WATCHDOG=1``, once none came for 3 s (else None)."""
-    pings = [at for at, message in notify.seen if message == "WATCHDOG=1"]
+    pings = [at for at, message in notify.timed() if message == "WATCHDOG=1"]
     if not pings or time.monotonic() - pings[-1] < 3.0:
         return None
     return round(max(pings[-1] - start, 0.0), 2)
@@ -279,13 +254,13 @@ def ours_cases(work: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     stand_in = {
         "name": "standin",
-        "path": "support.standin_scanner:factory",
+        "path": "guard_proxy_testing.standin_scanner:factory",
         "directions": ["input"],
         "options": {"inline": True, "gate": str(work / "never")},
     }
     prompt = json.dumps({"model": "m", "prompt": "hello", "stream": False}).encode()
 
-    notify = Notify(work / "blocked.sock")
+    notify = NotifySocket(work / "blocked.sock")
     proc, url = start_ours(work, "ours-blocked", stand_in, notify)
     try:
         until(lambda: ready(notify) and answers(url, "/health"), time.monotonic() + 60)
@@ -302,7 +277,7 @@ def ours_cases(work: Path) -> dict[str, Any]:
         end(proc)
         notify.close()
 
-    notify = Notify(work / "stopped.sock")
+    notify = NotifySocket(work / "stopped.sock")
     proc, url = start_ours(work, "ours-stopped", {**stand_in, "options": {}}, notify)
     try:
         until(lambda: ready(notify) and answers(url, "/health"), time.monotonic() + 60)
@@ -316,7 +291,7 @@ def ours_cases(work: Path) -> dict[str, Any]:
         end(proc)
         notify.close()
 
-    notify = Notify(work / "killed.sock")
+    notify = NotifySocket(work / "killed.sock")
     killed = {"name": "killed", "path": "probe:Killed"}
     proc, url = start_ours(work, "ours-killed", killed, notify)
     try:

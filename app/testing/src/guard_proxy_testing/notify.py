@@ -21,14 +21,15 @@ WAIT = 30.0
 
 
 class NotifySocket:
-    """A bound ``AF_UNIX`` datagram socket; a thread collects every message it receives."""
+    """A bound ``AF_UNIX`` datagram socket; a thread collects every message it receives,
+    with the ``time.monotonic()`` at which it arrived."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(path))
         self.sock.settimeout(0.2)
-        self.messages: list[str] = []
+        self.received: list[tuple[float, str]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._collect, daemon=True)
@@ -43,11 +44,17 @@ class NotifySocket:
             except OSError:
                 return
             with self._lock:
-                self.messages.append(data.decode())
+                self.received.append((time.monotonic(), data.decode()))
 
     def seen(self) -> list[str]:
+        """Every message so far, oldest first."""
         with self._lock:
-            return list(self.messages)
+            return [message for _, message in self.received]
+
+    def timed(self) -> list[tuple[float, str]]:
+        """Every message so far with its arrival time (``time.monotonic()``), oldest first."""
+        with self._lock:
+            return list(self.received)
 
     def wait_for(self, what: str, predicate: Callable[[str], bool], start: int = 0) -> int:
         """Index of the first message from ``start`` on that matches; fails after ``WAIT`` s."""
