@@ -403,13 +403,19 @@ def mount_sandbox_enforced(host: Any) -> bool:
     PrivateUsers=yes), asked with a throw-away unit. In these unprivileged podman hosts systemd
     252 (Debian 12) does; systemd 257 (Debian 13) sets up the user namespace but skips the
     mount namespace without a word (no CAP_SYS_ADMIN outside it), like any host without
-    PrivateUsers (shared/docs/systemd-test-hosts.md)."""
+    PrivateUsers (shared/docs/systemd-test-hosts.md). The unit's command has no ``$``:
+    systemd-run expands ``$NAME`` in it (252 has no --expand-environment=no), which turned an
+    awk program's ``$5`` into nothing and this into False on every release."""
     out = host.run(
         "systemd-run --quiet --wait --pipe --collect -p PrivateUsers=yes -p ProtectSystem=strict "
-        "awk '$5 == \"/\" {print $6}' /proc/self/mountinfo"
+        "cat /proc/self/mountinfo"
     )
     assert out.rc == 0, out.stdout + out.stderr
-    return "ro" in out.stdout.strip().split(",")
+    for line in out.stdout.splitlines():
+        fields = line.split()
+        if len(fields) > 5 and fields[4] == "/":
+            return "ro" in fields[5].split(",")
+    raise AssertionError(f"no / in the throw-away unit's mountinfo on {name_of(host)}:\n{out.stdout[-800:]}")
 
 
 def process_sandbox(host: Any, pid: int) -> dict[str, str]:
