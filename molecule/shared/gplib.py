@@ -403,13 +403,19 @@ def mount_sandbox_enforced(host: Any) -> bool:
     PrivateUsers=yes), asked with a throw-away unit. In these unprivileged podman hosts systemd
     252 (Debian 12) does; systemd 257 (Debian 13) sets up the user namespace but skips the
     mount namespace without a word (no CAP_SYS_ADMIN outside it), like any host without
-    PrivateUsers (shared/docs/systemd-test-hosts.md)."""
+    PrivateUsers (shared/docs/systemd-test-hosts.md). The unit's command has no ``$``:
+    systemd-run expands ``$NAME`` in it (252 has no --expand-environment=no), which turned an
+    awk program's ``$5`` into nothing and this into False on every release."""
     out = host.run(
         "systemd-run --quiet --wait --pipe --collect -p PrivateUsers=yes -p ProtectSystem=strict "
-        "awk '$5 == \"/\" {print $6}' /proc/self/mountinfo"
+        "cat /proc/self/mountinfo"
     )
     assert out.rc == 0, out.stdout + out.stderr
-    return "ro" in out.stdout.strip().split(",")
+    for line in out.stdout.splitlines():
+        fields = line.split()
+        if len(fields) > 5 and fields[4] == "/":
+            return "ro" in fields[5].split(",")
+    raise AssertionError(f"no / in the throw-away unit's mountinfo on {name_of(host)}:\n{out.stdout[-800:]}")
 
 
 def process_sandbox(host: Any, pid: int) -> dict[str, str]:
@@ -428,6 +434,51 @@ def process_sandbox(host: Any, pid: int) -> dict[str, str]:
         "Seccomp": status.get("Seccomp", "").strip(),
         "own_user_namespace": str(own_userns),
     }
+
+
+def release_major(host: Any) -> str:
+    """The Debian major release of ``host`` ("12", "13"), from its own os-release."""
+    return str(host.system_info.release).split(".")[0]
+
+
+def upstream_version(version: str) -> str:
+    """The upstream part of a Debian package or build version: "2.42.0+ds-5+deb12u1",
+    "2.42.0+ds" and "1:2.42.0-1" all give "2.42.0"."""
+    return version.split(":", 1)[-1].split("-", 1)[0].split("+", 1)[0].split("~", 1)[0]
+
+
+def role_release_claim(role: str, host: Any) -> str:
+    """What ``role`` says it was tested with on ``host``'s release: the value of
+    ``_<role>_tested_platforms`` (roles/<role>/vars/main.yml) for the host's own
+    distribution and major release, e.g. "trixie, HAProxy 3.0"."""
+    vars_file = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "roles", role, "vars", "main.yml")
+    with open(vars_file, encoding="utf-8") as f:
+        platforms = yaml.safe_load(f)[f"_{role}_tested_platforms"]
+    key = f"{host.system_info.distribution.capitalize()}-{release_major(host)}"
+    assert key in platforms, f"{name_of(host)} runs {key}, not a release the {role} role names"
+    return str(platforms[key])
+
+
+def assert_sandbox_applied(host: Any, pid: int) -> bool:
+    """The unit's sandbox holds in the running process ``pid``: what the kernel enforces on
+    every release (no effective capabilities, no_new_privs, a seccomp filter, a user namespace
+    of its own), and, wherever systemd can set one up in these hosts, its own mount namespace
+    with a read-only ``/``. systemd 257 (Debian 13) cannot (mount_sandbox_enforced): accepted
+    there only, so a Debian 12 host without it still fails. Returns whether the mount sandbox
+    was checked."""
+    assert process_sandbox(host, pid) == {
+        "CapEff": "0000000000000000",
+        "NoNewPrivs": "1",
+        "Seccomp": "2",
+        "own_user_namespace": "True",
+    }, f"pid {pid} on {name_of(host)}"
+    if not mount_sandbox_enforced(host):
+        assert release_major(host) == "13", f"no mount sandbox on {name_of(host)}"
+        return False
+    ns = host.run("readlink /proc/%s/ns/mnt /proc/1/ns/mnt", str(pid)).stdout.split()
+    assert len(ns) == 2 and ns[0] != ns[1], f"mount namespaces {ns}: sandbox not in force"
+    assert "ro" in root_mount_options(host, pid)
+    return True
 
 
 def cmdlines(host: Any) -> list[str]:

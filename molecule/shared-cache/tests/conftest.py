@@ -1,5 +1,6 @@
 """Fixtures for scenario shared-cache: redis1, two proxies (proxy1, proxy2) and two load
-balancers (lb1, also the monitoring host, and lb2)."""
+balancers that are also the monitoring hosts (lb1 on Debian 12, lb2 on Debian 13; the others
+on Debian 12)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import testinfra
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 
 from gplib import name_of, podman_exec_stdin, run_in_order  # noqa: E402
-
 
 # Verify runs the modules in this order: the firewall and the shared cache first, then the
 # rolling updates (restart proxies), and monitoring last (it stops Redis).

@@ -1,11 +1,12 @@
 """Host firewall (roles/firewall): the stack's ports open only to the stack's hosts.
 
-redis1 lets the proxies (and itself) reach Redis on 6379 and the monitoring host lb1 reach
-redis_exporter on 9121; proxy1 and proxy2 let lb1 and lb2 (load balancers; lb1 also
+redis1 lets the proxies (and itself) reach Redis on 6379 and the monitoring hosts lb1 and
+lb2 reach redis_exporter on 9121; proxy1 and proxy2 let lb1 and lb2 (load balancers, also
 monitoring) reach 8080; lb1 and lb2 open the front door to everyone and HAProxy's
-statistics port to lb1; lb1 keeps Prometheus's 9090 to itself. Everything else sent to
-those ports is dropped and counted in the named counters of table inet guard_stack, and
-the table survives what Debian's nftables.service does to the ruleset (reload, restart).
+statistics port to the monitoring hosts, and keep Prometheus's 9090 to themselves.
+Everything else sent to those ports is dropped and counted in the named counters of table
+inet guard_stack, and the table survives what Debian's nftables.service does to the ruleset
+(reload, restart) on Debian 12 (redis1: nftables 1.0.6) and Debian 13 (lb2: 1.1.3).
 Runs first (file order): the other files check that what must pass
 still does (cache hits through Redis, the front door, Prometheus's scrapes).
 """
@@ -15,7 +16,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from gplib import exposure, nft_counter, run_playbook, tcp_connects, wait_for
+from gplib import (
+    exposure,
+    nft_counter,
+    role_release_claim,
+    run_playbook,
+    tcp_connects,
+    upstream_version,
+    wait_for,
+)
 
 TABLE = "guard_stack"
 UNIT = "guard-stack-firewall.service"
@@ -43,6 +52,9 @@ def test_the_unit_loads_the_checked_table_at_boot(
     assert host.run("nft -c -f %s", RULES).rc == 0
     listed = host.check_output("nft list table inet %s", TABLE)
     assert "policy accept" in listed and 'iif "lo" accept' in listed
+    # The host's own nft (its release's) is the one the role names for that release.
+    nft = upstream_version(host.check_output("nft --version").split()[1].lstrip("v"))
+    assert role_release_claim("firewall", host).endswith(f"nftables {nft}"), nft
 
 
 def test_a_second_run_changes_nothing() -> None:
@@ -70,7 +82,7 @@ def test_only_the_stack_ports_are_governed(
     )
     # No Sentinel in this scenario: no rule for its port.
     assert "26379" not in redis_rules
-    # The load balancers: the front door and HAProxy's statistics; lb1 (monitoring) also
+    # The load balancers: the front door and HAProxy's statistics; both (monitoring) also
     # Prometheus.
     lb1_rules = lb1.check_output("nft list chain inet %s input", TABLE)
     lb2_rules = lb2.check_output("nft list chain inet %s input", TABLE)
@@ -78,7 +90,7 @@ def test_only_the_stack_ports_are_governed(
         assert 'counter name "frontdoor_dropped" drop' in rules
         assert f"tcp dport {STATS_PORT} " in rules and f"tcp dport {REDIS_PORT} " not in rules
     assert f"tcp dport {PROMETHEUS_PORT} " in lb1_rules
-    assert f"tcp dport {PROMETHEUS_PORT} " not in lb2_rules
+    assert f"tcp dport {PROMETHEUS_PORT} " in lb2_rules
 
 
 @pytest.mark.parametrize("name", ["proxy1", "proxy2"])
@@ -99,10 +111,11 @@ def test_redis_is_closed_to_a_host_of_neither_group(redis_host: Any, lb1: Any) -
     assert tcp_connects(redis_host, "127.0.0.1", REDIS_PORT)
 
 
-def test_the_monitoring_host_reaches_the_exporter_and_a_proxy_does_not(
-    redis_host: Any, proxy1: Any, lb1: Any
+@pytest.mark.parametrize("name", ["lb1", "lb2"])
+def test_a_monitoring_host_reaches_the_exporter_and_a_proxy_does_not(
+    name: str, request: pytest.FixtureRequest, redis_host: Any, proxy1: Any
 ) -> None:
-    assert tcp_connects(lb1, "redis1", EXPORTER_PORT)
+    assert tcp_connects(request.getfixturevalue(name), "redis1", EXPORTER_PORT)
     before = nft_counter(redis_host, TABLE, "redis_exporter_dropped")
     assert not tcp_connects(proxy1, "redis1", EXPORTER_PORT, timeout=2)
     assert nft_counter(redis_host, TABLE, "redis_exporter_dropped") > before
@@ -162,39 +175,55 @@ def test_a_run_that_does_not_know_every_peer_stops(redis_host: Any) -> None:
     assert redis_host.file(RULES).sha256sum == rules_before
 
 
-def test_prometheus_is_closed_to_every_other_host(redis_host: Any, lb1: Any) -> None:
-    """The monitoring host governs Prometheus's port too: a SYN from redis1 is dropped and
+@pytest.mark.parametrize("name", ["lb1", "lb2"])
+def test_prometheus_is_closed_to_every_other_host(
+    name: str, request: pytest.FixtureRequest, redis_host: Any
+) -> None:
+    """A monitoring host governs Prometheus's port too: a SYN from redis1 is dropped and
     counted (Prometheus listens on loopback, which the table always lets in)."""
-    before = nft_counter(lb1, TABLE, "prometheus_dropped")
-    assert not tcp_connects(redis_host, "lb1", PROMETHEUS_PORT, timeout=2)
-    assert nft_counter(lb1, TABLE, "prometheus_dropped") > before
-    assert tcp_connects(lb1, "127.0.0.1", PROMETHEUS_PORT)
+    mon = request.getfixturevalue(name)
+    before = nft_counter(mon, TABLE, "prometheus_dropped")
+    assert not tcp_connects(redis_host, name, PROMETHEUS_PORT, timeout=2)
+    assert nft_counter(mon, TABLE, "prometheus_dropped") > before
+    assert tcp_connects(mon, "127.0.0.1", PROMETHEUS_PORT)
 
 
-def _closed_to_lb1(redis_host: Any, lb1: Any) -> None:
-    """The table is loaded on redis1 and drops lb1's SYNs to Redis."""
-    listed = redis_host.run("nft list table inet %s", TABLE)
+# Per host whose table the nftables.service test checks: (client, port, counter) of a
+# connection the table drops. redis1 runs Debian 12, lb2 Debian 13.
+_DROPPED = {
+    "redis_host": ("lb1", "redis1", REDIS_PORT, "redis_dropped"),
+    "lb2": ("redis_host", "lb2", PROMETHEUS_PORT, "prometheus_dropped"),
+}
+
+
+def _closed(request: pytest.FixtureRequest, name: str) -> None:
+    """The table is loaded on the host and drops (and counts) a client's SYNs."""
+    host = request.getfixturevalue(name)
+    client, target, port, counter = _DROPPED[name]
+    listed = host.run("nft list table inet %s", TABLE)
     assert listed.rc == 0, listed.stderr
-    before = nft_counter(redis_host, TABLE, "redis_dropped")
-    assert not tcp_connects(lb1, "redis1", REDIS_PORT, timeout=2)
-    assert nft_counter(redis_host, TABLE, "redis_dropped") > before
+    before = nft_counter(host, TABLE, counter)
+    assert not tcp_connects(request.getfixturevalue(client), target, port, timeout=2)
+    assert nft_counter(host, TABLE, counter) > before
 
 
+@pytest.mark.parametrize("name", sorted(_DROPPED))
 @pytest.mark.parametrize("action", ["start", "reload", "restart"])
 def test_the_table_survives_what_nftables_service_does(
-    action: str, redis_host: Any, lb1: Any
+    action: str, name: str, request: pytest.FixtureRequest
 ) -> None:
     """Debian's nftables.service runs `flush ruleset` (its /etc/nftables.conf's first line)
     on start and reload, and on stop: each of these deleted the table while the unit stayed
     active. The rules file is included by /etc/nftables.conf and the unit follows the
-    service's reloads and restarts."""
-    assert f'include "{RULES}"' in redis_host.file("/etc/nftables.conf").content_string
+    service's reloads and restarts (Debian 12's nftables.service on redis1, 13's on lb2)."""
+    host = request.getfixturevalue(name)
+    assert f'include "{RULES}"' in host.file("/etc/nftables.conf").content_string
     if action == "start":
-        redis_host.run("systemctl stop nftables.service")
-        redis_host.check_output("systemctl start %s", UNIT)
-    redis_host.check_output("systemctl %s nftables.service", action)
-    _closed_to_lb1(redis_host, lb1)
-    assert redis_host.service(UNIT).is_running
+        host.run("systemctl stop nftables.service")
+        host.check_output("systemctl start %s", UNIT)
+    host.check_output("systemctl %s nftables.service", action)
+    _closed(request, name)
+    assert host.service(UNIT).is_running
 
 
 def test_a_run_fails_when_the_table_is_gone_and_a_real_run_loads_it(proxy1: Any) -> None:
