@@ -31,6 +31,16 @@ RECORDS="$RESULTS/records.tsv"
 TIMES="$RESULTS/times.tsv"
 GP_STAGGER="${GP_STAGGER:-25}"
 
+# CPU priority (nice) per lane: the run is CPU-bound on 2 cores and ends when its longest
+# lane does, so the longest scenarios (sentinel, then shared-cache) get the larger share and
+# the lanes with slack (default, app-trixie) a smaller one; the checks lane (app tests, whose
+# start-up waits suffer most from a loaded machine) stays at 0. GP_MOLECULE_NICE overrides
+# every Molecule and app-trixie lane.
+declare -A LANE_NICE=(
+  [molecule-sentinel]=0 [molecule-shared-cache]=2 [molecule-default]=5 [app-trixie]=7
+)
+lane_nice() { echo "${GP_MOLECULE_NICE:-${LANE_NICE[$1]:-5}}"; }
+
 # Wall-time budget per suite in seconds on 2 shared cores, cold (README.md, "Test time").
 # Over budget is reported, not failed: timings are not assertions.
 declare -A BUDGET=(
@@ -192,7 +202,7 @@ run_app_release() (  # run_app_release RELEASE
   export GP_IMAGE_STORE="$GP_WORK/podman/storage"
   export GP_PODMAN_DIR="$GP_WORK/podman-app-$release"
   suite "app-tests-$release" "$RESULTS/app-tests-$release.xml" 1500 \
-    nice -n "${GP_MOLECULE_NICE:-5}" "$GP_ROOT/scripts/test-app-release.sh" "$release"
+    nice -n "$(lane_nice "app-$release")" "$GP_ROOT/scripts/test-app-release.sh" "$release"
 )
 
 # The app's static checks (issue 21): ruff's rule set and formatting, and mypy --strict
@@ -238,11 +248,12 @@ molecule_step() {  # molecule_step SCENARIO: `molecule test`, counted as one ste
   local name="$1" t0=$SECONDS rc failed
   local log="$RESULTS/molecule-$name.log"
   gp_log "== molecule-$name"
-  # Below the checks lane in priority: the app tests' own timing (workers, watchdog
-  # pings) suffers most from a loaded machine; Molecule's waits are long. Its time
+  # Priority per lane (LANE_NICE): the longest scenarios level with the checks lane,
+  # whose app tests' own timing (workers, watchdog pings) suffers most from a loaded
+  # machine; the shorter ones below. Its time
   # limit is the same generous one as before the lanes: a loaded machine (other
   # jobs on the same 2 cores) stretches every scenario.
-  nice -n "${GP_MOLECULE_NICE:-5}" timeout --kill-after=30 3000 molecule --env-file "$GP_PODMAN_DIR/molecule-env.yml" \
+  nice -n "$(lane_nice "molecule-$name")" timeout --kill-after=30 3000 molecule --env-file "$GP_PODMAN_DIR/molecule-env.yml" \
     test -s "$name" >"$log" 2>&1
   rc=$?
   # Molecule's DETAILS list names each action that failed ("<scenario> > verify: Executed: Failed").
