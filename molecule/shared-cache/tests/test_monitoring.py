@@ -67,6 +67,20 @@ def test_prometheus_runs_sandboxed_without_the_node_exporter(lb1: Any) -> None:
     assert lb1.run("promtool check config /etc/prometheus/prometheus.yml").rc == 0
 
 
+def test_prometheus_scrapes_the_proxies_over_verified_https(lb1: Any) -> None:
+    """The proxies serve HTTPS only (haproxy_backend_tls): Prometheus scrapes them on
+    https:// and verifies them against the CA the role installed (monitoring_guard_proxy_tls_ca)."""
+    targets = _targets(lb1)
+    for proxy in PROXIES:
+        assert targets[("guard-proxy", proxy)]["scrapeUrl"] == f"https://{proxy}/metrics", targets[
+            ("guard-proxy", proxy)
+        ]
+    cfg = lb1.file("/etc/prometheus/prometheus.yml").content_string
+    assert "ca_file: \"/etc/prometheus/guard-proxy-ca.pem\"" in cfg
+    ca = lb1.file("/etc/prometheus/guard-proxy-ca.pem")
+    assert ca.exists and "BEGIN CERTIFICATE" in ca.content_string
+
+
 def test_prometheus_scrapes_the_proxies_the_exporter_and_haproxy(lb1: Any) -> None:
     want = {("guard-proxy", p) for p in PROXIES} | {("redis", "redis1:9121"), ("haproxy", "lb1:8404")}
 
