@@ -259,14 +259,16 @@ def proxy_config(host: Any) -> dict[str, Any]:
 
 
 def proxy_url(host: Any) -> str:
-    """Base URL of the proxy as reachable from inside its own host."""
+    """Base URL of the proxy as reachable from inside its own host: https:// when its
+    listener serves TLS (server.tls_cert_file; the host must trust the issuing CA)."""
     server = proxy_config(host).get("server") or {}
     addr = str(server.get("host", "127.0.0.1"))
     if addr in ("0.0.0.0", "::", ""):
         addr = "127.0.0.1"
     if ":" in addr:
         addr = f"[{addr}]"
-    return f"http://{addr}:{int(server.get('port', 8080))}"
+    scheme = "https" if server.get("tls_cert_file") else "http"
+    return f"{scheme}://{addr}:{int(server.get('port', 8080))}"
 
 
 def _env_file_value(text: str, key: str) -> str | None:

@@ -182,11 +182,14 @@ def run_assert_cases(
     cases: dict[str, dict[str, Any]],
     role: str = "redis",
     then: Callable[[str, Path], list[dict[str, Any]]] | None = None,
+    facts: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], str]:
     """One play per case: roles/<role>/tasks/assert.yml with the case's variables
     (play vars: above the role's defaults), then the tasks ``then(case, tmp / "results")``
-    gives. Returns, per case, ``{"ok": bool, "task": failed task, "msgs": [messages]}``,
-    and ansible-playbook's output."""
+    gives. ``facts[case]`` are set with set_fact first: what another host's hostvars would
+    hold (play vars are not hostvars); facts outlive their play, so give each case all the
+    keys the others set. Returns, per case, ``{"ok": bool, "task": failed task,
+    "msgs": [messages]}``, and ansible-playbook's output."""
     out = tmp / "results"
     out.mkdir()
     plays = []
@@ -202,6 +205,11 @@ def run_assert_cases(
                     {
                         "name": "Run the checks",
                         "block": [
+                            *(
+                                [{"name": "Set the hostvars", "ansible.builtin.set_fact": facts[name]}]
+                                if facts and facts.get(name)
+                                else []
+                            ),
                             {
                                 "name": "Include assert.yml",
                                 "ansible.builtin.include_role": {

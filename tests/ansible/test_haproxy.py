@@ -184,3 +184,99 @@ def test_a_certificate_without_its_key_is_refused(tmp_path: Path) -> None:
         assert not results[case]["ok"]
         assert results[case]["task"] == "Check the front door's certificate and key"
     assert "Zq7Secret" not in output
+
+
+# --- Re-encryption to the proxies (haproxy_backend_tls) -----------------------------
+
+CA = "-----BEGIN CERTIFICATE-----\nMIIBproxiesCA\n-----END CERTIFICATE-----\n"
+
+
+def test_without_backend_tls_the_proxies_get_plain_http(tmp_path: Path) -> None:
+    cfg, _ = _render_cfg(tmp_path, BASE)
+    server = next(line.split() for line in cfg.splitlines() if line.strip().startswith("server "))
+    assert server == ["server", "localhost", "localhost:8080"]
+    assert "ssl-default-server" not in cfg and "ca-file" not in cfg
+
+
+def test_backend_tls_verifies_each_proxy_and_checks_over_tls(tmp_path: Path) -> None:
+    # Extra vars are in every host's hostvars: localhost is a proxy serving HTTPS.
+    cfg, _ = _render_cfg(
+        tmp_path,
+        {
+            **BASE,
+            "haproxy_backend_tls": True,
+            "haproxy_backend_tls_ca": CA,
+            "guard_proxy_tls_generate": True,
+            "haproxy_server_tls_name": "proxy.example.org",
+        },
+    )
+    server = next(line.split() for line in cfg.splitlines() if line.strip().startswith("server "))
+    assert server[:3] == ["server", "localhost", "localhost:8080"]
+    options = server[3:]
+    # Verified TLS for requests and checks, no option that would weaken it.
+    assert options[:3] == ["ssl", "verify", "required"], server
+    ca_file = options[options.index("ca-file") + 1]
+    assert ca_file.startswith("/etc/haproxy/tls/proxies-ca-") and ca_file.endswith(".pem")
+    assert options[options.index("sni") + 1] == "str(proxy.example.org)"
+    assert options[options.index("verifyhost") + 1] == "proxy.example.org"
+    assert "check-ssl" in options
+    assert options[options.index("check-sni") + 1] == "proxy.example.org"
+    assert "none" not in options and "no-ssl" not in options
+    assert "ssl-default-server-options ssl-min-ver TLSv1.2 no-tls-tickets" in cfg
+    # The front door itself stays as configured (plain here): the two are independent.
+    assert "    bind *:8080\n" in cfg and "ssl-default-bind" not in cfg
+
+
+_PROXY_FACTS = {"guard_proxy_tls_cert": "", "guard_proxy_tls_generate": False}
+
+
+def test_the_hop_to_the_proxies_must_be_coherent(tmp_path: Path) -> None:
+    """haproxy_backend_tls against the proxies' listeners (their hostvars): TLS to a plain
+    proxy and plain HTTP to an HTTPS one are refused, naming the variables; a CA is required."""
+    tls_proxy = {**_PROXY_FACTS, "guard_proxy_tls_cert": CERT}
+    generated_proxy = {**_PROXY_FACTS, "guard_proxy_tls_generate": True}
+    on = {**BASE, "haproxy_backend_tls": True, "haproxy_backend_tls_ca": CA}
+    results, output = run_assert_cases(
+        tmp_path,
+        {
+            "plain_to_plain": BASE,
+            "tls_to_tls": on,
+            "tls_to_generated": on,
+            "generated_ca": {
+                **BASE,
+                "haproxy_backend_tls": True,
+                "haproxy_tls_generate": True,
+                "haproxy_tls_generate_dir": str(tmp_path),
+            },
+            "tls_to_plain": on,
+            "plain_to_tls": BASE,
+            "no_ca": {**BASE, "haproxy_backend_tls": True},
+            "ca_not_pem": {**on, "haproxy_backend_tls_ca": "/etc/ssl/ca.pem"},
+        },
+        role="haproxy",
+        facts={
+            "plain_to_plain": _PROXY_FACTS,
+            "tls_to_tls": tls_proxy,
+            "tls_to_generated": generated_proxy,
+            "generated_ca": tls_proxy,
+            "tls_to_plain": _PROXY_FACTS,
+            "plain_to_tls": tls_proxy,
+            "no_ca": tls_proxy,
+            "ca_not_pem": tls_proxy,
+        },
+    )
+    for case in ("plain_to_plain", "tls_to_tls", "tls_to_generated", "generated_ca"):
+        assert results[case]["ok"], (case, results[case], output[-3000:])
+    flat = {case: " ".join(" ".join(r.get("msgs", [])).split()) for case, r in results.items()}
+    assert not results["tls_to_plain"]["ok"]
+    assert results["tls_to_plain"]["task"] == "Require the proxies' listeners to match haproxy_backend_tls"
+    assert "haproxy_backend_tls is true but localhost serve plain HTTP" in flat["tls_to_plain"]
+    assert "guard_proxy_tls_cert/_key" in flat["tls_to_plain"]
+    assert not results["plain_to_tls"]["ok"]
+    assert "localhost serve HTTPS on their listener" in flat["plain_to_tls"]
+    assert "while haproxy_backend_tls is false" in flat["plain_to_tls"]
+    for case in ("no_ca", "ca_not_pem"):
+        assert not results[case]["ok"]
+        assert results[case]["task"] == "Require the CA that verifies the proxies' certificates"
+        assert "haproxy_backend_tls_ca" in flat[case]
+    assert "Zq7Secret" not in output

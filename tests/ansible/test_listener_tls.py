@@ -1,10 +1,12 @@
 """HTTPS on the proxy's listener in the guard_proxy role: the config and unit
 rendered with guard_proxy_tls_cert/_key set and unset, the probe URL, and the
-checks of assert.yml (both or neither, PEM, not behind a load balancer)."""
+checks of assert.yml (both or neither, PEM, only behind load balancers that re-encrypt,
+haproxy_backend_tls), and a pair generated from the throw-away CA."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -108,10 +110,26 @@ def test_tls_off_renders_plain_http(tmp_path: Path) -> None:
                 "guard_proxy_tls_key": KEY,
                 "guard_proxy_loadbalancers": ["lb1"],
             },
-            "HAProxy terminates client TLS",
+            "while haproxy_backend_tls is false on lb1",
+        ),
+        (
+            # localhost as its own load balancer, re-encrypting (extra vars are hostvars).
+            {"guard_proxy_loadbalancers": ["localhost"], "haproxy_backend_tls": True},
+            "haproxy_backend_tls is true on localhost but localhost serves plain HTTP",
+        ),
+        (
+            {"guard_proxy_tls_generate": True, "guard_proxy_tls_cert": CERT, "guard_proxy_tls_key": KEY},
+            "guard_proxy_tls_generate takes neither",
         ),
     ],
-    ids=["cert-without-key", "key-without-cert", "not-pem", "behind-a-load-balancer"],
+    ids=[
+        "cert-without-key",
+        "key-without-cert",
+        "not-pem",
+        "behind-a-plain-load-balancer",
+        "plain-behind-a-reencrypting-load-balancer",
+        "generate-and-a-cert",
+    ],
 )
 def test_the_role_refuses(tmp_path: Path, variables: dict[str, Any], message: str) -> None:
     plays = [
@@ -160,4 +178,96 @@ def test_the_haproxy_role_refuses_proxies_with_tls(tmp_path: Path) -> None:
     run = run_playbook(tmp_path, plays)
     output = " ".join((run.stdout + run.stderr).split())
     assert run.returncode != 0, output[-4000:]
-    assert "localhost set guard_proxy_tls_cert" in output, output[-4000:]
+    assert "localhost serve HTTPS on their listener" in output, output[-4000:]
+    assert "while haproxy_backend_tls is false" in output, output[-4000:]
+
+
+def test_tls_behind_a_reencrypting_load_balancer_is_accepted(tmp_path: Path) -> None:
+    """The refusal of listener TLS behind a load balancer is lifted when it re-encrypts."""
+    rendered = _render(
+        tmp_path,
+        {
+            **BASE,
+            "guard_proxy_tls_cert": CERT,
+            "guard_proxy_tls_key": KEY,
+            "guard_proxy_loadbalancers": ["localhost"],
+            "haproxy_backend_tls": True,
+        },
+    )
+    assert '  tls_key_file: "/run/credentials/guard-proxy.service/tls_key"' in rendered["config"]
+
+
+def test_a_generated_listener_certificate_chains_to_the_ca(tmp_path: Path) -> None:
+    """guard_proxy_tls_generate: the throw-away CA on the controller issues the listener's
+    pair; the certificate file and the tls_key credential are that pair, and the certificate
+    verifies for the inventory name and 127.0.0.1 against the CA."""
+    ca_dir = tmp_path / "ca"
+    out = tmp_path / "gen"
+    out.mkdir()
+    plays = [
+        {
+            "name": "Generate",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [
+                {
+                    "name": "Check the variables (and load the role)",
+                    "ansible.builtin.include_role": {
+                        "name": "guard_proxy",
+                        "tasks_from": "assert",
+                        "public": True,
+                    },
+                },
+                {
+                    "name": "Issue the pair",
+                    "ansible.builtin.include_role": {
+                        "name": "guard_proxy",
+                        "tasks_from": "tls_generate",
+                    },
+                },
+                {
+                    "name": "Write what the role would install",
+                    "ansible.builtin.copy": {
+                        "dest": str(out / "values.json"),
+                        "mode": "0600",
+                        "content": "{{ {'listener_tls': _guard_proxy_listener_tls | bool,"
+                        " 'cert': _guard_proxy_tls_cert_pem,"
+                        " 'key_matches': lookup('ansible.builtin.vars', (_guard_proxy_credentials"
+                        " | selectattr('name', 'equalto', 'tls_key') | first).var)"
+                        " == lookup('ansible.builtin.file', '" + str(ca_dir) + "/localhost-listener.key')}"
+                        " | to_json }}",
+                    },
+                },
+            ],
+        }
+    ]
+    variables = {
+        **BASE,
+        "guard_proxy_tls_generate": True,
+        "guard_proxy_tls_generate_dir": str(ca_dir),
+        "guard_proxy_loadbalancers": ["localhost"],
+        "haproxy_backend_tls": True,
+    }
+    run = run_playbook(tmp_path, plays, extra_vars=variables)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr
+    assert "PRIVATE KEY" not in run.stdout + run.stderr
+    values = json.loads((out / "values.json").read_text())
+    assert values["listener_tls"] and values["key_matches"], values
+    cert = out / "listener.crt"
+    cert.write_text(values["cert"])
+    for name in ("-verify_hostname", "-verify_ip"):
+        target = "localhost" if name == "-verify_hostname" else "127.0.0.1"
+        check = subprocess.run(
+            ["openssl", "verify", "-CAfile", str(ca_dir / "ca.crt"), name, target, str(cert)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert check.returncode == 0 and ": OK" in check.stdout, check.stdout + check.stderr
+    wrong = subprocess.run(
+        ["openssl", "verify", "-CAfile", str(ca_dir / "ca.crt"), "-verify_hostname", "other", str(cert)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert wrong.returncode != 0

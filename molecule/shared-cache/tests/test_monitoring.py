@@ -109,6 +109,24 @@ def test_prometheus_is_the_release_the_role_names(name: str, request: pytest.Fix
 
 
 @pytest.mark.parametrize("name", MONITORING_HOSTS)
+def test_prometheus_scrapes_the_proxies_over_verified_https(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    """The proxies serve HTTPS only (haproxy_backend_tls): each Prometheus scrapes them on
+    https:// and verifies them against the CA the role installed (monitoring_guard_proxy_tls_ca)."""
+    mon = request.getfixturevalue(name)
+    targets = _targets(mon)
+    for proxy in PROXIES:
+        assert targets[("guard-proxy", proxy)]["scrapeUrl"] == f"https://{proxy}/metrics", targets[
+            ("guard-proxy", proxy)
+        ]
+    cfg = mon.file("/etc/prometheus/prometheus.yml").content_string
+    assert "ca_file: \"/etc/prometheus/guard-proxy-ca.pem\"" in cfg
+    ca = mon.file("/etc/prometheus/guard-proxy-ca.pem")
+    assert ca.exists and "BEGIN CERTIFICATE" in ca.content_string
+
+
+@pytest.mark.parametrize("name", MONITORING_HOSTS)
 def test_prometheus_scrapes_the_proxies_the_exporter_and_haproxy(
     name: str, request: pytest.FixtureRequest
 ) -> None:

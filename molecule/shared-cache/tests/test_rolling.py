@@ -175,10 +175,11 @@ def test_a_proxy_that_is_not_ready_leaves_the_rotation(
 def test_a_restart_through_socket_activation_refuses_nothing(
     lb1: Any, proxy1: Any, record_property: Any
 ) -> None:
-    """No HAProxy in the way: clients talk to proxy1 directly while it restarts. They run
-    on lb1, the one host the firewall lets reach a proxy (test_firewall.py)."""
+    """No HAProxy in the way: clients talk to proxy1 directly (HTTPS, its listener's
+    certificate verified) while it restarts. They run on lb1, the one host the firewall lets
+    reach a proxy (test_firewall.py)."""
     before = main_pid(proxy1, PROXY_UNIT)
-    with _traffic(lb1, "http://proxy1:8080", plain=2, streams=1) as result:
+    with _traffic(lb1, "https://proxy1:8080", plain=2, streams=1) as result:
         proxy1.check_output("systemctl restart %s", PROXY_UNIT)
         assert wait_for(lambda: http(proxy1, "GET", proxy_url(proxy1) + "/ready")["status"] == 200)
     assert main_pid(proxy1, PROXY_UNIT) not in (0, before)
