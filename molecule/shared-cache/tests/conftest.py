@@ -62,8 +62,8 @@ def trusted_ca(redis_host: Any, proxy1: Any, proxy2: Any, lb1: Any, lb2: Any) ->
     doors' certificates (haproxy_tls_generate) and the proxies' (guard_proxy_tls_generate):
     in the system store, as a client's admin would install it. So do the proxies (the tests
     call them on https://127.0.0.1:8080 from inside) and the load balancers (lb1 is the one
-    client host the firewall lets reach a proxy directly; lb2 is a monitoring host too). HAProxy does not use this store: it verifies the
-    proxies against its own ca-file."""
+    client host the firewall lets reach a proxy directly; lb2 is a monitoring host too).
+    HAProxy does not use this store: it verifies the proxies against its own ca-file."""
     ca = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / ".work" / "tls-ca" / "ca.crt"
     path = "/usr/local/share/ca-certificates/gp-test-ca.crt"
     for host in (redis_host, proxy1, proxy2, lb1, lb2):
