@@ -177,6 +177,15 @@ SENTINEL_BASE: dict[str, Any] = {
 }
 
 
+def checks_task(role: str) -> dict[str, Any]:
+    """The task that runs roles/<role>/tasks/assert.yml with ``public: true``: the role's
+    checks, and its defaults and vars loaded for the tasks after it in the play."""
+    return {
+        "name": "Check the variables (and load the role)",
+        "ansible.builtin.include_role": {"name": role, "tasks_from": "assert", "public": True},
+    }
+
+
 def run_assert_cases(
     tmp: Path,
     cases: dict[str, dict[str, Any]],

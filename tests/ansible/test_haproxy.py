@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ROOT, run_assert_cases, run_playbook
+from conftest import ROOT, checks_task, run_assert_cases, run_playbook
 
 FILTER = ROOT / "roles" / "haproxy" / "filter_plugins" / "haproxy_time.py"
 
@@ -103,14 +103,7 @@ def _render_cfg(tmp: Path, variables: dict[str, Any]) -> tuple[str, str]:
             "hosts": "localhost",
             "gather_facts": False,
             "tasks": [
-                {
-                    "name": "Check the variables (and load the role)",
-                    "ansible.builtin.include_role": {
-                        "name": "haproxy",
-                        "tasks_from": "assert",
-                        "public": True,
-                    },
-                },
+                checks_task("haproxy"),
                 {
                     "name": "Render",
                     "ansible.builtin.template": {

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, run_playbook
+from conftest import ROOT, checks_task, run_playbook
 
 CERT = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n"
 KEY = "-----BEGIN PRIVATE KEY-----\nMIGHtest-Zq7Secret\n-----END PRIVATE KEY-----\n"
@@ -34,14 +34,7 @@ def _render(tmp: Path, variables: dict[str, Any]) -> dict[str, str]:
             "hosts": "localhost",
             "gather_facts": False,
             "tasks": [
-                {
-                    "name": "Check the variables (and load the role)",
-                    "ansible.builtin.include_role": {
-                        "name": "guard_proxy",
-                        "tasks_from": "assert",
-                        "public": True,
-                    },
-                },
+                checks_task("guard_proxy"),
                 *[
                     {
                         "name": f"Render {name}",
@@ -210,14 +203,7 @@ def test_a_generated_listener_certificate_chains_to_the_ca(tmp_path: Path) -> No
             "hosts": "localhost",
             "gather_facts": False,
             "tasks": [
-                {
-                    "name": "Check the variables (and load the role)",
-                    "ansible.builtin.include_role": {
-                        "name": "guard_proxy",
-                        "tasks_from": "assert",
-                        "public": True,
-                    },
-                },
+                checks_task("guard_proxy"),
                 {
                     "name": "Issue the pair",
                     "ansible.builtin.include_role": {

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import ROOT, run_playbook
+from conftest import ROOT, checks_task, run_playbook
 
 BASE: dict[str, Any] = {
     "guard_proxy_allow_untested_platform": True,
@@ -44,14 +44,7 @@ def deploy(tmp: Path, models: list[dict[str, Any]]) -> tuple[Any, Path, Path]:
             "hosts": "localhost",
             "gather_facts": False,
             "tasks": [
-                {
-                    "name": "Check the variables (and load the role)",
-                    "ansible.builtin.include_role": {
-                        "name": "guard_proxy",
-                        "tasks_from": "assert",
-                        "public": True,
-                    },
-                },
+                checks_task("guard_proxy"),
                 {
                     "name": "Ship and verify the models",
                     "ansible.builtin.include_role": {"name": "guard_proxy", "tasks_from": "models"},

@@ -18,6 +18,7 @@ from conftest import (
     ROOT,
     SENTINEL_BASE,
     Servers,
+    checks_task,
     free_port,
     redis_cli,
     run_assert_cases,
@@ -249,14 +250,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "hosts": "localhost",
             "gather_facts": False,
             "tasks": [
-                {
-                    "name": "Check the variables (and load the role)",
-                    "ansible.builtin.include_role": {
-                        "name": "redis",
-                        "tasks_from": "assert",
-                        "public": True,
-                    },
-                },
+                checks_task("redis"),
                 *[
                     {
                         "name": f"Render {name}",

@@ -20,6 +20,7 @@ from conftest import (
     ROOT,
     SENTINEL_BASE,
     Servers,
+    checks_task,
     free_port,
     redis_cli,
     run_assert_cases,
@@ -240,14 +241,7 @@ def tls_group(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "hosts": "localhost",
             "gather_facts": False,
             "tasks": [
-                {
-                    "name": "Check the variables (and load the role)",
-                    "ansible.builtin.include_role": {
-                        "name": "redis",
-                        "tasks_from": "assert",
-                        "public": True,
-                    },
-                },
+                checks_task("redis"),
                 {
                     "name": "Issue the certificates",
                     "ansible.builtin.include_role": {"name": "redis", "tasks_from": "tls_generate"},

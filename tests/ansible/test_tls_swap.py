@@ -18,6 +18,7 @@ from conftest import (
     ASSERT_BASE,
     ROOT,
     Servers,
+    checks_task,
     free_port,
     redis_cli,
     run_playbook,
@@ -153,14 +154,7 @@ def swaps(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> dict[str, Any]:
         "gather_facts": False,
         "vars": {"redis_tls_cert": pki.pem("first.crt"), "redis_tls_key": pki.pem("first.key")},
         "tasks": [
-            {
-                "name": "Check the variables (and load the role)",
-                "ansible.builtin.include_role": {
-                    "name": "redis",
-                    "tasks_from": "assert",
-                    "public": True,
-                },
-            }
+            checks_task("redis")
         ],
     }
     plays = [load, _swap_play("first", pki, "first", "first", out, tls_dir)]
